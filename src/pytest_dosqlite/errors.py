@@ -1,0 +1,148 @@
+"""The documented errors of pytest-dosqlite.
+
+Everything the engine raises on bad input or on a failing migration is one of these; anything
+else escaping is a bug in pytest-dosqlite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "BundleError",
+    "DosqliteError",
+    "DurableObjectResetError",
+    "MigrationError",
+    "SqlError",
+]
+
+
+class DosqliteError(Exception):
+    """Base class of every error pytest-dosqlite raises on purpose."""
+
+
+class SqlError(DosqliteError):
+    """An error thrown by the DO's ``sql.exec`` (a plain ``Error`` in workerd).
+
+    ``str(error)`` is workerd's message, byte for byte, for example
+    ``no such table: nosuch: SQLITE_ERROR``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        extended: str | None = None,
+        offset: int | None = None,
+        sqlite_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        #: primary SQLite result code name (``SQLITE_ERROR``), None for workerd's own messages
+        self.code = code
+        #: extended result code name when it differs from the primary one
+        self.extended = extended
+        #: byte offset of the error in the prepared statement text, when SQLite reports one
+        self.offset = offset
+        #: SQLite's own message without workerd's decorations
+        self.sqlite_message = sqlite_message if sqlite_message is not None else message
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across processes (xdist, fleet)
+        return (
+            _rebuild_sql_error,
+            (self.message, self.code, self.extended, self.offset, self.sqlite_message),
+        )
+
+
+def _rebuild_sql_error(
+    message: str,
+    code: str | None,
+    extended: str | None,
+    offset: int | None,
+    sqlite_message: str | None,
+) -> SqlError:
+    return SqlError(
+        message, code=code, extended=extended, offset=offset, sqlite_message=sqlite_message
+    )
+
+
+class DurableObjectResetError(SqlError):
+    """The DO broke at commit time (a deferred constraint still violated) and was reset.
+
+    Mirrors workerd: the uncommitted writes are lost and the next access constructs a new
+    instance.
+    """
+
+
+@dataclass
+class BundleError(DosqliteError):
+    """A bundle cannot be loaded at all (missing folder, unreadable journal, ...).
+
+    Names the file, and the line (1-based) and migration where there is one.
+    """
+
+    message: str
+    path: Path | str | None = None
+    line: int | None = None
+    migration: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = str(self.path)
+            if self.line is not None:
+                where += f":{self.line}"
+            where += ": "
+        who = f"[{self.migration}] " if self.migration else ""
+        return f"{where}{who}{self.message}"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+@dataclass
+class MigrationError(DosqliteError):
+    """A migration failed; unlike drizzle's ``DrizzleError: Rollback`` it says where and why.
+
+    ``tag`` is the journal tag, ``chunk`` the 0-based index of the breakpoint chunk,
+    ``statement`` the SQL text of the failing statement, ``line`` its 1-based line in ``path``,
+    ``cause`` the real error (usually a :class:`SqlError`). ``drizzle_message`` is what drizzle's
+    migrator would have reported on a real DO.
+    """
+
+    message: str
+    tag: str | None = None
+    chunk: int | None = None
+    statement: str | None = None
+    cause: BaseException | None = None
+    path: Path | str | None = None
+    line: int | None = None
+    drizzle_message: str = "DrizzleError: Rollback"
+    applied_before: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.tag is not None:
+            loc = f"migration {self.tag}"
+            if self.chunk is not None:
+                loc += f", chunk {self.chunk}"
+            if self.path is not None:
+                loc += f" ({self.path}{':' + str(self.line) if self.line else ''})"
+            parts.append(loc)
+        if self.statement is not None:
+            parts.append(f"statement: {self.statement.strip()}")
+        if self.cause is not None:
+            parts.append(f"cause: {self.cause}")
+        parts.append(f"drizzle on a real DO reports: {self.drizzle_message}")
+        return "\n".join(parts)
+
+    def __hash__(self) -> int:
+        return id(self)
