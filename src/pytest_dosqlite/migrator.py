@@ -1,0 +1,165 @@
+"""drizzle-orm's ``durable-sqlite`` ``migrate()``, with the same effects to the byte.
+
+Same ledger DDL and rows (``id`` NULL, ``hash`` "", ``created_at`` the journal ``when``), the
+same high-water-mark decision (an entry runs only if the newest ``created_at`` read once before
+the loop is strictly older than its ``when``), one ``transactionSync`` for the whole run, and a
+rollback of the whole run on failure. Unlike drizzle, the failure names the migration, the chunk,
+the statement with its line, and the real SQLite error instead of "Rollback".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from .bundle import Bundle, Migration
+from .errors import DosqliteError, MigrationError, SqlError
+from .storage import DurableObjectStorage
+
+__all__ = ["LEDGER_DDL", "LEDGER_TABLE", "MigrationRun", "js_number", "migrate"]
+
+LEDGER_TABLE = "__drizzle_migrations"
+#: exactly the text drizzle-orm 0.45 sends (durable-sqlite session; note the tabs)
+LEDGER_DDL = (
+    '\n\t\t\t\tCREATE TABLE IF NOT EXISTS "__drizzle_migrations" (\n'
+    "\t\t\t\t\tid SERIAL PRIMARY KEY,\n"
+    "\t\t\t\t\thash text NOT NULL,\n"
+    "\t\t\t\t\tcreated_at numeric\n"
+    "\t\t\t\t)\n\t\t\t"
+)
+LAST_APPLIED_SQL = (
+    'SELECT id, hash, created_at FROM "__drizzle_migrations" ORDER BY created_at DESC LIMIT 1'
+)
+INSERT_SQL = 'INSERT INTO "__drizzle_migrations" ("hash", "created_at") VALUES(?, ?)'
+ROLLBACK_MESSAGE = "DrizzleError: Rollback"
+
+
+@dataclass
+class MigrationRun:
+    """What one ``migrate`` call did (drizzle returns nothing; we keep the facts)."""
+
+    applied: list[str] = field(default_factory=list)
+    #: journal entries not applied because of the high-water mark (already applied or skipped)
+    not_applied: list[str] = field(default_factory=list)
+    #: the newest ``created_at`` the run compared against (None on a fresh DO)
+    high_water_mark: float | None = None
+    #: seconds spent per applied migration
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def js_number(value: object) -> float:
+    """JavaScript's ``Number(value)`` for the values a SQLite row can hold."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip(" \t\n\r\v\f\u00a0\ufeff")
+        if text == "":
+            return 0.0
+        try:
+            low = text.lower()
+            if low.startswith(("0x", "0o", "0b")):
+                return float(int(text, 0))
+            if low in ("infinity", "+infinity"):
+                return math.inf
+            if low == "-infinity":
+                return -math.inf
+            if "inf" in low or "nan" in low or "_" in text:
+                return math.nan
+            return float(text)
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def _missing_error(tag: str) -> MigrationError:
+    return MigrationError(
+        f"Missing migration: {tag}",
+        tag=tag,
+        drizzle_message=f"Missing migration: {tag}",
+    )
+
+
+def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
+    """Apply ``bundle`` to ``do`` exactly as drizzle's durable-sqlite migrator does.
+
+    Raises :class:`MigrationError` (nothing applied in this run is kept) on failure.
+    """
+    if bundle.format == "v1":
+        raise MigrationError(
+            "drizzle-kit v1 bundles are not supported by this migrator yet", tag=None
+        )
+    # readMigrationFiles: a journal entry without its key throws before any SQL runs
+    if bundle.missing:
+        raise _missing_error(bundle.missing[0])
+    migrations = bundle.migrations
+    run = MigrationRun()
+    state: dict[str, object] = {}
+
+    def body() -> None:
+        do.sql.exec(LEDGER_DDL)
+        rows = do.sql.exec(LAST_APPLIED_SQL).raw().to_array()
+        last = rows[0] if rows else None
+        hwm = js_number(last[2]) if last is not None else None
+        run.high_water_mark = hwm
+        for m in migrations:
+            if last is None or (hwm is not None and hwm < m.when):
+                started = time.perf_counter()
+                state["migration"] = m
+                for index, chunk in enumerate(m.chunks):
+                    state["chunk"] = index
+                    do.sql.exec(chunk)
+                state.pop("chunk", None)
+                do.sql.exec(INSERT_SQL, "", m.when)
+                run.applied.append(m.tag)
+                run.timings[m.tag] = time.perf_counter() - started
+            else:
+                run.not_applied.append(m.tag)
+
+    try:
+        do.transaction_sync(body)
+    except SqlError as exc:
+        raise _failure(do, exc, state, run) from None
+    except DosqliteError:
+        raise
+    return run
+
+
+def _failure(
+    do: DurableObjectStorage, exc: SqlError, state: dict[str, object], run: MigrationRun
+) -> MigrationError:
+    migration = state.get("migration")
+    chunk = state.get("chunk")
+    if not isinstance(migration, Migration):
+        return MigrationError(
+            f"drizzle's bookkeeping failed: {exc}", cause=exc, statement=None, tag=None
+        )
+    if not isinstance(chunk, int):
+        return MigrationError(
+            f"recording migration {migration.tag} in {LEDGER_TABLE} failed: {exc}",
+            tag=migration.tag,
+            cause=exc,
+            statement=INSERT_SQL,
+            path=migration.path,
+            applied_before=list(run.applied),
+        )
+    text = migration.chunks[chunk]
+    start, end = do.last_statement
+    statement = text[start:end]
+    lead = len(statement) - len(statement.lstrip())
+    line = migration.line_of(chunk, start + lead)
+    return MigrationError(
+        f"migration {migration.tag} failed: {exc}",
+        tag=migration.tag,
+        chunk=chunk,
+        statement=statement.strip() or statement,
+        cause=exc,
+        path=migration.path,
+        line=line,
+        drizzle_message=ROLLBACK_MESSAGE,
+        applied_before=list(run.applied),
+    )

@@ -1,0 +1,530 @@
+"""The DO emulator: ``ctx.storage`` of a SQLite-backed Durable Object, in Python.
+
+It reproduces what decides whether a migration works on a real DO: SQLite 3.54.1 (APSW bundles
+the same version production runs), foreign keys on by default, workerd's limits and authorizer,
+its ``exec`` loop (several statements, only the last one returning rows or taking bindings, an
+empty remainder is an error), its error messages byte for byte, JS value binding, and the
+implicit transaction every event runs in, with ``transactionSync`` as a savepoint inside it. That
+last point is why ``PRAGMA foreign_keys=OFF`` is a no-op inside drizzle's migrator.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import apsw
+
+from . import runtime as rt
+from .errors import DurableObjectResetError, SqlError
+from .sqltext import split
+
+__all__ = ["Cursor", "DurableObjectStorage", "RawCursor", "SqlStorage", "sqlite_version"]
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+_JS_SAFE = 2**53
+# internal statements carry a nonce so a user's identical text can never hit their cached,
+# already-authorized prepared statement
+_NONCE = secrets.token_hex(6)
+_BEGIN = f"BEGIN IMMEDIATE /*{_NONCE}*/"
+_COMMIT = f"COMMIT /*{_NONCE}*/"
+_ROLLBACK = f"ROLLBACK /*{_NONCE}*/"
+
+_A = apsw
+_OK = apsw.SQLITE_OK
+_DENY = apsw.SQLITE_DENY
+_SPLIT_CACHE: dict[str, list[Any]] = {}
+_SPLIT_CACHE_MAX = 4096
+
+
+def sqlite_version() -> str:
+    """The SQLite version the emulator runs (the DO runtime's own, not the system's)."""
+    return str(apsw.sqlite_lib_version())
+
+
+def _split_cached(sql: str) -> list[Any]:
+    pieces = _SPLIT_CACHE.get(sql)
+    if pieces is None:
+        pieces = split(sql)
+        if len(_SPLIT_CACHE) >= _SPLIT_CACHE_MAX:
+            _SPLIT_CACHE.clear()
+        _SPLIT_CACHE[sql] = pieces
+    return pieces
+
+
+def to_js_binding(value: object) -> object:
+    """Bind a Python value the way workerd binds the JS value it stands for."""
+    if value is None:
+        return None
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            raise SqlError("Cannot convert a BigInt value to a number") from None
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, list | tuple):
+        return ",".join("" if v is None else str(v) for v in value)
+    return str(value)
+
+
+def _to_js_value(value: object) -> object:
+    """A result value as the JS caller sees it (integers are doubles)."""
+    if type(value) is int and not -_JS_SAFE <= value <= _JS_SAFE:
+        return int(float(value))
+    return value
+
+
+def format_error(exc: apsw.Error) -> str:
+    """workerd's message: ``<errmsg>[ at offset N]: <CODE>[ (extended: <EXT>)]``."""
+    msg = str(exc.args[0]) if exc.args else str(exc)
+    offset = getattr(exc, "error_offset", -1)
+    result = getattr(exc, "result", None)
+    ext = getattr(exc, "extendedresult", None)
+    code = apsw.mapping_result_codes.get(result, "SQLITE_ERROR") if result is not None else None
+    if code is None:
+        return msg
+    text = msg
+    if isinstance(offset, int) and offset >= 0:
+        text += f" at offset {offset}"
+    text += f": {code}"
+    if ext is not None and ext != result:
+        ext_name = apsw.mapping_extended_result_codes.get(ext)
+        if ext_name:
+            text += f" (extended: {ext_name})"
+    return text
+
+
+def _sql_error(exc: apsw.Error, note: tuple[str, str] | None = None) -> SqlError:
+    msg = str(exc.args[0]) if exc.args else str(exc)
+    if note is not None and note[0] == "txn":
+        return SqlError(rt.TXN_MESSAGE)
+    if note is not None and note[0] == "nosuch":
+        prefix = "not authorized to use function: "
+        if msg.startswith(prefix):
+            exc.args = ("no such function: " + msg[len(prefix) :],)
+            msg = exc.args[0]
+    result = getattr(exc, "result", None)
+    ext = getattr(exc, "extendedresult", None)
+    offset = getattr(exc, "error_offset", -1)
+    code = apsw.mapping_result_codes.get(result) if result is not None else None
+    ext_name = apsw.mapping_extended_result_codes.get(ext) if ext not in (None, result) else None
+    return SqlError(
+        format_error(exc),
+        code=str(code) if code is not None else None,
+        extended=str(ext_name) if ext_name is not None else None,
+        offset=offset if isinstance(offset, int) and offset >= 0 else None,
+        sqlite_message=msg,
+    )
+
+
+class RawCursor:
+    """``cursor.raw()``: rows as lists, with ``to_array()``."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        while True:
+            row = self._cursor._take()
+            if row is None:
+                return
+            yield list(row)
+
+    def to_array(self) -> list[list[Any]]:
+        return list(self)
+
+
+class Cursor:
+    """What ``sql.exec`` returns: the last statement's rows, consumed once."""
+
+    def __init__(
+        self, column_names: list[str], rows: list[Row], rows_read: int, rows_written: int
+    ) -> None:
+        self.column_names = column_names
+        self._rows = rows
+        self._pos = 0
+        self._rows_read = rows_read
+        self._rows_written = rows_written
+
+    def _take(self) -> Row | None:
+        if self._pos >= len(self._rows):
+            return None
+        row = self._rows[self._pos]
+        self._pos += 1
+        return row
+
+    def _as_object(self, row: Row) -> dict[str, Any]:
+        return dict(zip(self.column_names, row, strict=False))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while True:
+            row = self._take()
+            if row is None:
+                return
+            yield self._as_object(row)
+
+    def __next__(self) -> dict[str, Any]:
+        row = self._take()
+        if row is None:
+            raise StopIteration
+        return self._as_object(row)
+
+    def to_array(self) -> list[dict[str, Any]]:
+        """Remaining rows as objects (a duplicate column name keeps the last value)."""
+        return list(self)
+
+    def raw(self) -> RawCursor:
+        return RawCursor(self)
+
+    def one(self) -> dict[str, Any]:
+        remaining = len(self._rows) - self._pos
+        if remaining == 0:
+            raise SqlError(rt.ONE_NO_RESULTS_MESSAGE)
+        if remaining > 1:
+            raise SqlError(rt.ONE_MANY_RESULTS_MESSAGE)
+        row = self._take()
+        assert row is not None
+        return self._as_object(row)
+
+    @property
+    def rows_read(self) -> int:
+        """Rows read so far (0 until the cursor is consumed, as in workerd; approximate)."""
+        return self._rows_read if self._pos >= len(self._rows) else 0
+
+    @property
+    def rows_written(self) -> int:
+        return self._rows_written if self._pos >= len(self._rows) else 0
+
+
+class SqlStorage:
+    """``ctx.storage.sql``."""
+
+    def __init__(self, storage: DurableObjectStorage) -> None:
+        self._storage = storage
+
+    def exec(self, query: str, *bindings: object) -> Cursor:
+        """Run one or more ``;``-separated statements, as workerd's ``sql.exec`` does."""
+        return self._storage._exec(query, bindings)
+
+    @property
+    def database_size(self) -> int:
+        """``(page_count - freelist_count) * page_size``, as workerd reports it."""
+        return self._storage._database_size()
+
+
+class DurableObjectStorage:
+    """A fresh SQLite-backed DO storage, in memory or backed by a file.
+
+    ``DurableObjectStorage()`` is empty and in memory; ``DurableObjectStorage(path)`` opens (or
+    creates) a database file, which other processes may open too (for restart and crash tests).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, image: bytes | None = None):
+        self.runtime = rt.RUNTIME
+        self.path = Path(path) if path is not None else None
+        self._trusted = False
+        self._auth_note: tuple[str, str] | None = None
+        self._event_depth = 0
+        self._sp_depth = 0
+        self._last_desc: Sequence[Any] = ()
+        self._last_readonly = True
+        #: (start, end) of the statement the last ``exec`` ran or failed on, in its text
+        self.last_statement: tuple[int, int] = (0, 0)
+        self._open(image)
+        self.sql = SqlStorage(self)
+
+    # ------------------------------------------------------------------ connection set-up
+    def _open(self, image: bytes | None) -> None:
+        if self.path is None:
+            conn = apsw.Connection(":memory:")
+            if image is not None:
+                conn.deserialize("main", image)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = apsw.Connection(str(self.path))
+            conn.set_busy_timeout(60_000)
+        self._conn = conn
+        self._trusted = True
+        try:
+            if self.path is not None:
+                mode = conn.execute("PRAGMA journal_mode").fetchall()[0][0]
+                if str(mode).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA recursive_triggers=OFF")
+        finally:
+            self._trusted = False
+        conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)
+        for name, value in self.runtime.limits:
+            conn.limit(getattr(apsw, "SQLITE_LIMIT_" + name), value)
+        conn.authorizer = self._authorize
+        conn.exec_trace = self._trace
+
+    def close(self) -> None:
+        """Close the underlying database (the storage object becomes unusable)."""
+        self._conn.close()
+
+    def __enter__(self) -> DurableObjectStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ authorizer / tracer
+    def _authorize(
+        self, op: int, p1: str | None, p2: str | None, db: str | None, trig: str | None
+    ) -> int:
+        if self._trusted:
+            return _OK
+        A = _A
+        if op in (A.SQLITE_TRANSACTION, A.SQLITE_SAVEPOINT):
+            self._auth_note = ("txn", "")
+            return _DENY
+        if op in (A.SQLITE_ALTER_TABLE, A.SQLITE_DETACH):
+            p1, p2, db = p2, db, p1
+        if db is not None:
+            if db == "temp":
+                if op in (A.SQLITE_READ, A.SQLITE_UPDATE):
+                    return _OK if p1 is not None and rt.is_allowed_name(p1) else _DENY
+                return _DENY
+            if db != "main":
+                return _DENY
+        allowed = rt.is_allowed_name
+        if op == A.SQLITE_SELECT or op == A.SQLITE_ANALYZE or op == A.SQLITE_RECURSIVE:
+            return _OK
+        if op in (
+            A.SQLITE_CREATE_TABLE,
+            A.SQLITE_DELETE,
+            A.SQLITE_DROP_TABLE,
+            A.SQLITE_INSERT,
+            A.SQLITE_CREATE_VIEW,
+            A.SQLITE_DROP_VIEW,
+            A.SQLITE_REINDEX,
+            A.SQLITE_ALTER_TABLE,
+            A.SQLITE_READ,
+            A.SQLITE_UPDATE,
+        ):
+            return _OK if p1 is None or allowed(p1) else _DENY
+        if op in (
+            A.SQLITE_CREATE_INDEX,
+            A.SQLITE_DROP_INDEX,
+            A.SQLITE_CREATE_TRIGGER,
+            A.SQLITE_DROP_TRIGGER,
+        ):
+            ok = (p1 is None or allowed(p1)) and (p2 is None or allowed(p2))
+            return _OK if ok else _DENY
+        if op == A.SQLITE_PRAGMA:
+            return _OK if p1 is not None and rt.pragma_allowed(self.runtime, p1, p2) else _DENY
+        if op == A.SQLITE_FUNCTION:
+            name = p2 or ""
+            if name in self.runtime.not_compiled:
+                self._auth_note = ("nosuch", name)
+                return _DENY
+            return _OK if name in self.runtime.functions else _DENY
+        if op in (A.SQLITE_CREATE_VTABLE, A.SQLITE_DROP_VTABLE):
+            module = (p2 or "").lower()
+            return _OK if module in self.runtime.vtable_modules else _DENY
+        return _DENY
+
+    def _trace(self, cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
+        if self._trusted:
+            return True
+        try:
+            self._last_desc = cursor.description
+        except apsw.ExecutionCompleteError:  # pragma: no cover - defensive
+            self._last_desc = ()
+        self._last_readonly = cursor.is_readonly
+        if not self._last_readonly:
+            self._notify_write()
+        return True
+
+    # ------------------------------------------------------------------ transactions
+    def _internal(self, sql: str) -> list[Row]:
+        self._trusted = True
+        try:
+            return list(self._conn.execute(sql))
+        finally:
+            self._trusted = False
+
+    def _notify_write(self) -> None:
+        """workerd's onWrite: the first write of an event opens the implicit transaction."""
+        if self._conn.get_autocommit():
+            self._internal(_BEGIN)
+
+    def _end_event(self) -> None:
+        """The event loop turn ends: commit the implicit transaction, as workerd does."""
+        if self._conn.get_autocommit():
+            return
+        try:
+            self._internal(_COMMIT)
+        except apsw.Error as exc:
+            message = format_error(exc)
+            if not self._conn.get_autocommit():
+                self._internal(_ROLLBACK)
+            self._reset_instance()
+            raise DurableObjectResetError(rt.RESET_MESSAGE_PREFIX + message) from None
+
+    def _rollback_event(self) -> None:
+        if not self._conn.get_autocommit():
+            self._internal(_ROLLBACK)
+        self._sp_depth = 0
+
+    def _reset_instance(self) -> None:
+        """A new instance of the same DO: connection state (foreign_keys, ...) starts over."""
+        image = None
+        if self.path is None:
+            image = self._conn.serialize("main")
+        self._conn.close()
+        self._sp_depth = 0
+        self._open(image)
+
+    @contextmanager
+    def event(self) -> Iterator[DurableObjectStorage]:
+        """The calls inside form one DO event (one implicit transaction, committed at the end).
+
+        As on a DO, an exception escaping the block does not undo the writes before it.
+        """
+        if self._event_depth:
+            yield self
+            return
+        self._event_depth = 1
+        try:
+            yield self
+        finally:
+            self._event_depth = 0
+            self._end_event()
+
+    def transaction_sync(self, fn: Callable[[], T]) -> T:
+        """``ctx.storage.transactionSync(fn)``: a savepoint inside the implicit transaction."""
+        standalone = self._event_depth == 0
+        self._event_depth += 1
+        try:
+            self._notify_write()
+            name = f"_cf_savepoint_{self._sp_depth}"
+            self._internal(f"SAVEPOINT {name} /*{_NONCE}*/")
+            self._sp_depth += 1
+            try:
+                result = fn()
+            except BaseException:
+                self._sp_depth -= 1
+                if not self._conn.get_autocommit():
+                    self._internal(f"ROLLBACK TO {name} /*{_NONCE}*/")
+                    self._internal(f"RELEASE {name} /*{_NONCE}*/")
+                raise
+            self._sp_depth -= 1
+            self._internal(f"RELEASE {name} /*{_NONCE}*/")
+            return result
+        finally:
+            self._event_depth -= 1
+            if standalone:
+                self._end_event()
+
+    def block_concurrency_while(self, fn: Callable[[], T]) -> T:
+        """``ctx.blockConcurrencyWhile(fn)`` in a constructor: ``fn`` runs as its own event.
+
+        If ``fn`` raises, its uncommitted writes are rolled back and the instance is reset
+        (the next access constructs a new one), then the error propagates, as on a DO.
+        """
+        if self._event_depth:
+            return fn()
+        self._event_depth = 1
+        try:
+            result = fn()
+        except BaseException:
+            self._event_depth = 0
+            self._rollback_event()
+            self._reset_instance()
+            raise
+        self._event_depth = 0
+        self._end_event()
+        return result
+
+    def restart(self) -> None:
+        """The runtime restarts the object on the same persisted storage."""
+        if not self._conn.get_autocommit():
+            self._end_event()
+        self._reset_instance()
+
+    # ------------------------------------------------------------------ images
+    def image(self) -> bytes:
+        """The whole database as bytes (for cheap copies: ``DurableObjectStorage(image=...)``)."""
+        return bytes(self._conn.serialize("main"))
+
+    @classmethod
+    def from_image(cls, image: bytes) -> DurableObjectStorage:
+        """A fresh in-memory storage holding a copy of ``image`` (costs a memory copy)."""
+        return cls(image=image)
+
+    # ------------------------------------------------------------------ exec
+    def _exec(self, query: str, bindings: Sequence[object]) -> Cursor:
+        if not isinstance(query, str):
+            raise SqlError(f"sql.exec() expects a string, got {type(query).__name__}")
+        limit = self.runtime.limit_map["SQL_LENGTH"]
+        if len(query) * 4 > limit and len(query.encode("utf-8", "surrogatepass")) > limit:
+            raise SqlError(rt.TOO_LONG_MESSAGE, code="SQLITE_TOOBIG")
+        values = [to_js_binding(b) for b in bindings]
+        pieces = _split_cached(query)
+        standalone = self._event_depth == 0
+        self._event_depth += 1
+        try:
+            last = len(pieces) - 1
+            for i, piece in enumerate(pieces):
+                self.last_statement = (piece.start, piece.end)
+                if not piece.has_statement:
+                    raise SqlError(rt.NO_STATEMENT_MESSAGE)
+                if i < last:
+                    self._run(piece.text, None, intermediate=True)
+                else:
+                    return self._run(piece.text, values, intermediate=False)
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            self._event_depth -= 1
+            if standalone:
+                self._end_event()
+
+    def _run(self, text: str, values: list[object] | None, *, intermediate: bool) -> Cursor:
+        cur = self._conn.cursor()
+        self._auth_note = None
+        self._last_desc = ()
+        try:
+            cur.execute(text, values if values else None)
+            rows = [tuple(_to_js_value(v) for v in r) for r in cur]
+        except apsw.BindingsError:
+            if intermediate:
+                raise SqlError(rt.ONLY_LAST_PARAMS_MESSAGE) from None
+            raise SqlError(rt.WRONG_BINDINGS_MESSAGE) from None
+        except apsw.Error as exc:
+            raise _sql_error(exc, self._auth_note) from None
+        if intermediate:
+            return _EMPTY
+        desc: Sequence[Sequence[Any]] = self._last_desc
+        names: list[str] = [str(col[0]) for col in desc]
+        written = 0 if self._last_readonly else self._conn.changes()
+        return Cursor(names, rows, len(rows), written)
+
+    def _database_size(self) -> int:
+        page_count = self._internal("PRAGMA page_count")[0][0]
+        freelist = self._internal("PRAGMA freelist_count")[0][0]
+        page_size = self._internal("PRAGMA page_size")[0][0]
+        return int((page_count - freelist) * page_size)
+
+
+_EMPTY = Cursor([], [], 0, 0)
