@@ -11,6 +11,7 @@ from pathlib import Path
 
 __all__ = [
     "BundleError",
+    "CheckFailure",
     "DosqliteError",
     "DurableObjectResetError",
     "MigrationError",
@@ -146,3 +147,24 @@ class MigrationError(DosqliteError):
 
     def __hash__(self) -> int:
         return id(self)
+
+
+class CheckFailure(AssertionError):
+    """A built-in check failed. Reads like pytest-alembic's failures: titled context sections.
+
+    ``sections`` is a list of ``(title, body)``; typical titles: "Migration", "Statement",
+    "SQLite error", "On a real Durable Object", "How to fix".
+    """
+
+    def __init__(self, summary: str, sections: list[tuple[str, str]] | None = None) -> None:
+        self.summary = summary
+        self.sections = list(sections or [])
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        out = [self.summary]
+        for title, body in self.sections:
+            out.append("")
+            out.append(f"{title}:")
+            out.extend("    " + line if line else "" for line in str(body).splitlines())
+        return "\n".join(out)

@@ -255,7 +255,7 @@ class DurableObjectStorage:
     def _open(self, image: bytes | None) -> None:
         if self.path is None:
             conn = apsw.Connection(":memory:")
-            if image is not None:
+            if image:
                 conn.deserialize("main", image)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -391,7 +391,7 @@ class DurableObjectStorage:
         """A new instance of the same DO: connection state (foreign_keys, ...) starts over."""
         image = None
         if self.path is None:
-            image = self._conn.serialize("main")
+            image = self.image()
         self._conn.close()
         self._sp_depth = 0
         self._open(image)
@@ -466,7 +466,12 @@ class DurableObjectStorage:
     # ------------------------------------------------------------------ images
     def image(self) -> bytes:
         """The whole database as bytes (for cheap copies: ``DurableObjectStorage(image=...)``)."""
-        return bytes(self._conn.serialize("main"))
+        self._trusted = True
+        try:
+            data = self._conn.serialize("main")
+        finally:
+            self._trusted = False
+        return bytes(data) if data is not None else b""
 
     @classmethod
     def from_image(cls, image: bytes) -> DurableObjectStorage:

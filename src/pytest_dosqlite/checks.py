@@ -1,0 +1,239 @@
+"""The built-in checks: ordinary functions, collected by ``pytest --dosqlite`` or called directly.
+
+Each check takes a :class:`CheckContext` and returns normally or raises
+:class:`~pytest_dosqlite.errors.CheckFailure` with titled sections. They are plain functions so a
+user can also call them from their own tests::
+
+    from pytest_dosqlite import checks
+    checks.upgrade_from_empty(checks.CheckContext.for_bundle("drizzle"))
+
+Heavier checks live in their own modules (fleet, preservation, lint, ...) and are registered here
+by name; ``CHECKS`` is the single list the plugin collects from, in this order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .bundle import Bundle, load_bundle
+from .errors import CheckFailure, MigrationError
+from .images import ImageCache, default_cache
+
+if TYPE_CHECKING:
+    from .discovery import Project
+
+__all__ = [
+    "CHECKS",
+    "CheckContext",
+    "Settings",
+    "bundle_integrity",
+    "idempotent",
+    "migration_failure",
+    "upgrade_from_empty",
+]
+
+
+@dataclass
+class Settings:
+    """Knobs of the checks (command line / ini)."""
+
+    #: concurrent starts racing in ``concurrent_starts``
+    concurrency: int = 8
+    #: rows seeded per table for the blockConcurrencyWhile budget estimate
+    budget_rows: int = 100_000
+    #: blockConcurrencyWhile limit in seconds
+    budget_seconds: float = 30.0
+    #: lint rule id -> "error" | "warning" | "off"
+    lint_severity: dict[str, str] = field(default_factory=dict)
+    #: walk the git history of the bundle folder in upgrade_from_every_version
+    git_history: bool = True
+    #: user seed rows: callable(tag, do) or a path to a JSON file {tag: {table: [rows]}}
+    seed: Any = None
+    #: backend: "emulator" or "workerd"
+    backend: str = "emulator"
+
+
+@dataclass
+class CheckContext:
+    """Everything a check needs: the bundle, its project, settings, and shared images."""
+
+    bundle: Bundle
+    settings: Settings = field(default_factory=Settings)
+    images: ImageCache = field(default_factory=default_cache)
+    project: Project | None = None
+    #: names of the DO classes that use this bundle (from discovery)
+    do_classes: tuple[str, ...] = ()
+    #: where the schema snapshot of this bundle lives (set by the plugin)
+    snapshot_dir: Path | None = None
+    #: anything the plugin wants to pass along (syrupy fixture, pytest config, ...)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_bundle(cls, path: str | Path, **kwargs: Any) -> CheckContext:
+        return cls(bundle=load_bundle(path), **kwargs)
+
+
+def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckFailure:
+    """A CheckFailure with the standard sections for a failed migration."""
+    sections: list[tuple[str, str]] = []
+    if exc.tag is not None:
+        where = exc.tag
+        if exc.chunk is not None:
+            where += f" (chunk {exc.chunk})"
+        sections.append(("Migration", where))
+    if exc.statement is not None:
+        loc = ""
+        if exc.path is not None:
+            loc = f"{exc.path}{':' + str(exc.line) if exc.line else ''}\n"
+        sections.append(("Statement", loc + exc.statement))
+    if exc.cause is not None:
+        sections.append(("SQLite error", str(exc.cause)))
+    elif exc.tag is not None and exc.statement is None:
+        sections.append(("Error", exc.message))
+    if exc.applied_before:
+        sections.append(
+            (
+                "Rolled back with it",
+                "the whole run is one transactionSync; these migrations of the same run were "
+                "rolled back too: " + ", ".join(exc.applied_before),
+            )
+        )
+    sections.append(
+        (
+            "On a real Durable Object",
+            f"migrate() rejects with `{exc.drizzle_message}`; the constructor's "
+            "blockConcurrencyWhile throws it to every waiting request, and the DO is reset and "
+            "re-constructed on the next request, failing again until the bundle is fixed.",
+        )
+    )
+    hint = _fix_hint(exc)
+    if hint:
+        sections.append(("How to fix", hint))
+    return CheckFailure(summary or f"migration {exc.tag} fails on a fresh Durable Object", sections)
+
+
+def _fix_hint(exc: MigrationError) -> str | None:
+    cause = str(exc.cause or exc.message)
+    if cause.startswith("To execute a transaction"):
+        return (
+            "Remove BEGIN/COMMIT/SAVEPOINT from the migration: drizzle already runs the whole "
+            "migration inside ctx.storage.transactionSync()."
+        )
+    if "SQL code did not contain a statement" in cause:
+        return (
+            "A chunk has no statement: an unedited `--custom` migration (only its header "
+            "comment), a comment after the last `;`, or a trailing `--> statement-breakpoint`. "
+            "Put real SQL in the chunk, or move the comment before the statement."
+        )
+    if "not authorized" in cause:
+        return (
+            "Durable Objects only allow some PRAGMAs and functions (and no ATTACH, TEMP objects, "
+            "or names starting with _cf_). Rewrite the statement without it."
+        )
+    if cause.startswith("Missing migration"):
+        return (
+            "migrations.js has no import for this journal entry. Re-run `drizzle-kit generate` "
+            "(it rewrites migrations.js), or add `import mNNNN from './NNNN_tag.sql'` and the "
+            "key by hand."
+        )
+    if "FOREIGN KEY constraint failed" in cause:
+        return (
+            "PRAGMA foreign_keys=OFF is a no-op inside the migrator's transaction. Run "
+            "`ctx.storage.sql.exec('PRAGMA foreign_keys=OFF')` in blockConcurrencyWhile BEFORE "
+            "migrate() and turn it back on after an `await` of a timer, or rewrite the migration "
+            "so no parent row is deleted."
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------- checks
+
+
+def bundle_integrity(ctx: CheckContext) -> None:
+    """The bundle is consistent: journal, migrations.js, .sql files and snapshots agree."""
+    problems = ctx.bundle.problems
+    if not problems:
+        return
+    sections: list[tuple[str, str]] = []
+    for p in problems:
+        body = f"{p.message}"
+        if p.path is not None:
+            body = f"{p.path}{':' + str(p.line) if p.line else ''}\n{body}"
+        if p.fix:
+            body += f"\nfix: {p.fix}"
+        sections.append((f"[{p.code}]" + (f" {p.migration}" if p.migration else ""), body))
+    raise CheckFailure(
+        f"{len(problems)} integrity problem(s) in bundle {ctx.bundle.root}", sections
+    )
+
+
+def upgrade_from_empty(ctx: CheckContext) -> None:
+    """A fresh DO migrates to head without error (what every new DO instance does)."""
+    head = ctx.images.head(ctx.bundle)
+    if head.error is not None:
+        raise migration_failure(head.error)
+
+
+def idempotent(ctx: CheckContext) -> None:
+    """A second and a third migrate() change nothing: schema, ledger and data stay the same."""
+    from .migrator import migrate
+
+    try:
+        do = ctx.images.fresh(ctx.bundle)
+    except MigrationError as exc:
+        raise migration_failure(
+            exc, "cannot check idempotence: migrating a fresh DO fails"
+        ) from None
+    before = do.image()
+    dump_before = _dump(do)
+    for attempt in (2, 3):
+        try:
+            run = migrate(do, ctx.bundle)
+        except MigrationError as exc:
+            raise migration_failure(
+                exc, f"migrate() call #{attempt} on an up-to-date DO fails"
+            ) from None
+        if run.applied:
+            raise CheckFailure(
+                f"migrate() call #{attempt} re-applied migrations on an up-to-date DO",
+                [("Re-applied", ", ".join(run.applied))],
+            )
+        dump_after = _dump(do)
+        if dump_after != dump_before:
+            raise CheckFailure(
+                f"migrate() call #{attempt} changed an up-to-date DO",
+                [("Before", _fmt(dump_before)), ("After", _fmt(dump_after))],
+            )
+    del before
+
+
+def _dump(do: Any) -> list[list[Any]]:
+    rows: list[list[Any]] = (
+        do.sql.exec("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+        .raw()
+        .to_array()
+    )
+    ledger: list[list[Any]] = (
+        do.sql.exec('SELECT rowid, id, hash, created_at FROM "__drizzle_migrations" ORDER BY rowid')
+        .raw()
+        .to_array()
+    )
+    return rows + [["ledger", *r] for r in ledger]
+
+
+def _fmt(rows: list[list[Any]]) -> str:
+    return "\n".join(" | ".join(str(v) for v in r) for r in rows)
+
+
+Check = Callable[[CheckContext], None]
+
+#: name -> check, in collection order. Later issues' checks are appended by their modules'
+#: ``register`` calls below.
+CHECKS: dict[str, Check] = {
+    "bundle_integrity": bundle_integrity,
+    "upgrade_from_empty": upgrade_from_empty,
+    "idempotent": idempotent,
+}

@@ -1,0 +1,112 @@
+"""Database images of a bundle at every version, built once and copied per test.
+
+A fresh migrated DO should cost a memory copy, not a migration run: each bundle's images (the
+empty DO with migrations ``0..k`` applied, for every ``k`` a check or fixture asks for) are built
+once per session, incrementally (version ``k`` from version ``k-1``, so the cost is linear in the
+bundle), and handed out as private in-memory copies via SQLite's deserialize. Images are keyed
+by the bundle's fingerprint, so editing a migration file invalidates them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from .bundle import Bundle
+from .errors import MigrationError
+from .migrator import migrate
+from .storage import DurableObjectStorage
+
+__all__ = ["ImageCache", "VersionImage", "default_cache"]
+
+
+@dataclass(frozen=True)
+class VersionImage:
+    """The DO after a fresh start with the first ``count`` migrations (or the error it hit)."""
+
+    count: int
+    image: bytes | None
+    error: MigrationError | None = None
+
+
+@dataclass
+class _BundleImages:
+    versions: dict[int, VersionImage] = field(default_factory=dict)
+
+
+class ImageCache:
+    """Per-process cache of version images; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_fingerprint: dict[str, _BundleImages] = {}
+        self.builds = 0  # migrations runs performed (for tests and benchmarks)
+
+    def _entry(self, bundle: Bundle) -> _BundleImages:
+        key = bundle.fingerprint
+        entry = self._by_fingerprint.get(key)
+        if entry is None:
+            entry = self._by_fingerprint[key] = _BundleImages()
+            empty = DurableObjectStorage()
+            entry.versions[0] = VersionImage(0, empty.image())
+            empty.close()
+        return entry
+
+    def version(self, bundle: Bundle, count: int) -> VersionImage:
+        """Image after migrating a fresh DO with ``bundle.prefix(count)``."""
+        if not 0 <= count <= len(bundle.migrations):
+            raise ValueError(f"version {count} out of range 0..{len(bundle.migrations)}")
+        with self._lock:
+            entry = self._entry(bundle)
+            cached = entry.versions.get(count)
+            if cached is not None:
+                return cached
+            # walk up from the nearest built version below
+            base = max(k for k in entry.versions if k < count)
+            for k in range(base + 1, count + 1):
+                entry.versions[k] = self._build(bundle, entry.versions[k - 1], k)
+            return entry.versions[count]
+
+    def _build(self, bundle: Bundle, previous: VersionImage, count: int) -> VersionImage:
+        prefix = bundle.prefix(count)
+        if previous.image is not None and previous.error is None:
+            do = DurableObjectStorage(image=previous.image)
+            try:
+                run = migrate(do, prefix)
+                self.builds += 1
+                # incremental build equals a fresh build unless the high-water mark skipped
+                # the new entry; then build from scratch, as a fresh DO would be
+                if run.applied == [prefix.migrations[-1].tag]:
+                    return VersionImage(count, do.image())
+            except MigrationError:
+                pass
+            finally:
+                do.close()
+        do = DurableObjectStorage()
+        try:
+            migrate(do, prefix)
+            self.builds += 1
+            return VersionImage(count, do.image())
+        except MigrationError as exc:
+            return VersionImage(count, None, exc)
+        finally:
+            do.close()
+
+    def head(self, bundle: Bundle) -> VersionImage:
+        return self.version(bundle, len(bundle.migrations))
+
+    def fresh(self, bundle: Bundle, count: int | None = None) -> DurableObjectStorage:
+        """A private in-memory DO at version ``count`` (default: head). Raises on failure."""
+        v = self.version(bundle, len(bundle.migrations) if count is None else count)
+        if v.error is not None:
+            raise v.error
+        assert v.image is not None
+        return DurableObjectStorage(image=v.image)
+
+
+_DEFAULT = ImageCache()
+
+
+def default_cache() -> ImageCache:
+    """The process-wide cache the fixtures and checks share."""
+    return _DEFAULT
