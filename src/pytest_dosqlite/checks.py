@@ -8,7 +8,7 @@ user can also call them from their own tests::
     checks.upgrade_from_empty(checks.CheckContext.for_bundle("drizzle"))
 
 Heavier checks live in their own modules (fleet, preservation, lint, ...) and are registered here
-by name; ``CHECKS`` is the single list the plugin collects from, in this order.
+by name in :mod:`pytest_dosqlite.registry`, the single list the plugin collects from.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from .discovery import Project
 
 __all__ = [
-    "CHECKS",
     "CheckContext",
     "Settings",
+    "all_checks",
     "bundle_integrity",
     "idempotent",
     "migration_failure",
@@ -175,6 +175,7 @@ def upgrade_from_empty(ctx: CheckContext) -> None:
     head = ctx.images.head(ctx.bundle)
     if head.error is not None:
         raise migration_failure(head.error)
+    ctx.extra["timings"] = ctx.images.timings(ctx.bundle)
 
 
 def idempotent(ctx: CheckContext) -> None:
@@ -228,12 +229,96 @@ def _fmt(rows: list[list[Any]]) -> str:
     return "\n".join(" | ".join(str(v) for v in r) for r in rows)
 
 
+def schema_snapshot(ctx: CheckContext) -> None:
+    """The normalized schema at head equals the reviewed snapshot file, and no pinned migration
+    was edited after it was recorded."""
+    from .schema import RENDER_VERSION, introspect, render
+    from .snapshot import read_pins, render_snapshot, snapshot_path
+
+    try:
+        do = ctx.images.fresh(ctx.bundle)
+    except MigrationError as exc:
+        raise migration_failure(
+            exc, "cannot snapshot the schema: migrating a fresh DO fails"
+        ) from None
+    schema = introspect(_query(do))
+    text = render_snapshot(ctx.bundle, render(schema), RENDER_VERSION)
+    path = snapshot_path(ctx.bundle.root)
+    pins = read_pins(path)
+    update = bool(ctx.extra.get("update_snapshots"))
+    if pins and not update:
+        current = {m.tag: m.sha256 for m in ctx.bundle.migrations}
+        edited = [p.tag for p in pins if p.tag in current and current[p.tag] != p.sha256]
+        removed = [p.tag for p in pins if p.tag not in current]
+        if edited or removed:
+            sections = []
+            if edited:
+                sections.append(
+                    (
+                        "Edited after it was recorded",
+                        "\n".join(edited)
+                        + "\nDOs that already applied these migrations will never run the new "
+                        "text (drizzle's ledger stores no hash on a DO); only fresh DOs get it, "
+                        "so the fleet ends up with two different schemas.",
+                    )
+                )
+            if removed:
+                sections.append(
+                    (
+                        "Removed after it was recorded",
+                        "\n".join(removed)
+                        + "\nDOs that applied these keep their effects; fresh DOs never get them.",
+                    )
+                )
+            sections.append(
+                (
+                    "How to fix",
+                    "Restore the recorded migration text and put the change in a new migration "
+                    "(`drizzle-kit generate`). If no DO has applied it yet (never deployed), "
+                    "accept the edit with `pytest --dosqlite --snapshot-update`.",
+                )
+            )
+            raise CheckFailure(f"recorded migrations changed in {ctx.bundle.root}", sections)
+    asserter = ctx.extra.get("snapshot_assert")
+    if asserter is not None:
+        asserter(text)
+        return
+    try:
+        stored = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CheckFailure(
+            f"no schema snapshot for {ctx.bundle.root}",
+            [
+                ("Expected file", str(path)),
+                ("Create it", "run `pytest --dosqlite --snapshot-update`"),
+            ],
+        ) from None
+    if stored != text:
+        import difflib
+
+        diff = "\n".join(
+            difflib.unified_diff(
+                stored.splitlines(), text.splitlines(), "snapshot", "migrated", lineterm=""
+            )
+        )
+        raise CheckFailure(
+            f"schema of {ctx.bundle.root} differs from its snapshot {path}",
+            [("Diff", diff), ("If intended", "run `pytest --dosqlite --snapshot-update`")],
+        )
+
+
+def _query(do: Any) -> Callable[[str], list[tuple[Any, ...]]]:
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in do.sql.exec(sql).raw()]
+
+    return query
+
+
 Check = Callable[[CheckContext], None]
 
-#: name -> check, in collection order. Later issues' checks are appended by their modules'
-#: ``register`` calls below.
-CHECKS: dict[str, Check] = {
-    "bundle_integrity": bundle_integrity,
-    "upgrade_from_empty": upgrade_from_empty,
-    "idempotent": idempotent,
-}
+
+def all_checks() -> dict[str, Check]:
+    """Every built-in check by name, in collection order (imports their modules)."""
+    from .registry import CHECK_NAMES, get_check
+
+    return {name: get_check(name) for name in CHECK_NAMES}

@@ -10,6 +10,7 @@ by the bundle's fingerprint, so editing a migration file invalidates them.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from .bundle import Bundle
@@ -27,6 +28,8 @@ class VersionImage:
     count: int
     image: bytes | None
     error: MigrationError | None = None
+    #: seconds the last migration of this version took when the image was built
+    seconds: float = 0.0
 
 
 @dataclass
@@ -72,12 +75,14 @@ class ImageCache:
         if previous.image is not None and previous.error is None:
             do = DurableObjectStorage(image=previous.image)
             try:
+                started = time.perf_counter()
                 run = migrate(do, prefix)
+                elapsed = time.perf_counter() - started
                 self.builds += 1
                 # incremental build equals a fresh build unless the high-water mark skipped
                 # the new entry; then build from scratch, as a fresh DO would be
                 if run.applied == [prefix.migrations[-1].tag]:
-                    return VersionImage(count, do.image())
+                    return VersionImage(count, do.image(), None, elapsed)
             except MigrationError:
                 pass
             finally:
@@ -91,6 +96,16 @@ class ImageCache:
             return VersionImage(count, None, exc)
         finally:
             do.close()
+
+    def timings(self, bundle: Bundle) -> dict[str, float]:
+        """Seconds each migration took when the images were built (incremental runs)."""
+        out: dict[str, float] = {}
+        for k, m in enumerate(bundle.migrations, start=1):
+            v = self.version(bundle, k)
+            if v.error is not None:
+                break
+            out[m.tag] = v.seconds
+        return out
 
     def head(self, bundle: Bundle) -> VersionImage:
         return self.version(bundle, len(bundle.migrations))

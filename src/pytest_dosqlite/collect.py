@@ -1,0 +1,132 @@
+"""pytest collection of the built-in checks: one file node per bundle, one item per check.
+
+Items are anchored on the bundle (its ``meta/_journal.json``, or ``migrations.js``), so node ids
+read ``drizzle/meta/_journal.json::upgrade_from_empty`` and ``-k``/``--deselect`` work. A failing
+check reports its titled sections, never a traceback from our internals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+    from .bundle import Bundle
+    from .session import DosqliteSession, FoundBundle
+
+__all__ = ["BundleFile", "CheckItem", "LoadErrorItem", "anchor_of"]
+
+
+def anchor_of(bundle: Bundle) -> Path:
+    """The file a bundle's items hang from."""
+    if bundle.journal_path is not None:
+        return bundle.journal_path
+    if bundle.migrations_js_path is not None:
+        return bundle.migrations_js_path
+    if bundle.migrations and bundle.migrations[0].path is not None:
+        return bundle.migrations[0].path
+    return bundle.root
+
+
+class BundleFile(pytest.File):
+    """The collector of one bundle's checks."""
+
+    found: FoundBundle
+    dsession: DosqliteSession
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for name in self.dsession.settings.checks:
+            if name == "do_contract" and self.dsession.settings.backend != "workerd":
+                continue
+            item = CheckItem.from_parent(self, name=name)
+            item.add_marker(pytest.mark.dosqlite)
+            self.dsession.items[item.nodeid] = (self.found, name)
+            yield item
+
+
+class CheckItem(pytest.Item):
+    """One built-in check on one bundle."""
+
+    parent: BundleFile
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        from .registry import CHECK_SOURCES
+
+        self.check_name = self.name
+        module, _, func = CHECK_SOURCES[self.name].partition(":")
+        # syrupy's locations read ``obj``: a module/name pair is all it needs
+        self.obj = _CheckRef(f"pytest_dosqlite.{module}", func)
+        self.duration: float | None = None
+
+    @property
+    def dosqlite_bundle(self) -> Bundle:
+        return self.parent.found.bundle
+
+    def runtest(self) -> None:
+        from .registry import get_check
+
+        dsession = self.parent.dsession
+        ctx = dsession.context(self.parent.found, self)
+        started = time.perf_counter()
+        try:
+            get_check(self.check_name)(ctx)
+        finally:
+            self.duration = time.perf_counter() - started
+            dsession.record(self.parent.found, self.check_name, ctx)
+
+    def repr_failure(
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        from .errors import BundleError, CheckFailure, DosqliteError
+
+        exc = excinfo.value
+        if isinstance(exc, CheckFailure):
+            return exc.render()
+        if isinstance(exc, BundleError | DosqliteError):
+            return f"{type(exc).__name__}: {exc}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"dosqlite {self.check_name}: {self.parent.found.label}"
+
+
+class LoadErrorItem(pytest.Item):
+    """A bundle or config that could not be loaded: reported as an error naming the file."""
+
+    def __init__(self, *, error: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+        self.obj = _CheckRef("pytest_dosqlite.discovery", "load")
+
+    def setup(self) -> None:
+        from .errors import BundleError
+
+        raise BundleError(self.error.message, self.error.path)
+
+    def runtest(self) -> None:  # pragma: no cover - setup always raises
+        pass
+
+    def repr_failure(
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        return f"dosqlite could not load {self.error.path}:\n{excinfo.value}"
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return Path(self.error.path), None, f"dosqlite load {self.error.path}"
+
+
+class _CheckRef:
+    """Stands in for a test function where pytest plugins look for ``__module__``/``__name__``."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.__module__ = module
+        self.__name__ = name
+        self.__qualname__ = name
+        self.__doc__ = None

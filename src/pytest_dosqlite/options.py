@@ -1,0 +1,244 @@
+"""Command-line options and ini keys, resolved with their provenance.
+
+One option group with explicit ``dest`` names (as syrupy does); every option has an ini key, the
+command line wins over the ini file, and the report header says where each setting came from
+(as pytest-django does). Cheap to import: no heavy dependency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["Resolved", "add_options", "resolve"]
+
+GROUP = "dosqlite"
+
+# (flag, dest, ini key, ini type, help)
+_PATH_LISTS = (
+    (
+        "--dosqlite-project",
+        "dosqlite_project",
+        "dosqlite_project",
+        "Worker project root(s) to search for wrangler and drizzle configs (default: rootdir).",
+    ),
+    (
+        "--dosqlite-bundle",
+        "dosqlite_bundle",
+        "dosqlite_bundles",
+        "drizzle-kit out folder(s) to check directly (repeatable).",
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    from .registry import CHECK_NAMES
+
+    group = parser.getgroup(GROUP, "Drizzle migrations for SQLite-backed Durable Objects")
+    group.addoption(
+        "--dosqlite",
+        action="store_true",
+        dest="dosqlite",
+        default=False,
+        help="Find every drizzle bundle and add the built-in migration checks.",
+    )
+    for flag, dest, ini, help_text in _PATH_LISTS:
+        group.addoption(
+            flag, action="append", dest=dest, default=None, metavar="PATH", help=help_text
+        )
+        parser.addini(ini, help=help_text, type="paths", default=[])
+    names = ", ".join(CHECK_NAMES)
+    group.addoption(
+        "--dosqlite-checks-include",
+        dest="dosqlite_checks_include",
+        default=None,
+        metavar="NAMES",
+        help=f"Comma-separated checks to run (default: all). Known: {names}.",
+    )
+    group.addoption(
+        "--dosqlite-checks-exclude",
+        dest="dosqlite_checks_exclude",
+        default=None,
+        metavar="NAMES",
+        help="Comma-separated checks to skip.",
+    )
+    parser.addini("dosqlite_checks_include", help="Checks to run.", type="args", default=[])
+    parser.addini("dosqlite_checks_exclude", help="Checks to skip.", type="args", default=[])
+    group.addoption(
+        "--dosqlite-backend",
+        dest="dosqlite_backend",
+        default=None,
+        choices=("emulator", "workerd"),
+        help="Where DOs run: the Python emulator (default) or real workerd via Node.",
+    )
+    parser.addini("dosqlite_backend", help="emulator or workerd", default="emulator")
+    group.addoption(
+        "--dosqlite-concurrency",
+        dest="dosqlite_concurrency",
+        default=None,
+        type=int,
+        metavar="N",
+        help="Concurrent starts raced by concurrent_starts (default 8).",
+    )
+    parser.addini("dosqlite_concurrency", help="Concurrent starts.", default="8")
+    group.addoption(
+        "--dosqlite-budget-rows",
+        dest="dosqlite_budget_rows",
+        default=None,
+        type=int,
+        metavar="N",
+        help="Rows per table for the blockConcurrencyWhile budget estimate (default 100000).",
+    )
+    parser.addini("dosqlite_budget_rows", help="Rows for the budget estimate.", default="100000")
+    group.addoption(
+        "--dosqlite-seed",
+        dest="dosqlite_seed",
+        default=None,
+        metavar="PATH",
+        help="JSON file of seed rows per migration tag for data_preserved.",
+    )
+    parser.addini("dosqlite_seed", help="Seed rows file for data_preserved.", default="")
+    group.addoption(
+        "--dosqlite-no-git",
+        dest="dosqlite_no_git",
+        action="store_true",
+        default=False,
+        help="Do not walk the git history of bundles in upgrade_from_every_version.",
+    )
+    parser.addini(
+        "dosqlite_git_history", help="Walk git history of bundles.", type="bool", default=True
+    )
+    parser.addini(
+        "dosqlite_lint_severity",
+        help="Lint severities, one RULE=error|warning|off per line.",
+        type="linelist",
+        default=[],
+    )
+    group.addoption(
+        "--dosqlite-report",
+        dest="dosqlite_report",
+        default=None,
+        metavar="PATH",
+        help="Write a Markdown report (schema diagrams, timeline, findings) to PATH.",
+    )
+    parser.addini("dosqlite_report", help="Markdown report path.", default="")
+
+
+@dataclass
+class Resolved:
+    """Settings after CLI > ini resolution, with where each one came from."""
+
+    enabled: bool
+    projects: list[Path]
+    bundles: list[Path]
+    checks: list[str]
+    backend: str
+    concurrency: int
+    budget_rows: int
+    seed: Path | None
+    git_history: bool
+    lint_severity: dict[str, str]
+    report: Path | None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _names(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    out: list[str] = []
+    for item in items:
+        out.extend(p.strip() for p in str(item).split(",") if p.strip())
+    return out
+
+
+def resolve(config: pytest.Config) -> Resolved:
+    """Resolve every setting; unknown check names and bad values raise ``pytest.UsageError``."""
+    from .registry import CHECK_NAMES
+
+    opt = config.option
+    sources: dict[str, str] = {}
+    root = Path(str(config.rootpath))
+
+    def pick(name: str, cli: Any, ini_key: str) -> Any:
+        if cli not in (None, [], False):
+            sources[name] = "command line"
+            return cli
+        value = config.getini(ini_key)
+        if value not in (None, [], ""):
+            sources[name] = f"ini {ini_key}"
+            return value
+        sources[name] = "default"
+        return None
+
+    projects = pick("project", opt.dosqlite_project, "dosqlite_project")
+    project_paths = [Path(p) if Path(p).is_absolute() else (Path.cwd() / p) for p in projects or []]
+    if not project_paths:
+        project_paths = [root]
+        sources["project"] = "rootdir"
+    bundles = pick("bundles", opt.dosqlite_bundle, "dosqlite_bundles")
+    bundle_paths = [Path(p) if Path(p).is_absolute() else (Path.cwd() / p) for p in bundles or []]
+
+    include = _names(pick("checks_include", opt.dosqlite_checks_include, "dosqlite_checks_include"))
+    exclude = _names(pick("checks_exclude", opt.dosqlite_checks_exclude, "dosqlite_checks_exclude"))
+    unknown = [n for n in include + exclude if n not in CHECK_NAMES]
+    if unknown:
+        raise pytest.UsageError(
+            f"unknown dosqlite check name(s): {', '.join(unknown)}. "
+            f"Known checks: {', '.join(CHECK_NAMES)}"
+        )
+    checks = [n for n in (include or CHECK_NAMES) if n not in exclude]
+
+    backend = pick("backend", opt.dosqlite_backend, "dosqlite_backend") or "emulator"
+    if backend not in ("emulator", "workerd"):
+        raise pytest.UsageError(f"dosqlite_backend must be emulator or workerd, not {backend!r}")
+
+    def as_int(name: str, cli: Any, ini_key: str, default: int) -> int:
+        raw = pick(name, cli, ini_key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{ini_key} must be an integer, not {raw!r}") from None
+        if value < 1:
+            raise pytest.UsageError(f"{ini_key} must be at least 1, not {value}")
+        return value
+
+    concurrency = as_int("concurrency", opt.dosqlite_concurrency, "dosqlite_concurrency", 8)
+    budget_rows = as_int("budget_rows", opt.dosqlite_budget_rows, "dosqlite_budget_rows", 100_000)
+    seed_raw = pick("seed", opt.dosqlite_seed, "dosqlite_seed")
+    seed = (root / seed_raw) if seed_raw else None
+    git_history = bool(config.getini("dosqlite_git_history")) and not opt.dosqlite_no_git
+    severity: dict[str, str] = {}
+    for line in config.getini("dosqlite_lint_severity"):
+        if "=" not in line:
+            raise pytest.UsageError(
+                f"dosqlite_lint_severity lines look like RULE=error|warning|off, got {line!r}"
+            )
+        rule, _, level = line.partition("=")
+        level = level.strip().lower()
+        if level not in ("error", "warning", "off"):
+            raise pytest.UsageError(
+                f"dosqlite_lint_severity: {rule.strip()} must be error, warning or off"
+            )
+        severity[rule.strip()] = level
+    report_raw = pick("report", opt.dosqlite_report, "dosqlite_report")
+    report = Path(report_raw) if report_raw else None
+    return Resolved(
+        enabled=bool(opt.dosqlite),
+        projects=project_paths,
+        bundles=bundle_paths,
+        checks=checks,
+        backend=str(backend),
+        concurrency=concurrency,
+        budget_rows=budget_rows,
+        seed=seed,
+        git_history=git_history,
+        lint_severity=severity,
+        report=report,
+        sources=sources,
+    )

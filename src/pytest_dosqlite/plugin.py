@@ -1,0 +1,172 @@
+"""The pytest entry point (``pytest11``): wires hooks, nothing else.
+
+Import-cheap on purpose: pytest imports this module at start-up in every run of every project
+that has pytest-dosqlite installed, so the engine (APSW, sqlglot, syrupy) is imported only when
+``--dosqlite`` is given or a dosqlite fixture is used. The logic lives in plain modules:
+options, session, collect, fixtures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .fixtures import do_at, do_storage, dosqlite_bundle, dosqlite_images, migrated_do
+from .options import add_options
+
+if TYPE_CHECKING:
+    from .session import DosqliteSession
+
+__all__ = [
+    "do_at",
+    "do_storage",
+    "dosqlite_bundle",
+    "dosqlite_images",
+    "migrated_do",
+]
+
+_KEY = pytest.StashKey["DosqliteSession"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "dosqlite: a built-in pytest-dosqlite migration check (added by --dosqlite)"
+    )
+    from .options import resolve
+    from .session import DosqliteSession
+
+    ds = DosqliteSession(config, resolve(config))
+    config.stash[_KEY] = ds
+    _DSESSIONS.append(ds)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    ds = _session(config)
+    if ds is not None and ds in _DSESSIONS:
+        _DSESSIONS.remove(ds)
+
+
+_DSESSIONS: list[DosqliteSession] = []
+
+
+def _session(config: pytest.Config) -> DosqliteSession | None:
+    return config.stash.get(_KEY, None)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    ds = _session(config)
+    if ds is None or not ds.settings.enabled:
+        return None
+    from .report_header import header_lines
+
+    return header_lines(ds)
+
+
+def _anchor_map(ds: DosqliteSession) -> dict[Path, Any]:
+    from .collect import anchor_of
+
+    return {anchor_of(f.bundle).resolve(): f for f in ds.found}
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    ds = _session(parent.config)
+    if ds is None or not ds.settings.enabled:
+        return None
+    if file_path.name not in ("_journal.json", "migrations.js", "migration.sql"):
+        return None
+    found = _anchor_map(ds).get(file_path.resolve())
+    if found is None:
+        return None
+    return _bundle_file(parent, file_path, found, ds)
+
+
+def _bundle_file(parent: Any, path: Path, found: Any, ds: DosqliteSession) -> pytest.Collector:
+    from .collect import BundleFile
+
+    node: BundleFile = BundleFile.from_parent(parent, path=path)
+    node.found = found
+    node.dsession = ds
+    return node
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    ds = _session(config)
+    if ds is None or not ds.settings.enabled:
+        return
+    from .collect import CheckItem, anchor_of
+
+    # explicit node ids / bundle files on the command line: collect_file already did the work
+    args = [str(a).split("::")[0] for a in config.args]
+    anchors = {anchor_of(f.bundle).resolve() for f in ds.found}
+    if any(Path(a).resolve() in anchors for a in args):
+        return
+    have = {i.nodeid for i in items if isinstance(i, CheckItem)}
+    added: list[pytest.Item] = []
+    from .collect import LoadErrorItem
+
+    for error in ds.errors:
+        added.append(
+            LoadErrorItem.from_parent(session, name=f"dosqlite-load[{error.path}]", error=error)
+        )
+    for found in ds.found:
+        anchor = anchor_of(found.bundle)
+        node = _bundle_file(session, anchor, found, ds)
+        for item in node.collect():
+            if item.nodeid not in have:
+                added.append(item)
+    items[:0] = added
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "dosqlite_bundle" not in metafunc.fixturenames:
+        return
+    # a conftest/module override of dosqlite_bundle takes precedence over parametrization
+    defs = metafunc._arg2fixturedefs.get("dosqlite_bundle")  # noqa: SLF001
+    if defs and defs[-1].func.__module__ != "pytest_dosqlite.fixtures":
+        return
+    ds = _session(metafunc.config)
+    if ds is None:
+        return
+    found = ds.found
+    if not found:
+        return
+    ids = [f.label for f in found]
+    metafunc.parametrize("dosqlite_bundle", found, ids=ids, indirect=True, scope="session")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    ds = _session(session.config)
+    if ds is None or not ds.settings.enabled:
+        return
+    if not ds.found and not ds.errors:
+        raise pytest.UsageError(
+            "pytest --dosqlite found no drizzle bundle under "
+            + ", ".join(str(p) for p in ds.settings.projects)
+            + " (looked for wrangler and drizzle configs and for meta/_journal.json). "
+            "Point it at your project with --dosqlite-project PATH or at a drizzle out folder "
+            "with --dosqlite-bundle PATH."
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    ds = _session(config)
+    if ds is None or not ds.settings.enabled or ds._found is None:  # noqa: SLF001
+        return
+    from .summary import write_summary
+
+    write_summary(terminalreporter, ds)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    ds = _DSESSIONS[-1] if _DSESSIONS else None
+    if ds is not None:
+        ds.log_report(report)

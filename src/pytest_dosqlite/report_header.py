@@ -1,0 +1,33 @@
+"""The ``pytest --dosqlite`` report header: what was found, where, and where settings came from."""
+
+from __future__ import annotations
+
+from .session import DosqliteSession
+
+__all__ = ["header_lines"]
+
+
+def header_lines(ds: DosqliteSession) -> list[str]:
+    from .runtime import RUNTIME
+    from .storage import sqlite_version
+
+    s = ds.settings
+    lines = [
+        f"dosqlite: SQLite {sqlite_version()} (emulating workerd {RUNTIME.workerd}, "
+        f"SQLite {RUNTIME.sqlite}), backend: {s.backend} (from {s.sources.get('backend')})",
+    ]
+    projects = ", ".join(str(p) for p in s.projects)
+    lines.append(f"dosqlite: project: {projects} (from {s.sources.get('project')})")
+    checks_from = s.sources.get("checks_include")
+    if s.sources.get("checks_exclude") != "default":
+        checks_from = f"{checks_from}, exclude from {s.sources.get('checks_exclude')}"
+    lines.append(f"dosqlite: checks: {', '.join(s.checks)} (from {checks_from})")
+    for f in ds.found:
+        classes = f" for {', '.join(f.do_classes)}" if f.do_classes else ""
+        lines.append(
+            f"dosqlite: bundle {f.label}: {len(f.bundle.migrations)} migrations "
+            f"({f.bundle.format}){classes} (from {f.source})"
+        )
+    for e in ds.errors:
+        lines.append(f"dosqlite: could not load {e.path}: {e.message.splitlines()[0]}")
+    return lines

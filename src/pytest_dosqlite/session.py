@@ -1,0 +1,221 @@
+"""The state of one ``pytest --dosqlite`` run: settings, discovered bundles, results.
+
+The plugin registers one :class:`DosqliteSession` per pytest session; hooks in ``plugin.py``
+forward to it. Discovery happens once, lazily, and never raises a traceback: configuration
+problems become collection errors naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .options import Resolved
+
+if TYPE_CHECKING:
+    from .bundle import Bundle
+    from .checks import CheckContext
+    from .collect import CheckItem
+    from .images import ImageCache
+
+__all__ = ["DosqliteSession", "FoundBundle"]
+
+
+@dataclass
+class FoundBundle:
+    """A bundle to check, with where it was found."""
+
+    bundle: Bundle
+    #: how it was found: "drizzle.config.ts", "--dosqlite-bundle", "scan", ...
+    source: str
+    project_root: Path
+    do_classes: tuple[str, ...] = ()
+    project: Any = None
+    #: results of the checks that ran: name -> "passed" | "failed" | "skipped"
+    results: dict[str, str] = field(default_factory=dict)
+    slowest: tuple[str, float] | None = None
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        try:
+            return str(self.bundle.root.relative_to(self.project_root)) or "."
+        except ValueError:
+            return str(self.bundle.root)
+
+
+@dataclass
+class BundleLoadError:
+    path: Path
+    message: str
+
+
+class DosqliteSession:
+    """Per-session state shared by hooks, collectors and fixtures."""
+
+    def __init__(self, config: pytest.Config, settings: Resolved) -> None:
+        self.config = config
+        self.settings = settings
+        self._found: list[FoundBundle] | None = None
+        self.errors: list[BundleLoadError] = []
+        self._images: ImageCache | None = None
+        self.notes: list[str] = []
+        #: nodeid -> (bundle, check name) of every collected check item
+        self.items: dict[str, tuple[FoundBundle, str]] = {}
+        self.started = 0.0
+
+    def log_report(self, report: pytest.TestReport) -> None:
+        entry = self.items.get(report.nodeid)
+        if entry is None:
+            return
+        found, name = entry
+        if report.when == "call" or report.outcome != "passed":
+            found.results[name] = report.outcome
+            found.seconds += report.duration
+
+    # ------------------------------------------------------------------ discovery
+    @property
+    def found(self) -> list[FoundBundle]:
+        if self._found is None:
+            self._found = self._discover()
+        return self._found
+
+    def _discover(self) -> list[FoundBundle]:
+        from .bundle import load_bundle
+        from .errors import BundleError
+
+        found: list[FoundBundle] = []
+        seen: set[Path] = set()
+
+        def add(
+            path: Path, source: str, root: Path, classes: tuple[str, ...], project: Any
+        ) -> None:
+            try:
+                bundle = load_bundle(path)
+            except BundleError as exc:
+                self.errors.append(BundleLoadError(path, str(exc)))
+                return
+            key = bundle.root.resolve()
+            if key in seen:
+                return
+            seen.add(key)
+            found.append(FoundBundle(bundle, source, root, classes, project))
+
+        for path in self.settings.bundles:
+            add(path, "--dosqlite-bundle", path.parent, (), None)
+        if self.settings.bundles and self.settings.sources.get("project") == "rootdir":
+            return found
+        from .discovery import discover
+
+        for root in self.settings.projects:
+            if not root.exists():
+                self.errors.append(BundleLoadError(root, "project folder does not exist"))
+                continue
+            try:
+                project = discover(root)
+            except Exception as exc:  # noqa: BLE001 - reported as a collection error
+                from .errors import DosqliteError
+
+                if not isinstance(exc, DosqliteError):
+                    raise
+                self.errors.append(BundleLoadError(root, str(exc)))
+                continue
+            for ref in project.bundles:
+                add(ref.path, ref.source, root, tuple(ref.do_classes), project)
+            for err in getattr(project, "errors", []):
+                self.errors.append(BundleLoadError(Path(err.path), err.message))
+        return found
+
+    # ------------------------------------------------------------------ running checks
+    @property
+    def images(self) -> ImageCache:
+        if self._images is None:
+            from .images import default_cache
+
+            self._images = default_cache()
+        return self._images
+
+    def context(self, found: FoundBundle, item: CheckItem) -> CheckContext:
+        from .checks import CheckContext, Settings
+
+        settings = Settings(
+            concurrency=self.settings.concurrency,
+            budget_rows=self.settings.budget_rows,
+            lint_severity=dict(self.settings.lint_severity),
+            git_history=self.settings.git_history,
+            seed=self.settings.seed,
+            backend=self.settings.backend,
+        )
+        extra: dict[str, Any] = {
+            "update_snapshots": bool(getattr(self.config.option, "update_snapshots", False)),
+            "pytest_item": item,
+        }
+        if item.check_name == "schema_snapshot":
+            extra["snapshot_assert"] = self._snapshot_asserter(item)
+        if item.check_name == "lint":
+            from .snapshot import read_pins, snapshot_path
+
+            pins = read_pins(snapshot_path(found.bundle.root))
+            extra["accepted_tags"] = {p.tag for p in pins} if pins else None
+        return CheckContext(
+            bundle=found.bundle,
+            settings=settings,
+            images=self.images,
+            project=found.project,
+            do_classes=found.do_classes,
+            extra=extra,
+        )
+
+    def _snapshot_asserter(self, item: CheckItem) -> Any:
+        syrupy_session = getattr(self.config, "_syrupy", None)
+        if syrupy_session is None:
+            return None  # syrupy disabled: compare with the file on disk
+        from syrupy.assertion import SnapshotAssertion
+        from syrupy.location import PyTestLocation
+
+        from .errors import CheckFailure
+        from .snapshot import snapshot_extension
+
+        def assert_snapshot(text: str) -> None:
+            option = self.config.option
+            kwargs: dict[str, Any] = {
+                "update_snapshots": option.update_snapshots,
+                "extension_class": snapshot_extension(),
+                "test_location": PyTestLocation(item),
+                "session": syrupy_session,
+            }
+            if hasattr(option, "update_new_snapshots_only"):
+                kwargs["update_new_snapshots_only"] = option.update_new_snapshots_only
+            assertion = SnapshotAssertion(**kwargs)
+            if assertion == text:
+                return
+            diff = "\n".join(str(line) for line in assertion.get_assert_diff())
+            from .snapshot import snapshot_path
+
+            path = snapshot_path(item.dosqlite_bundle.root)
+            exists = path.exists()
+            raise CheckFailure(
+                f"schema of {item.dosqlite_bundle.root} differs from its snapshot"
+                if exists
+                else f"no schema snapshot yet for {item.dosqlite_bundle.root}",
+                [
+                    ("Snapshot file", str(path)),
+                    ("Diff (- snapshot, + migrated)", diff),
+                    (
+                        "If intended",
+                        "review the change, then run `pytest --dosqlite --snapshot-update` and "
+                        "commit the snapshot file",
+                    ),
+                ],
+            )
+
+        return assert_snapshot
+
+    def record(self, found: FoundBundle, name: str, ctx: CheckContext) -> None:
+        timings = ctx.extra.get("timings")
+        if isinstance(timings, dict) and timings:
+            tag, seconds = max(timings.items(), key=lambda kv: kv[1])
+            found.slowest = (str(tag), float(seconds))

@@ -1,0 +1,122 @@
+"""Schema snapshots: a readable ``.sql`` file per bundle, managed by syrupy.
+
+The file holds the normalized schema every DO ends up with, and pins the tag and sha256 of each
+migration, so a pull request shows schema changes as a diff and editing a migration that is
+already recorded fails with an explanation. Files live next to the bundle, in
+``__snapshots__/dosqlite/<bundle>.sql`` under the bundle's parent folder: outside drizzle's
+``out`` folder, which drizzle-kit reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .bundle import Bundle
+
+if TYPE_CHECKING:
+    from syrupy.location import PyTestLocation
+
+__all__ = [
+    "PinnedMigration",
+    "read_pins",
+    "render_snapshot",
+    "snapshot_extension",
+    "snapshot_path",
+]
+
+HEADER = "-- pytest-dosqlite schema snapshot"
+_PIN = re.compile(r"^--\s+pin\s+(\S+)\s+([0-9a-f]{64})\s*$")
+
+
+@dataclass(frozen=True)
+class PinnedMigration:
+    tag: str
+    sha256: str
+
+
+def snapshot_dir(bundle_root: Path) -> Path:
+    return bundle_root.parent / "__snapshots__" / "dosqlite"
+
+
+def snapshot_name(bundle_root: Path) -> str:
+    return bundle_root.name or "bundle"
+
+
+def snapshot_path(bundle_root: Path) -> Path:
+    """Where the snapshot of the bundle at ``bundle_root`` is stored."""
+    return snapshot_dir(bundle_root) / f"{snapshot_name(bundle_root)}.sql"
+
+
+def render_snapshot(bundle: Bundle, schema_sql: str, render_version: str) -> str:
+    """The snapshot text: header, pinned migrations, then the normalized schema."""
+    lines = [
+        f"{HEADER} of {bundle.root.name}/ (render {render_version})",
+        "-- The schema every Durable Object has after migrate(). Review changes in pull requests;",
+        "-- regenerate with `pytest --dosqlite --snapshot-update`.",
+        "-- Pinned migrations (tag, sha256 of the .sql file): editing one of them after it was",
+        "-- recorded fails the check, because DOs that already applied it never see the edit.",
+    ]
+    lines += [f"-- pin {m.tag} {m.sha256}" for m in bundle.migrations]
+    lines.append("")
+    lines.append(schema_sql.rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def read_pins(path: Path) -> list[PinnedMigration] | None:
+    """The migrations pinned in an existing snapshot file (None when there is none)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    pins = []
+    for line in text.splitlines():
+        m = _PIN.match(line)
+        if m:
+            pins.append(PinnedMigration(m.group(1), m.group(2)))
+    return pins
+
+
+def snapshot_extension() -> type[Any]:
+    """The syrupy extension class (built lazily: syrupy is imported only when used)."""
+    global _EXTENSION
+    if _EXTENSION is not None:
+        return _EXTENSION
+    from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+
+    class DosqliteSchemaExtension(SingleFileSnapshotExtension):  # type: ignore[misc]
+        file_extension = "sql"
+        _write_mode = WriteMode.TEXT
+
+        @classmethod
+        def dirname(cls, *, test_location: PyTestLocation) -> str:
+            bundle = getattr(test_location.item, "dosqlite_bundle", None)
+            if bundle is None:  # an item that is not ours: syrupy's default layout
+                return str(SingleFileSnapshotExtension.dirname(test_location=test_location))
+            return str(snapshot_dir(bundle.root))
+
+        @classmethod
+        def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
+            return cls.dirname(test_location=test_location)
+
+        @classmethod
+        def get_snapshot_name(cls, *, test_location: PyTestLocation, index: Any = 0) -> str:
+            bundle = getattr(test_location.item, "dosqlite_bundle", None)
+            if bundle is None:
+                return str(
+                    SingleFileSnapshotExtension.get_snapshot_name(
+                        test_location=test_location, index=index
+                    )
+                )
+            return snapshot_name(bundle.root)
+
+        def serialize(self, data: Any, **kwargs: Any) -> Any:
+            return str(data)
+
+    _EXTENSION = DosqliteSchemaExtension
+    return _EXTENSION
+
+
+_EXTENSION: type[Any] | None = None

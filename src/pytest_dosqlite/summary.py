@@ -1,0 +1,47 @@
+"""The terminal summary after a ``--dosqlite`` run: one line per bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .session import DosqliteSession
+
+__all__ = ["write_summary"]
+
+
+def write_summary(tr: Any, ds: DosqliteSession) -> None:
+    from .storage import sqlite_version
+
+    if not ds.found:
+        return
+    tr.write_sep("-", "dosqlite")
+    for f in ds.found:
+        passed = sum(1 for v in f.results.values() if v == "passed")
+        failed = sum(1 for v in f.results.values() if v == "failed")
+        skipped = sum(1 for v in f.results.values() if v == "skipped")
+        tables = _table_count(ds, f)
+        slow = f", slowest {f.slowest[0]} {f.slowest[1] * 1000:.1f} ms" if f.slowest else ""
+        tr.write_line(
+            f"{f.label}: {len(f.bundle.migrations)} migrations, {tables} tables, "
+            f"checks {passed} passed, {failed} failed"
+            + (f", {skipped} skipped" if skipped else "")
+            + f"{slow}, {f.seconds:.2f}s"
+        )
+    tr.write_line(f"SQLite {sqlite_version()} (the version production Durable Objects run)")
+
+
+def _table_count(ds: DosqliteSession, found: Any) -> str:
+    head = ds.images.head(found.bundle)
+    if head.image is None:
+        return "?"
+    from .storage import DurableObjectStorage
+
+    do = DurableObjectStorage(image=head.image)
+    try:
+        n = do.sql.exec(
+            "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name != '__drizzle_migrations'"
+        ).one()["n"]
+    finally:
+        do.close()
+    return str(n)
