@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +43,20 @@ _OK = apsw.SQLITE_OK
 _DENY = apsw.SQLITE_DENY
 _SPLIT_CACHE: dict[str, list[Any]] = {}
 _SPLIT_CACHE_MAX = 4096
+
+
+_RENAME_TO = re.compile(
+    r"\bALTER\s+TABLE\s+.+?\s+RENAME\s+TO\s+[\"`\[']?(?P<name>[^\s\"`\]';]+)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _renames_to_reserved(text: str) -> bool:
+    """workerd (B/C) also checks the RENAME TO destination against the _cf_ prefix."""
+    if "rename" not in text.lower():
+        return False
+    m = _RENAME_TO.search(text)
+    return bool(m) and not rt.is_allowed_name(m.group("name"))
 
 
 def sqlite_version() -> str:
@@ -506,6 +521,8 @@ class DurableObjectStorage:
                 self._end_event()
 
     def _run(self, text: str, values: list[object] | None, *, intermediate: bool) -> Cursor:
+        if _renames_to_reserved(text):
+            raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
         cur = self._conn.cursor()
         self._auth_note = None
         self._last_desc = ()
@@ -526,7 +543,8 @@ class DurableObjectStorage:
         return Cursor(names, rows, len(rows), written)
 
     def _database_size(self) -> int:
-        page_count = self._internal("PRAGMA page_count")[0][0]
+        # a DO's database file always has its header page, even before the first write
+        page_count = max(1, self._internal("PRAGMA page_count")[0][0])
         freelist = self._internal("PRAGMA freelist_count")[0][0]
         page_size = self._internal("PRAGMA page_size")[0][0]
         return int((page_count - freelist) * page_size)
