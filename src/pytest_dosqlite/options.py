@@ -177,8 +177,21 @@ def resolve(config: pytest.Config) -> Resolved:
     projects = pick("project", opt.dosqlite_project, "dosqlite_project")
     project_paths = [Path(p) if Path(p).is_absolute() else (Path.cwd() / p) for p in projects or []]
     if not project_paths:
-        project_paths = [root]
-        sources["project"] = "rootdir"
+        # `pytest --dosqlite example_project`: the paths given on the command line are the
+        # projects; with none, the rootdir is
+        given = []
+        for arg in config.args:
+            path = Path(str(arg).split("::")[0])
+            path = path if path.is_absolute() else Path(str(config.invocation_params.dir)) / path
+            if path.is_dir():
+                given.append(path)
+        from_cli = getattr(config, "args_source", None) == pytest.Config.ArgsSource.ARGS
+        if given and from_cli:
+            project_paths = given
+            sources["project"] = "command-line paths"
+        else:
+            project_paths = [root]
+            sources["project"] = "rootdir"
     bundles = pick("bundles", opt.dosqlite_bundle, "dosqlite_bundles")
     bundle_paths = [Path(p) if Path(p).is_absolute() else (Path.cwd() / p) for p in bundles or []]
 
