@@ -1,0 +1,97 @@
+"""``python -m pytest_dosqlite``: the engine for people outside pytest.
+
+* ``schema PATH``: print the normalized schema of a bundle at head;
+* ``check PATH``: run the built-in checks on a bundle and exit non-zero on failure;
+* ``workerd-install``: install the real-runtime backend's npm packages into the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _schema(path: str) -> int:
+    from .bundle import load_bundle
+    from .checks import _query
+    from .errors import MigrationError
+    from .images import default_cache
+    from .schema import introspect, render
+
+    bundle = load_bundle(path)
+    try:
+        do = default_cache().fresh(bundle)
+    except MigrationError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(render(introspect(_query(do))), end="")
+    return 0
+
+
+def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
+    from .checks import CheckContext
+    from .errors import CheckFailure, DosqliteError
+    from .registry import CHECK_NAMES, get_check
+
+    unknown = [n for n in (names or []) + exclude if n not in CHECK_NAMES]
+    if unknown:
+        print(
+            f"unknown check(s): {', '.join(unknown)}; known: {', '.join(CHECK_NAMES)}",
+            file=sys.stderr,
+        )
+        return 2
+    ctx = CheckContext.for_bundle(path)
+    failed = 0
+    for name in names or CHECK_NAMES:
+        if name in exclude:
+            continue
+        try:
+            get_check(name)(ctx)
+        except CheckFailure as exc:
+            failed += 1
+            print(f"FAILED {name}\n{exc.render()}\n")
+        except DosqliteError as exc:
+            failed += 1
+            print(f"FAILED {name}\n{exc}\n")
+        else:
+            print(f"passed {name}")
+    print(f"{len(names or CHECK_NAMES) - len(exclude) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_dosqlite",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_schema = sub.add_parser("schema", help="print the normalized schema of a bundle at head")
+    p_schema.add_argument("path", help="drizzle-kit out folder")
+    p_check = sub.add_parser("check", help="run the built-in checks on a bundle")
+    p_check.add_argument("path", help="drizzle-kit out folder")
+    p_check.add_argument("--include", default="", help="comma-separated checks to run")
+    p_check.add_argument("--exclude", default="", help="comma-separated checks to skip")
+    sub.add_parser("workerd-install", help="install the workerd backend's npm packages")
+    args = parser.parse_args(argv)
+
+    from .errors import DosqliteError
+
+    try:
+        if args.command == "schema":
+            return _schema(args.path)
+        if args.command == "check":
+            include = [n.strip() for n in args.include.split(",") if n.strip()] or None
+            exclude = [n.strip() for n in args.exclude.split(",") if n.strip()]
+            return _check(args.path, include, exclude)
+        from .workerd.install import ensure_installed
+
+        inst = ensure_installed(progress=True)
+        print(f"workerd backend ready in {inst}")
+        return 0
+    except DosqliteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
