@@ -18,14 +18,23 @@ def make_bundle(*entries: tuple[str, int, str], missing: tuple[str, ...] = ()) -
         Migration(idx=i, tag=tag, when=when, key=f"m{i:04d}", sql=sql, path=Path(f"{tag}.sql"))
         for i, (tag, when, sql) in enumerate(entries)
     )
-    return Bundle(root=Path("drizzle"), format="durable-sqlite", migrations=migrations,
-                  missing=missing)
+    return Bundle(
+        root=Path("drizzle"), format="durable-sqlite", migrations=migrations, missing=missing
+    )
 
 
-USERS = ("0000_users", 1000, f"CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);{BP}\n"
-         "CREATE INDEX `users_name` ON `users` (`name`);")
-POSTS = ("0001_posts", 2000, "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `uid` integer "
-         "REFERENCES `users`(`id`) ON DELETE cascade);")
+USERS = (
+    "0000_users",
+    1000,
+    f"CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);{BP}\n"
+    "CREATE INDEX `users_name` ON `users` (`name`);",
+)
+POSTS = (
+    "0001_posts",
+    2000,
+    "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `uid` integer "
+    "REFERENCES `users`(`id`) ON DELETE cascade);",
+)
 TAGS = ("0002_tags", 3000, "CREATE TABLE `tags` (`id` integer PRIMARY KEY);")
 
 
@@ -34,13 +43,22 @@ def rows(do: DurableObjectStorage, sql: str) -> list[list[object]]:
 
 
 def ledger(do: DurableObjectStorage) -> list[list[object]]:
-    return rows(do, 'SELECT rowid, id, hash, created_at, typeof(created_at) '
-                    'FROM "__drizzle_migrations" ORDER BY rowid')
+    return rows(
+        do,
+        "SELECT rowid, id, hash, created_at, typeof(created_at) "
+        'FROM "__drizzle_migrations" ORDER BY rowid',
+    )
 
 
 def tables(do: DurableObjectStorage) -> list[str]:
-    return [r[0] for r in rows(do, "SELECT name FROM sqlite_master WHERE type='table' "
-                                   "AND name NOT LIKE 'sqlite%' ORDER BY name")]
+    return [
+        r[0]
+        for r in rows(
+            do,
+            "SELECT name FROM sqlite_master WHERE type='table' "
+            "AND name NOT LIKE 'sqlite%' ORDER BY name",
+        )
+    ]
 
 
 def test_fresh_migrate_writes_drizzles_ledger() -> None:
@@ -50,10 +68,10 @@ def test_fresh_migrate_writes_drizzles_ledger() -> None:
     assert ledger(do) == [[1, None, "", 1000, "integer"], [2, None, "", 2000, "integer"]]
     ddl = rows(do, "SELECT sql FROM sqlite_master WHERE name = '__drizzle_migrations'")[0][0]
     assert ddl == LEDGER_DDL.strip().replace("IF NOT EXISTS ", "")
-    assert rows(do, "SELECT name FROM sqlite_master WHERE type = 'index' AND "
-                    "tbl_name = '__drizzle_migrations'") == [
-        ["sqlite_autoindex___drizzle_migrations_1"]
-    ]
+    assert rows(
+        do,
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '__drizzle_migrations'",
+    ) == [["sqlite_autoindex___drizzle_migrations_1"]]
 
 
 def test_second_migrate_is_a_noop() -> None:
@@ -89,8 +107,9 @@ def test_high_water_mark_is_read_once_before_the_loop() -> None:
     do = DurableObjectStorage()
     migrate(do, make_bundle(USERS))
     # two new entries, the second older than the first but newer than the ledger's max
-    run = migrate(do, make_bundle(USERS, ("0001_posts", 3000, POSTS[2]), ("0002_tags", 2000,
-                                                                          TAGS[2])))
+    run = migrate(
+        do, make_bundle(USERS, ("0001_posts", 3000, POSTS[2]), ("0002_tags", 2000, TAGS[2]))
+    )
     assert run.applied == ["0001_posts", "0002_tags"]
 
 
@@ -107,7 +126,11 @@ def test_journal_array_order_wins() -> None:
 def test_failure_rolls_back_the_whole_run_and_names_the_statement() -> None:
     do = DurableObjectStorage()
     migrate(do, make_bundle(USERS))
-    bad = ("0002_bad", 3000, f"CREATE TABLE `x` (`a` integer);{BP}\nCREATE INDEKS `i` ON `x` (`a`);")
+    bad = (
+        "0002_bad",
+        3000,
+        f"CREATE TABLE `x` (`a` integer);{BP}\nCREATE INDEKS `i` ON `x` (`a`);",
+    )
     with pytest.raises(MigrationError) as info:
         migrate(do, make_bundle(USERS, POSTS, bad))
     err = info.value
@@ -140,8 +163,10 @@ def test_missing_key_throws_before_touching_the_db() -> None:
 @pytest.mark.parametrize(
     ("sql", "cause"),
     [
-        ("-- Custom SQL migration file, put your code below! --",
-         "SQL code did not contain a statement."),
+        (
+            "-- Custom SQL migration file, put your code below! --",
+            "SQL code did not contain a statement.",
+        ),
         ("CREATE TABLE `x` (`a` integer); -- done", "SQL code did not contain a statement."),
         (f"CREATE TABLE `x` (`a` integer);{BP}\n", "SQL code did not contain a statement."),
         ("BEGIN;\nCREATE TABLE `x` (`a` integer);\nCOMMIT;", "To execute a transaction"),
@@ -158,18 +183,21 @@ def test_statements_a_do_rejects(sql: str, cause: str) -> None:
 
 def test_several_statements_and_a_trigger_in_one_chunk() -> None:
     do = DurableObjectStorage()
-    sql = ("CREATE TABLE `a` (`x` integer); CREATE TABLE `log` (`x` integer);\n"
-           "CREATE TRIGGER `t` AFTER INSERT ON `a` BEGIN INSERT INTO `log` VALUES (new.x); END;")
+    sql = (
+        "CREATE TABLE `a` (`x` integer); CREATE TABLE `log` (`x` integer);\n"
+        "CREATE TRIGGER `t` AFTER INSERT ON `a` BEGIN INSERT INTO `log` VALUES (new.x); END;"
+    )
     migrate(do, make_bundle(("0000_a", 1, sql)))
     do.sql.exec("INSERT INTO a VALUES (5)")
     assert rows(do, "SELECT x FROM log") == [[5]]
 
 
 RECREATE = (
-    "0002_recreate", 3000,
+    "0002_recreate",
+    3000,
     f"PRAGMA foreign_keys=OFF;{BP}\n"
     "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `name` text NOT NULL DEFAULT '');"
-    f"{BP}\nINSERT INTO `__new_users`(\"id\", \"name\") SELECT \"id\", \"name\" FROM `users`;"
+    f'{BP}\nINSERT INTO `__new_users`("id", "name") SELECT "id", "name" FROM `users`;'
     f"{BP}\nDROP TABLE `users`;{BP}\nALTER TABLE `__new_users` RENAME TO `users`;{BP}\n"
     f"PRAGMA foreign_keys=ON;{BP}\nCREATE INDEX `users_name` ON `users` (`name`);",
 )
@@ -219,8 +247,11 @@ def test_recreation_copying_null_into_not_null_fails_and_rolls_back() -> None:
 
 def test_recreation_without_fk_action_fails_on_drop() -> None:
     do = DurableObjectStorage()
-    posts = ("0001_posts", 2000, "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `uid` integer "
-             "REFERENCES `users`(`id`));")
+    posts = (
+        "0001_posts",
+        2000,
+        "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `uid` integer REFERENCES `users`(`id`));",
+    )
     migrate(do, make_bundle(USERS, posts))
     do.sql.exec("INSERT INTO users VALUES (1, 'a'); INSERT INTO posts VALUES (1, 1)")
     with pytest.raises(MigrationError) as info:
@@ -242,8 +273,17 @@ def test_squashed_baseline_on_an_existing_do_fails() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, 0.0), (5, 5.0), ("12", 12.0), (" 7 ", 7.0), ("", 0.0), ("0x10", 16.0),
-     ("Infinity", float("inf")), (b"x", float("nan")), ("abc", float("nan"))],
+    [
+        (None, 0.0),
+        (5, 5.0),
+        ("12", 12.0),
+        (" 7 ", 7.0),
+        ("", 0.0),
+        ("0x10", 16.0),
+        ("Infinity", float("inf")),
+        (b"x", float("nan")),
+        ("abc", float("nan")),
+    ],
 )
 def test_js_number(value: object, expected: float) -> None:
     got = js_number(value)

@@ -94,6 +94,9 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
             "drizzle-kit v1 bundles are not supported by this migrator yet", tag=None
         )
     # readMigrationFiles: a journal entry without its key throws before any SQL runs
+    if bundle.drizzle_error:
+        tag = bundle.missing[0] if bundle.missing else None
+        raise MigrationError(bundle.drizzle_error, tag=tag, drizzle_message=bundle.drizzle_error)
     if bundle.missing:
         raise _missing_error(bundle.missing[0])
     migrations = bundle.migrations
