@@ -417,7 +417,7 @@ def test_sql_error_caught_inside_transaction_sync_undoes_only_that_statement() -
 
     def body() -> None:
         d.sql.exec("INSERT INTO t VALUES (1)")
-        with pytest.raises(SqlError, match="UNIQUE constraint failed: t.a"):
+        with pytest.raises(SqlError, match=r"UNIQUE constraint failed: t\.a"):
             d.sql.exec("INSERT INTO t VALUES (1)")
 
     d.transaction_sync(body)

@@ -15,8 +15,17 @@
 //   dump     {}                                 schema + __drizzle_migrations ledger
 //   size     {}                                 sql.databaseSize
 //   script   {steps: [...]}                     the general form every action above maps onto
-//   ctor     {plans: [[steps...], ...]}         steps the next constructions of this DO run inside
-//                                              blockConcurrencyWhile (plan k for construction k)
+//   ctor     {plans: [{steps} | {syncThrow}, ...]}
+//                                              plan k runs in construction k of this DO: its steps
+//                                              inside blockConcurrencyWhile, or a synchronous throw
+//
+// Script steps: {op: "exec", sql, bindings?, mode?, propagate?} | {op: "txn", steps, throw?,
+//   propagate?} (transactionSync; only synchronous steps inside) | {op: "asynctxn", steps,
+//   rollback?, throw?} (storage.transaction) | {op: "bcw", steps} (blockConcurrencyWhile) |
+//   {op: "sleep", ms} (a real await: the turn ends, the implicit transaction commits) |
+//   {op: "microtask"} (await of a resolved promise: same turn) | {op: "migrate", journal,
+//   migrations} | {op: "kvput", key, value} | {op: "alarm", ms} | {op: "size"} |
+//   {op: "throw", message} (the handler throws: the caller's stub.fetch rejects)
 //
 // Value encoding (bindings, and sql text in requests; cells in responses) -- see codec.py:
 //   plain JSON string / number / null           as is
@@ -233,6 +242,24 @@ export class HarnessDO {
             Object.assign(entry, errorInfo(e));
             entry.error = `${entry.errorName}: ${entry.error}`;
             if (step.propagate || inCtor) throw e;
+          }
+          break;
+        }
+        case "asynctxn": {
+          const inner = [];
+          const entry = { op: "asynctxn", steps: inner };
+          log.push(entry);
+          try {
+            entry.value = await this.ctx.storage.transaction(async (txn) => {
+              await this.runSteps(step.steps ?? [], inner, inCtor);
+              if (step.rollback) txn.rollback();
+              if (step.throw) throw new DeliberateThrow(String(step.throw === true ? "deliberate throw in transaction" : step.throw));
+              return "returned";
+            });
+            entry.ok = true;
+          } catch (e) {
+            Object.assign(entry, errorInfo(e));
+            if (step.propagate) throw e;
           }
           break;
         }
