@@ -90,9 +90,7 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
     Raises :class:`MigrationError` (nothing applied in this run is kept) on failure.
     """
     if bundle.format == "v1":
-        raise MigrationError(
-            "drizzle-kit v1 bundles are not supported by this migrator yet", tag=None
-        )
+        return _migrate_v1(do, bundle)
     # readMigrationFiles: a journal entry without its key throws before any SQL runs
     if bundle.drizzle_error:
         tag = bundle.missing[0] if bundle.missing else None
@@ -166,3 +164,160 @@ def _failure(
         drizzle_message=ROLLBACK_MESSAGE,
         applied_before=list(run.applied),
     )
+
+
+# ----------------------------------------------------------------------------- drizzle v1
+#: drizzle-orm 1.0 (beta/rc) durable-sqlite ledger: ``id`` is a rowid alias, rows are named
+LEDGER_DDL_V1 = (
+    '\n\t\t\t\tCREATE TABLE IF NOT EXISTS "__drizzle_migrations" (\n'
+    "\t\t\t\t\tid INTEGER PRIMARY KEY,\n"
+    "\t\t\t\t\thash text NOT NULL,\n"
+    "\t\t\t\t\tcreated_at numeric,\n"
+    "\t\t\t\t\tname text,\n"
+    "\t\t\t\t\tapplied_at TEXT\n"
+    "\t\t\t\t)\n\t\t\t"
+)
+INSERT_SQL_V1 = (
+    'INSERT INTO "__drizzle_migrations" ("hash", "created_at", "name", "applied_at") '
+    "VALUES(?, ?, ?, ?)"
+)
+
+
+def _iso_now() -> str:
+    import datetime as _dt
+
+    now = _dt.datetime.now(_dt.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _migrate_v1(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
+    """drizzle-orm 1.0's durable-sqlite migrator: name-based, no high-water mark.
+
+    Every local migration whose name is not in the ledger runs, in the sorted order of
+    ``migrations.js`` keys; a v0 ledger (no ``name`` column) is upgraded first by matching rows
+    to folders by their ``when`` second (see .notes/drizzle-v1-migrator.md).
+    """
+    if bundle.drizzle_error:
+        raise MigrationError(bundle.drizzle_error, drizzle_message=bundle.drizzle_error)
+    run = MigrationRun()
+    state: dict[str, object] = {}
+    migrations = list(bundle.migrations)
+
+    def body() -> None:
+        exists = (
+            do.sql.exec(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", LEDGER_TABLE
+            )
+            .raw()
+            .to_array()
+        )
+        if not exists:
+            do.sql.exec(LEDGER_DDL_V1)
+        else:
+            cols = [
+                r[0]
+                for r in do.sql.exec(f"SELECT name FROM pragma_table_info('{LEDGER_TABLE}')").raw()
+            ]
+            if "name" not in cols:
+                _upgrade_v0_ledger(do, migrations)
+        rows = (
+            do.sql.exec('SELECT id, hash, created_at, name FROM "__drizzle_migrations"')
+            .raw()
+            .to_array()
+        )
+        applied = {r[3] for r in rows if r[3] is not None}
+        for m in migrations:
+            name = m.name or m.tag
+            if name in applied:
+                run.not_applied.append(m.tag)
+                continue
+            started = time.perf_counter()
+            state["migration"] = m
+            for index, chunk in enumerate(m.chunks):
+                state["chunk"] = index
+                do.sql.exec(chunk)
+            state.pop("chunk", None)
+            when: object = m.when if m.when_valid else None
+            do.sql.exec(INSERT_SQL_V1, "", when, name, _iso_now())
+            run.applied.append(m.tag)
+            run.timings[m.tag] = time.perf_counter() - started
+
+    try:
+        do.transaction_sync(body)
+    except SqlError as exc:
+        raise _failure(do, exc, state, run) from None
+    except MigrationError:
+        raise
+    return run
+
+
+def _upgrade_v0_ledger(do: DurableObjectStorage, migrations: list[Migration]) -> None:
+    """drizzle 1.0's ``upToV1Sync``: name the rows of a 0.x ledger after local migrations."""
+    import functools
+
+    rows = (
+        do.sql.exec('SELECT id, hash, created_at FROM "__drizzle_migrations" ORDER BY id ASC')
+        .raw()
+        .to_array()
+    )
+
+    def order(a: Migration, b: Migration) -> int:
+        if a.when != b.when:
+            return -1 if a.when < b.when else 1
+        na, nb = (a.name or a.tag).lower(), (b.name or b.tag).lower()
+        return (na > nb) - (na < nb)
+
+    migrations.sort(key=functools.cmp_to_key(order))
+    by_hash: dict[str, Migration] = {}
+    for m in migrations:
+        by_hash[""] = m  # DO ledgers store hash "": the map keeps the last local migration
+    updates: list[tuple[str, object, str]] = []
+    unmatched: list[list[object]] = []
+    for row in rows:
+        text = str(row[2]) if row[2] is not None else ""
+        millis = js_number(text[:-3] + "000") if len(text) >= 3 else js_number(text)
+        candidates = [m for m in migrations if m.when_valid and float(m.when) == millis]
+        match: Migration | None = None
+        how = "millis"
+        if len(candidates) == 1:
+            match = candidates[0]
+        elif len(candidates) > 1:
+            match = None
+            if row[1]:
+                match = next((m for m in candidates if m.sha256 == row[1]), None)
+            how = "hash"
+        else:
+            match = by_hash.get(str(row[1]))
+            how = "hash"
+        if match is None:
+            unmatched.append(row)
+            continue
+        updates.append(
+            (
+                match.name or match.tag,
+                row[0] if row[0] is not None else (row[2] if how == "millis" else row[1]),
+                "id" if row[0] is not None else ("created_at" if how == "millis" else "hash"),
+            )
+        )
+    if unmatched:
+        listed = ", ".join(f"[id: {r[0]}, created_at: {r[2]}]" for r in unmatched)
+        raise SqlError(
+            f"While upgrading your database migrations table we found {len(unmatched)} "
+            f"({listed}) migrations in the database that do not match any local migration. "
+            "This means that some migrations were applied to the database but are missing "
+            "from the local environment"
+        )
+
+    def apply() -> None:
+        do.sql.exec('ALTER TABLE "__drizzle_migrations" ADD COLUMN "name" text')
+        do.sql.exec('ALTER TABLE "__drizzle_migrations" ADD COLUMN "applied_at" TEXT')
+        for name, key, column in updates:
+            value = str(key) if column == "created_at" else key
+            do.sql.exec(
+                f'UPDATE "__drizzle_migrations" SET "name" = ?, "applied_at" = NULL '
+                f'WHERE "{column}" = ?',
+                name,
+                value,
+            )
+
+    do.transaction_sync(apply)

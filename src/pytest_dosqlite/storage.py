@@ -56,7 +56,7 @@ def _renames_to_reserved(text: str) -> bool:
     if "rename" not in text.lower():
         return False
     m = _RENAME_TO.search(text)
-    return bool(m) and not rt.is_allowed_name(m.group("name"))
+    return m is not None and not rt.is_allowed_name(m.group("name"))
 
 
 def sqlite_version() -> str:
