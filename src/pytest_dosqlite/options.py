@@ -74,7 +74,7 @@ def add_options(parser: pytest.Parser) -> None:
         choices=("emulator", "workerd"),
         help="Where DOs run: the Python emulator (default) or real workerd via Node.",
     )
-    parser.addini("dosqlite_backend", help="emulator or workerd", default="emulator")
+    parser.addini("dosqlite_backend", help="emulator or workerd (default emulator)", default="")
     group.addoption(
         "--dosqlite-concurrency",
         dest="dosqlite_concurrency",
@@ -83,7 +83,7 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help="Concurrent starts raced by concurrent_starts (default 8).",
     )
-    parser.addini("dosqlite_concurrency", help="Concurrent starts.", default="8")
+    parser.addini("dosqlite_concurrency", help="Concurrent starts (default 8).", default="")
     group.addoption(
         "--dosqlite-budget-rows",
         dest="dosqlite_budget_rows",
@@ -92,7 +92,9 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help="Rows per table for the blockConcurrencyWhile budget estimate (default 100000).",
     )
-    parser.addini("dosqlite_budget_rows", help="Rows for the budget estimate.", default="100000")
+    parser.addini(
+        "dosqlite_budget_rows", help="Rows for the budget estimate (default 100000).", default=""
+    )
     group.addoption(
         "--dosqlite-seed",
         dest="dosqlite_seed",

@@ -130,7 +130,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "dosqlite_bundle" not in metafunc.fixturenames:
         return
     # a conftest/module override of dosqlite_bundle takes precedence over parametrization
-    defs = metafunc._arg2fixturedefs.get("dosqlite_bundle")  # noqa: SLF001
+    defs = metafunc._arg2fixturedefs.get("dosqlite_bundle")
     if defs and defs[-1].func.__module__ != "pytest_dosqlite.fixtures":
         return
     ds = _session(metafunc.config)
@@ -159,7 +159,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     ds = _session(config)
-    if ds is None or not ds.settings.enabled or ds._found is None:  # noqa: SLF001
+    if ds is None or not ds.settings.enabled or ds._found is None:
         return
     from .summary import write_summary
 

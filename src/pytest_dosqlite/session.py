@@ -116,7 +116,7 @@ class DosqliteSession:
                 continue
             try:
                 project = discover(root)
-            except Exception as exc:  # noqa: BLE001 - reported as a collection error
+            except Exception as exc:
                 from .errors import DosqliteError
 
                 if not isinstance(exc, DosqliteError):
@@ -125,8 +125,9 @@ class DosqliteSession:
                 continue
             for ref in project.bundles:
                 add(ref.path, ref.source, root, tuple(ref.do_classes), project)
-            for err in getattr(project, "errors", []):
-                self.errors.append(BundleLoadError(Path(err.path), err.message))
+            for err in project.errors:
+                where = f"line {err.line}: " if err.line else ""
+                self.errors.append(BundleLoadError(Path(err.path), where + err.message))
         return found
 
     # ------------------------------------------------------------------ running checks
@@ -189,21 +190,45 @@ class DosqliteSession:
             }
             if hasattr(option, "update_new_snapshots_only"):
                 kwargs["update_new_snapshots_only"] = option.update_new_snapshots_only
-            assertion = SnapshotAssertion(**kwargs)
-            if assertion == text:
-                return
-            diff = "\n".join(str(line) for line in assertion.get_assert_diff())
             from .snapshot import snapshot_path
 
             path = snapshot_path(item.dosqlite_bundle.root)
-            exists = path.exists()
+            try:
+                stored: str | None = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                stored = None
+            assertion = SnapshotAssertion(**kwargs)
+            if assertion == text:
+                return
+            if stored is None:
+                raise CheckFailure(
+                    f"no schema snapshot yet for {item.dosqlite_bundle.root}",
+                    [
+                        ("Snapshot file (to create)", str(path)),
+                        ("Schema at head", text),
+                        (
+                            "Create it",
+                            "run `pytest --dosqlite --snapshot-update`, review the file and "
+                            "commit it: pull requests then show every schema change as a diff",
+                        ),
+                    ],
+                )
+            import difflib
+
+            diff = "\n".join(
+                difflib.unified_diff(
+                    stored.splitlines(),
+                    text.splitlines(),
+                    fromfile=f"{path.name} (snapshot)",
+                    tofile="schema after migrate()",
+                    lineterm="",
+                )
+            )
             raise CheckFailure(
-                f"schema of {item.dosqlite_bundle.root} differs from its snapshot"
-                if exists
-                else f"no schema snapshot yet for {item.dosqlite_bundle.root}",
+                f"schema of {item.dosqlite_bundle.root} differs from its snapshot",
                 [
                     ("Snapshot file", str(path)),
-                    ("Diff (- snapshot, + migrated)", diff),
+                    ("Diff", diff),
                     (
                         "If intended",
                         "review the change, then run `pytest --dosqlite --snapshot-update` and "
