@@ -153,21 +153,32 @@ def _fix_hint(exc: MigrationError) -> str | None:
 
 
 def bundle_integrity(ctx: CheckContext) -> None:
-    """The bundle is consistent: journal, migrations.js, .sql files and snapshots agree."""
+    """The bundle is consistent: journal, migrations.js, .sql files and snapshots agree.
+
+    Errors (what breaks migrate() or the fleet) fail the check; warnings (a missing drizzle-kit
+    snapshot, an unused migrations.js key, ...) are reported as ``IntegrityWarning``.
+    """
+    import warnings
+
+    from .errors import IntegrityWarning
+
     problems = ctx.bundle.problems
-    if not problems:
+    errors = [p for p in problems if getattr(p, "severity", "error") == "error"]
+    for p in problems:
+        if p not in errors:
+            where = f"{p.path}{':' + str(p.line) if p.line else ''}: " if p.path else ""
+            warnings.warn(IntegrityWarning(f"{where}[{p.code}] {p.message}"), stacklevel=2)
+    if not errors:
         return
     sections: list[tuple[str, str]] = []
-    for p in problems:
+    for p in errors:
         body = f"{p.message}"
         if p.path is not None:
             body = f"{p.path}{':' + str(p.line) if p.line else ''}\n{body}"
         if p.fix:
             body += f"\nfix: {p.fix}"
         sections.append((f"[{p.code}]" + (f" {p.migration}" if p.migration else ""), body))
-    raise CheckFailure(
-        f"{len(problems)} integrity problem(s) in bundle {ctx.bundle.root}", sections
-    )
+    raise CheckFailure(f"{len(errors)} integrity problem(s) in bundle {ctx.bundle.root}", sections)
 
 
 def upgrade_from_empty(ctx: CheckContext) -> None:

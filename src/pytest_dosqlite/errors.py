@@ -12,6 +12,8 @@ from pathlib import Path
 __all__ = [
     "BundleError",
     "CheckFailure",
+    "DosqliteWarning",
+    "IntegrityWarning",
     "DosqliteError",
     "DurableObjectResetError",
     "MigrationError",
@@ -168,3 +170,11 @@ class CheckFailure(AssertionError):
             out.append(f"{title}:")
             out.extend("    " + line if line else "" for line in str(body).splitlines())
         return "\n".join(out)
+
+
+class DosqliteWarning(UserWarning):
+    """Base class of the warnings the built-in checks emit (filter them with ``-W``)."""
+
+
+class IntegrityWarning(DosqliteWarning):
+    """A bundle problem that does not break migrate() (missing snapshot, orphan key, ...)."""

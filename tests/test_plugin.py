@@ -1,0 +1,305 @@
+"""`pytest --dosqlite` end to end, with pytester on small Worker projects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+BP = "--> statement-breakpoint"
+CORE = "bundle_integrity,upgrade_from_empty,idempotent,schema_snapshot"
+
+WRANGLER_TOML = """\
+name = "app"
+main = "src/index.ts"
+compatibility_date = "2025-09-01"
+
+[[durable_objects.bindings]]
+name = "ROOMS"
+class_name = "RoomDO"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["RoomDO"]
+
+[[rules]]
+type = "Text"
+globs = ["**/*.sql"]
+fallthrough = true
+"""
+
+DRIZZLE_CONFIG = """\
+import { defineConfig } from 'drizzle-kit';
+export default defineConfig({
+  out: './drizzle',
+  schema: './src/db/schema.ts',
+  dialect: 'sqlite',
+  driver: 'durable-sqlite',
+});
+"""
+
+
+def write_bundle(
+    out: Path,
+    migrations: list[tuple[str, str]],
+    *,
+    base_when: int = 1700000000000,
+    whens: list[int] | None = None,
+) -> None:
+    (out / "meta").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, (tag, sql) in enumerate(migrations):
+        (out / f"{tag}.sql").write_text(sql)
+        when = whens[i] if whens else base_when + i * 1000
+        entries.append({"idx": i, "version": "6", "when": when, "tag": tag, "breakpoints": True})
+    (out / "meta" / "_journal.json").write_text(
+        json.dumps({"version": "7", "dialect": "sqlite", "entries": entries}, indent=2)
+    )
+    imports = "\n".join(
+        f"import m{i:04d} from './{tag}.sql';" for i, (tag, _) in enumerate(migrations)
+    )
+    keys = ",\n".join(f"m{i:04d}" for i in range(len(migrations)))
+    (out / "migrations.js").write_text(
+        f"import journal from './meta/_journal.json';\n{imports}\n\n  export default {{\n"
+        f"    journal,\n    migrations: {{\n      {keys}\n    }}\n  }}\n"
+    )
+
+
+GOOD = [
+    (
+        "0000_init",
+        f"CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text NOT NULL);{BP}\n"
+        "CREATE INDEX `users_name` ON `users` (`name`);",
+    ),
+    ("0001_posts", "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `title` text);"),
+]
+
+
+def make_project(
+    root: Path,
+    migrations: list[tuple[str, str]] = GOOD,
+    *,
+    wrangler: str = WRANGLER_TOML,
+    wrangler_name: str = "wrangler.toml",
+    **kw: object,
+) -> Path:
+    (root / wrangler_name).write_text(wrangler)
+    (root / "drizzle.config.ts").write_text(DRIZZLE_CONFIG)
+    (root / "src").mkdir(exist_ok=True)
+    (root / "src" / "index.ts").write_text(
+        "import migrations from '../drizzle/migrations';\nexport class RoomDO {}\n"
+    )
+    write_bundle(root / "drizzle", migrations, **kw)  # type: ignore[arg-type]
+    return root
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("--dosqlite", "-p", "no:cacheprovider", *args)
+
+
+def test_no_items_without_the_flag(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert "dosqlite:" not in result.stdout.str()
+
+
+def test_plugin_module_is_import_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_dosqlite.plugin; "
+        "print(sorted(m for m in ('apsw', 'sqlglot', 'syrupy', 'tree_sitter') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_clean_project_passes_and_snapshot_lifecycle(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    result = run(pytester, f"--dosqlite-checks-include={CORE}")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*no schema snapshot yet*", "*CREATE TABLE users*"])
+    result = run(pytester, f"--dosqlite-checks-include={CORE}", "--snapshot-update")
+    result.assert_outcomes(passed=4)
+    snap = pytester.path / "__snapshots__" / "dosqlite" / "drizzle.sql"
+    assert snap.exists()
+    assert "-- pin 0001_posts " in snap.read_text()
+    result = run(pytester, f"--dosqlite-checks-include={CORE}")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "dosqlite: bundle drizzle: 2 migrations (durable-sqlite)*(from drizzle.config.ts)",
+            "drizzle: 2 migrations, 2 tables, checks 4 passed, 0 failed*",
+        ]
+    )
+    # node ids anchor on the bundle: -k and --deselect work
+    result = run(pytester, f"--dosqlite-checks-include={CORE}", "-k", "idempotent", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["drizzle/meta/_journal.json::idempotent PASSED*"])
+    result = run(
+        pytester,
+        f"--dosqlite-checks-include={CORE}",
+        "--deselect",
+        "drizzle/meta/_journal.json::idempotent",
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_schema_change_fails_the_snapshot_with_a_diff(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    write_bundle(
+        pytester.path / "drizzle", [*GOOD, ("0002_bio", "ALTER TABLE `users` ADD `bio` text;")]
+    )
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*differs from its snapshot*", "*+  bio TEXT*"])
+
+
+def test_edited_recorded_migration_is_explained(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    (pytester.path / "drizzle" / "0001_posts.sql").write_text(
+        "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `title` text, `slug` text);"
+    )
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*recorded migrations changed*",
+            "*Edited after it was recorded:*",
+            "*0001_posts*",
+            "*will never run the new*",
+        ]
+    )
+
+
+def test_failing_migration_names_migration_statement_and_cause(pytester: pytest.Pytester) -> None:
+    bad = [*GOOD, ("0002_custom", "-- Custom SQL migration file, put your code below! --")]
+    make_project(pytester.path, bad)
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "migration 0002_custom fails on a fresh Durable Object" in out
+    assert "SQL code did not contain a statement." in out
+    assert "DrizzleError: Rollback" in out
+    assert "unedited `--custom` migration" in out
+    assert "Traceback" not in out and "pytest_dosqlite/" not in out
+
+
+def test_integrity_problem_fails_bundle_integrity(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path, whens=[1700000005000, 1700000001000])
+    result = run(pytester, "--dosqlite-checks-include=bundle_integrity")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*when-not-increasing*"])
+
+
+def test_unknown_check_name_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty,nosuch_check")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown dosqlite check name(s): nosuch_check*Known checks:*"])
+    pytester.makeini("[pytest]\ndosqlite_checks_exclude = lint nope\n")
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown dosqlite check name(s): nope*"])
+
+
+def test_ini_keys_and_provenance(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    pytester.makeini("[pytest]\ndosqlite_checks_include = upgrade_from_empty idempotent\n")
+    result = run(pytester)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["dosqlite: checks: upgrade_from_empty, idempotent (from ini dosqlite_checks_include)"]
+    )
+
+
+@pytest.mark.parametrize("name", ["wrangler.jsonc", "wrangler.json"])
+def test_jsonc_and_json_wrangler_configs(pytester: pytest.Pytester, name: str) -> None:
+    comment = "// a comment\n" if name.endswith("jsonc") else ""
+    trailing = "," if name.endswith("jsonc") else ""
+    config = (
+        "{\n" + comment + '  "name": "app", "main": "src/index.ts",\n'
+        '  "durable_objects": {"bindings": [{"name": "R", "class_name": "RoomDO"}]},\n'
+        '  "migrations": [{"tag": "v1", "new_sqlite_classes": ["RoomDO"]}]' + trailing + "\n}\n"
+    )
+    make_project(pytester.path, wrangler=config, wrangler_name=name)
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["dosqlite: bundle drizzle*for RoomDO*"])
+
+
+def test_several_bundles_in_one_run(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    other = pytester.path / "packages" / "chat"
+    other.mkdir(parents=True)
+    (other / "drizzle.config.ts").write_text(DRIZZLE_CONFIG)
+    write_bundle(other / "drizzle", [("0000_msgs", "CREATE TABLE `msgs` (`id` integer);")])
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "drizzle/meta/_journal.json::upgrade_from_empty PASSED*",
+            "packages/chat/drizzle/meta/_journal.json::upgrade_from_empty PASSED*",
+        ]
+    )
+
+
+def test_dosqlite_bundle_option(pytester: pytest.Pytester) -> None:
+    write_bundle(pytester.path / "db" / "out", GOOD)
+    result = run(
+        pytester, "--dosqlite-bundle", "db/out", "--dosqlite-checks-include=upgrade_from_empty"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_broken_journal_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    (pytester.path / "drizzle" / "meta" / "_journal.json").write_text(
+        '{"entries": [\n  {"idx": 0,,}\n'
+    )
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
+    out = result.stdout.str()
+    assert result.ret != 0
+    assert "_journal.json" in out
+    assert "line 2" in out or ":2" in out
+    assert "Traceback" not in out
+
+
+def test_no_bundle_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*found no drizzle bundle*"])
+
+
+def test_fixtures_in_user_tests(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    pytester.makepyfile(
+        test_data="""
+        import pytest
+        import pytest_dosqlite as dosqlite
+
+        def test_at_version(do_at, dosqlite_bundle):
+            do = do_at("0000_init")
+            assert [r[0] for r in do.sql.exec(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name='posts'").raw()] == []
+            do.sql.exec("INSERT INTO users (id, name) VALUES (1, 'a')")
+            dosqlite.migrate(do, dosqlite_bundle)
+            assert do.sql.exec("SELECT name FROM users").one() == {"name": "a"}
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_isolated(migrated_do, n):
+            migrated_do.sql.exec("INSERT INTO posts (title) VALUES ('x')")
+            assert migrated_do.sql.exec("SELECT count(*) AS c FROM posts").one() == {"c": 1}
+
+        def test_empty(do_storage):
+            assert do_storage.sql.exec("SELECT count(*) AS c FROM sqlite_master").one() == {"c": 0}
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
+    result.assert_outcomes(passed=5)
