@@ -1,0 +1,3 @@
+const { makeConfig } = require("./make-config");
+
+module.exports = makeConfig();

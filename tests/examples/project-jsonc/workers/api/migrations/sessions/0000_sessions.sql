@@ -1,0 +1,1 @@
+CREATE TABLE `sessions` (`id` text PRIMARY KEY NOT NULL);
