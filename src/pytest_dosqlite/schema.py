@@ -534,8 +534,10 @@ def display(tokens: Sequence[Tok], *, upper_ids: bool = False) -> str:
         if tok.kind == "kw":
             texts.append(tok.value)
         elif tok.kind == "id":
-            text = quote_ident(tok.value)
-            texts.append(text.upper() if upper_ids and text == tok.value else text)
+            if tok.text == tok.value:  # bare: already unambiguous
+                texts.append(tok.text.upper() if upper_ids else tok.text)
+            else:
+                texts.append(quote_ident(tok.value))
         else:
             texts.append(tok.text)
     return _spaced(tokens, texts)
@@ -1029,18 +1031,27 @@ _NEEDS_PARSE = re.compile(r"\b(?:CHECK|COLLATE|DEFERRABLE|CONSTRAINT)\b")
 _AUTOINC_COLUMN = re.compile(
     r"\bPRIMARY\s+KEY\s+(?:(?:ASC|DESC)\s+)?(?:ON\s+CONFLICT\s+\w+\s+)?AUTOINCREMENT\b"
 )
-_SIMPLE_DEFAULT = re.compile(r"-?\d+(?:\.\d+)?|'(?:[^']|'')*'|[A-Za-z_]\w*")
+_SIMPLE_DEFAULT = re.compile(r"-?\d+(?:\.\d+)?|'(?:[^']|'')*'|(?i:true|false)")
+_BOOLEANS = ("true", "false")
 
 
 @functools.lru_cache(maxsize=4096)
 def _normalize_default(value: object) -> str | None:
+    """``dflt_value`` normalized. A lone identifier is what SQLite makes of it: a string
+    (``DEFAULT "text"`` and ``DEFAULT text`` both store 'text'), except true/false."""
     if value is None:
         return None
     text = str(value)
     if _SIMPLE_DEFAULT.fullmatch(text):
-        up = text.upper()
-        return up if up in KEYWORDS else text
-    return normalize_sql(text)
+        return text
+    toks = tokenize(text)
+    if len(toks) == 1 and toks[0].kind == "id" and toks[0].value.lower() not in _BOOLEANS:
+        return _string_literal(toks[0].value)
+    return display(toks)
+
+
+def _string_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _build_table(
@@ -1276,7 +1287,11 @@ def _journal_value(v: object) -> str:
 def format_expected_journal(rows: Iterable[Sequence[object]]) -> str:
     """The body of an ``expected-journal-rows.txt``: header line, then ``a | b | ...`` rows."""
     lines = [_JOURNAL_HEADER]
-    lines += [" | ".join(_journal_value(v) for v in row) for row in rows]
+    # values as JSON (NULL for null); the two typeof() columns are bare type names
+    lines += [
+        " | ".join(str(v) if i >= 4 else _journal_value(v) for i, v in enumerate(row))
+        for row in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -1647,12 +1662,110 @@ def _render_def(d: list[Tok], is_column: bool, type_end: int) -> str:
         return display(d)
     name = quote_ident(_name_of(d[0]))
     typ = display(d[1:type_end], upper_ids=True)
-    rest_toks = [
-        Tok("kw", t.text, t.text.upper()) if t.kind == "id" and t.text.upper() in ("STORED",) else t
-        for t in d[type_end:]
-    ]
-    rest = display(rest_toks)
-    return " ".join(p for p in (name, typ, rest) if p)
+    rest: list[Tok] = []
+    after_default = False
+    for t in d[type_end:]:
+        if after_default and t.kind == "id" and t.value.lower() not in _BOOLEANS:
+            t = Tok("str", _string_literal(t.value), t.value)  # DEFAULT "x": the string 'x'
+        elif t.kind == "id" and t.text.upper() == "STORED":
+            t = Tok("kw", t.text, "STORED")
+        after_default = t.kind == "kw" and t.value == "DEFAULT"
+        rest.append(t)
+    return " ".join(p for p in (name, typ, display(rest)) if p)
+
+
+_FK_TAIL = frozenset({"ON", "MATCH", "DEFERRABLE", "NOT"})
+_WIDTH = 100  # render wraps long CHECK / WHERE expressions to stay within this
+
+
+def _split_top(toks: Sequence[Tok], word: str) -> list[list[Tok]]:
+    """``toks`` split at the top-level keyword ``word`` (AND/OR); the AND of a
+    ``BETWEEN x AND y`` and anything inside parentheses or CASE ... END stays whole."""
+    parts: list[list[Tok]] = [[]]
+    depth = 0
+    between = 0
+    for t in toks:
+        if t.kind == "op":
+            if t.text == "(":
+                depth += 1
+            elif t.text == ")":
+                depth -= 1
+        elif t.kind == "kw":
+            if t.value == "CASE":
+                depth += 1
+            elif t.value == "END" and depth > 0:
+                depth -= 1
+            elif depth == 0 and t.value == "BETWEEN":
+                between += 1
+            elif depth == 0 and t.value == "AND" and between:
+                between -= 1
+            elif depth == 0 and t.value == word and parts[-1]:
+                parts.append([])
+                continue
+        parts[-1].append(t)
+    return parts
+
+
+def _wrap(toks: list[Tok], indent: str) -> list[str]:
+    """An expression as lines no wider than ``_WIDTH`` where it can: one term of the
+    top-level OR (else AND) per line, parenthesized groups opened on their own lines."""
+    line = display(toks)
+    if len(indent) + len(line) <= _WIDTH:
+        return [indent + line]
+    if len(toks) >= 2 and _is_op(toks[0], "(") and _match_paren(toks, 0) == len(toks) - 1:
+        return [indent + "(", *_wrap(toks[1:-1], indent + "  "), indent + ")"]
+    for word in ("OR", "AND"):
+        parts = _split_top(toks, word)
+        if len(parts) > 1:
+            lines: list[str] = []
+            for k, part in enumerate(parts):
+                sub = _wrap(part, indent)
+                if k:
+                    sub[0] = indent + word + " " + sub[0][len(indent) :]
+                lines += sub
+            return lines
+    start = _open_of_last(toks)
+    if start:  # a trailing list, as in x IN ('a', 'b', ...): one item per line
+        items = _split_commas(toks[start + 1 : -1])
+        if len(items) > 1:
+            inner = [indent + "  " + display(item) + "," for item in items]
+            inner[-1] = inner[-1][:-1]
+            return [indent + display(toks[: start + 1]), *inner, indent + ")"]
+    return [indent + line]
+
+
+def _open_of_last(toks: Sequence[Tok]) -> int | None:
+    """Index of the ``(`` that the final ``)`` of ``toks`` closes, if it ends with one."""
+    if not toks or not _is_op(toks[-1], ")"):
+        return None
+    depth = 0
+    for n in range(len(toks) - 1, -1, -1):
+        t = toks[n]
+        if t.kind == "op" and t.text == ")":
+            depth += 1
+        elif t.kind == "op" and t.text == "(":
+            depth -= 1
+            if depth == 0:
+                return n
+    return None
+
+
+def _render_constraint(d: list[Tok]) -> list[str]:
+    """A table constraint; a long CHECK is wrapped over several lines, a long FOREIGN KEY
+    gets its ON UPDATE / ON DELETE actions on a second line."""
+    line = "  " + display(d)
+    if len(line) > _WIDTH and any(t.kind == "kw" and t.value == "REFERENCES" for t in d):
+        on = next((n for n, t in enumerate(d) if t.kind == "kw" and t.value in _FK_TAIL), None)
+        if on:
+            return ["  " + display(d[:on]), "    " + display(d[on:])]
+    check = next((n for n, t in enumerate(d) if t.kind == "kw" and t.value == "CHECK"), None)
+    if len(line) < _WIDTH or check is None or check + 1 >= len(d) or not _is_op(d[check + 1], "("):
+        return [line]
+    end = _match_paren(d, check + 1)
+    if end != len(d) - 1:
+        return [line]
+    head = display(d[: check + 1])
+    return ["  " + head + " (", *_wrap(d[check + 2 : end], "    "), "  )"]
 
 
 def _render_table(t: Table) -> str:
@@ -1661,22 +1774,19 @@ def _render_table(t: Table) -> str:
         return normalize_sql(t.sql)
     if ddl is None:
         return _synth_table(t)
-    lines = []
+    defs: list[list[str]] = []
     for d in ddl.defs:
-        first = d[0]
-        col = ddl.columns.get(_name_of(first).lower())
-        is_column = col is not None and col.tokens is d
-        lines.append("  " + _render_def(d, is_column, col.type_end if is_column and col else 0))
+        col = ddl.columns.get(_name_of(d[0]).lower())
+        if col is not None and col.tokens is d:
+            defs.append(["  " + _render_def(d, True, col.type_end)])
+        else:
+            defs.append(_render_constraint(d))
     opts = [
         Tok("kw", tok.text, tok.text.upper()) if tok.kind == "id" else tok for tok in ddl.options
     ]
     tail = display(opts)
-    return (
-        f"CREATE TABLE {quote_ident(t.name)} (\n"
-        + ",\n".join(lines)
-        + "\n)"
-        + (" " + tail if tail else "")
-    )
+    body = ",\n".join("\n".join(lines) for lines in defs)
+    return f"CREATE TABLE {quote_ident(t.name)} (\n{body}\n)" + (" " + tail if tail else "")
 
 
 def _synth_table(t: Table) -> str:
@@ -1718,9 +1828,8 @@ def _synth_table(t: Table) -> str:
             s += " DEFERRABLE INITIALLY DEFERRED"
         lines.append(s)
     for ch in t.checks:
-        lines.append(
-            (f"CONSTRAINT {quote_ident(ch.name)} " if ch.name else "") + f"CHECK ({ch.expr})"
-        )
+        text = (f"CONSTRAINT {quote_ident(ch.name)} " if ch.name else "") + f"CHECK ({ch.expr})"
+        lines.append("\n".join(_render_constraint(tokenize(text)))[2:])
     opts = [o for o, on in (("WITHOUT ROWID", t.without_rowid), ("STRICT", t.strict)) if on]
     return (
         f"CREATE TABLE {quote_ident(t.name)} (\n  "
@@ -1732,15 +1841,22 @@ def _synth_table(t: Table) -> str:
 
 def _render_index(i: Index) -> str:
     ddl = _parse_create_index(i.sql) if i.sql else None
+    where: list[Tok] | None
     if ddl is not None:
         cols = ", ".join(display(term) for term in ddl.terms)
-        where = display(ddl.where) if ddl.where else None
+        where = ddl.where or None
     else:
         cols = _show_index_cols(i)[1:-1]
-        where = i.where
+        where = tokenize(i.where) if i.where else None
     unique = "UNIQUE " if i.unique else ""
     s = f"CREATE {unique}INDEX {quote_ident(i.name)} ON {quote_ident(i.table)} ({cols})"
-    return s + (f"\n  WHERE {where}" if where else "")
+    if len(s) >= _WIDTH:
+        s = f"CREATE {unique}INDEX {quote_ident(i.name)}\n  ON {quote_ident(i.table)} ({cols})"
+    if not where:
+        return s
+    lines = _wrap(where, "  ")
+    lines[0] = "  WHERE " + lines[0][2:]
+    return s + "\n" + "\n".join(lines)
 
 
 def _render_view(v: View) -> str:
