@@ -1,0 +1,137 @@
+"""``wrangler_contract``: the Worker's wrangler config can run the bundle at all.
+
+A bundle is only useful to a DO class whose storage is SQLite: a class declared in
+``new_classes`` is KV-backed and ``ctx.storage.sql`` throws there; a class never declared in a
+migration does not deploy. Durable Object migration tags must be unique, and ``migrations.js``
+imports ``.sql`` files, which only become strings through a ``Text`` module rule (wrangler adds
+one for ``**/*.sql`` by default from 4.57.0 on).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import CheckFailure
+
+if TYPE_CHECKING:
+    from .checks import CheckContext
+
+__all__ = ["DEFAULT_SQL_RULE_SINCE", "wrangler_contract", "wrangler_version"]
+
+#: first wrangler release whose default module rules import ``**/*.sql`` as Text
+DEFAULT_SQL_RULE_SINCE = (4, 57, 0)
+
+
+def wrangler_version(project_root: Path) -> tuple[tuple[int, int, int] | None, str]:
+    """The wrangler version a project uses (installed, else the minimum its spec allows)."""
+    installed = project_root / "node_modules" / "wrangler" / "package.json"
+    try:
+        data = json.loads(installed.read_text(encoding="utf-8"))
+        parsed = _parse(str(data.get("version", "")))
+        if parsed:
+            return parsed, f"installed {data.get('version')}"
+    except (OSError, ValueError):
+        pass
+    pkg = project_root / "package.json"
+    try:
+        data = json.loads(pkg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, "no package.json"
+    for section in ("devDependencies", "dependencies"):
+        spec = (data.get(section) or {}).get("wrangler")
+        if isinstance(spec, str):
+            parsed = _parse(spec)
+            return parsed, f"package.json {section} wrangler {spec!r}"
+    return None, "wrangler not in package.json"
+
+
+def _parse(spec: str) -> tuple[int, int, int] | None:
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", spec)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def wrangler_contract(ctx: CheckContext) -> None:
+    """Every DO class that uses the bundle is SQLite-backed and deployable, migration tags are
+    unique, and the ``.sql`` files ``migrations.js`` imports are bundled as text."""
+    project: Any = ctx.project
+    if project is None:
+        return  # a bundle given directly, without a Worker project: nothing to check against
+    ref = project.bundle_at(ctx.bundle.root)
+    sections: list[tuple[str, str]] = []
+    classes = tuple(ref.do_classes) if ref is not None else ()
+    wranglers = list(project.wrangler_configs)
+    if ref is not None and ref.wrangler is not None:
+        wranglers = [w for w in wranglers if w.path == ref.wrangler] or wranglers
+
+    if not classes and ctx.bundle.migrations_js_path is not None:
+        # a DO bundle nobody could link: the only candidates are classes that are not SQLite
+        classes = tuple(c.name for w in wranglers for c in w.classes if not c.is_sqlite)
+    for w in wranglers:
+        by_name = {c.name: c for c in w.classes}
+        for name in classes:
+            cls = by_name.get(name)
+            if cls is None:
+                continue
+            if cls.storage == "kv":
+                sections.append(
+                    (
+                        f"{name} is KV-backed",
+                        f"{w.path}: {name} is declared in `new_classes` (migration "
+                        f"{cls.migration_tag!r}). A KV-backed Durable Object has no SQL API: "
+                        "`ctx.storage.sql` throws, so drizzle's migrate() can never run. "
+                        "Declare SQLite classes with `new_sqlite_classes`; an existing KV class "
+                        "cannot be converted, so create a new class.",
+                    )
+                )
+            elif cls.storage == "unknown":
+                sections.append(
+                    (
+                        f"{name} is not declared",
+                        f"{w.path}: {name} is bound but no `[[migrations]]` entry creates it. "
+                        f'Add `{{ tag = "v1", new_sqlite_classes = ["{name}"] }}`.',
+                    )
+                )
+            elif cls.deleted:
+                sections.append((f"{name} is deleted", f"{w.path}: a migration deletes {name}."))
+        tags = [m.tag for m in w.migrations if m.tag]
+        dupes = sorted(t for t, n in Counter(tags).items() if n > 1)
+        if dupes:
+            sections.append(
+                (
+                    "Duplicate migration tags",
+                    f"{w.path}: {', '.join(dupes)}. Each Durable Object migration needs a "
+                    "unique tag; wrangler applies them in order and refuses repeated ones.",
+                )
+            )
+
+    imports_sql = ctx.bundle.migrations_js_path is not None and any(
+        m.path is not None and m.path.suffix == ".sql" for m in ctx.bundle.migrations
+    )
+    if imports_sql and wranglers and classes:
+        uncovered = [w for w in wranglers if not w.text_rule_covers("0000_x.sql")]
+        if uncovered:
+            version, source = wrangler_version(uncovered[0].path.parent)
+            if version is None or version < DEFAULT_SQL_RULE_SINCE:
+                since = ".".join(map(str, DEFAULT_SQL_RULE_SINCE))
+                sections.append(
+                    (
+                        "No Text rule for .sql",
+                        f"{uncovered[0].path}: migrations.js imports .sql files, but no "
+                        f'`rules = [{{ type = "Text", globs = ["**/*.sql"] }}]` covers them and '
+                        f"the project's wrangler ({source}) is older than {since}, whose "
+                        "default rules include it. The Worker fails to build (or imports "
+                        "nothing) and every DO fails to start. Add the rule or upgrade wrangler.",
+                    )
+                )
+    if ref is not None and not classes and project.sqlite_classes and ctx.bundle.migrations_js_path:
+        ctx.extra.setdefault("notes", []).append(
+            f"no DO class was linked to {ctx.bundle.root} ({ref.do_link})"
+        )
+    if sections:
+        raise CheckFailure(f"the wrangler config cannot run bundle {ctx.bundle.root}", sections)
