@@ -470,10 +470,10 @@ class Bundle:
         h = hashlib.sha256()
         h.update(self.format.encode())
         for m in self.migrations:
-            h.update(f"{m.idx}\0{m.tag}\0{m.when}\0{m.key}\0".encode())
+            h.update(f"{m.idx}\0{m.tag}\0{m.when}\0{m.key}\0".encode("utf-8", "surrogatepass"))
             h.update(m.sha256.encode())
         for t in self.missing:
-            h.update(f"missing\0{t}".encode())
+            h.update(f"missing\0{t}".encode("utf-8", "surrogatepass"))
         return h.hexdigest()
 
 

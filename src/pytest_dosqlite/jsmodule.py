@@ -211,7 +211,11 @@ def _string_value(node: Node) -> str | None:
             parts.append(_text(child))
         else:
             return None
-    return "".join(parts)
+    value = "".join(parts)
+    if "\\u" in _text(node):
+        # JS strings are UTF-16: \ud83d\ude00 escapes are one character
+        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return value
 
 
 _WRAPPERS = frozenset(
