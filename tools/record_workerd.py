@@ -1682,6 +1682,39 @@ case(
     ],
 )
 
+
+def bcw(*steps: Any) -> Json:
+    return {"op": "bcw", "steps": [st(s) if isinstance(s, str) else s for s in steps]}
+
+
+case(
+    "bcw/blockConcurrencyWhile in fetch throws: request fails, object reset, writes rolled back",
+    "3.11",
+    [S(bcw("INSERT INTO x VALUES (1)", throw("bcw boom"))), COUNT],
+    setup=TX_SETUP,
+)
+case(
+    "bcw/blockConcurrencyWhile in fetch throws after a sleep: earlier writes kept",
+    "3.11",
+    [
+        S(bcw("INSERT INTO x VALUES (1)", SLEEP0, "INSERT INTO x VALUES (2)", throw("bcw boom"))),
+        COUNT,
+    ],
+    setup=TX_SETUP,
+)
+case(
+    "bcw/blockConcurrencyWhile in fetch succeeds",
+    "3.11",
+    [S(bcw("INSERT INTO x VALUES (1)", SLEEP0), "SELECT count(*) FROM x"), COUNT],
+    setup=TX_SETUP,
+)
+case(
+    "bcw/SQL error inside blockConcurrencyWhile is only recorded",
+    "3.11",
+    [S(bcw("INSERT INTO x VALUES (1)", "INSERT INTO nosuch VALUES (1)")), COUNT],
+    setup=TX_SETUP,
+)
+
 # -- drizzle migrate scenarios (drizzle-durable-sqlite.md §6) -------------------------------------
 
 POSTS_STATE = X(
