@@ -2312,6 +2312,57 @@ def compare_research(cases: list[Json], md: str) -> list[str]:
     return lines
 
 
+#: facts observed on 1.20261117.1 that the research tables do not state (or state otherwise);
+#: each one is backed by the named recorded case(s)
+OBSERVATIONS = """\
+## Other observations on 1.20261117.1 (not in the research tables, or worded differently)
+
+Each item names the recorded case(s) that show it.
+
+- **-0.0 comes back as JS `-0`** (`result/-0.0 and 0.5`, `bind/typeof and value of -0`); the
+  research (§3.8) says "-0.0 as 0", most likely a JSON artefact (`JSON.stringify(-0)` is `0`).
+- **Record size limit**: the largest single-column INSERT is 8,388,637 bytes; 8,388,638 fails
+  with `string or blob too big: SQLITE_TOOBIG` (`limit/record single-column insert …`; A/B:
+  2,199,995). Two 4,194,321-byte columns in one row fail, two 4,000,000-byte columns pass.
+  The value limit itself is 8,388,642 bytes, as in the research (bound text, bound blob,
+  `zeroblob()`, `||`, multibyte).
+- **Trigger depth**: the failing statement does NOT undo its rows: after `triggers nested too
+  deep` the table holds 11 rows (`limit/recursive trigger chain of 10 levels`). This is plain
+  SQLite inside an open transaction (the implicit one); APSW 3.54.1 inside `BEGIN` does the same.
+- Functions new in SQLite 3.48-3.54 are **not** allow-listed: `if()` and `json_array_insert()`
+  give `not authorized to use function: …` (`funcq/SELECT if(1, 'a', 'b')`, `funcq/SELECT
+  json_array_insert(…)`); `percentile_cont` is not compiled in.
+- `PRAGMA page_size` (read) is allowed on C, but `PRAGMA page_size = 4096` is
+  `not authorized: SQLITE_AUTH` (`pragma-arg/PRAGMA page_size = 4096`).
+- Pragma names are case-insensitive on C (`PRAGMA TABLE_INFO(c)`, `PRAGMA Quick_Check`), as the
+  research says for C. `PRAGMA temp.foreign_keys` is denied; `PRAGMA table_list(_cf_KV)` is
+  allowed and lists the internal table; `table_info('_cf_KV')` and `table_info(_CF_KV)` are
+  denied (quotes stripped, case-insensitive).
+- BOOLEAN pragma values: `= -1` and `= t` are denied; `= 'yesplease'` and `= "on"` pass (prefix
+  rule). `PRAGMA quick_check = 5` is allowed.
+- A column may be named `_cf_…` (`ALTER TABLE x1 ADD COLUMN _cf_added` is OK).
+- A view over `_cf_KV` can be created, but reading it fails with `access to _cf_KV.key is
+  prohibited: SQLITE_AUTH`; a trigger that deletes from `_cf_KV` is created, and the INSERT that
+  fires it fails with `not authorized: SQLITE_AUTH`.
+- The VDBE-op limit (25,000 in the source) was not reached by any statement that fits in the
+  100,000-byte SQL limit (a 40,000-value IN list, a 7,000-WHEN CASE, 100 columns of 400-value
+  IN lists all pass).
+- Error offsets are relative to the statement being prepared: `SELECT 1; SELEC 2` gives
+  `near "SELEC": syntax error at offset 0`. `SELECT ?0` gives `variable number must be between
+  ?1 and ?100 at offset 7`.
+- `exec()` runs the first step of the (last) statement eagerly: an error in the first row is
+  thrown even when the cursor is never consumed (`result/unconsumed SELECT of a failing row`);
+  an unconsumed INSERT has `rowsWritten` already set, `rowsRead` 0.
+- `blockConcurrencyWhile()` **inside fetch** whose callback throws: the request fails with the
+  callback's message even if the handler catches the rejection, the object is reset (next
+  request: construction 2) and writes since the last real await are rolled back (`bcw/…`).
+- `SELECT 1 COLLATE nosuch` is accepted (no comparison needs the collation).
+- `new Date(0)` binds as `Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)`.
+- drizzle: every fresh and incremental basic-step dump (schema and ledger) is identical to the
+  research's expected results recorded on A.
+"""
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -2389,6 +2440,8 @@ def main(argv: list[str] | None = None) -> int:
             "| SQL | research | recorded on 1.20261117.1 | why |",
             "|---|---|---|---|",
             *diff,
+            "",
+            OBSERVATIONS,
         ]
         args.diff.write_text("\n".join(text) + "\n")
         print(f"{len(diff)} differences from the research tables -> {args.diff}", file=sys.stderr)
