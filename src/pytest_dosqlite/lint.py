@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import runtime as rt
 from .bundle import BREAKPOINT, Bundle, Migration
 from .errors import CheckFailure
-from .sqltext import split
+from .sqltext import Piece
+from .sqltext import split as _split_exact
 
 if TYPE_CHECKING:
     from .checks import CheckContext
@@ -415,6 +416,14 @@ def _tokenize(text: str) -> tuple[list[_Tok], list[_Tok]]:
             continue
         code.append(_Tok(kind, m.group(), m.start(), m.end()))
     return code, comments
+
+
+def split(text: str) -> list[Piece]:
+    """:func:`.sqltext.split`, tolerant of NUL characters (same offsets)."""
+    try:
+        return _split_exact(text)
+    except ValueError:  # apsw.complete refuses embedded NULs
+        return _split_exact(text.replace("\x00", " "))
 
 
 # ----------------------------------------------------------------------- statement heads
@@ -1585,6 +1594,7 @@ class _Linter:
                             current = unit_ignores.get(target) or set()
                             unit_ignores[target] = current | ids
         seen: set[tuple[str, int, str]] = set()
+        found: list[Finding] = []
         for raw in raws:
             if raw.unit < 0:
                 chunk = _chunk_of(m, raw.pos)
@@ -1603,7 +1613,7 @@ class _Linter:
             if key in seen:
                 continue
             seen.add(key)
-            self.findings.append(
+            found.append(
                 Finding(
                     rule=raw.rule,
                     severity=RULES[raw.rule].severity,
@@ -1615,6 +1625,8 @@ class _Linter:
                     statement=statement.strip(),
                 )
             )
+        found.sort(key=lambda f: (f.line, f.rule))
+        self.findings.extend(found)
 
 
 def _index_columns(toks: list[_Tok], body: int) -> frozenset[str] | None:
@@ -1633,26 +1645,25 @@ def _index_columns(toks: list[_Tok], body: int) -> frozenset[str] | None:
 
 
 def _fk_effect(f: _FK, parent: str) -> str:
+    """What dropping ``parent`` does through foreign key ``f`` (with foreign keys ON)."""
     action = f.on_delete.upper()
     cols = ", ".join(f.columns)
-    ref = f"{f.child}.{cols} ON DELETE {action.lower()}"
-    child = f.child
-    if child.lower().startswith("__new_") and child[6:].lower() == parent.lower():
-        child_desc = f"{child} (the new copy of `{parent}`: a self-reference)"
-    else:
-        child_desc = child
+    ref = f"{f.child}.{cols}" if len(f.columns) == 1 else f"{f.child}({cols})"
+    child = f"`{f.child}`"
+    if f.child.lower().startswith("__new_") and f.child[6:].lower() == parent.lower():
+        child += f" (the new copy of `{parent}`: a self-reference)"
     if action == "CASCADE":
-        effect = f"deletes every row of {child_desc} that references a `{parent}` row"
+        effect = f"deletes every row of {child} that references a row of `{parent}`"
     elif action == "SET NULL":
-        effect = f"sets {cols} to NULL in every row of {child_desc} that references `{parent}`"
+        effect = f"sets {cols} to NULL in every row of {child} that references `{parent}`"
     elif action == "SET DEFAULT":
-        effect = f"resets {cols} to its default in every row of {child_desc}"
+        effect = f"resets {cols} to its default in every row of {child} that references `{parent}`"
     else:
         effect = (
-            f"fails with `FOREIGN KEY constraint failed` as soon as {child_desc} has a row "
+            f"fails with `FOREIGN KEY constraint failed` as soon as {child} has a row "
             "referencing it, and the whole migrate() run rolls back"
         )
-    return f"`{ref}` {effect}"
+    return f"`{ref} ON DELETE {action.lower()}` {effect}"
 
 
 def _file_comments(m: Migration) -> list[tuple[int, str]]:
@@ -1680,20 +1691,25 @@ def _directive_unit(units: list[_Unit], pos: int, lines: _MigrationText) -> int 
 
     Inside a statement: that statement. Otherwise the next statement, unless the comment is on
     the same line as the end of the previous one (``DROP TABLE x; -- dosqlite:ignore DO018``).
+    A comment in a chunk without statements, with no statement after it, belongs to that chunk.
     """
     line = lines.line(pos)
     prev: int | None = None
     for idx, u in enumerate(units):
-        if u.start <= pos < u.end and u.is_statement:
+        if not u.is_statement:
+            continue
+        if u.start <= pos < u.end:
             return idx
         if u.start > pos:
             if prev is not None and units[prev].end_line == line:
                 return prev
             return idx
-        if u.is_statement or u.text:
-            prev = idx
+        prev = idx
     if prev is not None and units[prev].end_line == line:
         return prev
+    for idx, u in enumerate(units):
+        if u.start <= pos < u.end:
+            return idx
     return None
 
 
@@ -1741,7 +1757,8 @@ def lint_bundle(
         level = overrides.get(f.rule, f.severity)
         if level == "off":
             continue
-        out.append(f if level == f.severity else replace(f, severity=level))  # type: ignore[arg-type]
+        severity: Severity = "error" if level == "error" else "warning"
+        out.append(f if severity == f.severity else replace(f, severity=severity))
     return out
 
 
@@ -1770,7 +1787,7 @@ def lint_check(ctx: CheckContext) -> None:
     for f in errors:
         body = (
             f"{f.message}\n\nstatement (migration {f.tag}, chunk {f.chunk}):\n"
-            f"{_short(f.statement)}\n\nhow to fix: {f.fix}"
+            f"{_short(f.statement) or '(nothing: the chunk is empty)'}\n\nhow to fix: {f.fix}"
         )
         sections.append((f"{f.location} {f.rule} {f.name}", body))
     sections.append(
