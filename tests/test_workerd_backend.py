@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import shared_path
 from pytest_dosqlite.workerd import (
     PINNED_WORKERD,
     NodeNotFoundError,
@@ -173,6 +174,33 @@ def test_recordings_hold_the_key_facts() -> None:
     reset = by_name["implicit/deferred FK violation at commit resets the object"]["outcomes"]
     assert reset[0]["fatal"] and reset[0]["error"].startswith("Durable Object was reset")
     assert reset[1]["construction"] == 2
+
+
+@pytest.mark.shared
+def test_recorded_drizzle_dumps_equal_the_shared_expected_results() -> None:
+    """The recordings (runtime C) reproduce the bundles' expected outputs (recorded on A)."""
+    data = recordings.load(RECORDED)
+    by_name = {c["name"]: c for c in data["cases"]}
+    for step in [f"basic-step{i}" for i in range(1, 7)] + ["basic-nobp"]:
+        expected = json.loads(shared_path("bundles", step, "expected.json").read_text())
+        if "steps" in expected:
+            expected = expected["steps"][-1]
+        dump = by_name[f"drizzle/{step} on a fresh DO"]["outcomes"][1]
+        assert dump["schema"] == expected["schema"], step
+        assert dump["journal"] == expected["journal"], step
+        # the recorded bundle is the shared one, byte for byte
+        journal = json.loads(
+            shared_path("bundles", step, "drizzle", "meta", "_journal.json").read_text()
+        )
+        assert data["bundles"][step]["journal"] == journal
+    incremental = json.loads(shared_path("bundles", "incremental-expected.json").read_text())
+    case = by_name["drizzle/basic steps 1..6 incrementally, migrate twice per step"]
+    dumps = [
+        o for r, o in zip(case["requests"], case["outcomes"], strict=True) if r["action"] == "dump"
+    ]
+    assert len(dumps) == len(incremental["steps"]) == 6
+    for want, got in zip(incremental["steps"], dumps, strict=True):
+        assert (got["schema"], got["journal"]) == (want["schema"], want["journal"]), want["step"]
 
 
 def test_outcomes_match_status_mode() -> None:
