@@ -1085,6 +1085,8 @@ def _build_table(
     columns: list[Column] = []
     pk: list[tuple[int, str]] = []
     for r in col_rows:
+        if r[7] == 1:  # a virtual table's hidden column (FTS5 rank, ...), not the user's
+            continue
         cname = r[2]
         pkpos = r[6]
         dflt = r[5]
@@ -1870,26 +1872,59 @@ def _render_view(v: View) -> str:
     return f"CREATE VIEW {quote_ident(v.name)} AS\n{_pretty_select(tokenize(select))}"
 
 
+_CLAUSES = frozenset(
+    {"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "WINDOW", "UNION", "EXCEPT",
+     "INTERSECT", "JOIN", "LEFT", "RIGHT", "FULL", "INNER", "CROSS", "NATURAL"}
+)  # fmt: skip
+_JOIN_WORDS = frozenset({"LEFT", "RIGHT", "FULL", "INNER", "CROSS", "NATURAL", "OUTER"})
+
+
+def _clause_lines(toks: list[Tok]) -> str:
+    """A SELECT with each top-level clause (FROM, JOIN, WHERE, ...) on its own line."""
+    lines: list[list[Tok]] = [[]]
+    depth = 0
+    for t in toks:
+        if t.kind == "op" and t.text == "(":
+            depth += 1
+        elif t.kind == "op" and t.text == ")":
+            depth -= 1
+        elif (
+            depth == 0
+            and t.kind == "kw"
+            and t.value in _CLAUSES
+            and lines[-1]
+            and not (t.value == "JOIN" and lines[-1][-1].value in _JOIN_WORDS)
+        ):
+            lines.append([])
+        lines[-1].append(t)
+    return "\n".join(display(line) for line in lines if line)
+
+
 def _pretty_select(toks: list[Tok]) -> str:
-    """sqlglot's pretty SELECT, used only when it provably keeps every token (else one line)."""
-    fallback = display(toks)
+    """sqlglot's pretty SELECT when it provably keeps every token (it may add ``AS``), else
+    our own clause-per-line layout."""
+    fallback = _clause_lines(toks)
     try:
         import sqlglot
         from sqlglot import exp
         from sqlglot.errors import ErrorLevel
 
-        tree = sqlglot.parse_one(fallback, read="sqlite", error_level=ErrorLevel.RAISE)
+        tree = sqlglot.parse_one(display(toks), read="sqlite", error_level=ErrorLevel.RAISE)
         if not isinstance(tree, exp.Query):
             return fallback
         for ident in tree.find_all(exp.Identifier):
             name = ident.this if isinstance(ident.this, str) else str(ident.this)
             ident.set("quoted", quote_ident(name) != name)
         pretty = tree.sql(dialect="sqlite", pretty=True)
-    except Exception:  # sqlglot cannot read it: keep the normalized text
+    except Exception:  # sqlglot cannot read or write it: keep our layout
         return fallback
-    if canonical(tokenize(pretty)) != canonical(toks):
+    if _without_as(tokenize(pretty)) != _without_as(toks):
         return fallback
     return pretty
+
+
+def _without_as(toks: Sequence[Tok]) -> str:
+    return canonical([t for t in toks if not (t.kind == "kw" and t.value == "AS")])
 
 
 def _render_trigger(g: Trigger) -> str:
