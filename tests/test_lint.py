@@ -937,6 +937,14 @@ def test_lint_check_uses_settings_and_accepted_tags(tmp_path: Path) -> None:
         lint_check(CheckContext(bundle=bundle, extra={"accepted_tags": None}))
 
 
+def test_lint_check_reports_bad_severity_setting(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path, "CREATE TABLE a (x);")
+    ctx = CheckContext(bundle=bundle, settings=Settings(lint_severity={"DO404": "off"}))
+    with pytest.raises(CheckFailure, match="invalid dosqlite_lint_severity") as info:
+        lint_check(ctx)
+    assert "DO404" in str(info.value) and "DO001 (pragma-foreign-keys)" in str(info.value)
+
+
 # -------------------------------------------------------------------- committed example
 
 

@@ -807,7 +807,6 @@ _ALTERNATIVE = {
     "json_pretty": "json",
     "regexp": "LIKE, GLOB or instr()",
 }
-_FUNC_CALL_RE = re.compile(r"([^\W\d][\w$]*)\s*\(")
 
 
 def _refused(name: str) -> str | None:
@@ -1210,7 +1209,7 @@ class _Linter:
         for i, u in enumerate(units):
             h = u.head
             if h.kind == "alter_rename" and h.target:
-                renamed_to.setdefault(h.target.lower(), i)
+                renamed_to[h.target.lower()] = i  # the last rename to that name
             elif h.kind == "drop_table" and h.name:
                 dropped_at.setdefault(h.name.lower(), []).append(i)
             elif h.kind == "create_index" and h.unique and h.table:
@@ -1772,11 +1771,16 @@ def _short(statement: str, max_lines: int = 12) -> str:
 def lint_check(ctx: CheckContext) -> None:
     """The ``lint`` check: errors fail it, warnings become :class:`DosqliteLintWarning`."""
     accepted = ctx.extra.get("accepted_tags")
-    findings = lint_bundle(
-        ctx.bundle,
-        severities=dict(ctx.settings.lint_severity),
-        only_after=set(accepted) if accepted else None,
-    )
+    try:
+        findings = lint_bundle(
+            ctx.bundle,
+            severities=dict(ctx.settings.lint_severity),
+            only_after=set(accepted) if accepted else None,
+        )
+    except ValueError as exc:  # a bad dosqlite_lint_severity entry
+        raise CheckFailure(
+            "lint: invalid dosqlite_lint_severity setting", [("Error", str(exc))]
+        ) from None
     errors = [f for f in findings if f.severity == "error"]
     for f in findings:
         if f.severity == "warning":
