@@ -100,6 +100,7 @@ class WorkerdBackend:
         self._proc: subprocess.Popen[bytes] | None = None
         self._pgid: int | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=200)
+        self._threads: list[threading.Thread] = []
         self._host = "127.0.0.1"
         self._port = 0
         #: the server's ready line (url, pid, workerd path, ...)
@@ -208,17 +209,25 @@ class WorkerdBackend:
 
         def run() -> None:
             pending = first
-            for raw in iter(stream.readline, b""):
-                text = raw.decode("utf-8", "replace").rstrip("\n")
+            try:
+                for raw in iter(stream.readline, b""):
+                    text = raw.decode("utf-8", "replace").rstrip("\n")
+                    if pending is not None:
+                        pending.put(text)
+                        pending = None
+                    else:
+                        self._stderr.append(text)
+            except (OSError, ValueError):  # pragma: no cover - pipe torn down
+                pass
+            finally:
                 if pending is not None:
-                    pending.put(text)
-                    pending = None
-                else:
-                    self._stderr.append(text)
-            if pending is not None:
-                pending.put(None)
+                    pending.put(None)
+                with contextlib.suppress(OSError):
+                    stream.close()
 
-        threading.Thread(target=run, name="workerd-drain", daemon=True).start()
+        thread = threading.Thread(target=run, name="workerd-drain", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def stderr_tail(self, lines: int = 30) -> str:
         """The last lines the server (node and workerd) wrote."""
@@ -245,10 +254,10 @@ class WorkerdBackend:
             # workerd is node's child in the same group: make sure nothing of it survives
             self._signal_group(signal.SIGKILL)
         finally:
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    with contextlib.suppress(OSError):
-                        stream.close()
+            # the drain threads reach EOF once every writer is gone, and close the pipes
+            for thread in self._threads:
+                thread.join(timeout=2)
+            self._threads = []
             self._proc = None
             with _LIVE_LOCK:
                 _LIVE.discard(self)
