@@ -738,11 +738,11 @@ def test_94_migrations_load_quickly(tmp_path: Path) -> None:
     out = write_bundle(tmp_path, entries)
     load_bundle(out)
     best = min(_timed(lambda: load_bundle(out)) for _ in range(5))
-    assert best < 0.25, f"94 migrations took {best * 1000:.1f} ms"
+    assert best < 0.5, f"94 migrations took {best * 1000:.1f} ms CPU"
     assert len(load_bundle(out).migrations) == 94
 
 
 def _timed(fn: object) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     fn()  # type: ignore[operator]
-    return time.perf_counter() - start
+    return time.process_time() - start

@@ -185,14 +185,15 @@ def test_shared_drizzle_kit_bundles(folder: str, count: int) -> None:
 def test_largest_bundle_loads_fast() -> None:
     root = shared_path("corpus", "karakeep-app__karakeep/packages/db/drizzle")
     load_bundle(root)
+    # CPU time, generous bound: a guard against quadratic behaviour, not a benchmark
     best = min(_time(root) for _ in range(5))
-    assert best < 0.25, f"{best * 1000:.1f} ms"
+    assert best < 0.5, f"{best * 1000:.1f} ms"
 
 
 def _time(root: Path) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     load_bundle(root)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def test_every_shared_bundle_loads_without_crashing() -> None:
