@@ -497,3 +497,9 @@ def test_file_backed_storage_persists_across_restart(tmp_path: object) -> None:
     assert exec_ok(e, "SELECT a FROM t") == [[1]]
     assert exec_ok(e, "PRAGMA foreign_keys") == [[1]]
     e.close()
+
+
+def test_nul_character_ends_the_sql_text() -> None:
+    d = DurableObjectStorage()
+    assert exec_err(d, "SELECT 1;\x00SELECT 2") == "SQL code did not contain a statement."
+    assert exec_err(d, "\x00") == "SQL code did not contain a statement."

@@ -241,6 +241,16 @@ def resolve(config: pytest.Config) -> Resolved:
                 f"dosqlite_lint_severity: {rule.strip()} must be error, warning or off"
             )
         severity[rule.strip()] = level
+    if severity:
+        from .lint import RULES
+
+        known = {r.id.upper() for r in RULES.values()} | {r.name for r in RULES.values()}
+        bad = [r for r in severity if r.upper() not in known and r not in known]
+        if bad:
+            raise pytest.UsageError(
+                f"dosqlite_lint_severity: unknown lint rule(s) {', '.join(bad)}; known: "
+                + ", ".join(f"{r.id} ({r.name})" for r in RULES.values())
+            )
     report_raw = pick("report", opt.dosqlite_report, "dosqlite_report")
     report = Path(report_raw) if report_raw else None
     return Resolved(

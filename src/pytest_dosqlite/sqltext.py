@@ -91,6 +91,13 @@ def next_statement(sql: str, pos: int) -> tuple[int, bool]:
 
 def split(sql: str) -> list[Piece]:
     """Cut ``sql`` the way workerd's exec loop does; the last piece may have no statement."""
+    nul = sql.find("\0")
+    if nul >= 0:
+        # SQLite stops reading at a NUL; workerd then prepares the rest, which holds nothing
+        head = split(sql[:nul]) if nul else [Piece(0, 0, "", False)]
+        if head[-1].has_statement:
+            head.append(Piece(nul, len(sql), sql[nul:], False))
+        return head
     pieces: list[Piece] = []
     n = len(sql)
     pos = 0
