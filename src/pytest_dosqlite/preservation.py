@@ -1,0 +1,1331 @@
+"""Data checks: upgrades keep the rows they should, and start-up fits in blockConcurrencyWhile.
+
+Why: the worst Durable Object migration bugs pass every schema test. A drizzle-kit table
+recreation inside drizzle's migrator runs with foreign keys ON (its ``PRAGMA foreign_keys=OFF``
+is a no-op inside ``transactionSync``), so ``DROP TABLE parent`` silently cascades into children
+or wipes ``SET NULL`` links, and ``INSERT INTO __new_X ... SELECT`` copies NULLs into a new NOT
+NULL column. All of that needs rows to show, and every DO instance upgrades lazily from whatever
+version it was at. :func:`data_preserved` therefore seeds the database at every historical
+version, upgrades it, and compares rows and foreign-key values, blaming the exact statement.
+
+Separately, every pending migration of an old instance runs at once in the constructor's
+``blockConcurrencyWhile``, which the runtime cuts off after 30 seconds
+(``Settings.budget_seconds``); :func:`startup_budget` estimates that time on large tables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .bundle import Bundle, Migration
+from .errors import CheckFailure, MigrationError, SqlError
+from .migrator import migrate
+from .seed import (
+    ForeignKeyInfo,
+    TableInfo,
+    bulk_seed,
+    quote_ident,
+    read_tables,
+    seed,
+    sql_literal,
+)
+from .sqltext import split
+from .storage import DurableObjectStorage
+
+if TYPE_CHECKING:
+    from .checks import CheckContext
+
+__all__ = [
+    "BudgetEstimate",
+    "DosqliteBudgetWarning",
+    "Statement",
+    "classify_migration",
+    "data_preserved",
+    "estimate_startup",
+    "startup_budget",
+]
+
+
+class DosqliteBudgetWarning(UserWarning):
+    """The estimated start-up migration time gets close to the blockConcurrencyWhile limit."""
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def _setting(ctx: CheckContext, name: str, default: Any) -> Any:
+    value = getattr(ctx.settings, name, None)
+    if value is None:
+        value = ctx.extra.get(name, default)
+    return value
+
+
+# ----------------------------------------------------------------------------- statements
+
+_IDENT = r'(?:"(?:[^"]|"")+"|`(?:[^`]|``)+`|\[[^\]]+\]|[^\s(),;."`\[]+)'
+_QNAME = rf"(?:{_IDENT}\s*\.\s*)?({_IDENT})"
+_LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("drop-table", re.compile(rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_QNAME}", re.I)),
+    ("delete", re.compile(rf"DELETE\s+FROM\s+{_QNAME}", re.I)),
+    ("update", re.compile(rf"UPDATE\s+(?:OR\s+\w+\s+)?{_QNAME}\s+SET\b", re.I)),
+    ("replace", re.compile(rf"(?:REPLACE|INSERT\s+OR\s+REPLACE)\s+INTO\s+{_QNAME}", re.I)),
+    ("insert", re.compile(rf"INSERT\s+(?:OR\s+\w+\s+)?INTO\s+{_QNAME}", re.I)),
+    (
+        "rename-table",
+        re.compile(rf"ALTER\s+TABLE\s+{_QNAME}\s+RENAME\s+TO\s+({_IDENT})", re.I),
+    ),
+    (
+        "rename-column",
+        re.compile(
+            rf"ALTER\s+TABLE\s+{_QNAME}\s+RENAME\s+(?:COLUMN\s+)?({_IDENT})\s+TO\s+({_IDENT})",
+            re.I,
+        ),
+    ),
+    (
+        "drop-column",
+        re.compile(rf"ALTER\s+TABLE\s+{_QNAME}\s+DROP\s+(?:COLUMN\s+)?({_IDENT})", re.I),
+    ),
+    (
+        "create-table",
+        re.compile(rf"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_QNAME}", re.I),
+    ),
+]
+#: statements whose effects on rows are intended by the author
+INTENTIONAL = frozenset({"delete", "update", "replace", "upsert", "drop-table", "drop-column"})
+
+
+def _unquote(name: str) -> str:
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in '"`':
+        return name[1:-1].replace(name[0] * 2, name[0])
+    if len(name) >= 2 and name[0] == "[" and name[-1] == "]":
+        return name[1:-1]
+    return name
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a migration, with what it does to tables (see :func:`classify_migration`).
+
+    ``kind`` is one of ``drop-table``, ``delete``, ``update``, ``replace``, ``upsert``,
+    ``insert``, ``rename-table``, ``rename-column``, ``drop-column``, ``create-table``,
+    ``recreate-create``, ``recreate-copy``, ``recreate-drop``, ``recreate-rename`` (the four
+    steps of a table rebuild) or ``other``.
+    """
+
+    tag: str
+    chunk: int
+    #: offset of the statement inside its chunk
+    start: int
+    text: str
+    line: int
+    path: Path | None
+    kind: str
+    table: str | None = None
+    #: rename target (table or column)
+    new_name: str | None = None
+    #: updated columns (``update``; None = unknown/all), dropped or renamed column
+    columns: tuple[str, ...] | None = ()
+    #: ``recreate-copy``: (new column, source expression) pairs
+    copy: tuple[tuple[str, str], ...] = ()
+    #: the table a ``recreate-*`` statement rebuilds
+    rebuilds: str | None = None
+
+    @property
+    def where(self) -> str:
+        loc = f"{self.path}:{self.line}" if self.path is not None else f"line {self.line}"
+        return f"{loc} (migration {self.tag}, chunk {self.chunk})"
+
+    @property
+    def intentional(self) -> bool:
+        return self.kind in INTENTIONAL
+
+
+def _statement_kind(text: str) -> tuple[str, list[str]]:
+    body = _LEADING_COMMENTS.sub("", text, count=1)
+    for kind, pattern in _PATTERNS:
+        m = pattern.match(body)
+        if m:
+            return kind, [_unquote(g) for g in m.groups() if g is not None]
+    return "other", []
+
+
+def _update_columns(text: str) -> tuple[str, ...] | None:
+    """Columns an UPDATE sets (sqlglot; a regex fallback; None when unknown)."""
+    try:
+        import sqlglot
+        from sqlglot import exp
+
+        tree = sqlglot.parse_one(_LEADING_COMMENTS.sub("", text, count=1), read="sqlite")
+        if isinstance(tree, exp.Update):
+            cols: list[str] = []
+            for e in tree.expressions:
+                target = e.this if isinstance(e, exp.EQ) else None
+                if isinstance(target, exp.Column):
+                    cols.append(str(target.name))
+                elif isinstance(target, exp.Tuple):
+                    cols.extend(str(c.name) for c in target.expressions)
+                else:
+                    return None
+            return tuple(cols)
+    except Exception:
+        pass
+    m = re.search(r"\bSET\b(.*?)(?:\bWHERE\b|\bFROM\b|\bRETURNING\b|$)", text, re.I | re.S)
+    if not m:
+        return None
+    found = re.findall(rf"(?:^|,)\s*({_IDENT})\s*=", m.group(1))
+    return tuple(_unquote(f) for f in found) or None
+
+
+def _split_top(text: str) -> list[str]:
+    parts: list[str] = []
+    depth = 0
+    cur: list[str] = []
+    quote: str | None = None
+    for ch in text:
+        if quote:
+            cur.append(ch)
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"`":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    if "".join(cur).strip():
+        parts.append("".join(cur).strip())
+    return parts
+
+
+def _copy_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """``INSERT INTO new(a, b) SELECT x, y FROM old`` -> ((a, x), (b, y))."""
+    m = re.search(r"INTO\s+\S+?\s*\((.*?)\)\s*SELECT\s+(.*?)\s+FROM\s", text, re.I | re.S)
+    if not m:
+        return ()
+    targets = [_unquote(t) for t in _split_top(m.group(1))]
+    sources = _split_top(m.group(2))
+    if len(targets) != len(sources):
+        return ()
+    return tuple(zip(targets, sources, strict=True))
+
+
+def _source_table(text: str) -> str | None:
+    m = re.search(rf"\bSELECT\b.*?\bFROM\s+{_QNAME}", text, re.I | re.S)
+    return _unquote(m.group(1)) if m else None
+
+
+_CLASSIFY_CACHE: dict[tuple[str, str], list[Statement]] = {}
+
+
+def classify_migration(m: Migration) -> list[Statement]:
+    """The statements of ``m`` as the DO runs them, each with its kind and target table.
+
+    Recreations are recognised as a unit inside one migration: a ``DROP TABLE X`` followed by
+    ``ALTER TABLE Y RENAME TO X`` (drizzle-kit's ``__new_X`` rebuild, or any hand-written one),
+    or ``ALTER TABLE X RENAME TO Y`` + ``CREATE TABLE X`` + copy + ``DROP TABLE Y`` (the older
+    rename-first rebuild). Their drops are not intentional deletions.
+    """
+    key = (m.tag, m.sha256)
+    cached = _CLASSIFY_CACHE.get(key)
+    if cached is not None:
+        return cached
+    raw: list[Statement] = []
+    for ci, chunk in enumerate(m.chunks):
+        for piece in split(chunk):
+            if not piece.has_statement:
+                continue
+            text = piece.text
+            lead = len(text) - len(text.lstrip())
+            body = text.strip()
+            kind, names = _statement_kind(body)
+            st = Statement(
+                tag=m.tag,
+                chunk=ci,
+                start=piece.start + lead,
+                text=body,
+                line=m.line_of(ci, piece.start + lead),
+                path=m.path,
+                kind=kind,
+                table=names[0] if names else None,
+            )
+            if kind in ("rename-table",):
+                st = _replace(st, new_name=names[1])
+            elif kind == "rename-column":
+                st = _replace(st, columns=(names[1],), new_name=names[2])
+            elif kind == "drop-column":
+                st = _replace(st, columns=(names[1],))
+            elif kind == "update":
+                st = _replace(st, columns=_update_columns(body))
+            elif kind == "insert" and re.search(r"\bON\s+CONFLICT\b.*\bDO\s+UPDATE\b", body, re.I):
+                st = _replace(st, kind="upsert", columns=None)
+            raw.append(st)
+    out = _mark_recreations(raw)
+    if len(_CLASSIFY_CACHE) > 8192:
+        _CLASSIFY_CACHE.clear()
+    _CLASSIFY_CACHE[key] = out
+    return out
+
+
+def _replace(st: Statement, **changes: Any) -> Statement:
+    from dataclasses import replace
+
+    return replace(st, **changes)
+
+
+def _mark_recreations(stmts: list[Statement]) -> list[Statement]:
+    out = list(stmts)
+    low = [(s.table or "").lower() for s in stmts]
+    for i, s in enumerate(stmts):
+        if s.kind != "drop-table" or s.table is None:
+            continue
+        dropped = s.table.lower()
+        rebuilt: str | None = None
+        temp: str | None = None
+        # new-table-first: DROP TABLE X ... ALTER TABLE Y RENAME TO X
+        for j in range(i + 1, len(stmts)):
+            r = stmts[j]
+            if r.kind == "rename-table" and (r.new_name or "").lower() == dropped:
+                rebuilt, temp = s.table, r.table
+                out[j] = _replace(r, kind="recreate-rename", rebuilds=s.table)
+                break
+        if rebuilt is None:
+            # rename-first: ALTER TABLE X RENAME TO Y; CREATE TABLE X; ...; DROP TABLE Y
+            for j in range(i - 1, -1, -1):
+                r = stmts[j]
+                if r.kind == "rename-table" and (r.new_name or "").lower() == dropped:
+                    original = (r.table or "").lower()
+                    if any(
+                        stmts[x].kind == "create-table" and low[x] == original
+                        for x in range(j + 1, i)
+                    ):
+                        rebuilt, temp = r.table, r.table
+                        out[j] = _replace(r, kind="recreate-rename", rebuilds=r.table)
+                    break
+        if rebuilt is None or temp is None:
+            continue
+        out[i] = _replace(s, kind="recreate-drop", rebuilds=rebuilt)
+        temp_low = temp.lower()
+        for j, r in enumerate(stmts):
+            if r.kind == "create-table" and low[j] == temp_low and out[j].kind == "create-table":
+                out[j] = _replace(r, kind="recreate-create", rebuilds=rebuilt)
+            elif r.kind == "insert" and low[j] == temp_low:
+                src = _source_table(r.text)
+                if src is not None and src.lower() in (dropped, (rebuilt or "").lower()):
+                    out[j] = _replace(
+                        r, kind="recreate-copy", rebuilds=rebuilt, copy=_copy_pairs(r.text)
+                    )
+    return out
+
+
+# ----------------------------------------------------------------------------- table fates
+
+
+@dataclass
+class _Fate:
+    """What the remaining migrations do to one table of version k, on purpose."""
+
+    original: str
+    current: str | None
+    names: list[str]
+    columns: dict[str, str | None]
+    dropped_by: Statement | None = None
+    deleted: bool = False
+    #: original column names updated on purpose; None = possibly all
+    updated: set[str] | None = field(default_factory=set)
+
+    def mark_updated(self, cols: Iterable[str] | None) -> None:
+        if self.updated is None:
+            return
+        if cols is None:
+            self.updated = None
+            return
+        self.updated.update(cols)
+
+
+def _fates(tables: dict[str, TableInfo], stmts: Sequence[Statement]) -> dict[str, _Fate]:
+    fates = {
+        name: _Fate(name, name, [name], {c.name: c.name for c in t.columns})
+        for name, t in tables.items()
+    }
+
+    def find(name: str | None) -> _Fate | None:
+        if name is None:
+            return None
+        low = name.lower()
+        for f in fates.values():
+            if f.current is not None and f.current.lower() == low:
+                return f
+        return None
+
+    def orig_cols(f: _Fate, cols: Iterable[str]) -> list[str]:
+        wanted = {c.lower() for c in cols}
+        return [o for o, cur in f.columns.items() if cur is not None and cur.lower() in wanted]
+
+    for s in stmts:
+        f = find(s.table)
+        if s.kind == "rename-table" and f is not None and s.new_name:
+            f.current = s.new_name
+            f.names.append(s.new_name)
+        elif s.kind == "recreate-copy" and s.rebuilds is not None:
+            g = find(s.rebuilds)
+            if g is None:
+                continue
+            new_cols: dict[str, str | None] = {}
+            for orig, cur in g.columns.items():
+                new_cols[orig] = None
+                if cur is None:
+                    continue
+                for target, source in s.copy:
+                    src = _unquote(source)
+                    if src.lower() == cur.lower():
+                        new_cols[orig] = target
+                        break
+                    idents = {_unquote(x).lower() for x in re.findall(_IDENT, source)}
+                    if cur.lower() in idents:
+                        new_cols[orig] = target
+                        g.mark_updated([orig])  # computed on purpose (coalesce, cast, ...)
+                        break
+            if s.copy:
+                g.columns = new_cols
+        elif f is None:
+            continue
+        elif s.kind == "drop-table":
+            f.dropped_by = s
+            f.current = None
+        elif s.kind in ("delete", "replace"):
+            f.deleted = True
+        elif s.kind == "upsert":
+            f.mark_updated(None)
+        elif s.kind == "update":
+            f.mark_updated(None if s.columns is None else orig_cols(f, s.columns))
+        elif s.kind == "drop-column" and s.columns:
+            for o in orig_cols(f, s.columns):
+                f.columns[o] = None
+        elif s.kind == "rename-column" and s.columns and s.new_name:
+            for o in orig_cols(f, s.columns):
+                f.columns[o] = s.new_name
+    # deliberate deletes and updates cascade through the FKs on purpose too
+    changed = True
+    while changed:
+        changed = False
+        for name, t in tables.items():
+            child = fates[name]
+            for fk in t.foreign_keys:
+                parent = fates.get(fk.parent)
+                if parent is None or parent is child:
+                    continue
+                parent_touched = (
+                    parent.deleted
+                    or parent.updated is None
+                    or bool(parent.updated and set(fk.parent_columns) & parent.updated)
+                )
+                if not parent_touched:
+                    continue
+                action = fk.on_delete.upper()
+                if parent.deleted and action == "CASCADE" and not child.deleted:
+                    child.deleted = True
+                    changed = True
+                if child.updated is not None and not set(fk.columns) <= child.updated:
+                    child.mark_updated(fk.columns)
+                    changed = True
+    return fates
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+def _norm(v: object) -> object:
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+@dataclass
+class _Snap:
+    key: tuple[str, ...] | None
+    fk_cols: tuple[str, ...]
+    rows: dict[tuple[object, ...], tuple[object, ...]]
+    count: int
+    nonnull: dict[str, int]
+
+
+def _key_of(t: TableInfo) -> tuple[str, ...] | None:
+    return t.pk or None
+
+
+def _snapshot(do: DurableObjectStorage, tables: dict[str, TableInfo]) -> dict[str, _Snap]:
+    snaps: dict[str, _Snap] = {}
+    for name, t in tables.items():
+        fk_cols = tuple(dict.fromkeys(c for fk in t.foreign_keys for c in fk.columns))
+        snaps[name] = _read(do, name, _key_of(t), fk_cols)
+    return snaps
+
+
+def _read(
+    do: DurableObjectStorage, table: str, key: tuple[str, ...] | None, fk_cols: tuple[str, ...]
+) -> _Snap:
+    cols = list(key or ()) + list(fk_cols)
+    select = ", ".join(quote_ident(c) for c in cols) or "1"
+    data = do.sql.exec(f"SELECT {select} FROM {quote_ident(table)}").raw().to_array()
+    nk = len(key or ())
+    rows: dict[tuple[object, ...], tuple[object, ...]] = {}
+    nonnull = {c: 0 for c in fk_cols}
+    for r in data:
+        for c, v in zip(fk_cols, r[nk:], strict=True):
+            if v is not None:
+                nonnull[c] += 1
+        if key:
+            rows[tuple(_norm(v) for v in r[:nk])] = tuple(r[nk:])
+    return _Snap(key, fk_cols, rows, len(data), nonnull)
+
+
+# ----------------------------------------------------------------------------- findings
+
+
+@dataclass
+class _Damage:
+    statement: Statement
+    table: str
+    column: str | None
+    amount: int
+    fks: list[ForeignKeyInfo]
+
+
+@dataclass
+class _Loss:
+    table: str
+    column: str | None
+    lost: int
+    total: int
+    examples: list[str]
+    culprits: list[_Damage] = field(default_factory=list)
+
+
+@dataclass
+class _Finding:
+    kind: str  # "loss" | "failure" | "seed"
+    versions: list[int]
+    sections: list[tuple[str, str]]
+    headline: str
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.by_key: dict[object, _Finding] = {}
+
+    def add(self, key: object, version: int, make: Callable[[], _Finding]) -> None:
+        found = self.by_key.get(key)
+        if found is None:
+            self.by_key[key] = make()
+        elif version not in found.versions:
+            found.versions.append(version)
+
+
+def _version_label(bundle: Bundle, k: int) -> str:
+    return f"version {k} ({bundle.migrations[k - 1].tag})"
+
+
+# ----------------------------------------------------------------------------- user seed
+
+
+def _load_user_seed(ctx: CheckContext) -> Callable[[str, DurableObjectStorage], None] | None:
+    spec = _setting(ctx, "seed", None)
+    if spec is None:
+        return None
+    if callable(spec):
+        fn: Callable[[str, DurableObjectStorage], None] = spec
+        return fn
+    path = Path(spec)
+    if not path.is_absolute() and ctx.project is not None:
+        root = getattr(ctx.project, "root", None)
+        if root is not None:
+            path = Path(root) / path
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckFailure(f"cannot read the seed file {path}", [("Error", str(exc))]) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict)
+        and all(
+            isinstance(rows, list) and all(isinstance(r, dict) for r in rows) for rows in v.values()
+        )
+        for v in data.values()
+    ):
+        raise CheckFailure(
+            f"the seed file {path} is not {{tag: {{table: [row objects]}}}}",
+            [("Expected", '{"0002_add_posts": {"users": [{"id": 1, "name": "Ada"}]}}')],
+        )
+    by_tag: dict[str, dict[str, list[dict[str, object]]]] = {}
+    known = {m.tag for m in ctx.bundle.migrations}
+    for key, tables in data.items():
+        tag = key
+        if key not in known:
+            try:
+                tag = ctx.bundle.migration(key).tag
+            except Exception:
+                raise CheckFailure(
+                    f"the seed file {path} names migration {key!r}, which is not in the bundle",
+                    [("Known migrations", "\n".join(m.tag for m in ctx.bundle.migrations))],
+                ) from None
+        by_tag.setdefault(tag, {}).update(tables)
+
+    def apply(tag: str, do: DurableObjectStorage) -> None:
+        for table, rows in by_tag.get(tag, {}).items():
+            for row in rows:
+                cols = ", ".join(quote_ident(c) for c in row)
+                vals = ", ".join(sql_literal(v) for v in row.values())
+                sql = (
+                    f"INSERT INTO {quote_ident(table)} ({cols}) VALUES ({vals})"
+                    if row
+                    else f"INSERT INTO {quote_ident(table)} DEFAULT VALUES"
+                )
+                do.sql.exec(sql)
+
+    return apply
+
+
+def _run_user_seed(
+    fn: Callable[[str, DurableObjectStorage], None] | None,
+    tag: str,
+    do: DurableObjectStorage,
+) -> None:
+    if fn is None:
+        return
+    try:
+        do.transaction_sync(lambda: fn(tag, do))
+    except SqlError as exc:
+        raise CheckFailure(
+            f"the user seed rows for {tag} cannot be inserted",
+            [("SQLite error", str(exc)), ("Version", f"the DO after migration {tag}")],
+        ) from None
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+def _target(ctx: CheckContext) -> int:
+    """The newest version a fresh DO reaches (head unless a migration fails when empty)."""
+    n = len(ctx.bundle.migrations)
+    k = n
+    while k > 0 and ctx.images.version(ctx.bundle, k).error is not None:
+        k -= 1
+    return k
+
+
+def _migrate(do: DurableObjectStorage, bundle: Bundle, fk_off: bool) -> list[str]:
+    if fk_off:
+        do.sql.exec("PRAGMA foreign_keys=OFF")
+    return migrate(do, bundle).applied
+
+
+def data_preserved(ctx: CheckContext) -> None:
+    """Upgrading a DO that has data keeps its rows and its foreign-key values.
+
+    For every version ``k`` (``0 < k < n``): the DO image at version ``k`` is seeded (the user's
+    rows for that version from ``Settings.seed`` first, then :func:`~pytest_dosqlite.seed.seed`
+    rows with NULLs in every nullable column of one row), every table's rows (by primary key)
+    and foreign-key values are recorded, the DO is migrated to head with drizzle's migrator, and
+    the rows are compared. Rows or foreign-key values may only go where a remaining statement
+    removes or changes them on purpose: ``DELETE``, ``UPDATE``, ``REPLACE``, a ``DROP TABLE``
+    that is not part of a table rebuild, ``DROP COLUMN`` (and the FK actions those fire). When
+    something is lost, the upgrade is replayed statement by statement to name the statement
+    that did it, with the foreign key whose action fired.
+
+    When the seeded upgrade fails but the same upgrade of the empty DO passes (NULLs copied into
+    a new NOT NULL column, duplicates under a new unique index, children under a NO ACTION
+    foreign key of a rebuilt parent), that is reported too, and the version is checked again
+    with every nullable column filled so other losses still show.
+
+    Settings (``ctx.settings`` attributes or ``ctx.extra`` keys): ``seed`` (callable
+    ``seed(tag, do)`` or a JSON file ``{tag: {table: [rows]}}``), ``seed_rows`` (3),
+    ``seed_rng`` (0), ``foreign_keys_off`` (False: migrate as plain ``migrate()``; True: as a
+    constructor that runs ``PRAGMA foreign_keys=OFF`` before it).
+    """
+    bundle = ctx.bundle
+    target = _target(ctx)
+    if target < 2:
+        return
+    upto = bundle if target == len(bundle.migrations) else bundle.prefix(target)
+    rows = int(_setting(ctx, "seed_rows", 3))
+    rng = int(_setting(ctx, "seed_rng", 0))
+    fk_off = bool(_setting(ctx, "foreign_keys_off", False))
+    user_seed = _load_user_seed(ctx)
+    classified = [classify_migration(m) for m in upto.migrations]
+    findings = _Findings()
+    head_defaults = _head_defaults(ctx, target)
+
+    def seeded_copy(image: bytes, tag: str | None, nulls: bool) -> _Seeded:
+        do = DurableObjectStorage(image=image)
+        if tag is not None:
+            _run_user_seed(user_seed, tag, do)
+        seed(do, rows_per_table=rows, rng_seed=rng, nulls=nulls)
+        tables = read_tables(do)
+        return _Seeded(do, do.image(), tables, _snapshot(do, tables))
+
+    for k in range(1, target):
+        version = ctx.images.version(bundle, k)
+        if version.image is None:
+            continue
+        tag = bundle.migrations[k - 1].tag
+        state = seeded_copy(version.image, tag, nulls=True)
+        try:
+            applied = _migrate(state.do, upto, fk_off)
+        except MigrationError as exc:
+            state.do.close()
+            if not _passes_empty(version.image, upto, fk_off):
+                continue  # not data-dependent: the upgrade checks report it
+            _add_failure(findings, bundle, k, exc, state.image, head_defaults)
+            # check the rows again without NULLs (and without the user's rows)
+            state = seeded_copy(version.image, None, nulls=False)
+            try:
+                applied = _migrate(state.do, upto, fk_off)
+            except MigrationError as exc2:
+                state.do.close()
+                _add_failure(findings, bundle, k, exc2, state.image, head_defaults)
+                continue
+        do, seeded, tables, before = state.do, state.image, state.tables, state.before
+        stmts = [
+            s
+            for m, ss in zip(upto.migrations, classified, strict=True)
+            for s in ss
+            if m.tag in applied
+        ]
+        losses = _compare(do, tables, before, _fates(tables, stmts))
+        do.close()
+        if not losses:
+            continue
+        _attribute(losses, seeded, upto, fk_off, stmts)
+        for loss in losses:
+            if loss.culprits and all(
+                d.statement.kind in ("delete", "update", "replace", "upsert") for d in loss.culprits
+            ):
+                continue  # FK actions of deliberate DML
+            _add_loss(findings, bundle, k, loss)
+
+    if findings.by_key:
+        raise _failure(bundle, upto, target, list(findings.by_key.values()))
+
+
+@dataclass
+class _Seeded:
+    do: DurableObjectStorage
+    image: bytes
+    tables: dict[str, TableInfo]
+    before: dict[str, _Snap]
+
+
+def _passes_empty(image: bytes, bundle: Bundle, fk_off: bool) -> bool:
+    do = DurableObjectStorage(image=image)
+    try:
+        _migrate(do, bundle, fk_off)
+    except MigrationError:
+        return False
+    finally:
+        do.close()
+    return True
+
+
+def _head_defaults(ctx: CheckContext, target: int) -> dict[tuple[str, str], str]:
+    image = ctx.images.version(ctx.bundle, target).image
+    if image is None:
+        return {}
+    do = DurableObjectStorage(image=image)
+    out: dict[tuple[str, str], str] = {}
+    for t in read_tables(do).values():
+        for c in t.columns:
+            if c.default is not None:
+                out[(t.name.lower(), c.name.lower())] = c.default
+    do.close()
+    return out
+
+
+def _compare(
+    do: DurableObjectStorage,
+    tables: dict[str, TableInfo],
+    before: dict[str, _Snap],
+    fates: dict[str, _Fate],
+) -> list[_Loss]:
+    after_tables = read_tables(do)
+    by_low = {n.lower(): t for n, t in after_tables.items()}
+    losses: list[_Loss] = []
+    for name, snap in before.items():
+        fate = fates[name]
+        if snap.count == 0 or fate.current is None:
+            continue
+        after_t = by_low.get(fate.current.lower())
+        if after_t is None:
+            losses.append(_Loss(name, None, snap.count, snap.count, ["the table is gone"]))
+            continue
+        key = None
+        if snap.key:
+            mapped = [fate.columns.get(c) for c in snap.key]
+            if all(m is not None and after_t.column(m) is not None for m in mapped):
+                key = tuple(m for m in mapped if m is not None)
+        fk_map: dict[str, str] = {}
+        for c in snap.fk_cols:
+            cur = fate.columns.get(c)
+            if cur is not None and after_t.column(cur) is not None:
+                fk_map[c] = cur
+        after = _read(do, after_t.name, key, tuple(fk_map.values()))
+        # rows
+        if not fate.deleted:
+            if key is not None:
+                gone = [k for k in snap.rows if k not in after.rows]
+                if gone:
+                    losses.append(
+                        _Loss(
+                            name,
+                            None,
+                            len(gone),
+                            snap.count,
+                            [_fmt_key(snap.key, g) for g in gone[:3]],
+                        )
+                    )
+            elif after.count < snap.count:
+                losses.append(_Loss(name, None, snap.count - after.count, snap.count, []))
+        # foreign-key values
+        for i, c in enumerate(snap.fk_cols):
+            if c not in fk_map or fate.updated is None or c in fate.updated:
+                continue
+            j = list(fk_map).index(c)
+            total = snap.nonnull[c]
+            if not total:
+                continue
+            if key is not None:
+                changed = [
+                    k
+                    for k, vals in snap.rows.items()
+                    if vals[i] is not None
+                    and k in after.rows
+                    and _norm(after.rows[k][j]) != _norm(vals[i])
+                ]
+                if changed:
+                    examples = [
+                        f"{_fmt_key(snap.key, k)}: {c} {snap.rows[k][i]!r} -> {after.rows[k][j]!r}"
+                        for k in changed[:3]
+                    ]
+                    losses.append(_Loss(name, c, len(changed), total, examples))
+            elif after.nonnull[fk_map[c]] < total and after.count >= snap.count:
+                losses.append(_Loss(name, c, total - after.nonnull[fk_map[c]], total, []))
+    return losses
+
+
+def _fmt_key(cols: tuple[str, ...] | None, key: tuple[object, ...]) -> str:
+    if not cols:
+        return repr(key)
+    return ", ".join(f"{c}={v}" for c, v in zip(cols, key, strict=True))
+
+
+def _strip_new(name: str) -> str:
+    return name[6:] if name.lower().startswith("__new_") else name
+
+
+def _names_over_time(table: str, stmts: Sequence[Statement]) -> set[str]:
+    """Every name (lower case) ``table`` goes by during the upgrade."""
+    names = {table.lower()}
+    for s in stmts:
+        if s.kind == "rename-table" and s.table and s.new_name and s.table.lower() in names:
+            names.add(s.new_name.lower())
+    return names
+
+
+def _attribute(
+    losses: list[_Loss],
+    seeded: bytes,
+    bundle: Bundle,
+    fk_off: bool,
+    stmts: list[Statement],
+) -> None:
+    """Replay the upgrade statement by statement and blame the statements that lost data.
+
+    The statements of the applied migrations run one by one inside one ``transactionSync``
+    (like the migrator's); after each, the watched tables (and their ``__new_`` copies) are
+    counted: rows and non-NULL foreign-key values. A drop between two counts of a table that
+    exists before and after the statement is that statement's damage.
+    """
+    watch: set[str] = set()
+    for loss in losses:
+        watch |= _names_over_time(loss.table, stmts)
+    do = DurableObjectStorage(image=seeded)
+    if fk_off:
+        do.sql.exec("PRAGMA foreign_keys=OFF")
+    damages: list[_Damage] = []
+    Metrics = dict[str, tuple[int, dict[str, int], tuple[ForeignKeyInfo, ...]]]
+
+    def metrics() -> Metrics:
+        out: Metrics = {}
+        for name, t in read_tables(do).items():
+            if _strip_new(name).lower() not in watch:
+                continue
+            fk_cols = list(dict.fromkeys(c for fk in t.foreign_keys for c in fk.columns))
+            counts = "".join(f", count({quote_ident(c)})" for c in fk_cols)
+            row = do.sql.exec(f"SELECT count(*){counts} FROM {quote_ident(name)}").raw()
+            values = [int(x) for x in row.to_array()[0]]
+            out[name] = (values[0], dict(zip(fk_cols, values[1:], strict=True)), t.foreign_keys)
+        return out
+
+    def fk_notes(s: Statement, table: str, fks: Sequence[ForeignKeyInfo]) -> list[ForeignKeyInfo]:
+        if s.kind not in ("drop-table", "recreate-drop", "delete", "update", "replace"):
+            return []
+        parent = (s.table or "").lower()
+        return [fk for fk in fks if fk.parent.lower() == parent]
+
+    class _Done(Exception):
+        pass
+
+    def body() -> None:
+        prev = metrics()
+        for s in stmts:
+            do.sql.exec(s.text)
+            cur = metrics()
+            for name, (count, nonnull, fks) in prev.items():
+                now = cur.get(name)
+                if now is None:
+                    continue
+                related = fk_notes(s, name, fks)
+                if now[0] < count:
+                    hit = [fk for fk in related if fk.on_delete.upper() == "CASCADE"] or related
+                    damages.append(_Damage(s, _strip_new(name), None, count - now[0], hit))
+                for col, n in nonnull.items():
+                    if now[1].get(col, n) < n:
+                        hit = [fk for fk in related if col in fk.columns] or related
+                        damages.append(_Damage(s, _strip_new(name), col, n - now[1][col], hit))
+            prev = cur
+        raise _Done
+
+    try:
+        do.transaction_sync(body)
+    except _Done:
+        pass
+    except SqlError:
+        pass  # the replay diverged from the real run (it should not): keep what was found
+    finally:
+        do.close()
+    for loss in losses:
+        names = _names_over_time(loss.table, stmts)
+        col = (loss.column or "").lower()
+        loss.culprits = [
+            d for d in damages if d.table.lower() in names and (d.column or "").lower() == col
+        ]
+
+
+# ----------------------------------------------------------------------------- reporting
+
+_FK_OFF_FIX = (
+    "Keep foreign keys off while the migrations run. On a Durable Object the PRAGMA only works "
+    "outside a transaction, so do it in the constructor around migrate():\n"
+    "    ctx.blockConcurrencyWhile(async () => {\n"
+    "      ctx.storage.sql.exec('PRAGMA foreign_keys=OFF');\n"
+    "      await migrate(db, migrations);\n"
+    "      await new Promise((r) => setTimeout(r, 0)); // let the implicit transaction commit\n"
+    "      ctx.storage.sql.exec('PRAGMA foreign_keys=ON'); // a no-op without the await\n"
+    "    });\n"
+    "and enable the `foreign_keys_off` setting so this check migrates the same way. Or edit the "
+    "migration so no row references `{parent}` when it is dropped (copy the child rows to a "
+    "scratch table before the rebuild and restore them after the RENAME)."
+)
+
+
+def _why(d: _Damage) -> str:
+    s = d.statement
+    parent = s.table or "?"
+    what = (
+        f"deletes every `{d.table}` row that points at them"
+        if d.column is None
+        else f"sets `{d.table}.{d.column}` to NULL (or its default) in every row that points at "
+        "them"
+    )
+    actions = ", ".join(sorted({f"ON DELETE {fk.on_delete.lower()}" for fk in d.fks}))
+    if s.kind == "recreate-drop":
+        rebuilt = s.rebuilds or parent
+        text = (
+            f"`{s.text.rstrip(';')}` is part of a rebuild of `{rebuilt}` (CREATE TABLE the new "
+            "table, INSERT ... SELECT the rows, DROP TABLE the old one, RENAME the new one). "
+            "drizzle-kit wraps it in `PRAGMA foreign_keys=OFF` ... `PRAGMA foreign_keys=ON`, but "
+            "drizzle's migrator runs every migration inside ctx.storage.transactionSync(), and "
+            "SQLite ignores `PRAGMA foreign_keys` inside a transaction: foreign keys stay ON, "
+            "the default on a Durable Object. "
+            f"Dropping `{parent}` deletes its rows first, and {actions or 'the foreign key'} "
+            f"{what}."
+        )
+        if d.column is not None and d.table.lower() == _strip_new(parent).lower():
+            text += (
+                f" That includes the copy in `__new_{d.table}`: its foreign key names "
+                f"`{parent}` too, so the self-references are wiped before the RENAME."
+            )
+        return text + " migrate() still reports success: the loss is silent."
+    if s.kind == "drop-table":
+        return (
+            f"`DROP TABLE {parent}` deletes every row of `{parent}` before dropping it, and "
+            f"{actions or 'the foreign key'} {what}. Dropping a parent table does not leave "
+            "its children alone while foreign keys are on (always, inside drizzle's migrator)."
+        )
+    return f"This statement removed {d.amount} value(s) of `{d.table}`."
+
+
+def _add_loss(findings: _Findings, bundle: Bundle, k: int, loss: _Loss) -> None:
+    key = (
+        "loss",
+        loss.table.lower(),
+        (loss.column or "").lower(),
+        tuple((d.statement.tag, d.statement.chunk, d.statement.start) for d in loss.culprits),
+    )
+
+    def make() -> _Finding:
+        if loss.column is None:
+            headline = f"{loss.lost} of {loss.total} rows of `{loss.table}` are deleted"
+        else:
+            headline = (
+                f"{loss.lost} of {loss.total} `{loss.table}.{loss.column}` foreign-key values "
+                "are lost"
+            )
+        if loss.culprits:
+            first = loss.culprits[0].statement
+            headline += f" by `{first.text.rstrip(';')}` in {first.tag}"
+        sections: list[tuple[str, str]] = []
+        lost = f"upgrading a DO at {_version_label(bundle, k)} to head: {headline}"
+        if loss.examples:
+            lost += "\nfor example: " + "; ".join(loss.examples)
+        sections.append(("What is lost", lost))
+        seen: set[tuple[str, int, int]] = set()
+        for d in loss.culprits:
+            s = d.statement
+            if (s.tag, s.chunk, s.start) in seen:
+                continue
+            seen.add((s.tag, s.chunk, s.start))
+            sections.append(("Statement", f"{s.where}\n{s.text}"))
+            if d.fks:
+                sections.append(
+                    (
+                        "Foreign key",
+                        "\n".join(_fk_text(fk, d.table, _strip_new(fk.parent)) for fk in d.fks),
+                    )
+                )
+            sections.append(("Why", _why(d)))
+            if s.kind in ("recreate-drop", "drop-table"):
+                parent = s.table or "?"
+                sections.append(("How to fix", _FK_OFF_FIX.replace("{parent}", parent)))
+        if not loss.culprits:
+            sections.append(
+                (
+                    "Why",
+                    "No single statement could be blamed when the upgrade was replayed "
+                    "statement by statement; compare the table before and after the upgrade.",
+                )
+            )
+        return _Finding("loss", [k], sections, headline)
+
+    findings.add(key, k, make)
+
+
+def _fk_text(fk: ForeignKeyInfo, child: str, parent: str) -> str:
+    cols = fk.columns[0] if len(fk.columns) == 1 else "(" + ", ".join(fk.columns) + ")"
+    return f"{child}.{cols} -> {parent} ON DELETE {fk.on_delete.lower()}"
+
+
+_NOT_NULL = re.compile(r"NOT NULL constraint failed: ([^\s:.]+)\.([^\s:]+)")
+
+
+def _add_failure(
+    findings: _Findings,
+    bundle: Bundle,
+    k: int,
+    exc: MigrationError,
+    seeded: bytes,
+    head_defaults: dict[tuple[str, str], str],
+) -> None:
+    cause = str(exc.cause) if exc.cause is not None else exc.message
+    key = ("failure", exc.tag, exc.chunk, exc.statement, cause)
+
+    def make() -> _Finding:
+        from .checks import migration_failure
+
+        base = migration_failure(exc)
+        sections = [(t, b) for t, b in base.sections if t != "How to fix"]
+        hint = next((b for t, b in base.sections if t == "How to fix"), None)
+        sections.append(
+            (
+                "Only with data",
+                f"The same upgrade from {_version_label(bundle, k)} succeeds on a DO without "
+                "rows, so tests on empty databases pass; with seeded rows it fails, and every "
+                "deployed DO holding such rows fails to start.",
+            )
+        )
+        m = _NOT_NULL.search(cause)
+        if m:
+            table, col = _strip_new(m.group(1)), m.group(2)
+            sections.append(("Data", _null_evidence(seeded, table, col, k)))
+            default = head_defaults.get((table.lower(), col.lower()))
+            value = default if default is not None else "<a value>"
+            hint = (
+                f"A DEFAULT does not help: INSERT ... SELECT copies the NULL explicitly. Before "
+                f"the INSERT INTO `__new_{table}`, backfill the NULLs in its own statement:\n"
+                f"    UPDATE `{table}` SET `{col}` = {value} WHERE `{col}` IS NULL;"
+                "--> statement-breakpoint\n"
+                f'or select coalesce("{col}", {value}) in the INSERT ... SELECT.'
+            )
+        if hint:
+            sections.append(("How to fix", hint))
+        return _Finding(
+            "failure", [k], sections, f"migration {exc.tag} fails on a DO with data: {cause}"
+        )
+
+    findings.add(key, k, make)
+
+
+def _null_evidence(seeded: bytes, table: str, col: str, k: int) -> str:
+    do = DurableObjectStorage(image=seeded)
+    try:
+        t = {n.lower(): t for n, t in read_tables(do).items()}.get(table.lower())
+        if t is None:
+            return f"`{table}` does not exist at version {k}."
+        if t.column(col) is None:
+            return (
+                f"`{table}.{col}` does not exist yet at version {k}: a later migration adds it "
+                "as a nullable column, so every existing row holds NULL in it."
+            )
+        q = quote_ident
+        row = (
+            do.sql.exec(f"SELECT count(*), count(*) - count({q(col)}) FROM {q(t.name)}")
+            .raw()
+            .to_array()[0]
+        )
+        return f"{row[1]} of {row[0]} seeded rows of `{t.name}` have `{col}` NULL at version {k}."
+    finally:
+        do.close()
+
+
+def _failure(bundle: Bundle, upto: Bundle, target: int, found: list[_Finding]) -> CheckFailure:
+    head = upto.migrations[-1].tag
+    if len(found) == 1:
+        summary = f"data not preserved: {found[0].headline}"
+    else:
+        summary = f"data not preserved: {len(found)} problems upgrading Durable Objects with data"
+    sections: list[tuple[str, str]] = []
+    for i, f in enumerate(found, 1):
+        versions = ", ".join(_version_label(bundle, v) for v in sorted(f.versions))
+        prefix = f"Problem {i}: " if len(found) > 1 else ""
+        sections.append((f"{prefix}{f.headline}", f"seen when upgrading from {versions} to {head}"))
+        sections.extend(f.sections)
+    if target < len(bundle.migrations):
+        sections.append(
+            (
+                "Note",
+                f"{bundle.migrations[target].tag} fails even on an empty DO (see "
+                f"upgrade_from_empty); upgrades were checked up to {head}.",
+            )
+        )
+    return CheckFailure(summary, sections)
+
+
+# ----------------------------------------------------------------------------- start-up budget
+
+
+@dataclass
+class BudgetEstimate:
+    """Estimated time of every migration on tables of ``rows`` rows (see :func:`estimate_startup`).
+
+    ``per_migration`` maps tag -> estimated seconds; ``measured`` maps each measured table size to
+    tag -> measured seconds; ``failures`` names migrations that failed on the bulk rows (not
+    timed); ``total`` is the estimated start-up of the oldest instance: every migration after
+    the first on one DO, in one blockConcurrencyWhile.
+    """
+
+    rows: int
+    per_migration: dict[str, float]
+    measured: dict[int, dict[str, float]]
+    failures: dict[str, str]
+    limit_seconds: float
+    #: seconds spent measuring
+    cost: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.per_migration.values())
+
+    def slowest(self, count: int = 5) -> list[tuple[str, float]]:
+        ranked = sorted(self.per_migration.items(), key=lambda kv: kv[1], reverse=True)
+        return ranked[:count]
+
+    def render(self) -> str:
+        lines = [
+            f"estimated start-up with {self.rows:,} rows per table: {self.total:.3f} s "
+            f"(limit {self.limit_seconds:g} s)"
+        ]
+        sizes = sorted(self.measured)
+        for tag, est in self.per_migration.items():
+            measured = ", ".join(f"{self.measured[n].get(tag, 0.0):.4f} s @ {n:,}" for n in sizes)
+            lines.append(f"{tag}: {est:.4f} s (measured {measured})")
+        for tag, why in self.failures.items():
+            lines.append(f"{tag}: not timed: {why}")
+        return "\n".join(lines)
+
+
+def _progressive_run(
+    bundle: Bundle, images: Any, target: int, rows: int
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Time each migration on one DO whose tables are topped up to ``rows`` before each step."""
+    times: dict[str, float] = {}
+    failures: dict[str, str] = {}
+    start = images.version(bundle, 0).image
+    do = DurableObjectStorage(image=start)
+    for j in range(1, target + 1):
+        m = bundle.migrations[j - 1]
+        if j > 1:
+            bulk_seed(do, rows)
+        try:
+            run = migrate(do, bundle.prefix(j))
+            times[m.tag] = run.timings.get(m.tag, 0.0)
+        except MigrationError as exc:
+            failures[m.tag] = str(exc.cause or exc.message)
+            times[m.tag] = 0.0
+            do.close()
+            image = images.version(bundle, j).image
+            if image is None:
+                break
+            do = DurableObjectStorage(image=image)
+    do.close()
+    return times, failures
+
+
+def estimate_startup(
+    bundle: Bundle,
+    *,
+    rows: int = 100_000,
+    sample_rows: int = 10_000,
+    images: Any = None,
+    limit_seconds: float = 30.0,
+) -> BudgetEstimate:
+    """Estimate how long every migration takes when each table holds ``rows`` rows.
+
+    Method: one DO starts empty and takes the migrations one at a time; before each migration,
+    every empty table is filled by :func:`~pytest_dosqlite.seed.bulk_seed` (so each migration
+    meets full tables, as on an old, busy instance) and the migration is timed the way drizzle
+    runs it (``migrate()``'s per-migration timing). When ``rows`` is at most ``sample_rows``
+    this is done once at ``rows``. Otherwise it is done at ``sample_rows // 10`` and
+    ``sample_rows`` and each migration is extrapolated linearly to ``rows``:
+    ``t(rows) = t2 + max(0, (t2 - t1) / (n2 - n1)) * (rows - n2)`` (never below ``t2``). Table
+    rebuilds, backfills and index builds grow about linearly (index builds as n log n, so the
+    estimate is slightly low for them); DDL on empty or small tables is constant. The times are
+    this machine's SQLite (the DO's version) in memory, without the DO's storage I/O.
+    """
+    import time
+
+    from .images import default_cache
+
+    cache = images if images is not None else default_cache()
+    started = time.perf_counter()
+    n = len(bundle.migrations)
+    target = n
+    while target > 0 and cache.version(bundle, target).error is not None:
+        target -= 1
+    sizes = [max(rows, 1)] if rows <= sample_rows else [max(sample_rows // 10, 1), sample_rows]
+    measured: dict[int, dict[str, float]] = {}
+    failures: dict[str, str] = {}
+    for size in sizes:
+        times, failed = _progressive_run(bundle, cache, target, size)
+        measured[size] = times
+        failures.update(failed)
+    per: dict[str, float] = {}
+    for m in bundle.migrations[:target]:
+        if len(sizes) == 1:
+            per[m.tag] = measured[sizes[0]].get(m.tag, 0.0)
+            continue
+        n1, n2 = sizes
+        t1, t2 = measured[n1].get(m.tag, 0.0), measured[n2].get(m.tag, 0.0)
+        slope = max(0.0, (t2 - t1) / (n2 - n1))
+        per[m.tag] = max(t2, t2 + slope * (rows - n2))
+    # the first migration runs on an empty DO in every case
+    if bundle.migrations and target:
+        per[bundle.migrations[0].tag] = min(
+            measured[s].get(bundle.migrations[0].tag, 0.0) for s in sizes
+        )
+    return BudgetEstimate(
+        rows=rows,
+        per_migration=per,
+        measured=measured,
+        failures=failures,
+        limit_seconds=limit_seconds,
+        cost=time.perf_counter() - started,
+    )
+
+
+def startup_budget(ctx: CheckContext) -> None:
+    """The oldest instance's start-up migrations fit in blockConcurrencyWhile's time limit.
+
+    A DO migrates lazily in its constructor's ``blockConcurrencyWhile``; an instance at the
+    oldest version runs every later migration there at once, and the runtime resets the object
+    when the callback takes longer than ``Settings.budget_seconds`` (30 s on Cloudflare). The
+    time is estimated by :func:`estimate_startup` with ``Settings.budget_rows`` rows per table
+    (default 100,000; measured at up to ``budget_sample_rows`` rows, default 10,000, and
+    extrapolated linearly). Rule: estimated total > ``budget_warn_ratio`` (0.5) x limit ->
+    :class:`DosqliteBudgetWarning`; > ``budget_fail_ratio`` (1.0) x limit -> CheckFailure. The
+    estimate is stored in ``ctx.extra["budget"]`` (a :class:`BudgetEstimate`;
+    ``.per_migration`` is the per-migration dict) for reports.
+    """
+    limit = float(_setting(ctx, "budget_seconds", 30.0))
+    rows = int(_setting(ctx, "budget_rows", 100_000))
+    sample = int(_setting(ctx, "budget_sample_rows", 10_000))
+    warn_ratio = float(_setting(ctx, "budget_warn_ratio", 0.5))
+    fail_ratio = float(_setting(ctx, "budget_fail_ratio", 1.0))
+    est = estimate_startup(
+        ctx.bundle, rows=rows, sample_rows=sample, images=ctx.images, limit_seconds=limit
+    )
+    ctx.extra["budget"] = est
+    total = est.total
+    slowest = "\n".join(f"{tag}: {sec:.3f} s" for tag, sec in est.slowest())
+    method = (
+        f"each migration timed on tables topped up to {', '.join(f'{n:,}' for n in est.measured)} "
+        f"rows and extrapolated linearly to {rows:,} rows; SQLite in memory on this machine, "
+        "without the DO's storage I/O"
+    )
+    if total > fail_ratio * limit:
+        raise CheckFailure(
+            f"start-up migrations would take about {total:.1f} s with {rows:,} rows per table, "
+            f"over {fail_ratio:.0%} of blockConcurrencyWhile's {limit:g} s",
+            [
+                ("Slowest migrations", slowest),
+                ("Estimate", method),
+                (
+                    "On a real Durable Object",
+                    "an instance at the oldest version runs every pending migration in its "
+                    "constructor's blockConcurrencyWhile; past the limit the runtime resets "
+                    "the object and the next request starts the same migrations again.",
+                ),
+                (
+                    "How to fix",
+                    "Split the slow data migrations (backfills, table rebuilds) so they run in "
+                    "batches after start-up (an alarm or a background task), or add indexes "
+                    "the backfills need before them.",
+                ),
+            ],
+        )
+    if total > warn_ratio * limit:
+        warnings.warn(
+            DosqliteBudgetWarning(
+                f"start-up migrations would take about {total:.1f} s with {rows:,} rows per "
+                f"table ({total / limit:.0%} of blockConcurrencyWhile's {limit:g} s); slowest: "
+                + "; ".join(f"{tag} {sec:.2f} s" for tag, sec in est.slowest(3))
+            ),
+            stacklevel=2,
+        )

@@ -1,0 +1,1405 @@
+"""Realistic rows for every table of a live Durable Object schema.
+
+Why: the migration bugs that hurt on a DO are data-dependent. A drizzle-kit table recreation
+cascades into child tables, wipes ``SET NULL`` links or copies NULLs into a new NOT NULL column
+only when there are rows; an empty test database migrates fine. So the checks seed the database
+at every historical version before migrating it, and the rows must be the ones that expose those
+bugs: parents before children, real parent keys in foreign-key columns, self references, and
+nullable columns that hold both NULLs and values.
+
+The seeder reads the schema the database really has (``sqlite_master`` and the allow-listed
+``pragma_*`` table-valued functions, nothing a DO refuses), not a drizzle snapshot, so it works at
+any version of any bundle. :func:`seed` writes a few varied rows per table (literal SQL, so
+integers stay integers whatever JS binding would do); :func:`bulk_seed` fills tables with many
+rows in one ``INSERT ... SELECT`` over a recursive CTE per table, for timing estimates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SqlError
+from .storage import DurableObjectStorage
+
+__all__ = [
+    "ColumnHints",
+    "ColumnInfo",
+    "ForeignKeyInfo",
+    "SeedReport",
+    "TableInfo",
+    "bulk_seed",
+    "check_hints",
+    "quote_ident",
+    "read_tables",
+    "seed",
+    "seed_order",
+    "sql_literal",
+]
+
+LEDGER_TABLE = "__drizzle_migrations"
+#: how many different rows are tried before a row is given up (CHECK / UNIQUE failures)
+MAX_ATTEMPTS = 12
+#: parent keys read per foreign key when picking values
+_CANDIDATE_LIMIT = 500
+
+
+# ----------------------------------------------------------------------------- SQL helpers
+
+
+def quote_ident(name: str) -> str:
+    """``"name"`` with embedded double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value: object) -> str:
+    """A Python value as a SQLite literal (exact: integers stay INTEGER, bytes become BLOBs)."""
+    if value is None:
+        return "NULL"
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NULL"
+        if math.isinf(value):
+            return "9e999" if value > 0 else "-9e999"
+        return repr(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "X'" + bytes(value).hex() + "'"
+    if not isinstance(value, str):
+        value = json.dumps(value, sort_keys=True)
+    return "'" + value.replace("'", "''") + "'"
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column as ``pragma_table_xinfo`` reports it."""
+
+    name: str
+    decl_type: str
+    notnull: bool
+    #: the DEFAULT clause's SQL text, None without one
+    default: str | None
+    #: 1-based position in the primary key, 0 when not part of it
+    pk: int
+    #: 0 normal, 1 hidden (virtual tables), 2 generated VIRTUAL, 3 generated STORED
+    hidden: int
+
+    @property
+    def generated(self) -> bool:
+        return self.hidden != 0
+
+    @property
+    def affinity(self) -> str:
+        """SQLite's type affinity rules (section 3.1 of the datatype docs)."""
+        t = self.decl_type.upper()
+        if "INT" in t:
+            return "INTEGER"
+        if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+            return "TEXT"
+        if "BLOB" in t or not t:
+            return "BLOB"
+        if "REAL" in t or "FLOA" in t or "DOUB" in t:
+            return "REAL"
+        return "NUMERIC"
+
+
+@dataclass(frozen=True)
+class ForeignKeyInfo:
+    """A (possibly composite) foreign key of a child table."""
+
+    id: int
+    parent: str
+    columns: tuple[str, ...]
+    #: referenced columns (the parent's primary key when the REFERENCES clause names none)
+    parent_columns: tuple[str, ...]
+    on_delete: str
+    on_update: str
+
+    def describe(self, child: str) -> str:
+        """``child.col -> parent ON DELETE cascade`` (composite: ``child.(a, b) -> ...``)."""
+        cols = self.columns[0] if len(self.columns) == 1 else "(" + ", ".join(self.columns) + ")"
+        return f"{child}.{cols} -> {self.parent} ON DELETE {self.on_delete.lower()}"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A user table of the live database."""
+
+    name: str
+    sql: str
+    columns: tuple[ColumnInfo, ...]
+    foreign_keys: tuple[ForeignKeyInfo, ...]
+    #: column sets that must be unique together (primary key and unique indexes/constraints;
+    #: partial and expression indexes are left out)
+    unique: tuple[tuple[str, ...], ...]
+    without_rowid: bool
+    strict: bool
+
+    @property
+    def pk(self) -> tuple[str, ...]:
+        cols = sorted((c for c in self.columns if c.pk), key=lambda c: c.pk)
+        return tuple(c.name for c in cols)
+
+    @property
+    def rowid_alias(self) -> str | None:
+        """The INTEGER PRIMARY KEY column that is the rowid, if any."""
+        if self.without_rowid:
+            return None
+        pk = [c for c in self.columns if c.pk]
+        if len(pk) == 1 and pk[0].decl_type.upper() == "INTEGER":
+            return pk[0].name
+        return None
+
+    def column(self, name: str) -> ColumnInfo | None:
+        low = name.lower()
+        for c in self.columns:
+            if c.name.lower() == low:
+                return c
+        return None
+
+    @property
+    def writable(self) -> tuple[ColumnInfo, ...]:
+        return tuple(c for c in self.columns if not c.generated)
+
+
+def is_user_table(name: str) -> bool:
+    """Not drizzle's ledger, not SQLite's or workerd's internal tables."""
+    low = name.lower()
+    return not (low == LEDGER_TABLE or low.startswith("sqlite_") or low.startswith("_cf_"))
+
+
+_MASTER_SQL = "SELECT type, name, tbl_name, sql FROM sqlite_master"
+_LIST_SQL = "SELECT type, wr, strict FROM pragma_table_list(?) WHERE schema = 'main'"
+_COLUMNS_SQL = (
+    'SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid'
+)
+_FKS_SQL = (
+    'SELECT id, "table", "from", "to", on_update, on_delete FROM pragma_foreign_key_list(?) '
+    "ORDER BY id, seq"
+)
+_UNIQUE_SQL = (
+    "SELECT il.name, il.partial, ii.cid, ii.name FROM pragma_index_list(?) il "
+    'JOIN pragma_index_info(il.name) ii WHERE il."unique" = 1 ORDER BY il.name, ii.seqno'
+)
+
+RawFk = tuple[int, str, tuple[str, ...], tuple[str | None, ...], str, str]
+
+
+@dataclass(frozen=True)
+class _RawTable:
+    """One table as its pragmas describe it, before foreign keys are resolved."""
+
+    kind: str
+    without_rowid: bool
+    strict: bool
+    columns: tuple[ColumnInfo, ...]
+    fks: tuple[RawFk, ...]
+    unique: tuple[tuple[str, ...], ...]
+
+
+_SCHEMA_CACHE: dict[str, dict[str, TableInfo]] = {}
+_TABLE_CACHE: dict[tuple[str, ...], _RawTable] = {}
+
+
+def read_tables(do: DurableObjectStorage) -> dict[str, TableInfo]:
+    """The user tables of ``do`` (no ledger, ``sqlite_*``, ``_cf_*``, virtual or shadow tables).
+
+    Cached by the text of ``sqlite_master`` (the pragmas only restate it): a schema seen before
+    costs one query, and a changed schema re-reads only the tables whose definition or indexes
+    changed.
+    """
+    master = do.sql.exec(_MASTER_SQL).raw().to_array()
+    text = "\x00".join("\x01".join(str(v) for v in row) for row in master)
+    cached = _SCHEMA_CACHE.get(text)
+    if cached is None:
+        cached = _read_tables(do, master)
+        if len(_SCHEMA_CACHE) >= 512:
+            _SCHEMA_CACHE.clear()
+        _SCHEMA_CACHE[text] = cached
+    return dict(cached)
+
+
+def _raw_table(do: DurableObjectStorage, name: str) -> _RawTable:
+    listed = do.sql.exec(_LIST_SQL, name).raw().to_array()
+    kind, wr, strict = listed[0] if listed else ("table", 0, 0)
+    columns = tuple(
+        ColumnInfo(
+            str(cname),
+            str(typ or ""),
+            bool(notnull),
+            None if dflt is None else str(dflt),
+            int(pk),
+            int(hidden),
+        )
+        for cname, typ, notnull, dflt, pk, hidden in do.sql.exec(_COLUMNS_SQL, name).raw()
+    )
+    grouped: dict[int, list[tuple[str, str, str | None, str, str]]] = {}
+    for fid, parent, frm, to, on_update, on_delete in do.sql.exec(_FKS_SQL, name).raw():
+        grouped.setdefault(int(fid), []).append(
+            (str(parent), str(frm), None if to is None else str(to), on_update, on_delete)
+        )
+    fks = tuple(
+        (
+            fid,
+            parts[0][0],
+            tuple(p[1] for p in parts),
+            tuple(p[2] for p in parts),
+            str(parts[0][3]),
+            str(parts[0][4]),
+        )
+        for fid, parts in sorted(grouped.items())
+    )
+    indexes: dict[str, list[str] | None] = {}
+    for iname, partial, cid, cname in do.sql.exec(_UNIQUE_SQL, name).raw():
+        cols = indexes.setdefault(iname, [])
+        if cols is None:
+            continue
+        if partial or cid is None or int(cid) < 0 or cname is None:
+            indexes[iname] = None  # partial or expression index: not a plain column set
+        else:
+            cols.append(str(cname))
+    unique = tuple(tuple(c) for _, c in sorted(indexes.items()) if c)
+    return _RawTable(str(kind), bool(wr), bool(strict), columns, fks, unique)
+
+
+def _read_tables(do: DurableObjectStorage, master: list[list[Any]]) -> dict[str, TableInfo]:
+    sqls: dict[str, str] = {}
+    index_sql: dict[str, list[str]] = {}
+    for typ, name, tbl_name, sql in master:
+        if typ == "table":
+            sqls[str(name)] = str(sql or "")
+        elif typ == "index":
+            index_sql.setdefault(str(tbl_name).lower(), []).append(f"{name}\x01{sql}")
+    raws: dict[str, _RawTable] = {}
+    for name, sql in sqls.items():
+        if not is_user_table(name) or sql.upper().startswith("CREATE VIRTUAL"):
+            continue
+        key = (name, sql, *sorted(index_sql.get(name.lower(), [])))
+        raw = _TABLE_CACHE.get(key)
+        if raw is None:
+            raw = _raw_table(do, name)
+            if len(_TABLE_CACHE) >= 8192:
+                _TABLE_CACHE.clear()
+            _TABLE_CACHE[key] = raw
+        if raw.kind == "table":
+            raws[name] = raw
+
+    def pk_of(table: str | None) -> tuple[str, ...]:
+        raw = raws.get(table or "")
+        if raw is None:
+            return ()
+        return tuple(c.name for c in sorted((c for c in raw.columns if c.pk), key=lambda c: c.pk))
+
+    tables: dict[str, TableInfo] = {}
+    for name, raw in sorted(raws.items()):
+        own = [c.name for c in raw.columns]
+        fks: list[ForeignKeyInfo] = []
+        for fid, parent, frm, tos, on_update, on_delete in raw.fks:
+            real = _real_name(parent, raws)
+            parent_cols: tuple[str, ...]
+            if any(x is None for x in tos):
+                parent_cols = pk_of(real) or ("rowid",)
+            else:
+                parent_cols = tuple(str(x) for x in tos)
+            parent_names = [c.name for c in raws[real].columns] if real is not None else []
+            fks.append(
+                ForeignKeyInfo(
+                    id=fid,
+                    parent=real or parent,
+                    columns=tuple(_real_name(c, own) or c for c in frm),
+                    parent_columns=tuple(_real_name(c, parent_names) or c for c in parent_cols),
+                    on_update=on_update,
+                    on_delete=on_delete,
+                )
+            )
+        unique_sets: list[tuple[str, ...]] = []
+        if pk_of(name):
+            unique_sets.append(pk_of(name))
+        for cols in raw.unique:
+            if cols not in unique_sets:
+                unique_sets.append(cols)
+        tables[name] = TableInfo(
+            name=name,
+            sql=sqls[name],
+            columns=raw.columns,
+            foreign_keys=tuple(fks),
+            unique=tuple(unique_sets),
+            without_rowid=raw.without_rowid,
+            strict=raw.strict,
+        )
+    return tables
+
+
+def _real_name(name: str, known: Iterable[str]) -> str | None:
+    low = name.lower()
+    for k in known:
+        if k.lower() == low:
+            return k
+    return None
+
+
+def seed_order(tables: dict[str, TableInfo]) -> list[str]:
+    """Parents before children (self references ignored); cycles are appended by name."""
+    deps: dict[str, set[str]] = {}
+    for name, t in tables.items():
+        deps[name] = {
+            fk.parent for fk in t.foreign_keys if fk.parent != name and fk.parent in tables
+        }
+    order: list[str] = []
+    done: set[str] = set()
+    while len(done) < len(tables):
+        ready = sorted(n for n in tables if n not in done and deps[n] <= done)
+        if not ready:
+            # a cycle: take the table with the fewest unmet parents, then by name
+            rest = sorted(
+                (n for n in tables if n not in done), key=lambda n: (len(deps[n] - done), n)
+            )
+            ready = [rest[0]]
+        for n in ready:
+            order.append(n)
+            done.add(n)
+    return order
+
+
+# ----------------------------------------------------------------------------- CHECK hints
+
+
+@dataclass
+class ColumnHints:
+    """What simple CHECK constraints say about one column's values."""
+
+    choices: tuple[object, ...] | None = None
+    low: float | None = None
+    low_strict: bool = False
+    high: float | None = None
+    high_strict: bool = False
+    min_len: int | None = None
+    max_len: int | None = None
+    json: bool = False
+    not_values: set[object] = field(default_factory=set)
+    like_prefix: str | None = None
+    typeof: str | None = None
+
+
+_HINT_CACHE: dict[str, dict[str, ColumnHints]] = {}
+_NO_HINTS = ColumnHints()
+_IN_RE = re.compile(
+    r"""[`"\[]?(\w+)[`"\]]?\s+IN\s*\(((?:\s*(?:'(?:[^']|'')*'|-?\d+(?:\.\d+)?)\s*,?)+)\)""",
+    re.IGNORECASE,
+)
+
+
+def check_hints(create_sql: str) -> dict[str, ColumnHints]:
+    """Per-column hints from the CHECK constraints of a ``CREATE TABLE`` (lower-case keys).
+
+    Understands ``col IN (...)``, comparisons of a column or ``length(col)`` with a number,
+    ``BETWEEN``, ``json_valid(col)``, ``typeof(col) = '...'``, ``col LIKE 'x%'``, ``col <> v``
+    and ``col IS NULL OR ...``, joined with AND. Anything else is left to retries.
+    """
+    cached = _HINT_CACHE.get(create_sql)
+    if cached is not None:
+        return cached
+    hints: dict[str, ColumnHints] = {}
+    if "check" in create_sql.lower():
+        try:
+            hints = _parse_checks(create_sql)
+        except Exception:  # sqlglot cannot read every SQLite text; fall back to a regex
+            hints = _regex_checks(create_sql)
+    if len(_HINT_CACHE) > 4096:
+        _HINT_CACHE.clear()
+    _HINT_CACHE[create_sql] = hints
+    return hints
+
+
+def _regex_checks(sql: str) -> dict[str, ColumnHints]:
+    hints: dict[str, ColumnHints] = {}
+    for m in _IN_RE.finditer(sql):
+        values: list[object] = []
+        for part in re.findall(r"'(?:[^']|'')*'|-?\d+(?:\.\d+)?", m.group(2)):
+            if part.startswith("'"):
+                values.append(part[1:-1].replace("''", "'"))
+            else:
+                values.append(float(part) if "." in part else int(part))
+        if values:
+            hints.setdefault(m.group(1).lower(), ColumnHints()).choices = tuple(values)
+    return hints
+
+
+def _parse_checks(sql: str) -> dict[str, ColumnHints]:
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    hints: dict[str, ColumnHints] = {}
+    for check in tree.find_all(exp.CheckColumnConstraint):
+        cond = check.this
+        if cond is not None:
+            for part in _conjuncts(cond, exp):
+                _apply(part, hints, exp)
+    return hints
+
+
+def _conjuncts(node: Any, exp: Any) -> list[Any]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this, exp) + _conjuncts(node.expression, exp)
+    return [node]
+
+
+def _literal(node: Any, exp: Any) -> tuple[bool, object]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Neg):
+        ok, v = _literal(node.this, exp)
+        if ok and isinstance(v, int | float):
+            return True, -v
+        return False, None
+    if isinstance(node, exp.Boolean):
+        return True, 1 if node.this else 0
+    if isinstance(node, exp.Null):
+        return True, None
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return True, str(node.this)
+        text = str(node.this)
+        try:
+            return True, int(text)
+        except ValueError:
+            try:
+                return True, float(text)
+            except ValueError:
+                return False, None
+    return False, None
+
+
+def _column_name(node: Any, exp: Any) -> str | None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Column):
+        return str(node.name).lower()
+    return None
+
+
+def _func_of_column(node: Any, exp: Any, names: tuple[str, ...]) -> str | None:
+    """Column name when ``node`` is ``f(col)`` for one of ``names``."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Length) and "length" in names:
+        return _column_name(node.this, exp)
+    if isinstance(node, exp.Func):
+        fname = (
+            str(node.name).lower() if isinstance(node, exp.Anonymous) else node.sql_name().lower()
+        )
+        if fname in names:
+            args = list(node.expressions) if isinstance(node, exp.Anonymous) else [node.this]
+            if len(args) == 1:
+                return _column_name(args[0], exp)
+    return None
+
+
+def _apply(node: Any, hints: dict[str, ColumnHints], exp: Any) -> None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+
+    def h(col: str) -> ColumnHints:
+        return hints.setdefault(col, ColumnHints())
+
+    if isinstance(node, exp.Or):
+        # ``col IS NULL OR cond`` -> cond; ``col = a OR col = b`` -> choices
+        parts = _disjuncts(node, exp)
+        rest = [p for p in parts if not _is_null_test(p, exp)]
+        if len(rest) == 1:
+            _apply(rest[0], hints, exp)
+            return
+        values: list[object] = []
+        col_seen: str | None = None
+        for p in rest:
+            if not isinstance(p, exp.EQ):
+                return
+            col = _column_name(p.this, exp)
+            ok, v = _literal(p.expression, exp)
+            if col is None or not ok or (col_seen is not None and col != col_seen):
+                return
+            col_seen = col
+            values.append(v)
+        if col_seen is not None:
+            h(col_seen).choices = tuple(values)
+        return
+    if isinstance(node, exp.In) and not node.args.get("query"):
+        col = _column_name(node.this, exp)
+        if col is None:
+            return
+        values = []
+        for e in node.expressions:
+            ok, v = _literal(e, exp)
+            if not ok:
+                return
+            values.append(v)
+        h(col).choices = tuple(values)
+        return
+    if isinstance(node, exp.Between):
+        col = _column_name(node.this, exp)
+        ok1, lo = _literal(node.args.get("low"), exp)
+        ok2, hi = _literal(node.args.get("high"), exp)
+        if col and ok1 and ok2 and isinstance(lo, int | float) and isinstance(hi, int | float):
+            ch = h(col)
+            ch.low, ch.high = float(lo), float(hi)
+        return
+    if isinstance(node, exp.Like):
+        col = _column_name(node.this, exp)
+        ok, pat = _literal(node.expression, exp)
+        if col and ok and isinstance(pat, str):
+            m = re.match(r"^([^%_]*)", pat)
+            if m and m.group(1) and pat[len(m.group(1)) :] in ("%", ""):
+                h(col).like_prefix = m.group(1)
+        return
+    if isinstance(node, exp.Func) and not isinstance(node, exp.Binary):
+        col = _func_of_column(node, exp, ("json_valid",))
+        if col:
+            h(col).json = True
+        return
+    if isinstance(node, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE):
+        left, right = node.this, node.expression
+        flip = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}
+        kind: type = type(node)
+        ok, value = _literal(right, exp)
+        if not ok:
+            ok, value = _literal(left, exp)
+            if not ok:
+                return
+            left = right
+            kind = flip.get(kind, kind)
+        col = _column_name(left, exp)
+        length_col = _func_of_column(left, exp, ("length", "char_length"))
+        typeof_col = _func_of_column(left, exp, ("typeof",))
+        if typeof_col and kind is exp.EQ and isinstance(value, str):
+            h(typeof_col).typeof = value.lower()
+            return
+        if length_col and isinstance(value, int | float):
+            ch = h(length_col)
+            n = int(value)
+            if kind is exp.GT:
+                ch.min_len = max(ch.min_len or 0, n + 1)
+            elif kind is exp.GTE:
+                ch.min_len = max(ch.min_len or 0, n)
+            elif kind is exp.LT:
+                ch.max_len = n - 1
+            elif kind is exp.LTE:
+                ch.max_len = n
+            elif kind is exp.EQ:
+                ch.min_len = ch.max_len = n
+            elif kind is exp.NEQ and n == 0:
+                ch.min_len = max(ch.min_len or 0, 1)
+            return
+        if col is None:
+            return
+        ch = h(col)
+        if kind is exp.EQ:
+            ch.choices = (value,)
+        elif kind is exp.NEQ:
+            ch.not_values.add(value)
+        elif isinstance(value, int | float):
+            if kind in (exp.GT, exp.GTE):
+                ch.low, ch.low_strict = float(value), kind is exp.GT
+            else:
+                ch.high, ch.high_strict = float(value), kind is exp.LT
+
+
+def _disjuncts(node: Any, exp: Any) -> list[Any]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Or):
+        return _disjuncts(node.this, exp) + _disjuncts(node.expression, exp)
+    return [node]
+
+
+def _is_null_test(node: Any, exp: Any) -> bool:
+    return isinstance(node, exp.Is) and isinstance(node.expression, exp.Null)
+
+
+# ----------------------------------------------------------------------------- values
+
+_FIRST = ("Ada", "Grace", "Alan", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Radia", "Tim")
+_LAST = ("Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson")
+_WORDS = (
+    "alpha", "harbor", "quiet", "lantern", "orbit", "maple", "signal", "river", "copper",
+    "meadow", "vector", "summit", "pixel", "ember", "falcon", "garden",
+)  # fmt: skip
+_ENUM = ("active", "pending", "archived", "draft", "done")
+_BOOL_NAMES = {
+    "active", "enabled", "disabled", "archived", "favourited", "favorited", "deleted", "done",
+    "completed", "public", "private", "verified", "published", "pinned", "read", "hidden",
+    "visible", "locked", "admin", "approved", "starred", "muted", "flagged", "default",
+}  # fmt: skip
+_TIME_WORDS = {"at", "date", "time", "timestamp", "datetime", "when", "deadline", "expires"}
+_JSON_WORDS = {
+    "json", "metadata", "meta", "settings", "config", "payload", "options", "attributes",
+    "properties", "extra", "scopes", "tags", "data", "params", "headers", "context",
+}  # fmt: skip
+_TEXT_WORDS = {
+    "description", "body", "content", "text", "note", "notes", "summary", "bio", "comment",
+    "message", "prompt", "html", "markdown", "details", "reason", "caption",
+}  # fmt: skip
+_NAME_WORDS = {"name", "username", "nickname", "author", "publisher", "owner", "handle"}
+_TITLE_WORDS = {"title", "label", "heading", "subject", "headline"}
+_ENUM_WORDS = {"status", "state", "type", "kind", "role", "provider", "source", "mode", "level"}
+_TOKEN_WORDS = {"token", "hash", "secret", "salt", "signature", "password", "key", "nonce"}
+_COUNT_WORDS = {
+    "count", "size", "quantity", "qty", "age", "offset", "position", "order", "index", "rank",
+    "score", "version", "priority", "number", "num", "total", "length", "width", "height",
+    "duration", "port", "year", "seconds", "minutes", "limit", "retries", "attempts", "code",
+}  # fmt: skip
+_DECIMAL_WORDS = {"price", "cost", "amount", "balance", "rate", "ratio", "lat", "latitude", "lng"}
+_URL_WORDS = {"url", "uri", "link", "href", "website", "favicon", "homepage", "image", "avatar"}
+
+
+def _tokens(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
+
+
+_KIND_CACHE: dict[tuple[ColumnInfo, bool, bool], str] = {}
+
+
+def _kind(col: ColumnInfo, hints: ColumnHints) -> str:
+    """What the column probably holds, from its name, declared type, default and CHECKs."""
+    if hints.choices:
+        return "choice"
+    key = (col, hints.json, bool(hints.typeof))
+    kind = _KIND_CACHE.get(key)
+    if kind is None:
+        if len(_KIND_CACHE) > 65536:
+            _KIND_CACHE.clear()
+        kind = _KIND_CACHE[key] = _kind_uncached(col, hints)
+    return kind
+
+
+def _kind_uncached(col: ColumnInfo, hints: ColumnHints) -> str:
+    toks = _tokens(col.name)
+    last = toks[-1] if toks else ""
+    t = col.decl_type.lower()
+    dflt = (col.default or "").strip().lower()
+    aff = col.affinity
+    jsonish = hints.json or "json" in t or dflt.startswith(("'[", "'{"))
+    if ((jsonish or set(toks) & _JSON_WORDS) and aff in ("TEXT", "BLOB")) or (
+        aff == "NUMERIC" and "json" in t
+    ):
+        return "json"
+    if "bool" in t or dflt in ("false", "true") or (toks and toks[0] in ("is", "has", "can")):
+        return "bool"
+    if (last in _BOOL_NAMES or last == "flag") and aff in ("INTEGER", "NUMERIC"):
+        return "bool"
+    if last in _TIME_WORDS or "date" in t or "time" in t or last.endswith("time"):
+        return "time"
+    if "email" in toks or "mail" in toks:
+        return "email"
+    if last in _URL_WORDS or "url" in toks:
+        return "url"
+    if last == "id" or last == "uuid" or "uuid" in t:
+        return "id"
+    if "color" in toks or "colour" in toks:
+        return "color"
+    if "phone" in toks:
+        return "phone"
+    if last in _TITLE_WORDS:
+        return "title"
+    if last in _NAME_WORDS or (toks and toks[0] in ("first", "last") and last == "name"):
+        return "name"
+    if last == "slug":
+        return "slug"
+    if last in _TEXT_WORDS:
+        return "sentence"
+    if last in _ENUM_WORDS:
+        return "enum"
+    if last in _TOKEN_WORDS:
+        return "token"
+    if last in _DECIMAL_WORDS:
+        return "decimal"
+    if last in _COUNT_WORDS:
+        return "count"
+    return "generic"
+
+
+def _is_ms(col: ColumnInfo) -> bool:
+    toks = _tokens(col.name)
+    dflt = (col.default or "").lower()
+    return bool(toks and toks[-1] == "ms") or "1000" in dflt or "subsec" in dflt
+
+
+def _number(rng: random.Random, kind: str, hints: ColumnHints, integer: bool) -> float | int:
+    lo, hi = {
+        "count": (0.0, 500.0),
+        "decimal": (1.0, 999.0),
+        "bool": (0.0, 1.0),
+    }.get(kind, (1.0, 100_000.0))
+    if hints.low is not None:
+        lo = hints.low + (1 if hints.low_strict and integer else 0.01 if hints.low_strict else 0)
+        hi = max(hi, lo + 10)
+    if hints.high is not None:
+        hi = hints.high - (1 if hints.high_strict and integer else 0.01 if hints.high_strict else 0)
+        lo = min(lo, hi)
+    if integer:
+        a, b = math.ceil(lo), math.floor(hi)
+        return rng.randint(a, b) if a <= b else a
+    return round(rng.uniform(lo, hi), 2)
+
+
+def _text(kind: str, rng: random.Random, serial: int, col: ColumnInfo, table: str) -> str:
+    first, last, word = rng.choice(_FIRST), rng.choice(_LAST), rng.choice(_WORDS)
+    if kind == "email":
+        return f"{first.lower()}.{last.lower()}{serial}@example.com"
+    if kind == "url":
+        return f"https://example.com/{word}/{serial}"
+    if kind == "id":
+        bits = rng.getrandbits(128)
+        h = f"{bits:032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+    if kind == "color":
+        return f"#{rng.getrandbits(24):06x}"
+    if kind == "phone":
+        return f"+1-555-01{rng.randint(0, 99):02d}"
+    if kind == "title":
+        return f"{word.capitalize()} {rng.choice(_WORDS)} {serial}"
+    if kind == "name":
+        return f"{first} {last}"
+    if kind == "slug":
+        return f"{word}-{rng.choice(_WORDS)}-{serial}"
+    if kind == "sentence":
+        n = rng.randint(4, 9)
+        words = [rng.choice(_WORDS) for _ in range(n)]
+        return " ".join(words).capitalize() + "."
+    if kind == "enum":
+        return rng.choice(_ENUM)
+    if kind == "token":
+        return f"{rng.getrandbits(128):032x}"
+    if kind == "json":
+        if _tokens(col.name)[-1:] in (["tags"], ["scopes"]) or (col.default or "").startswith("'["):
+            return json.dumps([word, rng.choice(_WORDS)])
+        return json.dumps({"key": word, "n": rng.randint(1, 99)})
+    if kind == "time":
+        return (
+            f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:00:00"
+        )
+    if kind == "bool":
+        return rng.choice(("true", "false"))
+    return f"{word} {rng.choice(_WORDS)}"
+
+
+def _value(
+    col: ColumnInfo,
+    table: TableInfo,
+    hints: ColumnHints,
+    rng: random.Random,
+    serial: int,
+    unique: bool,
+) -> object:
+    """One realistic value for ``col``."""
+    kind = _kind(col, hints)
+    aff = col.affinity
+    if col.decl_type.upper() == "ANY" and table.strict:
+        aff = "TEXT"
+    if kind == "choice" and hints.choices:
+        return rng.choice(hints.choices)
+    if hints.typeof in ("integer", "real"):
+        aff = hints.typeof.upper()
+    elif hints.typeof == "text":
+        aff = "TEXT"
+    elif hints.typeof == "blob":
+        aff = "BLOB_STRICT"
+    if aff == "BLOB_STRICT" or (
+        aff == "BLOB" and col.decl_type and "BLOB" in col.decl_type.upper()
+    ):
+        return rng.randbytes(8) + serial.to_bytes(4, "big")
+    if aff in ("INTEGER", "NUMERIC", "REAL"):
+        integer = aff != "REAL" and kind != "decimal"
+        if kind == "bool" and hints.low is None and hints.high is None:
+            return rng.randint(0, 1)
+        if kind == "time":
+            base = 1_700_000_000 + rng.randint(0, 40_000_000)
+            value: float | int = base * 1000 + rng.randint(0, 999) if _is_ms(col) else base
+            if unique:
+                value += serial
+            return value if integer else float(value)
+        if unique and integer and hints.low is None and hints.high is None:
+            return serial + (0 if kind == "count" else 1000 * rng.randint(1, 9))
+        v = _number(rng, kind, hints, integer)
+        if unique and not integer:
+            v = float(v) + serial / 1000
+        return v
+    # TEXT or no affinity
+    text = _text(kind, rng, serial, col, table.name)
+    if unique and kind not in ("email", "url", "id", "slug", "title", "token", "json"):
+        text = f"{text} {serial}"
+    elif unique and kind == "json":
+        text = json.dumps({"key": text, "serial": serial})
+    if hints.like_prefix:
+        text = hints.like_prefix + text
+    if hints.min_len is not None and len(text) < hints.min_len:
+        text = text + "x" * (hints.min_len - len(text))
+    if hints.max_len is not None and len(text) > hints.max_len:
+        text = text[-hints.max_len :] if unique else text[: hints.max_len]
+    if text in hints.not_values:
+        text = text + "!"
+    return text
+
+
+# ----------------------------------------------------------------------------- seeding
+
+
+@dataclass
+class SeedReport:
+    """What :func:`seed` / :func:`bulk_seed` did."""
+
+    #: rows inserted per table, in seeding order (parents first)
+    rows: dict[str, int] = field(default_factory=dict)
+    #: table -> reasons some or all of its rows could not be inserted
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+    def note(self, table: str, reason: str) -> None:
+        reasons = self.problems.setdefault(table, [])
+        if reason not in reasons:
+            reasons.append(reason)
+
+    def render(self) -> str:
+        lines = [f"{t}: {n} row(s)" for t, n in self.rows.items()]
+        for t, reasons in self.problems.items():
+            lines.extend(f"{t}: not seeded: {r}" for r in reasons)
+        return "\n".join(lines)
+
+
+Row = dict[str, object]
+_JS_SAFE = 2**53
+
+
+def _insert_sql(table: TableInfo, rows: Sequence[Row], returning: str) -> tuple[str, list[object]]:
+    """``INSERT ... VALUES (?, ...), ...`` with bindings; stable text so it is prepared once.
+
+    Values a JS binding would change (integers for columns without numeric affinity, integers
+    beyond 2^53) are written as literals instead.
+    """
+    name = quote_ident(table.name)
+    if not rows[0]:
+        return f"INSERT INTO {name} DEFAULT VALUES RETURNING {returning}", []
+    cols = list(rows[0])
+    numeric = {
+        c: (col is not None and col.affinity in ("INTEGER", "NUMERIC", "REAL"))
+        for c in cols
+        for col in [table.column(c)]
+    }
+    bindings: list[object] = []
+    tuples: list[str] = []
+    for row in rows:
+        parts: list[str] = []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, bool):
+                v = int(v)
+            if isinstance(v, int) and (not numeric[c] or not -_JS_SAFE <= v <= _JS_SAFE):
+                parts.append(sql_literal(v))
+            else:
+                parts.append("?")
+                bindings.append(v)
+        tuples.append("(" + ", ".join(parts) + ")")
+    collist = ", ".join(quote_ident(c) for c in cols)
+    sql = f"INSERT INTO {name} ({collist}) VALUES {', '.join(tuples)} RETURNING {returning}"
+    return sql, bindings
+
+
+class _Pool:
+    """Rows known per table (pre-existing and seeded), for parent keys and unique checks."""
+
+    def __init__(self, do: DurableObjectStorage, tables: dict[str, TableInfo]) -> None:
+        self.do = do
+        self.tables = tables
+        self.rows: dict[str, list[Row]] = {}
+        self.counts = self._counts(list(tables))
+
+    def _counts(self, names: list[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for start in range(0, len(names), 90):
+            part = names[start : start + 90]
+            sql = "SELECT " + ", ".join(f"(SELECT count(*) FROM {quote_ident(n)})" for n in part)
+            values = self.do.sql.exec(sql).raw().to_array()[0]
+            counts.update({n: int(v) for n, v in zip(part, values, strict=True)})
+        return counts
+
+    def of(self, table: str) -> list[Row]:
+        rows = self.rows.get(table)
+        if rows is None:
+            t = self.tables.get(table)
+            rows = []
+            if t is not None and self.counts.get(table):
+                names = [c.name for c in t.writable]
+                cols = ", ".join(quote_ident(c) for c in names)
+                data = self.do.sql.exec(
+                    f"SELECT {cols} FROM {quote_ident(table)} LIMIT {_CANDIDATE_LIMIT}"
+                ).raw()
+                rows = [dict(zip(names, r, strict=True)) for r in data]
+            self.rows[table] = rows
+        return rows
+
+
+class _TableSeeder:
+    def __init__(
+        self,
+        do: DurableObjectStorage,
+        table: TableInfo,
+        pool: _Pool,
+        rng: random.Random,
+        rows: int,
+        nulls: bool,
+        report: SeedReport,
+    ) -> None:
+        self.do = do
+        self.t = table
+        self.pool = pool
+        self.rng = rng
+        self.n = rows
+        self.nulls = nulls
+        self.report = report
+        self.hints = check_hints(table.sql)
+        self.writable = table.writable
+        self.returning = ", ".join(quote_ident(c.name) for c in self.writable)
+        self.unique_cols = {c.lower() for u in table.unique for c in u}
+        self.self_ref = any(fk.parent == table.name for fk in table.foreign_keys)
+        existing = pool.of(table.name)
+        self.used: dict[tuple[str, ...], set[tuple[object, ...]]] = {u: set() for u in table.unique}
+        for r in existing:
+            self._remember_unique(r)
+        self.candidates: dict[int, list[tuple[object, ...]]] = {}
+        for fk in table.foreign_keys:
+            keys = (tuple(r.get(c) for c in fk.parent_columns) for r in pool.of(fk.parent))
+            self.candidates[fk.id] = list(
+                dict.fromkeys(k for k in keys if all(v is not None for v in k))
+            )
+        # the row index that holds NULL in each nullable column (mixed mode)
+        self.null_row: dict[str, int] = {}
+        for c in self.writable:
+            if not c.notnull and not c.pk and rows >= 2:
+                self.null_row[c.name] = self.rng.randrange(rows)
+        self.serial = pool.counts.get(table.name, 0)
+        self.next_rowid: int | None = None
+
+    # -- bookkeeping
+    def _remember_unique(self, row: Row) -> None:
+        for u, seen in self.used.items():
+            key = tuple(row.get(c) for c in u)
+            if all(v is not None for v in key):
+                seen.add(key)
+
+    def _forget_unique(self, row: Row) -> None:
+        for u, seen in self.used.items():
+            seen.discard(tuple(row.get(c) for c in u))
+
+    def _remember(self, row: Row) -> None:
+        self._remember_unique(row)
+        self.pool.of(self.t.name).append(row)
+        for fk in self.t.foreign_keys:
+            if fk.parent == self.t.name:
+                key = tuple(row.get(c) for c in fk.parent_columns)
+                if all(v is not None for v in key):
+                    self.candidates[fk.id].append(key)
+
+    # -- inserting
+    def _insert(self, rows: Sequence[Row]) -> list[Row]:
+        sql, bindings = _insert_sql(self.t, rows, self.returning)
+        result = self.do.sql.exec(sql, *bindings).raw().to_array()
+        names = [c.name for c in self.writable]
+        return [dict(zip(names, r, strict=False)) for r in result]
+
+    def run(self) -> int:
+        if self.self_ref:
+            return sum(self._one(i) for i in range(self.n))
+        # build every row first, insert them in as few statements as possible
+        planned: list[tuple[int, Row]] = []
+        for i in range(self.n):
+            for attempt in range(MAX_ATTEMPTS):
+                self.serial += 1
+                built = self._build(i, attempt)
+                if isinstance(built, str):
+                    self.report.note(self.t.name, built)
+                    break
+                if built is None:
+                    continue
+                self._remember_unique(built)
+                planned.append((i, built))
+                break
+            else:
+                self.report.note(self.t.name, "no distinct value left for a unique column set")
+        inserted = 0
+        groups: dict[tuple[str, ...], list[tuple[int, Row]]] = {}
+        for i, row in planned:
+            groups.setdefault(tuple(row), []).append((i, row))
+        per_statement = max(1, 100 // max(1, len(self.writable)))
+        for group in groups.values():
+            for start in range(0, len(group), per_statement):
+                batch = group[start : start + per_statement]
+                try:
+                    returned = self._insert([r for _, r in batch])
+                except SqlError:
+                    for _, r in batch:
+                        self._forget_unique(r)
+                    inserted += sum(self._one(i) for i, _ in batch)
+                    continue
+                for r in returned:
+                    self._remember(r)
+                inserted += len(returned)
+        return inserted
+
+    def _one(self, i: int) -> int:
+        """Insert row ``i`` on its own, retrying with other values; 1 if it went in."""
+        last_error = "no distinct value left for a unique column set"
+        for attempt in range(MAX_ATTEMPTS):
+            self.serial += 1
+            built = self._build(i, attempt)
+            if isinstance(built, str):
+                self.report.note(self.t.name, built)
+                return 0
+            if built is None:
+                continue
+            try:
+                returned = self._insert([built])
+            except SqlError as exc:
+                last_error = str(exc)
+                continue
+            self._remember(returned[0])
+            return 1
+        self.report.note(
+            self.t.name, f"a row was given up after {MAX_ATTEMPTS} tries: {last_error}"
+        )
+        return 0
+
+    def _build(self, i: int, attempt: int) -> dict[str, object] | str | None:
+        rng = self.rng
+        row: dict[str, object] = {}
+        self_point: list[ForeignKeyInfo] = []
+        mixed = self.nulls and attempt < MAX_ATTEMPTS // 2
+        # composite keys first: a column shared by several foreign keys (``userId`` in
+        # ``(userId, listId)`` and ``(userId, tagId)``) must agree with all of them
+        for fk in sorted(self.t.foreign_keys, key=lambda f: (-len(f.columns), f.id)):
+            fixed = {j: row[c] for j, c in enumerate(fk.columns) if c in row}
+            if len(fixed) == len(fk.columns):
+                continue
+            free = [c for c in fk.columns if c not in row]
+            cols = [self.t.column(c) for c in free]
+            # MATCH SIMPLE: a NULL in any column of the key satisfies the constraint
+            nullable = any(c is not None and not c.notnull for c in cols)
+            nulls = {c: None for c in free if (col := self.t.column(c)) and not col.notnull}
+            cands = self.candidates.get(fk.id, [])
+            if fixed:
+                cands = [k for k in cands if all(k[j] == v for j, v in fixed.items())]
+            is_self = fk.parent == self.t.name
+            if nullable and mixed and self.null_row.get(free[0]) == i:
+                row.update(nulls)
+                continue
+            if not cands:
+                if nullable:
+                    row.update(nulls)
+                elif is_self and not fixed:
+                    self_point.append(fk)
+                elif fixed:
+                    return None  # the shared columns picked so far have no match: redraw
+                else:
+                    return f"parent table {fk.parent} has no rows for {fk.describe(self.t.name)}"
+                continue
+            pick = self._pick(fk, cands, attempt)
+            row.update(dict(zip(fk.columns, pick, strict=True)))
+        for c in self.writable:
+            if c.name in row:
+                continue
+            if c.name == self.t.rowid_alias and not any(
+                c.name in fk.parent_columns for fk in self_point
+            ):
+                continue  # the rowid: let SQLite number the rows
+            hints = self.hints.get(c.name.lower(), _NO_HINTS)
+            unique = c.name.lower() in self.unique_cols
+            if c.default is not None and not c.pk:
+                use_default = rng.random() < (0.35 if attempt < 3 and not unique else 0.0)
+                if use_default:
+                    continue
+            if not c.notnull and not c.pk and mixed and self.null_row.get(c.name) == i:
+                row[c.name] = None
+                continue
+            if c.name == self.t.rowid_alias:
+                row[c.name] = self._next_rowid()
+                continue
+            row[c.name] = _value(c, self.t, hints, rng, self.serial, unique)
+        for fk in self_point:
+            values = [row.get(pc) for pc in fk.parent_columns]
+            if any(v is None for v in values):
+                return f"cannot point {fk.describe(self.t.name)} at its own row"
+            row.update(dict(zip(fk.columns, values, strict=True)))
+        for u in self.t.unique:
+            if all(c in row for c in u):
+                key = tuple(row[c] for c in u)
+                if all(v is not None for v in key) and key in self.used[u]:
+                    # a picked parent key or value repeats a unique key: draw again
+                    return None
+        return row
+
+    def _pick(
+        self, fk: ForeignKeyInfo, cands: list[tuple[object, ...]], attempt: int
+    ) -> tuple[object, ...]:
+        # prefer parent keys not yet used by this FK when the FK columns are unique
+        cols = tuple(fk.columns)
+        for u in self.t.unique:
+            if set(u) <= set(cols):
+                idx = [cols.index(c) for c in u]
+                free = [k for k in cands if tuple(k[j] for j in idx) not in self.used[u]]
+                if free:
+                    return self.rng.choice(free)
+        return self.rng.choice(cands)
+
+    def _next_rowid(self) -> int:
+        if self.next_rowid is None:
+            alias = quote_ident(self.t.rowid_alias or "rowid")
+            rows = self.do.sql.exec(
+                f"SELECT coalesce(max({alias}), 0) FROM {quote_ident(self.t.name)}"
+            ).raw()
+            self.next_rowid = int(rows.to_array()[0][0])
+        self.next_rowid += 1
+        return self.next_rowid
+
+
+def seed(
+    do: DurableObjectStorage,
+    *,
+    rows_per_table: int = 3,
+    rng_seed: int = 0,
+    nulls: bool = True,
+    tables: Sequence[str] | None = None,
+) -> SeedReport:
+    """Insert ``rows_per_table`` realistic rows into every user table of ``do``.
+
+    Tables are seeded parents first; foreign-key columns get keys that exist in the parent
+    (composite keys as whole tuples), self references start NULL (or point at their own row
+    when NOT NULL) and then point at earlier rows. With ``nulls`` (the default) every nullable
+    column holds NULL in one row and values in the others, so a recreation that copies NULLs
+    into a NOT NULL column fails; ``nulls=False`` fills them all. Columns with a DEFAULT are
+    sometimes left out so the default applies. UNIQUE columns get distinct values, CHECK
+    constraints are read for hints and a row that still fails is retried with other values and
+    finally given up (listed in the report). Generated columns are skipped. The result is
+    deterministic for a given database state and ``rng_seed`` (each table draws from its own
+    generator, so adding a table does not change the others' rows). Runs in one
+    ``transactionSync``.
+    """
+    report = SeedReport()
+
+    def body() -> None:
+        schema = read_tables(do)
+        pool = _Pool(do, schema)
+        wanted = set(tables) if tables is not None else None
+        for name in seed_order(schema):
+            if wanted is not None and name not in wanted:
+                continue
+            rng = random.Random(f"{rng_seed}:{name}")
+            seeder = _TableSeeder(do, schema[name], pool, rng, rows_per_table, nulls, report)
+            report.rows[name] = seeder.run()
+
+    do.transaction_sync(body)
+    return report
+
+
+# ----------------------------------------------------------------------------- bulk
+
+
+def _bulk_expr(
+    col: ColumnInfo, table: TableInfo, hints: ColumnHints, unique: bool, var: str = "i"
+) -> str:
+    """A deterministic SQL expression of the row number ``var`` (1..n) for ``col``."""
+    kind = _kind(col, hints)
+    aff = col.affinity
+    if hints.choices:
+        whens = " ".join(
+            f"WHEN {j} THEN {sql_literal(v)}" for j, v in enumerate(hints.choices[:50])
+        )
+        return f"CASE {var} % {min(len(hints.choices), 50)} {whens} END"
+    if aff == "BLOB" and "BLOB" in col.decl_type.upper():
+        return f"CAST(printf('%012d', {var}) AS BLOB)"
+    if aff in ("INTEGER", "NUMERIC", "REAL"):
+        lo = hints.low if hints.low is not None else None
+        hi = hints.high if hints.high is not None else None
+        if kind == "bool" and not unique:
+            return f"({var} % 2)"
+        if kind == "time":
+            scale = " * 1000" if _is_ms(col) else ""
+            return f"((1700000000 + {var} * 37){scale})"
+        if lo is not None or hi is not None:
+            a = math.ceil(lo + (1 if hints.low_strict else 0)) if lo is not None else 1
+            b = math.floor(hi - (1 if hints.high_strict else 0)) if hi is not None else a + 999
+            if unique:
+                return f"({a} + {var})"
+            return f"({a} + ({var} * 7919) % {max(b - a + 1, 1)})"
+        if unique or col.pk:
+            return f"({var})"
+        if aff == "REAL":
+            return f"(({var} * 7919) % 100000 / 100.0)"
+        return f"(({var} * 7919) % 100000)"
+    if kind == "email":
+        return f"('user' || {var} || '@example.com')"
+    if kind == "url":
+        return f"('https://example.com/item/' || {var})"
+    if kind == "json":
+        return f"json_object('n', {var}, 'key', 'value')"
+    if kind == "time":
+        return f"datetime(1700000000 + {var} * 37, 'unixepoch')"
+    if kind == "bool":
+        return f"CASE {var} % 2 WHEN 0 THEN 'false' ELSE 'true' END"
+    prefix = re.sub(r"[^a-z0-9]+", "-", col.name.lower()).strip("-") or "v"
+    if hints.like_prefix:
+        prefix = hints.like_prefix + prefix
+    expr = f"('{prefix}-' || {var})"
+    if hints.min_len:
+        expr = f"({expr} || '{'x' * hints.min_len}')"
+    if hints.max_len is not None:
+        expr = (
+            f"substr({expr}, -{max(hints.max_len, 1)})"
+            if unique
+            else (f"substr({expr}, 1, {max(hints.max_len, 1)})")
+        )
+    return expr
+
+
+def bulk_seed(do: DurableObjectStorage, rows: int, *, only_empty: bool = True) -> SeedReport:
+    """Fill every (empty) user table with ``rows`` rows, one ``INSERT ... SELECT`` per table.
+
+    For timing estimates: values are deterministic functions of the row number (distinct where
+    a column is unique), nullable columns are filled, and foreign keys point at existing parent
+    rows (row ``i`` of the child at row ``i mod parents`` of the parent, through a numbered CTE
+    of the parent's keys), self references at an earlier row. A table whose insert fails (a
+    CHECK the hints do not satisfy, say) is retried with only its NOT NULL columns, then left
+    empty and listed in the report.
+    """
+    report = SeedReport()
+    if rows <= 0:
+        return report
+
+    def body() -> None:
+        schema = read_tables(do)
+        for name in seed_order(schema):
+            t = schema[name]
+            count = int(
+                do.sql.exec(f"SELECT count(*) FROM {quote_ident(name)}").raw().to_array()[0][0]
+            )
+            if only_empty and count:
+                continue
+            inserted = 0
+            error = ""
+            for minimal in (False, True):
+                sql = _bulk_sql(do, t, schema, rows, minimal)
+                if isinstance(sql, str) and sql.startswith("!"):
+                    error = sql[1:]
+                    break
+                try:
+                    do.sql.exec(sql)
+                    inserted = (
+                        int(
+                            do.sql.exec(f"SELECT count(*) FROM {quote_ident(name)}")
+                            .raw()
+                            .to_array()[0][0]
+                        )
+                        - count
+                    )
+                    break
+                except SqlError as exc:
+                    error = str(exc)
+            report.rows[name] = inserted
+            if not inserted and error:
+                report.note(name, error)
+
+    do.transaction_sync(body)
+    return report
+
+
+def _bulk_sql(
+    do: DurableObjectStorage,
+    t: TableInfo,
+    schema: dict[str, TableInfo],
+    rows: int,
+    minimal: bool,
+) -> str:
+    hints = check_hints(t.sql)
+    unique_cols = {c.lower() for u in t.unique for c in u}
+    ctes = [f"n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})"]
+    joins: list[str] = []
+    exprs: dict[str, str] = {}
+    for fk in t.foreign_keys:
+        if any(c in exprs for c in fk.columns):
+            continue
+        fk_cols = [t.column(c) for c in fk.columns]
+        nullable = all(fc is not None and not fc.notnull for fc in fk_cols)
+        if fk.parent == t.name:
+            # self reference: row i points at row i // 2 (row 1 at itself when NOT NULL)
+            earlier = "(max(i / 2, 1))"
+            parent_cols = [t.column(pc) for pc in fk.parent_columns]
+            if all(pc is not None for pc in parent_cols):
+                for c, pcol in zip(fk.columns, parent_cols, strict=True):
+                    assert pcol is not None
+                    h = hints.get(pcol.name.lower(), ColumnHints())
+                    target = _bulk_expr(pcol, t, h, True, earlier)
+                    exprs[c] = (
+                        f"CASE WHEN i = 1 THEN NULL ELSE {target} END" if nullable else target
+                    )
+                continue
+            for c in fk.columns:
+                exprs[c] = "NULL"
+            continue
+        parent = schema.get(fk.parent)
+        if parent is None:
+            if nullable:
+                exprs.update({c: "NULL" for c in fk.columns})
+                continue
+            return f"!parent table {fk.parent} does not exist"
+        cond = " AND ".join(f"{quote_ident(pc)} IS NOT NULL" for pc in fk.parent_columns)
+        pcount = int(
+            do.sql.exec(f"SELECT count(*) FROM {quote_ident(parent.name)} WHERE {cond}")
+            .raw()
+            .to_array()[0][0]
+        )
+        if pcount == 0:
+            if nullable:
+                exprs.update({c: "NULL" for c in fk.columns})
+                continue
+            return f"!parent table {fk.parent} has no rows for {fk.describe(t.name)}"
+        alias = f"p{fk.id}"
+        pcols = ", ".join(f"{quote_ident(pc)} AS k{j}" for j, pc in enumerate(fk.parent_columns))
+        ctes.append(
+            f"{alias} AS MATERIALIZED (SELECT row_number() OVER () AS rn, {pcols} "
+            f"FROM {quote_ident(parent.name)} WHERE {cond})"
+        )
+        joins.append(f"JOIN {alias} ON {alias}.rn = ((n.i - 1) % {pcount}) + 1")
+        for j, c in enumerate(fk.columns):
+            exprs[c] = f"{alias}.k{j}"
+    for col in t.writable:
+        if col.name in exprs:
+            continue
+        if minimal and not col.pk and (not col.notnull or col.default is not None):
+            continue
+        h = hints.get(col.name.lower(), ColumnHints())
+        exprs[col.name] = _bulk_expr(col, t, h, col.name.lower() in unique_cols or bool(col.pk))
+    if not exprs:
+        return f"WITH RECURSIVE {ctes[0]} INSERT INTO {quote_ident(t.name)} (rowid) SELECT i FROM n"
+    cols = ", ".join(quote_ident(c) for c in exprs)
+    vals = ", ".join(exprs.values())
+    return (
+        f"WITH RECURSIVE {', '.join(ctes)} INSERT INTO {quote_ident(t.name)} ({cols}) "
+        f"SELECT {vals} FROM n {' '.join(joins)}"
+    )
