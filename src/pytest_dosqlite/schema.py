@@ -409,7 +409,7 @@ _TOKEN_RE = re.compile(
     r"""|'(?:[^']|'')*'?"""  # string
     r"""|"(?:[^"]|"")*"?|`(?:[^`]|``)*`?|\[[^\]]*\]?"""  # quoted identifiers
     r"""|0[xX][0-9A-Fa-f]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?"""  # numbers
-    r"""|[A-Za-z_\u0080-\U0010ffff][\w$\u0080-\U0010ffff]*"""  # words
+    r"""|(?:[A-Za-z_]|[^\x00-\x7f])(?:[\w$]|[^\x00-\x7f])*"""  # words (any non-ASCII too)
     r"""|\?\d*|[:@$]\w+"""  # parameters
     r"""|\|\||->>|->|<<|>>|<=|>=|==|!=|<>|.""",  # operators, anything else
     re.DOTALL,
@@ -1359,7 +1359,12 @@ def _show(v: str | None) -> str:
 
 
 def _index_key(col: IndexColumn, table: str) -> str:
-    key = _canon_text(col.name, table, parens=True) if col.expression else col.name.lower()
+    # an expression, or a "column" that is not a plain name (older snapshots list expression
+    # terms without marking them): compared as SQL
+    if col.expression or not _BARE_RE.match(col.name):
+        key = _canon_text(col.name, table, parens=True)
+    else:
+        key = col.name.lower()
     if col.collation:
         key += " collate " + col.collation.lower()
     if col.desc:
