@@ -1,0 +1,516 @@
+"""The child side of the fleet checks: DO starts in their own OS processes.
+
+Concurrency and crashes cannot be tested inside one Python process: the races are between
+processes holding SQLite file locks, and a crash has to be a real abrupt death (SIGKILL), with
+no ``finally`` or ``atexit`` running. The parent (:mod:`pytest_dosqlite.fleet`) passes a pickled
+spec file (``{"bundle": Bundle, "start": "module:function" | None, "images": {k: path}}``) and
+reads JSON event lines from stdout::
+
+    python -m pytest_dosqlite._start race SPEC DB COUNT [--hold]
+        forks COUNT starts on DB (spawns them where os.fork does not exist). Each opens the
+        DO, prints {"event": "ready", "child": i} and waits at the barrier; the parent's
+        ``go`` line releases them all at once; each prints "started", runs the start and
+        prints {"event": "done", "child": i, "ok": ..., "applied": [...]}. With --hold, child 0
+        alone is released by ``go``, pauses inside its transaction right after recording the
+        first migration ("holding") until ``continue``; ``go-others`` releases the rest.
+    python -m pytest_dosqlite._start serve SPEC
+        crash worker: one JSON job per stdin line, one JSON result per stdout line. Each job
+        forks a child that kills itself at the job's statement; the worker then inspects the
+        database and runs the next start.
+    python -m pytest_dosqlite._start crash SPEC JOB
+        one crash child, for platforms without os.fork.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .bundle import Bundle, Migration
+from .errors import DosqliteError, MigrationError
+from .fleet import StartFn, database_state, inspect_file, resolve_start, write_image
+from .sqltext import split
+from .storage import Cursor, DurableObjectStorage, SqlStorage
+
+__all__ = ["main"]
+
+#: exit codes of a crash child that did not die at its kill point
+EXIT_NOT_REACHED = 5
+EXIT_ERROR = 3
+#: where SIGKILL does not exist (Windows), os._exit stands in for it
+EXIT_KILLED = 9
+
+
+def _die() -> NoReturn:
+    """Abrupt death: no rollback, no close, no flush (what an evicted DO host does)."""
+    kill = getattr(signal, "SIGKILL", None)
+    if kill is not None:
+        os.kill(os.getpid(), kill)
+    os._exit(EXIT_KILLED)
+
+
+class _Tap(SqlStorage):
+    """``ctx.storage.sql`` that follows one migration's chunks as the start executes them.
+
+    ``entering(chunk, text)`` runs just before a chunk of the migration is executed;
+    ``recorded()`` right after the exec that follows its last chunk (drizzle's ledger INSERT),
+    while the transaction is still open.
+    """
+
+    def __init__(self, storage: DurableObjectStorage, migration: Migration) -> None:
+        super().__init__(storage)
+        self._chunks = migration.chunks
+        self._next = 0
+        self._after_last = False
+
+    def entering(self, chunk: int, text: str) -> None:
+        """Hook: chunk ``chunk`` of the migration is about to run."""
+
+    def recorded(self) -> None:
+        """Hook: the migration was recorded (its transaction is still open)."""
+
+    def exec(self, query: str, *bindings: object) -> Cursor:
+        if self._next < len(self._chunks) and query == self._chunks[self._next]:
+            self.entering(self._next, query)
+            self._next += 1
+            result = super().exec(query, *bindings)
+            self._after_last = self._next == len(self._chunks)
+            return result
+        if self._after_last:
+            self._after_last = False
+            result = super().exec(query, *bindings)
+            self.recorded()
+            return result
+        return super().exec(query, *bindings)
+
+
+class _KillSwitch(_Tap):
+    """Dies just before one statement of the migration, or right after its ledger INSERT."""
+
+    def __init__(
+        self,
+        storage: DurableObjectStorage,
+        migration: Migration,
+        chunk: int | None,
+        statement: int | None,
+    ) -> None:
+        super().__init__(storage, migration)
+        self._chunk = chunk
+        self._statement = statement or 0
+
+    def entering(self, chunk: int, text: str) -> None:
+        if chunk != self._chunk:
+            return
+        if self._statement > 0:
+            # the statements before the target run in one exec, as workerd's loop runs them
+            SqlStorage.exec(self, text[: split(text)[self._statement].start])
+        _die()
+
+    def recorded(self) -> None:
+        if self._chunk is None:
+            _die()
+
+
+class _Holder(_Tap):
+    """Pauses inside the transaction after the first migration is recorded."""
+
+    def __init__(
+        self, storage: DurableObjectStorage, migration: Migration, barrier: _Barrier
+    ) -> None:
+        super().__init__(storage, migration)
+        self._barrier = barrier
+
+    def recorded(self) -> None:
+        _send(event="holding", child=0)
+        self._barrier.wait()
+
+
+def _load_spec(path: str) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        spec: dict[str, Any] = pickle.load(fh)
+    return spec
+
+
+def _error_fields(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, MigrationError):
+        return {
+            "message": exc.message,
+            "tag": exc.tag,
+            "chunk": exc.chunk,
+            "statement": exc.statement,
+            "cause": str(exc.cause) if exc.cause is not None else None,
+            "path": str(exc.path) if exc.path is not None else None,
+            "line": exc.line,
+            "applied_before": list(exc.applied_before),
+        }
+    return {"message": f"{type(exc).__name__}: {exc}", "cause": str(exc)}
+
+
+# ---------------------------------------------------------------------------------- start
+
+
+def _send(**msg: Any) -> None:
+    """One event line on stdout, written with a single write (atomic on a pipe)."""
+    data = json.dumps(msg, default=str).encode()
+    if len(data) > _ATOMIC:
+        for key in ("tb", "error"):
+            msg.pop(key, None)
+        msg["truncated"] = True
+        data = json.dumps(msg, default=str).encode()
+    os.write(1, data + b"\n")
+
+
+#: POSIX guarantees at least 512 bytes; Linux and macOS give 4096
+_ATOMIC = 4000
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > 600:
+        return value[:600] + "…"
+    return value
+
+
+class _Barrier:
+    """Where starts wait until the parent releases them all at once.
+
+    Forked children block reading a pipe: ``release`` writes one byte per child, so they all
+    wake together; if the launcher dies or gives up, its write end closes and they read EOF and
+    exit (a start can never outlive the check). Spawned children (no os.fork) poll for a file
+    instead, with an abort file and a deadline.
+    """
+
+    def __init__(self, path: str, pipe: tuple[int, int] | None) -> None:
+        self.path = path
+        self.pipe = pipe
+
+    @classmethod
+    def create(cls, path: str, forking: bool) -> _Barrier:
+        for suffix in ("", ".abort"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + suffix)
+        return cls(path, os.pipe() if forking else None)
+
+    def child_side(self) -> None:
+        """In a forked child: drop the write end, so EOF means the launcher is gone."""
+        if self.pipe is not None:
+            os.close(self.pipe[1])
+
+    def parent_side(self) -> None:
+        if self.pipe is not None:
+            os.close(self.pipe[0])
+
+    def wait(self) -> None:
+        """Block until released; exit quietly if the launcher aborts."""
+        if self.pipe is not None:
+            if os.read(self.pipe[0], 1) != b"g":
+                os._exit(0)
+            return
+        deadline = time.monotonic() + _BARRIER_TIMEOUT
+        while not os.path.exists(self.path):
+            if os.path.exists(self.path + ".abort") or time.monotonic() > deadline:
+                os._exit(0)
+            time.sleep(0.0005)
+
+    def release(self, count: int) -> None:
+        if self.pipe is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.pipe[1], b"g" * count)
+        else:
+            Path(self.path).touch()
+
+    def abort(self) -> None:
+        if self.pipe is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pipe[1])
+        else:
+            Path(self.path + ".abort").touch()
+
+
+_BARRIER_TIMEOUT = 600.0
+_BARRIERS = ("go", "go-others", "continue")
+#: set to a non-empty value to spawn starts and crash children instead of forking (tests)
+NO_FORK_ENV = "PYTEST_DOSQLITE_NO_FORK"
+
+
+def _forking() -> bool:
+    return hasattr(os, "fork") and not os.environ.get(NO_FORK_ENV)
+
+
+def _race_child(
+    spec: dict[str, Any], db: str, index: int, hold: bool, barriers: dict[str, _Barrier]
+) -> int:
+    """One start: open the DO, wait at the barrier, run the start, report."""
+    bundle: Bundle = spec["bundle"]
+    start = resolve_start(spec.get("start"))
+    do = DurableObjectStorage(db)
+    holder = hold and index == 0
+    if holder and bundle.migrations:
+        do.sql = _Holder(do, bundle.migrations[0], barriers["continue"])
+    _send(event="ready", child=index, pid=os.getpid())
+    barriers["go" if holder or not hold else "go-others"].wait()
+    _send(event="started", child=index)
+    try:
+        run = start(do, bundle)
+    except DosqliteError as exc:
+        _send(event="done", child=index, ok=False, error=_error_fields(exc))
+        return 0
+    except Exception as exc:
+        _send(event="done", child=index, ok=False, error=_error_fields(exc), tb=_clip(_tb()))
+        return 0
+    applied = list(run.applied) if run is not None else None
+    _send(event="done", child=index, ok=True, applied=applied)
+    do.close()
+    return 0
+
+
+def _race(spec_path: str, db: str, count: int, hold: bool) -> int:
+    """Launch ``count`` starts together and release them on the parent's commands.
+
+    Children are forked after the spec is loaded (a few ms each) where os.fork exists, else
+    spawned. Commands on stdin: ``go``, ``go-others`` (hold mode), ``continue``; EOF aborts
+    whatever still waits, then the children are reaped (killed after a grace period).
+    """
+    spec = _load_spec(spec_path)
+    forking = _forking()
+    barriers = {name: _Barrier.create(f"{db}.{name}", forking) for name in _BARRIERS}
+    sys.stdout.flush()
+    pids: list[int] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    for i in range(count):
+        if forking:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the forked child
+                code = 1
+                try:
+                    for barrier in barriers.values():
+                        barrier.child_side()
+                    code = _race_child(spec, db, i, hold, barriers)
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        else:
+            args = ["child", spec_path, db, str(i), *(["--hold"] if hold else [])]
+            procs.append(subprocess.Popen(_command(*args)))
+    for barrier in barriers.values():
+        barrier.parent_side()
+    try:
+        for line in sys.stdin:
+            cmd = line.strip()
+            if cmd in barriers:
+                barriers[cmd].release(count)
+    finally:
+        for barrier in barriers.values():
+            barrier.abort()
+        _reap(pids, procs)
+    return 0
+
+
+def _reap(pids: list[int], procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for this launcher's own children; SIGKILL the ones still alive after 30 s."""
+    deadline = time.monotonic() + 30
+    pending = list(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                pending.remove(pid)
+        if pending:
+            time.sleep(0.005)
+    for pid in pending:
+        with contextlib.suppress(OSError):
+            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+            os.waitpid(pid, 0)
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest_dosqlite._start", *args]
+
+
+def _tb() -> str:
+    return "".join(traceback.format_exc(limit=8))
+
+
+# ---------------------------------------------------------------------------------- crash
+
+
+def _crash_child(spec: dict[str, Any], job: dict[str, Any]) -> NoReturn:
+    """Migrate from version ``count - 1`` and die at the job's point (never returns)."""
+    db = job["db"]
+    try:
+        bundle: Bundle = spec["bundle"]
+        count = int(job["count"])
+        prefix = bundle.prefix(count)
+        start = resolve_start(spec.get("start"))
+        do = DurableObjectStorage(db)
+        do.sql = _KillSwitch(do, bundle.migrations[count - 1], job["chunk"], job["statement"])
+        start(do, prefix)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            Path(db + ".err").write_text(f"{type(exc).__name__}: {exc}")
+        os._exit(EXIT_ERROR)
+    os._exit(EXIT_NOT_REACHED)
+
+
+class _Worker:
+    """Runs crash jobs: fork, kill, inspect, restart."""
+
+    def __init__(self, spec_path: str) -> None:
+        self.spec_path = spec_path
+        self.spec = _load_spec(spec_path)
+        self.bundle: Bundle = self.spec["bundle"]
+        self.start: StartFn = resolve_start(self.spec.get("start"))
+        self.images: dict[int, str] = self.spec.get("images", {})
+        self._template: tuple[int, Path] | None = None
+        self._states: dict[tuple[int, bool], Any] = {}
+
+    def image(self, k: int) -> bytes | None:
+        path = self.images.get(k)
+        return None if path is None else Path(path).read_bytes()
+
+    def template(self, k: int, db: Path) -> Path | None:
+        """A WAL-mode database file at version ``k`` to copy per crash (built once per k)."""
+        if self._template is not None and self._template[0] == k:
+            return self._template[1]
+        image = self.image(k)
+        if image is None:
+            return None
+        path = db.with_name(db.name + ".template")
+        write_image(path, image)
+        self._template = (k, path)
+        return path
+
+    def state(self, k: int, data: bool) -> Any:
+        key = (k, data)
+        if key not in self._states:
+            image = self.image(k)
+            self._states[key] = None if image is None else database_state(image, data=data)
+        return self._states[key]
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        from .fleet import _diff
+
+        k = int(job["count"])
+        db = Path(job["db"])
+        template = self.template(k - 1, db)
+        if template is None:
+            return {"status": "unreached", "detail": "the previous version does not build"}
+        _clean(db)
+        shutil.copyfile(template, db)
+        killed, code = self._crash(job)
+        try:
+            if not killed:
+                if code == EXIT_NOT_REACHED:
+                    return {
+                        "status": "unreached",
+                        "detail": "the start did not run this statement from the previous "
+                        "version (see upgrade_from_every_version)",
+                    }
+                err = Path(str(db) + ".err")
+                text = err.read_text("utf-8", "replace") if err.exists() else f"exit {code}"
+                return {"status": "error", "detail": f"the start failed before the kill: {text}"}
+            check, got = inspect_file(db)
+            if check != "ok":
+                return {"status": "corrupt", "detail": f"PRAGMA quick_check: {check}"}
+            want = self.state(k - 1, True)
+            if not got.same_as(want):
+                return {
+                    "status": "partial",
+                    "detail": "the database is not at the previous version after the crash "
+                    "(- previous version, + after the crash):\n" + _diff(want.lines(), got.lines()),
+                }
+            do = DurableObjectStorage(db)
+            try:
+                self.start(do, self.bundle.prefix(k))
+                after = database_state(do, data=False)
+            except Exception as exc:
+                return {"status": "restart-failed", "detail": f"the next start fails: {exc}"}
+            finally:
+                do.close()
+            target = self.state(k, False)
+            if target is not None and not after.same_as(target, data=False):
+                return {
+                    "status": "restart-differs",
+                    "detail": "after the next start the database differs from a fresh DO at "
+                    "this version (- fresh, + restarted):\n"
+                    + _diff(target.lines(data=False), after.lines(data=False)),
+                }
+            return {"status": "ok"}
+        finally:
+            _clean(db)
+
+    def _crash(self, job: dict[str, Any]) -> tuple[bool, int | None]:
+        if _forking():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child dies by SIGKILL or os._exit
+                _crash_child(self.spec, job)
+            _, status = os.waitpid(pid, 0)
+            if os.WIFSIGNALED(status):
+                return os.WTERMSIG(status) == signal.SIGKILL, None
+            return False, os.WEXITSTATUS(status)
+        proc = subprocess.run(_command("crash", self.spec_path, json.dumps(job)), check=False)
+        code = proc.returncode
+        return code in (EXIT_KILLED, -getattr(signal, "SIGKILL", 9)), code
+
+
+def _clean(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal", ".err"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{db}{suffix}")
+
+
+def _serve(spec_path: str) -> int:
+    worker = _Worker(spec_path)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        try:
+            result = worker.run(job)
+        except Exception as exc:
+            result = {"status": "error", "detail": f"{type(exc).__name__}: {exc}\n{_tb()}"}
+        result["id"] = job.get("id")
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print(__doc__, file=sys.stderr)
+        return 2
+    mode, rest = args[0], args[1:]
+    if mode == "race" and len(rest) >= 3:
+        return _race(rest[0], rest[1], int(rest[2]), "--hold" in rest[3:])
+    if mode == "child" and len(rest) >= 3:
+        barriers = {name: _Barrier(f"{rest[1]}.{name}", None) for name in _BARRIERS}
+        hold = "--hold" in rest[3:]
+        return _race_child(_load_spec(rest[0]), rest[1], int(rest[2]), hold, barriers)
+    if mode == "serve" and len(rest) == 1:
+        return _serve(rest[0])
+    if mode == "crash" and len(rest) == 2:
+        _crash_child(_load_spec(rest[0]), json.loads(rest[1]))
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1288 @@
+"""Checks that a bundle is safe for a fleet of Durable Objects that upgrade lazily.
+
+A DO migrates itself in its constructor the first time it is touched after a deploy, so at any
+moment the fleet holds DOs at every version the bundle ever had, including versions that only
+ever existed in git history. A bundle is safe to ship only if:
+
+* every past version upgrades to head, applying every journal entry exactly once and ending with
+  the same schema as a fresh DO (:func:`upgrade_from_every_version`; drizzle's high-water mark
+  silently skips entries after a branch merge, and edited, deleted or squashed migrations are
+  never seen or fail late on old DOs);
+* starts that race on one database apply each migration once, and a start that throws leaves the
+  database untouched so the next start can succeed (:func:`concurrent_starts`);
+* a start killed at any statement leaves the database at the previous version, intact, and the
+  next start completes (:func:`crash_recovery`).
+
+The last two need real OS processes (file locks, SIGKILL); the child side lives in
+:mod:`pytest_dosqlite._start`.
+
+Options read from ``ctx.extra`` (all optional):
+
+``fleet_start``
+    ``"module:function"`` (or an importable function) run as the DO's start in every child:
+    ``start(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun | None``. The default,
+    :func:`drizzle_start`, is ``do.block_concurrency_while(lambda: migrate(do, bundle))``; a
+    project with its own runner points this at it.
+``git_history_limit``
+    how many past commits of the bundle folder to check (default 50).
+``crash_workers``
+    processes used by :func:`crash_recovery` (default ``os.cpu_count()``).
+``fleet_timeout``
+    seconds a child may take before the check gives up (default 120).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import pickle
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import apsw
+
+from .bundle import Bundle, Migration, load_bundle
+from .checks import CheckContext, migration_failure
+from .errors import CheckFailure, DosqliteError, MigrationError, SqlError
+from .migrator import LEDGER_TABLE, MigrationRun, migrate
+from .sqltext import split
+from .storage import DurableObjectStorage
+
+__all__ = [
+    "CrashPoint",
+    "CrashResult",
+    "DatabaseState",
+    "PastState",
+    "StartFn",
+    "concurrent_starts",
+    "crash_points",
+    "crash_recovery",
+    "database_state",
+    "drizzle_start",
+    "git_past_states",
+    "inspect_file",
+    "resolve_start",
+    "run_crash_points",
+    "upgrade_from_every_version",
+    "write_image",
+]
+
+StartFn = Callable[[DurableObjectStorage, Bundle], "MigrationRun | None"]
+
+DEFAULT_GIT_HISTORY_LIMIT = 50
+DEFAULT_TIMEOUT = 120.0
+#: the statement injected into a copy of the last migration to make a start throw
+INJECTED_TABLE = "__dosqlite_injected_failure"
+INJECTED_STATEMENT = f'INSERT INTO "{INJECTED_TABLE}" VALUES (1);'
+_MAX_SECTIONS = 12
+_DIFF_LINES = 10
+
+
+def drizzle_start(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
+    """The start-up every drizzle DO runs: ``blockConcurrencyWhile(() => migrate(db, bundle))``."""
+    return do.block_concurrency_while(lambda: migrate(do, bundle))
+
+
+# ------------------------------------------------------------------------------ database state
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    """What a DO's database holds, in comparable form: schema, ledger rows, data digests."""
+
+    schema: tuple[tuple[Any, ...], ...]
+    ledger: tuple[tuple[Any, ...], ...]
+    #: (table, row count, sha256 of the sorted rows) for every ordinary table but the ledger
+    data: tuple[tuple[str, int, str], ...] = ()
+
+    def lines(self, *, data: bool = True) -> list[str]:
+        """One readable line per schema object, ledger row and (optionally) table."""
+        out = [f"{t} {name}: {_squash(sql)}" for t, name, _tbl, sql in self.schema]
+        out += [f"ledger row: created_at={row[3]!r} hash={row[2]!r}" for row in self.ledger]
+        if data:
+            out += [
+                f"data {name}: {count} rows ({digest[:12]})" for name, count, digest in self.data
+            ]
+        return out
+
+    def same_as(self, other: DatabaseState, *, data: bool = True) -> bool:
+        if self.schema != other.schema or self.ledger != other.ledger:
+            return False
+        return not data or self.data == other.data
+
+    def created_at(self) -> Counter[Any]:
+        return Counter(row[3] for row in self.ledger)
+
+
+def _squash(sql: object, width: int = 140) -> str:
+    if sql is None:
+        return "(no sql)"
+    text = " ".join(str(sql).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def database_state(
+    source: bytes | str | os.PathLike[str] | DurableObjectStorage, *, data: bool = True
+) -> DatabaseState:
+    """The state of a database image, a database file, or a DO storage (read-only)."""
+    if isinstance(source, DurableObjectStorage):
+        if not data:  # through the DO's own connection: no copy, no second schema parse
+            return _state_of(_DoReader(source), False)
+        source = source.image()
+    conn = apsw.Connection(":memory:")
+    try:
+        if isinstance(source, bytes):
+            if len(source) > 20 and source[18:20] == b"\x02\x02":
+                # a WAL-mode file's image: an in-memory copy must not look for a -wal file
+                source = source[:18] + b"\x01\x01" + source[20:]
+            if source:
+                conn.deserialize("main", source)
+        else:
+            conn.close()
+            conn = apsw.Connection(os.fspath(source))
+            conn.set_busy_timeout(60_000)
+        return _state_of(conn, data)
+    finally:
+        conn.close()
+
+
+def inspect_file(path: str | os.PathLike[str]) -> tuple[str, DatabaseState]:
+    """``PRAGMA quick_check`` ("ok" when intact) and the full state of a database file."""
+    conn = apsw.Connection(os.fspath(path))
+    try:
+        conn.set_busy_timeout(60_000)
+        check = "\n".join(str(r[0]) for r in conn.execute("PRAGMA quick_check"))
+        return check, _state_of(conn, True)
+    finally:
+        conn.close()
+
+
+class _DoReader:
+    """``execute`` over a DO's ``sql.exec`` (reads of sqlite_master and the ledger only)."""
+
+    def __init__(self, do: DurableObjectStorage) -> None:
+        self._do = do
+
+    def execute(self, sql: str) -> list[list[Any]]:
+        rows: list[list[Any]] = self._do.sql.exec(sql).raw().to_array()
+        return rows
+
+
+def _state_of(conn: Any, data: bool) -> DatabaseState:
+    schema = tuple(
+        tuple(r)
+        for r in conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        )
+    )
+    names = {row[1] for row in schema if row[0] == "table"}
+    ledger: tuple[tuple[Any, ...], ...] = ()
+    if LEDGER_TABLE in names:
+        ledger = tuple(
+            tuple(r)
+            for r in conn.execute(
+                f"SELECT rowid, id, hash, created_at FROM {_quote(LEDGER_TABLE)} ORDER BY rowid"
+            )
+        )
+    digests: list[tuple[str, int, str]] = []
+    if data:
+        for kind, name, _tbl, sql in schema:
+            if kind != "table" or name == LEDGER_TABLE:
+                continue
+            if sql is not None and str(sql).upper().startswith("CREATE VIRTUAL"):
+                continue  # its shadow tables hold the data
+            rows = sorted(repr(tuple(r)) for r in conn.execute(f"SELECT * FROM {_quote(name)}"))
+            h = hashlib.sha256("\n".join(rows).encode("utf-8", "surrogatepass")).hexdigest()
+            digests.append((name, len(rows), h))
+    return DatabaseState(schema, ledger, tuple(digests))
+
+
+def _diff(expected: Sequence[str], got: Sequence[str], limit: int = _DIFF_LINES) -> str:
+    lines = [
+        line
+        for line in difflib.unified_diff(list(expected), list(got), lineterm="", n=0)
+        if not line.startswith(("---", "+++", "@@"))
+    ]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"… {len(lines) - limit} more differing lines"]
+    return "\n".join(lines) if lines else "(none)"
+
+
+def write_image(path: Path, image: bytes) -> None:
+    """Make ``path`` a file-backed DO database holding ``image`` (WAL mode, as a DO file is)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+    path.write_bytes(image)
+    DurableObjectStorage(path).close()  # switches the file to WAL mode
+
+
+# ------------------------------------------------------------------------------ options
+
+
+def _limit(ctx: CheckContext, key: str, default: int) -> int:
+    value = ctx.extra.get(key, default)
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def _timeout(ctx: CheckContext) -> float:
+    try:
+        return float(ctx.extra.get("fleet_timeout", DEFAULT_TIMEOUT))
+    except (TypeError, ValueError):
+        return DEFAULT_TIMEOUT
+
+
+def _start_spec(ctx: CheckContext) -> str | None:
+    """``ctx.extra["fleet_start"]`` as ``"module:function"`` (None: drizzle_start)."""
+    value = ctx.extra.get("fleet_start")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    module = getattr(value, "__module__", None)
+    qualname = getattr(value, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise CheckFailure(
+            "fleet_start must be importable by the child processes",
+            [("Got", repr(value)), ("Expected", '"package.module:function"')],
+        )
+    return f"{module}:{qualname}"
+
+
+def resolve_start(spec: str | None) -> StartFn:
+    """The start function named by ``"module:function"`` (None: :func:`drizzle_start`)."""
+    if spec is None:
+        return drizzle_start
+    from importlib import import_module
+
+    module_name, _, attr = spec.partition(":")
+    obj: Any = import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    fn: StartFn = obj
+    return fn
+
+
+def _head(ctx: CheckContext, what: str) -> bytes:
+    head = ctx.images.head(ctx.bundle)
+    if head.error is not None:
+        raise migration_failure(
+            head.error, f"cannot check {what}: a fresh Durable Object fails to migrate to head"
+        )
+    assert head.image is not None
+    return head.image
+
+
+def _label(bundle: Bundle, count: int) -> str:
+    if count == 0:
+        return "v0 (empty DO)"
+    return f"v{count} (after {bundle.migrations[count - 1].tag})"
+
+
+def _tags_for(bundle: Bundle, whens: Counter[Any]) -> list[str]:
+    """Journal tags whose ``when`` is in ``whens`` (with multiplicity, last entries first)."""
+    left = Counter(whens)
+    found: list[str] = []
+    for m in reversed(bundle.migrations):
+        if left[m.when] > 0:
+            left[m.when] -= 1
+            found.append(m.tag)
+    return list(reversed(found))
+
+
+# ============================================================== 1. upgrade_from_every_version
+
+
+@dataclass
+class _Outcome:
+    """What migrating one deployed DO with the current bundle did wrong (empty: nothing)."""
+
+    error: MigrationError | None = None
+    #: journal entries never applied (their ``when`` missing from the ledger)
+    skipped: list[str] = field(default_factory=list)
+    #: ``created_at`` values in the ledger that no current entry has
+    unknown_rows: list[Any] = field(default_factory=list)
+    schema_diff: str = ""
+    edited: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    renumbered: list[str] = field(default_factory=list)
+    high_water_mark: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(
+            self.error
+            or self.skipped
+            or self.unknown_rows
+            or self.schema_diff
+            or self.edited
+            or self.deleted
+            or self.renumbered
+        )
+
+    def signature(self) -> tuple[Any, ...]:
+        return (
+            str(self.error) if self.error else None,
+            tuple(self.skipped),
+            tuple(map(repr, self.unknown_rows)),
+            self.schema_diff,
+            tuple(self.edited),
+            tuple(self.deleted),
+            tuple(self.renumbered),
+        )
+
+    def body(self) -> str:
+        parts: list[str] = []
+        if self.edited:
+            parts.append(
+                "edited after deployment (same tag, different SQL; deployed DOs never run the "
+                "new text): " + ", ".join(self.edited)
+            )
+        if self.renumbered:
+            parts.append(
+                "`when` changed after deployment (the ledger keeps the old value): "
+                + ", ".join(self.renumbered)
+            )
+        if self.deleted:
+            parts.append("deleted after deployment: " + ", ".join(self.deleted))
+        if self.error is not None:
+            err = self.error
+            where = err.tag or "bookkeeping"
+            if err.chunk is not None:
+                where += f" (chunk {err.chunk})"
+            parts.append(f"migrate() fails in {where}: {err.cause or err.message}")
+            if err.statement:
+                parts.append("statement: " + _squash(err.statement, 200))
+        if self.skipped:
+            hwm = "" if self.high_water_mark is None else f" {self.high_water_mark:.0f}"
+            parts.append(
+                "never applied (`when` not greater than the high-water mark"
+                + hwm
+                + ", silently skipped): "
+                + ", ".join(self.skipped)
+            )
+        if self.unknown_rows:
+            parts.append(
+                "ledger rows no journal entry accounts for (created_at): "
+                + ", ".join(str(v) for v in self.unknown_rows)
+            )
+        if self.schema_diff:
+            parts.append("schema vs a fresh DO at head (- fresh, + upgraded):\n" + self.schema_diff)
+        return "\n".join(parts)
+
+
+def _upgrade(
+    image: bytes, bundle: Bundle, head: DatabaseState, whens: Counter[Any], start_count: int
+) -> _Outcome:
+    outcome = _Outcome()
+    do = DurableObjectStorage(image=image)
+    try:
+        try:
+            run = drizzle_start(do, bundle)
+            outcome.high_water_mark = run.high_water_mark
+        except MigrationError as exc:
+            outcome.error = exc
+            return outcome
+        state = database_state(do, data=False)
+    finally:
+        do.close()
+    got = state.created_at()
+    missing = whens - got
+    extra = got - whens
+    outcome.skipped = _tags_for(bundle, missing)
+    outcome.unknown_rows = sorted(extra.elements(), key=repr)
+    expected_lines = head.lines(data=False)
+    got_lines = state.lines(data=False)
+    schema_only = [line for line in expected_lines if not line.startswith("ledger row")]
+    got_schema = [line for line in got_lines if not line.startswith("ledger row")]
+    if schema_only != got_schema:
+        outcome.schema_diff = _diff(schema_only, got_schema)
+    del start_count
+    return outcome
+
+
+def upgrade_from_every_version(ctx: CheckContext) -> None:
+    """Every version a deployed DO can be at upgrades to head, exactly like a fresh DO.
+
+    For each prefix ``0..k`` of the journal (a DO deployed when the bundle had ``k+1``
+    migrations) the DO is migrated with the full bundle: it must not fail, every journal entry
+    must be in ``__drizzle_migrations`` afterwards (the multiset of ``created_at`` equals the
+    multiset of journal ``when`` values: an entry with an older or equal ``when`` than one already
+    applied is skipped silently and forever), and ``sqlite_master`` must equal a fresh DO's.
+
+    Starting from fresh images suffices for DOs that reached version ``k`` through earlier
+    upgrades: their high-water mark can only be lower than a fresh version-``k`` DO's, so any
+    entry they skip, the fresh one skips too.
+
+    When ``ctx.settings.git_history`` is on and the bundle folder is in a git repository, every
+    past committed state of the folder (newest ``git_history_limit`` commits) is treated as a
+    deployed version too; that is what catches edited, deleted and squashed migrations.
+    """
+    bundle = ctx.bundle
+    head_image = _head(ctx, "upgrades")
+    head = database_state(head_image, data=False)
+    whens = Counter(m.when for m in bundle.migrations)
+    n = len(bundle.migrations)
+
+    groups: list[tuple[list[str], _Outcome]] = []
+    by_sig: dict[tuple[Any, ...], int] = {}
+
+    def record(label: str, outcome: _Outcome) -> None:
+        sig = outcome.signature()
+        if sig in by_sig:
+            groups[by_sig[sig]][0].append(label)
+        else:
+            by_sig[sig] = len(groups)
+            groups.append(([label], outcome))
+
+    for k in range(1, n + 1):
+        version = ctx.images.version(bundle, k)
+        if version.error is not None or version.image is None:
+            continue  # no DO can be at a version that fails to build (see upgrade_from_empty)
+        outcome = _upgrade(version.image, bundle, head, whens, k)
+        if outcome.failed:
+            record(_label(bundle, k), outcome)
+
+    history_notes: list[str] = []
+    if ctx.settings.git_history:
+        limit = _limit(ctx, "git_history_limit", DEFAULT_GIT_HISTORY_LIMIT)
+        for label, outcome in _history_outcomes(ctx, head, whens, limit, history_notes):
+            record(label, outcome)
+
+    if not groups:
+        return
+    sections: list[tuple[str, str]] = []
+    for labels, outcome in groups[:_MAX_SECTIONS]:
+        title = "Deployed at " + _join_labels(labels)
+        sections.append((title, outcome.body()))
+    if len(groups) > _MAX_SECTIONS:
+        rest = sum(len(labels) for labels, _ in groups[_MAX_SECTIONS:])
+        sections.append(("More", f"{rest} more deployed versions fail in other ways"))
+    sections.extend(history_notes_section(history_notes))
+    sections.append(("How to fix", _upgrade_fix([o for _, o in groups], bundle)))
+    failing = sum(len(labels) for labels, _ in groups)
+    raise CheckFailure(
+        f"{failing} deployed version(s) of {bundle.name} do not upgrade to head like a fresh DO",
+        sections,
+    )
+
+
+def history_notes_section(notes: list[str]) -> list[tuple[str, str]]:
+    return [("Git history", "\n".join(notes))] if notes else []
+
+
+def _join_labels(labels: list[str]) -> str:
+    if len(labels) <= 3:
+        return ", ".join(labels)
+    return f"{labels[0]}, {labels[1]} … {labels[-1]} ({len(labels)} versions)"
+
+
+def _upgrade_fix(outcomes: list[_Outcome], bundle: Bundle) -> str:
+    hints: list[str] = []
+    if any(o.skipped for o in outcomes):
+        newest = max((m.when for m in bundle.migrations), default=0)
+        hints.append(
+            "drizzle applies an entry only if its `when` is strictly greater than the newest "
+            "`created_at` already in __drizzle_migrations, and it reads that once per start. "
+            "Keep `when` strictly increasing in journal order: move a merged entry to the end "
+            f"of meta/_journal.json and give it a `when` greater than every deployed entry's "
+            f"(> {newest}, e.g. Date.now()). DOs created since the merge already ran it, so "
+            "make its statements safe to run twice (IF NOT EXISTS) or split it into a new "
+            "migration."
+        )
+    if any(o.edited or o.renumbered for o in outcomes):
+        hints.append(
+            "Never edit a migration after it was deployed: the ledger stores only `created_at` "
+            '(hash is ""), so deployed DOs never run the new text and the fleet ends up with '
+            "two schemas. Revert the edit and put the change in a new migration "
+            "(`drizzle-kit generate`, or `--custom` for hand-written SQL)."
+        )
+    if any(o.deleted for o in outcomes):
+        hints.append(
+            "Never delete a deployed migration: restore it, and undo its effect with a new "
+            "migration if needed."
+        )
+    if any(o.error for o in outcomes):
+        hints.append(
+            "A regenerated or squashed chain re-creates tables deployed DOs already have "
+            "(`table ... already exists`). Restore the deployed migrations and add new ones on "
+            "top; only squash once no DO can still be at an older version."
+        )
+    if any(o.schema_diff for o in outcomes) and not hints:
+        hints.append(
+            "Upgraded DOs end with a different schema than fresh ones: make every change in "
+            "a new migration that runs the same way on both."
+        )
+    return "\n".join(f"- {h}" for h in hints)
+
+
+# ------------------------------------------------------------------------------ git history
+
+
+@dataclass(frozen=True)
+class PastState:
+    """The bundle folder as one commit had it."""
+
+    commit: str
+    subject: str
+    date: str
+    files: dict[str, bytes]
+
+    @property
+    def label(self) -> str:
+        return f"commit {self.commit[:10]} ({self.date}, {self.subject[:60]})"
+
+
+def _git(args: list[str], cwd: Path, data: bytes | None = None) -> bytes | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
+    try:
+        proc = subprocess.run(
+            [git, *args], cwd=cwd, input=data, capture_output=True, env=env, timeout=120
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _is_snapshot(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return name == "snapshot.json" or name.endswith("_snapshot.json")
+
+
+def git_past_states(folder: Path, limit: int = DEFAULT_GIT_HISTORY_LIMIT) -> list[PastState]:
+    """Committed states of ``folder`` (newest first, at most ``limit`` commits, deduplicated).
+
+    Reads with ``git log``/``ls-tree``/``cat-file`` only: the work tree and index are never
+    touched. Snapshot JSON files are left out (the migrator never reads them). Returns ``[]``
+    when ``folder`` is not in a git repository or git is unavailable.
+    """
+    folder = folder.resolve()
+    top_out = _git(["rev-parse", "--show-toplevel"], folder)
+    if not top_out:
+        return []
+    top = Path(top_out.decode().strip()).resolve()
+    try:
+        rel = folder.relative_to(top).as_posix()
+    except ValueError:
+        return []
+    rel = rel if rel not in ("", ".") else "."
+    log = _git(["log", f"-n{limit}", "--format=%H%x00%cs%x00%s", "--", rel], top)
+    if not log:
+        return []
+    states: list[PastState] = []
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    prefix = "" if rel == "." else rel + "/"
+    for line in log.decode("utf-8", "replace").splitlines():
+        commit, _, rest = line.partition("\x00")
+        date, _, subject = rest.partition("\x00")
+        tree = _git(["ls-tree", "-r", "-z", commit, "--", rel], top)
+        if tree is None:
+            continue
+        blobs: list[tuple[str, str]] = []
+        for entry in tree.decode("utf-8", "replace").split("\x00"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            parts = meta.split()
+            if len(parts) != 3 or parts[1] != "blob" or not path.startswith(prefix):
+                continue
+            inner = path[len(prefix) :]
+            if _is_snapshot(inner):
+                continue
+            blobs.append((inner, parts[2]))
+        key = tuple(sorted(blobs))
+        if not blobs or key in seen:
+            continue
+        seen.add(key)
+        contents = _cat_blobs([sha for _, sha in blobs], top)
+        if contents is None:
+            continue
+        files = {inner: contents[sha] for inner, sha in blobs if sha in contents}
+        states.append(PastState(commit, subject, date, files))
+    return states
+
+
+def _cat_blobs(shas: list[str], top: Path) -> dict[str, bytes] | None:
+    out = _git(["cat-file", "--batch"], top, data="".join(f"{s}\n" for s in shas).encode())
+    if out is None:
+        return None
+    result: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        nl = out.index(b"\n", pos)
+        header = out[pos:nl].split()
+        pos = nl + 1
+        if len(header) < 3:  # "<sha> missing"
+            continue
+        size = int(header[2])
+        result[header[0].decode()] = out[pos : pos + size]
+        pos += size + 1
+    return result
+
+
+def load_past_bundle(state: PastState, workdir: Path) -> Bundle:
+    """Write a past state to ``workdir`` and load it with the ordinary loader."""
+    for rel, data in state.files.items():
+        target = workdir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return load_bundle(workdir)
+
+
+def _same(a: Migration, b: Migration) -> bool:
+    return (a.idx, a.tag, a.when, a.key, a.sql) == (b.idx, b.tag, b.when, b.key, b.sql)
+
+
+def _normalized(sql: str) -> str:
+    return " ".join(sql.split())
+
+
+def _history_outcomes(
+    ctx: CheckContext,
+    head: DatabaseState,
+    whens: Counter[Any],
+    limit: int,
+    notes: list[str],
+) -> Iterator[tuple[str, _Outcome]]:
+    bundle = ctx.bundle
+    states = git_past_states(bundle.root, limit)
+    if not states:
+        return
+    current = {m.tag: m for m in bundle.migrations}
+    with tempfile.TemporaryDirectory(prefix="dosqlite-history-") as tmp:
+        for i, state in enumerate(states):
+            workdir = Path(tmp) / str(i)
+            try:
+                past = load_past_bundle(state, workdir)
+            except (DosqliteError, OSError, ValueError) as exc:
+                notes.append(f"{state.label}: not checked, the bundle does not load ({exc})")
+                continue
+            if past.format == "v1" or not past.migrations:
+                continue
+            common = 0
+            for a, b in zip(past.migrations, bundle.migrations, strict=False):
+                if not _same(a, b):
+                    break
+                common += 1
+            if common == len(past.migrations):
+                continue  # a prefix of the current bundle: checked above as v<common>
+            image = _past_head(ctx, past, common)
+            if image is None:
+                notes.append(
+                    f"{state.label}: not checked, a fresh DO fails to migrate that state, so no "
+                    "DO can be at it"
+                )
+                continue
+            outcome = _upgrade(image, bundle, head, whens, len(past.migrations))
+            for m in past.migrations:
+                cur = current.get(m.tag)
+                if cur is None:
+                    outcome.deleted.append(m.tag)
+                elif cur.when != m.when:
+                    outcome.renumbered.append(f"{m.tag} ({m.when} -> {cur.when})")
+                elif _normalized(cur.sql) != _normalized(m.sql):
+                    outcome.edited.append(m.tag)
+            if outcome.failed:
+                yield f"{state.label}, head {past.migrations[-1].tag}", outcome
+
+
+def _past_head(ctx: CheckContext, past: Bundle, common: int) -> bytes | None:
+    """Image of a DO deployed at a past state: built on the shared prefix when possible."""
+    base = ctx.images.version(ctx.bundle, common) if common else None
+    if base is not None and base.image is not None and base.error is None:
+        do = DurableObjectStorage(image=base.image)
+        try:
+            run = migrate(do, past)
+            if run.applied == [m.tag for m in past.migrations[common:]]:
+                return do.image()
+        except MigrationError:
+            pass
+        finally:
+            do.close()
+    built = ctx.images.head(past)
+    return built.image if built.error is None else None
+
+
+# ============================================================== child processes (shared)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a child: the parent's import path, so hooks and src layouts work."""
+    env = dict(os.environ)
+    paths = [p if p else os.getcwd() for p in sys.path]
+    unique = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
+    env["PYTHONPATH"] = os.pathsep.join(unique)
+    return env
+
+
+def _child_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest_dosqlite._start", *args]
+
+
+def _write_spec(path: Path, **spec: Any) -> Path:
+    with path.open("wb") as fh:
+        pickle.dump(spec, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+class _Launcher:
+    """A ``_start race`` process: several starts, their events, the barrier commands."""
+
+    def __init__(self, args: list[str], stderr: IO[bytes]) -> None:
+        self.proc = subprocess.Popen(
+            _child_command(*args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=_child_env(),
+        )
+        self.events: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            with self._cond:
+                self.events.append(msg)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait(self, event: str, children: Iterable[int], deadline: float) -> dict[int, Any]:
+        """For each child: its ``event`` message, or its ``done`` if it finished first."""
+        wanted = set(children)
+        with self._cond:
+            while True:
+                found: dict[int, Any] = {}
+                for msg in self.events:
+                    child = msg.get("child")
+                    if child in wanted and msg.get("event") in (event, "done"):
+                        found.setdefault(child, msg)
+                if len(found) == len(wanted):
+                    return found
+                if self._eof:
+                    raise ChildProcessError(
+                        f"starts {sorted(wanted - set(found))} exited before {event!r}"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"starts {sorted(wanted - set(found))} never sent {event!r}")
+                self._cond.wait(left)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _error_from(msg: dict[str, Any]) -> MigrationError:
+    err = msg.get("error") or {}
+    cause = err.get("cause")
+    return MigrationError(
+        message=str(err.get("message", "start failed")),
+        tag=err.get("tag"),
+        chunk=err.get("chunk"),
+        statement=err.get("statement"),
+        cause=SqlError(str(cause)) if cause else None,
+        path=err.get("path"),
+        line=err.get("line"),
+        applied_before=list(err.get("applied_before") or []),
+    )
+
+
+# ============================================================== 2. concurrent_starts
+
+
+@dataclass
+class _Race:
+    results: list[dict[str, Any]]
+    state: DatabaseState
+
+
+def concurrent_starts(ctx: CheckContext) -> None:
+    """Starts that race on one DO database apply each migration exactly once.
+
+    Runs ``ctx.settings.concurrency`` OS processes that open the same file-backed DO and run the
+    start-up migration (``blockConcurrencyWhile(() => migrate(...))``, or ``fleet_start``) at the
+    same moment (they wait on a barrier first). Then:
+
+    1. *Simultaneous starts on a fresh DO*: no start fails, each migration is applied by exactly
+       one process, the ledger has one row per migration, and the schema equals a single start's.
+    2. *Starts racing a running migration*: one start pauses inside its transaction after its
+       first migration; the others start meanwhile; all must finish as above, the paused one
+       having applied everything and the others nothing.
+    3. *The restart loop*: from the version before head, a start whose last migration throws (a
+       failing statement injected into a copy of it) must leave the database exactly as it was
+       (schema, ledger and data), and the next start, with the real bundle, must succeed.
+
+    What this proves about a DO: SQLite's file write lock stands in for the DO's single-writer
+    guarantee (a DO id has one live instance, and ``blockConcurrencyWhile`` holds every request
+    until the constructor's migration settles). Under it, a start reads the high-water mark
+    inside its own transaction, so one that runs after another sees its work and applies
+    nothing; a failed start leaves nothing behind; and the next instance, constructed on the next
+    request, starts from a clean slate. What it cannot prove: workerd's scheduling itself (input
+    and output gates, eviction), migrations triggered outside the constructor with ``await``
+    between reading and writing (unless ``fleet_start`` models that code), or the durability of
+    Cloudflare's storage layer.
+    """
+    bundle = ctx.bundle
+    n = len(bundle.migrations)
+    if n == 0:
+        return
+    head_result = ctx.images.head(bundle)
+    head = database_state(head_result.image, data=False) if head_result.image else None
+    concurrency = max(2, int(ctx.settings.concurrency))
+    deadline = time.monotonic() + _timeout(ctx)
+    start = _start_spec(ctx)
+    sections: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="dosqlite-race-") as tmp_name:
+        tmp = Path(tmp_name)
+        spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start)
+        stderr_path = tmp / "stderr.txt"
+        with stderr_path.open("wb") as stderr:
+            launchers: list[_Launcher] = []
+            try:
+                # both launchers start now (their start-up overlaps); each race runs alone
+                simultaneous = _launch(tmp / "race.db", spec, concurrency, False, stderr)
+                launchers.append(simultaneous)
+                held = _launch(tmp / "held.db", spec, concurrency, True, stderr)
+                launchers.append(held)
+                race = _race(simultaneous, tmp / "race.db", concurrency, False, deadline)
+                failed = [r for r in race.results if not r.get("ok")]
+                if failed and len(failed) == len(race.results):
+                    exc = _error_from(failed[0])
+                    failure = migration_failure(
+                        exc,
+                        f"every one of {len(failed)} concurrent starts of {bundle.name} fails: "
+                        "the DO is stuck in a restart loop",
+                    )
+                    failure.sections.insert(
+                        0,
+                        (
+                            "Restart loop",
+                            "blockConcurrencyWhile throws the error to every waiting request; "
+                            "the next request constructs a new instance, which runs the same "
+                            "migration and fails again, until a fixed bundle is deployed.",
+                        ),
+                    )
+                    raise CheckFailure(failure.summary, failure.sections)
+                sections += _judge_race(
+                    "Simultaneous starts on a fresh DO", race, bundle, head, holder=None
+                )
+                race = _race(held, tmp / "held.db", concurrency, True, deadline)
+                sections += _judge_race(
+                    "Starts racing a migration in progress", race, bundle, head, holder=0
+                )
+                if head_result.image is not None:
+                    sections += _restart_loop(ctx, tmp, start)
+            except (TimeoutError, ChildProcessError) as exc:
+                stderr.flush()
+                sections.append(
+                    (
+                        "Child processes",
+                        f"a start did not finish ({exc}); stderr:\n"
+                        + stderr_path.read_text("utf-8", "replace")[-2000:],
+                    )
+                )
+            finally:
+                for launcher in launchers:
+                    launcher.close()
+    if sections:
+        sections.append(
+            (
+                "How to fix",
+                "Run the whole migration in the constructor's blockConcurrencyWhile, with "
+                "drizzle's migrate() (one transactionSync), before anything else touches "
+                "storage; never read the ledger in one event and apply in another (an `await` "
+                "in between lets a second start apply the same migration).",
+            )
+        )
+        raise CheckFailure(f"concurrent starts of {bundle.name} are not safe", sections)
+
+
+def _launch(db: Path, spec: Path, count: int, hold: bool, stderr: IO[bytes]) -> _Launcher:
+    if not db.exists():
+        DurableObjectStorage(db).close()  # a fresh, empty DO file in WAL mode
+    args = ["race", str(spec), str(db), str(count), *(["--hold"] if hold else [])]
+    return _Launcher(args, stderr)
+
+
+def _race(launcher: _Launcher, db: Path, count: int, hold: bool, deadline: float) -> _Race:
+    everyone = range(count)
+    try:
+        launcher.wait("ready", everyone, deadline)
+        if hold:
+            launcher.send("go")
+            launcher.wait("holding", [0], deadline)
+            launcher.send("go-others")
+            launcher.wait("started", range(1, count), deadline)
+            time.sleep(0.1)  # let them reach the write lock while the holder keeps it
+            launcher.send("continue")
+        else:
+            launcher.send("go")  # the barrier: every start is polling for it
+        done = launcher.wait("done", everyone, deadline)
+    finally:
+        launcher.close()
+    state = database_state(db, data=False)
+    return _Race([done[i] for i in everyone], state)
+
+
+def _judge_race(
+    title: str, race: _Race, bundle: Bundle, head: DatabaseState | None, holder: int | None
+) -> list[tuple[str, str]]:
+    problems: list[str] = []
+    tags = [m.tag for m in bundle.migrations]
+    whens = Counter(m.when for m in bundle.migrations)
+    failed = [(i, r) for i, r in enumerate(race.results) if not r.get("ok")]
+    for i, r in failed:
+        problems.append(f"start #{i} failed: {_error_from(r).cause or _error_from(r).message}")
+    applied: Counter[str] = Counter()
+    known = all(r.get("applied") is not None for r in race.results if r.get("ok"))
+    for r in race.results:
+        applied.update(r.get("applied") or [])
+    if known:
+        twice = sorted(t for t, c in applied.items() if c > 1)
+        never = [t for t in tags if applied[t] == 0]
+        if twice:
+            problems.append("applied by more than one start: " + ", ".join(twice))
+        if never and not failed:
+            problems.append("applied by no start: " + ", ".join(never))
+        if holder is not None and race.results[holder].get("ok"):
+            got = race.results[holder].get("applied") or []
+            if got != tags:
+                problems.append(
+                    "the start that was already migrating applied "
+                    + (", ".join(got) or "nothing")
+                    + " instead of every migration"
+                )
+    rows = race.state.created_at()
+    extra = rows - whens
+    if extra:
+        problems.append(
+            "ledger rows beyond one per migration (created_at): "
+            + ", ".join(str(v) for v in sorted(extra.elements(), key=repr))
+        )
+    missing = whens - rows
+    if missing and not failed:
+        problems.append("ledger rows missing for: " + ", ".join(_tags_for(bundle, missing)))
+    if head is not None:
+        want = [x for x in head.lines(data=False) if not x.startswith("ledger row")]
+        got_lines = [x for x in race.state.lines(data=False) if not x.startswith("ledger row")]
+        if want != got_lines:
+            problems.append(
+                "schema differs from a single start's (- single, + raced):\n"
+                + _diff(want, got_lines)
+            )
+    if not problems:
+        return []
+    return [(title, "\n".join(problems))]
+
+
+def _break_last(bundle: Bundle) -> Bundle:
+    """A copy of ``bundle`` whose last migration ends with a statement that fails."""
+    last = bundle.migrations[-1]
+    sql = last.sql.rstrip("\n") + "\n--> statement-breakpoint\n" + INJECTED_STATEMENT + "\n"
+    broken = dataclasses.replace(last, sql=sql)
+    return dataclasses.replace(bundle, migrations=(*bundle.migrations[:-1], broken))
+
+
+def _restart_loop(ctx: CheckContext, tmp: Path, start: str | None) -> list[tuple[str, str]]:
+    """A start that throws changes nothing; the next start, with the fixed bundle, succeeds.
+
+    Runs in this process: what matters is the database file between two instances, and the
+    emulator resets the instance on a failed blockConcurrencyWhile exactly as workerd does.
+    """
+    bundle = ctx.bundle
+    n = len(bundle.migrations)
+    # the version before head, unless the high-water mark skips the last entry from there
+    # (upgrade_from_every_version reports that); then a fresh DO, where every entry runs
+    last = bundle.migrations[-1]
+    earlier = [m.when for m in bundle.migrations[:-1]]
+    from_version = n - 1 if not earlier or max(earlier) < last.when else 0
+    before_version = ctx.images.version(bundle, from_version)
+    if before_version.image is None:
+        return []
+    db = tmp / "restart.db"
+    write_image(db, before_version.image)
+    before = database_state(db)
+    run_start = resolve_start(start)
+    problems: list[str] = []
+    do = DurableObjectStorage(db)
+    try:
+        run_start(do, _break_last(bundle))
+        problems.append(
+            "the start did not fail although its last migration throws "
+            f"({INJECTED_STATEMENT}): the error was swallowed and the DO would serve requests "
+            "on a half-migrated database"
+        )
+    except Exception:
+        pass  # expected: the start throws, blockConcurrencyWhile resets the instance
+    finally:
+        do.close()
+    after = database_state(db)
+    if not after.same_as(before):
+        problems.append(
+            "the failed start changed the database (- before, + after):\n"
+            + _diff(before.lines(), after.lines())
+        )
+    do = DurableObjectStorage(db)
+    try:
+        run_start(do, bundle)
+    except Exception as exc:
+        problems.append(f"the next start, with the fixed bundle, fails: {exc}")
+    else:
+        head = ctx.images.head(bundle)
+        final = database_state(db, data=False)
+        if head.image is not None:
+            want = database_state(head.image, data=False)
+            if not final.same_as(want, data=False):
+                problems.append(
+                    "after the next start the database differs from a fresh DO at head:\n"
+                    + _diff(want.lines(data=False), final.lines(data=False))
+                )
+    finally:
+        do.close()
+    if not problems:
+        return []
+    return [
+        (
+            f"Restart loop (start from {_label(bundle, from_version)}, last migration made to "
+            "throw)",
+            "\n".join(problems),
+        )
+    ]
+
+
+# ============================================================== 3. crash_recovery
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    """Where a start migrating from ``count - 1`` to ``count`` is killed.
+
+    ``chunk``/``statement`` index the statement the process dies just before; both None means
+    right after the migration is recorded in the ledger, before the transaction commits.
+    """
+
+    count: int
+    tag: str
+    chunk: int | None = None
+    statement: int | None = None
+    #: text of the statement (for reports)
+    text: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.chunk is None:
+            return f"{self.tag}: after the ledger INSERT, before commit"
+        return f"{self.tag}: before chunk {self.chunk} statement {self.statement}"
+
+    def job(self) -> dict[str, Any]:
+        return {"count": self.count, "chunk": self.chunk, "statement": self.statement}
+
+
+def crash_points(bundle: Bundle) -> list[CrashPoint]:
+    """Every statement of every migration, plus the moment after each ledger INSERT."""
+    points: list[CrashPoint] = []
+    for k, m in enumerate(bundle.migrations, 1):
+        for c, chunk in enumerate(m.chunks):
+            for s, piece in enumerate(split(chunk)):
+                if piece.has_statement:
+                    points.append(CrashPoint(k, m.tag, c, s, piece.text.strip()))
+        points.append(CrashPoint(k, m.tag))
+    return points
+
+
+@dataclass(frozen=True)
+class CrashResult:
+    """What a crash at one point left behind.
+
+    ``status``: ``ok``; ``unreached`` (the start never ran that statement from the previous
+    version: the high-water mark skipped the migration); ``error`` (the start failed before the
+    kill); ``corrupt`` (quick_check); ``partial`` (not at the previous version);
+    ``restart-failed`` / ``restart-differs`` (the next start).
+    """
+
+    point: CrashPoint
+    status: str
+    detail: str = ""
+
+
+def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
+    """Crash a start at every point of :func:`crash_points` and judge what it left."""
+    bundle = ctx.bundle
+    if not bundle.migrations:
+        return []
+    _head(ctx, "crash recovery")
+    points = crash_points(bundle)
+    workers = min(_limit(ctx, "crash_workers", os.cpu_count() or 1), len(points))
+    start = _start_spec(ctx)
+    with tempfile.TemporaryDirectory(prefix="dosqlite-crash-", dir=_fast_tmp()) as tmp_name:
+        tmp = Path(tmp_name)
+        images: dict[int, str] = {}
+        for k in range(len(bundle.migrations) + 1):
+            v = ctx.images.version(bundle, k)
+            if v.image is not None:
+                path = tmp / f"v{k}.img"
+                path.write_bytes(v.image)
+                images[k] = str(path)
+        spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start, images=images)
+        results = _run_pool(spec, tmp, points, workers, _timeout(ctx))
+    return [
+        CrashResult(p, str(r.get("status")), str(r.get("detail", "")))
+        for p, r in zip(points, results, strict=True)
+    ]
+
+
+def crash_recovery(ctx: CheckContext) -> None:
+    """A start killed (SIGKILL) at any statement leaves the previous version; the next succeeds.
+
+    For every statement of every migration, a process migrating a file-backed DO from the
+    previous version kills itself just before executing it (and once more right after the ledger
+    INSERT, before commit). Then the database must hold exactly the previous version (schema,
+    ledger and data), ``PRAGMA quick_check`` must be ok, and the next start must migrate it to
+    the same state as a fresh DO at that version (from there, upgrade_from_every_version covers
+    the way to head).
+
+    Cost is linear in the number of statements: each crash starts from the cached image of the
+    previous version, and a pool of worker processes forks one child per crash point.
+
+    On a DO this stands for an instance dying mid-migration (exceeded CPU or memory, eviction,
+    a host restart): drizzle's run is one transaction, so nothing of it may survive. It cannot
+    prove the durability of Cloudflare's storage layer or a crash inside the commit itself.
+    """
+    bundle = ctx.bundle
+    results = run_crash_points(ctx)
+    bad = [r for r in results if r.status not in ("ok", "unreached")]
+    if not bad:
+        return
+    sections: list[tuple[str, str]] = []
+    for result in bad[:_MAX_SECTIONS]:
+        point = result.point
+        body = result.detail or result.status
+        if point.text:
+            body = "statement: " + _squash(point.text, 200) + "\n" + body
+        sections.append((f"Killed at {point.label}", body))
+    if len(bad) > _MAX_SECTIONS:
+        sections.append(("More", f"{len(bad) - _MAX_SECTIONS} more crash points fail"))
+    sections.append(
+        (
+            "How to fix",
+            "Run every migration of a start inside one transaction (drizzle's migrate() in "
+            "blockConcurrencyWhile does); a runner that commits per statement or per migration "
+            "leaves half-migrated DOs behind when an instance dies.",
+        )
+    )
+    raise CheckFailure(
+        f"{len(bad)} of {len(results)} crash points leave {bundle.name} in a bad state", sections
+    )
+
+
+def _fast_tmp() -> str | None:
+    """A RAM-backed temporary directory when there is one (no fsync cost), else the default."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return str(shm)
+    return None
+
+
+def _run_pool(
+    spec: Path, tmp: Path, points: list[CrashPoint], workers: int, timeout: float
+) -> list[dict[str, Any]]:
+    """Feed the crash points to ``workers`` worker processes; results in point order."""
+    jobs: queue.Queue[int] = queue.Queue()
+    for i in range(len(points)):
+        jobs.put(i)
+    results: list[dict[str, Any] | None] = [None] * len(points)
+    errors: list[str] = []
+    deadline = time.monotonic() + timeout * max(1, len(points) // 50 + 1)
+
+    def drive(w: int) -> None:
+        stderr_path = tmp / f"worker{w}.err"
+        with stderr_path.open("wb") as stderr:
+            proc = subprocess.Popen(
+                _child_command("serve", str(spec)),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=_child_env(),
+            )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    i = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                job = dict(points[i].job(), id=i, db=str(tmp / f"w{w}.db"))
+                proc.stdin.write(json.dumps(job).encode() + b"\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                if not line:
+                    proc.wait()
+                    text = stderr_path.read_text("utf-8", "replace")[-2000:]
+                    errors.append(f"worker {w} exited with {proc.returncode}: {text}")
+                    results[i] = {"status": "error", "detail": f"worker died: {text}"}
+                    return
+                results[i] = json.loads(line)
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    threads = [threading.Thread(target=drive, args=(w,), daemon=True) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out: list[dict[str, Any]] = []
+    for r in results:
+        out.append(r if r is not None else {"status": "error", "detail": "not run (timeout)"})
+    return out

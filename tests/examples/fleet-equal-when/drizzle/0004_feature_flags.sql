@@ -1,0 +1,1 @@
+CREATE TABLE `flags` (`name` text PRIMARY KEY NOT NULL, `on` integer DEFAULT 0 NOT NULL);
