@@ -490,6 +490,19 @@ def test_truncated_snapshot_found_only_with_full_parse(tmp_path: Path) -> None:
     assert "invalid-json" in codes(load_bundle(out, full_snapshots=True))
 
 
+def test_snapshot_checks_can_be_skipped(tmp_path: Path) -> None:
+    out = write_bundle(tmp_path, BASIC)
+    (out / "meta" / "0001_snapshot.json").write_text(
+        (out / "meta" / "0000_snapshot.json").read_text()
+    )
+    (out / "meta" / "0002_snapshot.json").unlink()
+    assert {"snapshot-chain", "missing-snapshot"} <= set(codes(load_bundle(out)))
+    quick = load_bundle(out, check_snapshots=False)
+    assert quick.problems == ()
+    assert quick.migrations[0].snapshot == out / "meta" / "0000_snapshot.json"
+    assert quick.migrations[2].snapshot is None
+
+
 def test_journal_dialect(tmp_path: Path) -> None:
     b = load_bundle(write_bundle(tmp_path, BASIC, js=False, dialect="mysql"))
     assert codes(b) == ["journal-dialect"]

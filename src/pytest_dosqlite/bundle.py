@@ -32,7 +32,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .errors import BundleError
 
@@ -1046,9 +1046,13 @@ def _same_file(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------- loader
 
 
-def load_bundle(path: str | Path, *, full_snapshots: bool = False) -> Bundle:
+def load_bundle(
+    path: str | Path, *, full_snapshots: bool = False, check_snapshots: bool = True
+) -> Bundle:
     """Load a drizzle-kit ``out`` folder (or a file inside it). See the module docstring.
 
+    ``check_snapshots=False`` skips the snapshot checks (``Migration.snapshot`` is still set):
+    about half the time of a large bundle, for callers that only need the migrations.
     ``full_snapshots=True`` parses every snapshot completely (slower; finds JSON damage anywhere
     in them); by default only their ``id``/``prevId`` are read.
     """
@@ -1059,7 +1063,8 @@ def load_bundle(path: str | Path, *, full_snapshots: bool = False) -> Bundle:
     if journal_path.exists():
         if not _is_file(journal_path):
             raise BundleError("meta/_journal.json is not a file", journal_path)
-        return _JournalLoader(root, journal_path, js_path if has_js else None, full_snapshots).run()
+        mode = "full" if full_snapshots else "quick" if check_snapshots else "skip"
+        return _JournalLoader(root, journal_path, js_path if has_js else None, mode).run()
     folders = _v1_folders(root)
     if folders or has_js:
         mjs = None
@@ -1077,7 +1082,8 @@ def load_bundle(path: str | Path, *, full_snapshots: bool = False) -> Bundle:
                 )
             if not folders and not mjs.entries and not mjs.errors:
                 return _placeholder_bundle(root, js_path, mjs, problems)
-        return _load_v1(root, folders, js_path if has_js else None, mjs, problems, full_snapshots)
+        mode = "full" if full_snapshots else "quick" if check_snapshots else "skip"
+        return _load_v1(root, folders, js_path if has_js else None, mjs, problems, mode)
     raise BundleError(
         "not a drizzle-kit migrations folder: no meta/_journal.json, no migrations.js and no "
         "<timestamp>_<name>/migration.sql folders",
@@ -1146,16 +1152,24 @@ def _placeholder_bundle(
     )
 
 
+class _Text(NamedTuple):
+    """Where a migration's SQL came from, and what drizzle would throw for it."""
+
+    sql: str
+    path: Path | None
+    error: str | None = None
+
+
 class _JournalLoader:
     """Reads a v0 bundle (journal + .sql, optionally migrations.js)."""
 
     def __init__(
-        self, root: Path, journal_path: Path, js_path: Path | None, full_snapshots: bool
+        self, root: Path, journal_path: Path, js_path: Path | None, snapshot_mode: str
     ) -> None:
         self.root = root
         self.journal_path = journal_path
         self.js_path = js_path
-        self.full_snapshots = full_snapshots
+        self.snapshot_mode = snapshot_mode
         self.problems: list[Problem] = []
         self.used_files: list[Path] = []
         self.fs = _DirCache()
@@ -1188,12 +1202,17 @@ class _JournalLoader:
         if bundle_error == _NO_MIGRATIONS:
             first_key = js_pad_key(entries[0].idx) if entries else None
             bundle_error = _NO_MIGRATIONS.format(key=first_key) if first_key else None
-        migrations = [self._migration(e, mjs) for e in entries]
+        snapshot_problems: list[Problem] = []
+        snapshots = self._check_snapshots(entries, snapshot_problems)
+        migrations = [
+            self._migration(e, mjs, snap) for e, snap in zip(entries, snapshots, strict=True)
+        ]
         self._check_entries(entries)
         if mjs is not None:
             self._check_js_orphans(mjs, entries, migrations)
         self._check_sql_files(mjs, migrations)
-        migrations = self._check_snapshots(entries, migrations)
+        if self.snapshot_mode != "skip":
+            self.problems.extend(snapshot_problems)
         missing = tuple(m.tag for m in migrations if m.error and m.error.startswith("Missing "))
         first = next((m.error for m in migrations if m.error), None)
         fmt: BundleFormat = "durable-sqlite" if mjs is not None else "journal"
@@ -1314,140 +1333,138 @@ class _JournalLoader:
         self.used_files.append(path)
         return _read_text(path, f"{path.name}", self.problems, tag)
 
-    def _migration(self, e: _Entry, mjs: MigrationsJs | None) -> Migration:
+    def _migration(self, e: _Entry, mjs: MigrationsJs | None, snapshot: Path | None) -> Migration:
         key = js_pad_key(e.idx)
         expected = self._expected_sql(e.tag)
-        base = Migration(
+        if mjs is None:
+            text = self._journal_text(e, expected)
+        else:
+            text = self._durable_text(e, key, mjs, expected)
+        return Migration(
             idx=e.idx,
             tag=e.tag,
             when=e.when,
             key=key,
-            sql="",
+            sql=text.sql,
+            path=text.path,
             breakpoints=e.breakpoints,
             version=e.version,
+            error=text.error,
             line=e.line,
+            snapshot=snapshot,
         )
-        if mjs is None:
-            if expected is not None and self.fs.is_file(expected):
-                sql = self._read_sql(expected, e.tag)
-                if sql == "":
-                    self.problems.append(
-                        _problem(
-                            "empty-sql",
-                            f"{expected.name} is empty: nothing to run",
-                            expected,
-                            1,
-                            e.tag,
-                        )
-                    )
-                return replace(base, sql=sql, path=expected)
-            self.problems.append(
-                _problem(
-                    "missing-sql",
-                    f"journal entry {e.tag} has no {e.tag}.sql; drizzle's migrator throws "
-                    f"`No file ... found` and wrangler silently skips it",
-                    self.journal_path,
-                    e.tag_line or e.line,
-                    e.tag,
-                )
-            )
-            return replace(
-                base, error=f"No file {self.root}/{e.tag}.sql found in {self.root} folder"
-            )
-        return self._durable_migration(e, mjs, base, expected)
 
-    def _fallback_sql(self, base: Migration, expected: Path | None) -> Migration:
+    def _journal_text(self, e: _Entry, expected: Path | None) -> _Text:
         if expected is not None and self.fs.is_file(expected):
-            return replace(base, sql=self._read_sql(expected, base.tag), path=expected)
-        return base
+            sql = self._read_sql(expected, e.tag)
+            if sql == "":
+                self.problems.append(
+                    _problem(
+                        "empty-sql", f"{expected.name} is empty: nothing to run", expected, 1, e.tag
+                    )
+                )
+            return _Text(sql, expected)
+        self.problems.append(
+            _problem(
+                "missing-sql",
+                f"journal entry {e.tag} has no {e.tag}.sql; drizzle's migrator throws "
+                f"`No file ... found` and wrangler silently skips it",
+                self.journal_path,
+                e.tag_line or e.line,
+                e.tag,
+            )
+        )
+        return _Text("", None, f"No file {self.root}/{e.tag}.sql found in {self.root} folder")
 
-    def _durable_migration(
-        self, e: _Entry, mjs: MigrationsJs, base: Migration, expected: Path | None
-    ) -> Migration:
+    def _fallback_text(self, tag: str, expected: Path | None, error: str | None = None) -> _Text:
+        """The ``<tag>.sql`` text when the key gives none (so lint can still see it)."""
+        if expected is not None and self.fs.is_file(expected):
+            return _Text(self._read_sql(expected, tag), expected, error)
+        return _Text("", None, error)
+
+    def _durable_text(self, e: _Entry, key: str, mjs: MigrationsJs, expected: Path | None) -> _Text:
         js = self.js_path
         assert js is not None
         missing = f"Missing migration: {e.tag}"
         if not mjs.migrations_found:
-            return replace(self._fallback_sql(base, expected), error=missing)
-        entry = mjs.entry(base.key)
+            return self._fallback_text(e.tag, expected, missing)
+        entry = mjs.entry(key)
         if entry is None:
             self.problems.append(
                 _problem(
                     "missing-key",
-                    f"journal entry {e.tag} (idx {e.idx}) has no `{base.key}` in the migrations "
+                    f"journal entry {e.tag} (idx {e.idx}) has no `{key}` in the migrations "
                     f"object: drizzle throws `{missing}` before running anything",
                     js,
                     mjs.migrations_line,
                     e.tag,
                 )
             )
-            return replace(self._fallback_sql(base, expected), error=missing)
+            return self._fallback_text(e.tag, expected, missing)
         if entry.kind == "import" and entry.source is not None:
             target = _resolve_specifier(js.parent, entry.source)
+            line = entry.import_line or entry.line
             if target is None:
                 self.problems.append(
                     _problem(
                         "unsupported-js",
-                        f"`{base.key}` imports the bare module {entry.source!r}; not checked",
+                        f"`{key}` imports the bare module {entry.source!r}; not checked",
                         js,
-                        entry.import_line or entry.line,
+                        line,
                         e.tag,
                     )
                 )
-                return self._fallback_sql(base, expected)
+                return self._fallback_text(e.tag, expected)
             if not self.fs.is_file(target):
                 self.problems.append(
                     _problem(
                         "missing-sql",
-                        f"`{base.key}` imports {entry.source!r}, which does not exist: the "
+                        f"`{key}` imports {entry.source!r}, which does not exist: the "
                         "Worker bundle fails to build",
                         js,
-                        entry.import_line or entry.line,
+                        line,
                         e.tag,
                     )
                 )
-                return replace(base, error=f'Could not resolve "{entry.source}"')
+                return _Text("", None, f'Could not resolve "{entry.source}"')
             if expected is None or not _same_file(target, expected):
                 self.problems.append(
                     _problem(
                         "tag-mismatch",
-                        f"`{base.key}` (journal entry {e.tag}) imports {entry.source!r}, not "
+                        f"`{key}` (journal entry {e.tag}) imports {entry.source!r}, not "
                         f"'./{e.tag}.sql': the DO runs that file for this entry",
                         js,
-                        entry.import_line or entry.line,
+                        line,
                         e.tag,
                     )
                 )
-            sql = self._read_sql(target, e.tag)
-            result = replace(base, sql=sql, path=target)
+            result = _Text(self._read_sql(target, e.tag), target)
         elif entry.kind == "string":
-            result = replace(base, sql=entry.sql or "", path=js)
+            result = _Text(entry.sql or "", js)
         elif entry.kind == "unbound":
             self.problems.append(
                 _problem(
                     "unbound-key",
-                    f"`{base.key}: {entry.text}` but nothing imports `{entry.binding}`: loading "
+                    f"`{key}: {entry.text}` but nothing imports `{entry.binding}`: loading "
                     f"migrations.js throws ReferenceError",
                     js,
                     entry.line,
                     e.tag,
                 )
             )
-            return replace(
-                self._fallback_sql(base, expected),
-                error=f"ReferenceError: {entry.binding} is not defined",
-            )
+            error = f"ReferenceError: {entry.binding} is not defined"
+            return self._fallback_text(e.tag, expected, error)
         else:
             self.problems.append(
                 _problem(
                     "unsupported-js",
-                    f"`{base.key}` is `{entry.text}`, which cannot be read as data; not checked",
+                    f"`{key}` is `{entry.text}`, which cannot be read as data; not checked",
                     js,
                     entry.line,
                     e.tag,
                 )
             )
-            return self._fallback_sql(base, expected)
+            return self._fallback_text(e.tag, expected)
         if result.sql == "":
             self.problems.append(
                 _problem(
@@ -1459,7 +1476,7 @@ class _JournalLoader:
                     e.tag,
                 )
             )
-            return replace(result, error=missing)
+            return _Text("", result.path, missing)
         return result
 
     # cross-entry checks ----------------------------------------------------------------------
@@ -1598,44 +1615,47 @@ class _JournalLoader:
                 self.used_files.append(target)
 
     def _check_sql_files(self, mjs: MigrationsJs | None, migrations: list[Migration]) -> None:
-        files = sorted(
-            self.root / name
+        names = sorted(
+            name
             for name, is_file in self.fs.listing(self.root).items()
             if is_file and name.endswith(".sql")
         )
-        used = {os.path.normcase(os.path.abspath(p)) for p in self.used_files}
-        by_prefix: dict[str, list[Path]] = {}
-        for f in files:
-            match = re.match(r"(\d+)_", f.name)
+        root = os.path.normcase(str(self.root))
+        used = {
+            os.path.basename(k)
+            for k in (os.path.normcase(os.path.normpath(p)) for p in self.used_files)
+            if os.path.dirname(k) == root
+        }
+        by_prefix: dict[str, list[str]] = {}
+        for name in names:
+            match = re.match(r"(\d+)_", name)
             if match:
-                by_prefix.setdefault(match.group(1), []).append(f)
+                by_prefix.setdefault(match.group(1), []).append(name)
         for prefix, group in sorted(by_prefix.items()):
             if len(group) > 1:
-                names = ", ".join(p.name for p in group)
-                unused = [p for p in group if os.path.normcase(os.path.abspath(p)) not in used]
+                unused = [n for n in group if os.path.normcase(n) not in used]
                 self.problems.append(
                     _problem(
                         "duplicate-prefix",
-                        f"{len(group)} .sql files share the prefix {prefix}_: {names}",
-                        unused[0] if unused else group[1],
+                        f"{len(group)} .sql files share the prefix {prefix}_: {', '.join(group)}",
+                        self.root / (unused[0] if unused else group[1]),
                     )
                 )
-        for f in files:
-            if os.path.normcase(os.path.abspath(f)) in used:
+        for name in names:
+            if os.path.normcase(name) in used:
                 continue
             self.problems.append(
                 _problem(
                     "orphan-sql",
-                    f"{f.name} is not in meta/_journal.json"
+                    f"{name} is not in meta/_journal.json"
                     + (" nor imported by migrations.js" if mjs is not None else "")
                     + ": drizzle never runs it (wrangler d1 migrations apply would)",
-                    f,
+                    self.root / name,
                 )
             )
 
-    def _check_snapshots(
-        self, entries: list[_Entry], migrations: list[Migration]
-    ) -> list[Migration]:
+    def _check_snapshots(self, entries: list[_Entry], problems: list[Problem]) -> list[Path | None]:
+        """The snapshot of each entry (None when missing); chain problems go to ``problems``."""
         meta = self.journal_path.parent
         on_disk = {
             name: meta / name
@@ -1644,12 +1664,12 @@ class _JournalLoader:
         }
         claimed: set[str] = set()
         chain: list[tuple[str, Path, dict[str, Any] | None]] = []
-        out: list[Migration] = []
-        for e, m in zip(entries, migrations, strict=True):
+        out: list[Path | None] = []
+        for e in entries:
             name = f"{e.tag.split('_', 1)[0]}_snapshot.json"
             path = on_disk.get(name)
             if path is None:
-                self.problems.append(
+                problems.append(
                     _problem(
                         "missing-snapshot",
                         f"journal entry {e.tag} has no meta/{name}",
@@ -1659,23 +1679,24 @@ class _JournalLoader:
                     )
                 )
                 chain.append((e.tag, meta / name, None))
-                out.append(m)
+                out.append(None)
                 continue
             claimed.add(name)
+            if self.snapshot_mode == "skip":
+                out.append(path)
+                continue
             ident = _snapshot_identity(
-                path, self.problems, full=self.full_snapshots, migration=e.tag
+                path, problems, full=self.snapshot_mode == "full", migration=e.tag
             )
             chain.append((e.tag, path, ident))
-            out.append(replace(m, snapshot=path))
+            out.append(path)
         for name in sorted(set(on_disk) - claimed):
-            self.problems.append(
+            problems.append(
                 _problem(
-                    "orphan-snapshot",
-                    f"meta/{name} belongs to no journal entry",
-                    on_disk[name],
+                    "orphan-snapshot", f"meta/{name} belongs to no journal entry", on_disk[name]
                 )
             )
-        _check_chain_v0(chain, self.problems)
+        _check_chain_v0(chain, problems)
         return out
 
 
@@ -1688,7 +1709,7 @@ def _load_v1(
     js_path: Path | None,
     mjs: MigrationsJs | None,
     problems: list[Problem],
-    full_snapshots: bool,
+    snapshot_mode: str,
 ) -> Bundle:
     migrations: list[Migration] = []
     bundle_error: str | None = None
@@ -1789,7 +1810,8 @@ def _load_v1(
                     )
                 )
             migrations.append(replace(base, sql=sql, path=sql_path, snapshot=_v1_snapshot(folder)))
-    _check_v1_snapshots(migrations, problems, full_snapshots)
+    if snapshot_mode != "skip":
+        _check_v1_snapshots(migrations, problems, snapshot_mode == "full")
     missing = tuple(m.tag for m in migrations if m.error and m.error.startswith("Missing "))
     first = next((m.error for m in migrations if m.error), None)
     return Bundle(
