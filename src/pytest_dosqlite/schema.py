@@ -459,19 +459,13 @@ def tokenize(sql: str) -> list[Tok]:
 
 
 _BARE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: bare true/false are literals, not names
+_BOOLEANS = ("true", "false")
 
 
 def quote_ident(name: str) -> str:
     """``name`` bare when that is unambiguous, else double-quoted (the normalized spelling)."""
-    if (
-        _BARE_RE.match(name)
-        and name.upper() not in KEYWORDS
-        and name.lower()
-        not in (
-            "true",
-            "false",
-        )
-    ):
+    if _BARE_RE.match(name) and name.upper() not in KEYWORDS and name.lower() not in _BOOLEANS:
         return name
     return '"' + name.replace('"', '""') + '"'
 
@@ -589,6 +583,7 @@ def canonical(
 
 
 def strip_outer_parens(toks: list[Tok]) -> list[Tok]:
+    """``toks`` without parentheses that wrap the whole expression (``((x))`` → ``x``)."""
     while len(toks) >= 2 and _is_op(toks[0], "(") and _is_op(toks[-1], ")"):
         end = _match_paren(toks, 0)
         if end != len(toks) - 1:
@@ -647,7 +642,6 @@ _COLUMN_CONSTRAINT_START = frozenset(
         "AS",
     }
 )
-_TABLE_CONSTRAINT_START = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"})
 
 
 @dataclass
@@ -1032,7 +1026,6 @@ _AUTOINC_COLUMN = re.compile(
     r"\bPRIMARY\s+KEY\s+(?:(?:ASC|DESC)\s+)?(?:ON\s+CONFLICT\s+\w+\s+)?AUTOINCREMENT\b"
 )
 _SIMPLE_DEFAULT = re.compile(r"-?\d+(?:\.\d+)?|'(?:[^']|'')*'|(?i:true|false)")
-_BOOLEANS = ("true", "false")
 
 
 @functools.lru_cache(maxsize=4096)
