@@ -150,6 +150,7 @@ def test_broken_drizzle_configs() -> None:
     syntax = parse_drizzle_config_file(EXAMPLES / "project-broken" / "drizzle.config.ts")
     assert syntax.issues and syntax.issues[0].line in (6, 7)
     assert "syntax error" in syntax.issues[0].message
+    assert syntax.out_dir is None and not syntax.schema.present  # no guessing from a broken file
     dynamic = parse_drizzle_config_file(EXAMPLES / "project-broken" / "drizzle.dynamic.config.js")
     assert any("no argument" in i.message for i in dynamic.issues)
     assert dynamic.out_dir is None
@@ -203,7 +204,10 @@ def test_project_toml_links_bundle_through_imports() -> None:
     assert b.wrangler == EXAMPLES / "project-toml" / "wrangler.toml"
     assert b.has_migrations_js
     assert b.source == "drizzle.config.ts"
-    assert b.describe().startswith("found bundle drizzle (from drizzle.config.ts) for DO ChatRoom")
+    assert b.describe().startswith(
+        "found durable-sqlite bundle at drizzle (from drizzle.config.ts) for DO ChatRoom"
+    )
+    assert b.layout == "durable-sqlite"
     assert p.bundles_for("ChatRoom") == (b,) and p.bundles_for("Presence") == ()
     assert p.sqlite_classes == ("ChatRoom", "Presence")
     assert len(b.load().migrations) == 2
@@ -225,12 +229,13 @@ def test_project_jsonc_several_bundles() -> None:
     # src/sessions.ts (declaring Sessions) imports
     assert [s.kind for s in sessions.sources] == ["scan"]
     assert sessions.do_classes == ("Sessions",)
+    assert "store.ts imports it; workers/api/src/sessions.ts imports that" in sessions.do_link
     assert "no config points to it" in sessions.describe()
     d1 = ref(p, "db/d1")
     assert {s.kind for s in d1.sources} == {"drizzle-config", "wrangler-d1"}
     assert [b for _, b in d1.d1_bindings] == ["DB"]
     assert d1.do_classes == ()
-    assert "for D1 DB" in d1.describe()
+    assert "for D1 DB" in d1.describe() and d1.layout == "journal"
     legacy = ref(p, "legacy/old-drizzle")
     assert legacy.do_classes == () and "ambiguous" in legacy.do_link
     assert any("cannot tell where the bundle is" in w.message for w in p.warnings)
@@ -302,7 +307,7 @@ def test_v1_bundle_found_by_scan(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES / "bundle-v1-folders", tmp_path / "db")
     p = discover(tmp_path)
     assert rels(p) == ["db"]
-    assert p.bundles[0].load().format == "v1"
+    assert p.bundles[0].load().format == "v1" and p.bundles[0].layout == "v1"
 
 
 # ------------------------------------------------------------------ corpus projects

@@ -490,8 +490,16 @@ def parse_drizzle_config_file(path: Path | str) -> DrizzleConfig:
     if text is None:
         return DrizzleConfig(path, absent, absent, absent, absent, None, issues=tuple(issues))
     values = parse_drizzle_config(text, path)
-    for err in values.errors[:1]:
-        issues.append(ConfigIssue(path, f"syntax error: {err.message}", err.line))
+    if values.errors:
+        err = values.errors[0]
+        issues.append(
+            ConfigIssue(
+                path,
+                f"syntax error: {err.message}; drizzle-kit cannot load it, its values are ignored",
+                err.line,
+            )
+        )
+        return DrizzleConfig(path, absent, absent, absent, absent, None, issues=tuple(issues))
     for line, message in values.issues:
         issues.append(ConfigIssue(path, message, line, "warning" if values.found else "error"))
     out_dir: Path | None = None
@@ -559,6 +567,9 @@ class BundleRef:
     d1_bindings: tuple[tuple[Path, str], ...] = ()
     has_migrations_js: bool = False
     drizzle_configs: tuple[Path, ...] = field(default=())
+    #: ``durable-sqlite`` (journal + migrations.js), ``journal``, ``v1`` or ``unknown``, from the
+    #: files present (the bundle is not loaded by discovery)
+    layout: str = "unknown"
 
     def _rel(self, path: Path) -> str:
         try:
@@ -580,10 +591,12 @@ class BundleRef:
         return ", ".join(dict.fromkeys(parts))
 
     def describe(self) -> str:
+        """``found durable-sqlite bundle at apps/api/drizzle (from apps/api/drizzle.config.ts)``."""
+        where = f"found {self.layout} bundle at {self._rel(self.path)}"
         if all(s.kind == "scan" for s in self.sources):
-            line = f"found bundle {self._rel(self.path)} (no config points to it)"
+            line = f"{where} (no config points to it)"
         else:
-            line = f"found bundle {self._rel(self.path)} (from {self.source})"
+            line = f"{where} (from {self.source})"
         if self.do_classes:
             line += f" for DO {', '.join(self.do_classes)} [{self.do_link}]"
         elif self.d1_bindings:
@@ -795,6 +808,8 @@ def discover(root: Path | str, *, follow_imports: bool = True) -> Project:
         path = paths[k]
         configs = configs_of.get(k, [])
         has_js = (path / "migrations.js").is_file()
+        has_journal = (path / "meta" / "_journal.json").is_file()
+        layout = "v1" if not has_journal else "durable-sqlite" if has_js else "journal"
         durable = has_js or any(c.is_durable for c in configs)
         classes, link, worker = _link(path, durable, wranglers, graphs, all_sqlite, root)
         refs.append(
@@ -808,6 +823,7 @@ def discover(root: Path | str, *, follow_imports: bool = True) -> Project:
                 d1_bindings=tuple(d1_links.get(k, ())),
                 has_migrations_js=has_js,
                 drizzle_configs=tuple(c.path for c in configs),
+                layout=layout,
             )
         )
     return Project(
@@ -935,10 +951,19 @@ def _link(
         sqlite = set(w.sqlite_classes)
         first = graph.files[importers[0]]
         rel = _short_rel(first, root)
-        for level in (importers, _parents(graph, importers)):
-            found = sorted({c for f in level for c in graph.classes.get(f, []) if c in sqlite})
-            if found:
+        for depth, level in enumerate((importers, _parents(graph, importers))):
+            declaring = [f for f in level if any(c in sqlite for c in graph.classes.get(f, []))]
+            found = sorted({c for f in declaring for c in graph.classes[f] if c in sqlite})
+            if not found:
+                continue
+            if depth == 0:
                 return tuple(found), f"{rel} imports it and declares the class", w.path
+            parent = _short_rel(graph.files[declaring[0]], root)
+            return (
+                tuple(found),
+                f"{rel} imports it; {parent} imports that and declares the class",
+                w.path,
+            )
         if len(sqlite) == 1:
             return (
                 tuple(sqlite),
