@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import shared_path
 from pytest_dosqlite.drizzle_snapshot import compare, load_snapshot, parse_snapshot
@@ -477,6 +479,13 @@ def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
             '"posts_author_id_users_id_fk"',
         ),
         (
+            lambda s: s["tables"]["posts"]["foreignKeys"]["posts_author_id_users_id_fk"].update(
+                onDelete=1
+            ),
+            "onDelete action must be a string",
+            '"onDelete"',
+        ),
+        (
             lambda s: s["tables"]["users"]["indexes"]["users_name_idx"].update(isUnique="no"),
             "isUnique must be true or false",
             '"isUnique"',
@@ -677,3 +686,41 @@ def test_corpus_bundles_against_their_last_snapshot(
     assert compare(introspect(query_of(conn)), load_snapshot(_last_snapshot(folder, last))) == (
         expected
     ), why
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_broken_snapshot_gives_bundle_error_or_a_schema(data: st.DataObject) -> None:
+    snap = copy.deepcopy(BASIC_SNAPSHOT)
+    path = data.draw(st.sampled_from(_paths(snap)[1:]))
+    value = data.draw(_JSON)
+    node = snap
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        result = parse_snapshot(json.dumps(snap, indent=2), path="meta/0005_snapshot.json")
+    except BundleError as e:
+        assert str(e).startswith("meta/0005_snapshot.json")
+    else:
+        assert isinstance(result, Schema)
+        render(result)
+        compare(applied(BASIC_SQL), result)

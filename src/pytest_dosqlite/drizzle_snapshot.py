@@ -91,6 +91,13 @@ class _Reader:
             raise self.fail(f"{what} must be true or false", *keys)
         return value
 
+    def action(self, value: object, *keys: str) -> str:
+        """``onDelete``/``onUpdate``: ``"set null"`` → ``SET NULL``; absent → NO ACTION."""
+        if value is None:
+            return "NO ACTION"
+        text = self.string(value, f"{keys[-1]} action", *keys)
+        return " ".join(text.upper().split()) or "NO ACTION"
+
     def schema(self, data: object) -> Schema:
         root = self.obj(data, "a drizzle snapshot")
         version = root.get("version")
@@ -203,8 +210,8 @@ class _Reader:
                     columns=self.strings(f.get("columnsFrom"), "columnsFrom", *where),
                     ref_table=self.string(f.get("tableTo"), "tableTo", *where),
                     ref_columns=self.strings(f.get("columnsTo"), "columnsTo", *where),
-                    on_update=_action(f.get("onUpdate")),
-                    on_delete=_action(f.get("onDelete")),
+                    on_update=self.action(f.get("onUpdate"), *where, "onUpdate"),
+                    on_delete=self.action(f.get("onDelete"), *where, "onDelete"),
                 )
             )
         uniques: list[UniqueConstraint] = []
@@ -279,12 +286,6 @@ def _default_sql(value: object) -> str | None:
     if isinstance(value, str):
         return display(tokenize(value))
     return json.dumps(value)
-
-
-def _action(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        return "NO ACTION"
-    return " ".join(value.upper().split())
 
 
 def _line_of(text: str, keys: tuple[str, ...]) -> int | None:
