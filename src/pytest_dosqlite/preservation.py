@@ -16,6 +16,7 @@ Separately, every pending migration of an old instance runs at once in the const
 from __future__ import annotations
 
 import json
+import math
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -519,6 +520,8 @@ class _Loss:
     total: int
     examples: list[str]
     culprits: list[_Damage] = field(default_factory=list)
+    #: every changed foreign-key value became NULL
+    nulled: bool = False
 
 
 @dataclass
@@ -720,7 +723,7 @@ def data_preserved(ctx: CheckContext) -> None:
                 d.statement.kind in ("delete", "update", "replace", "upsert") for d in loss.culprits
             ):
                 continue  # FK actions of deliberate DML
-            _add_loss(findings, bundle, k, loss)
+            _add_loss(findings, bundle, k, upto.migrations[-1].tag, loss)
 
     if findings.by_key:
         raise _failure(bundle, upto, target, list(findings.by_key.values()))
@@ -820,13 +823,15 @@ def _compare(
                     and _norm(after.rows[k][j]) != _norm(vals[i])
                 ]
                 if changed:
+                    nulled = all(after.rows[k][j] is None for k in changed)
                     examples = [
                         f"{_fmt_key(snap.key, k)}: {c} {snap.rows[k][i]!r} -> {after.rows[k][j]!r}"
                         for k in changed[:3]
                     ]
-                    losses.append(_Loss(name, c, len(changed), total, examples))
+                    losses.append(_Loss(name, c, len(changed), total, examples, nulled=nulled))
             elif after.nonnull[fk_map[c]] < total and after.count >= snap.count:
-                losses.append(_Loss(name, c, total - after.nonnull[fk_map[c]], total, []))
+                lost = total - after.nonnull[fk_map[c]]
+                losses.append(_Loss(name, c, lost, total, [], nulled=True))
     return losses
 
 
@@ -959,7 +964,7 @@ def _why(d: _Damage) -> str:
     if s.kind == "recreate-drop":
         rebuilt = s.rebuilds or parent
         text = (
-            f"`{s.text.rstrip(';')}` is part of a rebuild of `{rebuilt}` (CREATE TABLE the new "
+            f"{s.text.rstrip(';')} is part of a rebuild of `{rebuilt}` (CREATE TABLE the new "
             "table, INSERT ... SELECT the rows, DROP TABLE the old one, RENAME the new one). "
             "drizzle-kit wraps it in `PRAGMA foreign_keys=OFF` ... `PRAGMA foreign_keys=ON`, but "
             "drizzle's migrator runs every migration inside ctx.storage.transactionSync(), and "
@@ -983,7 +988,7 @@ def _why(d: _Damage) -> str:
     return f"This statement removed {d.amount} value(s) of `{d.table}`."
 
 
-def _add_loss(findings: _Findings, bundle: Bundle, k: int, loss: _Loss) -> None:
+def _add_loss(findings: _Findings, bundle: Bundle, k: int, head: str, loss: _Loss) -> None:
     key = (
         "loss",
         loss.table.lower(),
@@ -995,15 +1000,16 @@ def _add_loss(findings: _Findings, bundle: Bundle, k: int, loss: _Loss) -> None:
         if loss.column is None:
             headline = f"{loss.lost} of {loss.total} rows of `{loss.table}` are deleted"
         else:
+            what = "set to NULL" if loss.nulled else "changed"
             headline = (
                 f"{loss.lost} of {loss.total} `{loss.table}.{loss.column}` foreign-key values "
-                "are lost"
+                f"are {what}"
             )
         if loss.culprits:
             first = loss.culprits[0].statement
-            headline += f" by `{first.text.rstrip(';')}` in {first.tag}"
+            headline += f" by {first.text.rstrip(';')} in {first.tag}"
         sections: list[tuple[str, str]] = []
-        lost = f"upgrading a DO at {_version_label(bundle, k)} to head: {headline}"
+        lost = f"upgrading a DO at {_version_label(bundle, k)} to {head}"
         if loss.examples:
             lost += "\nfor example: " + "; ".join(loss.examples)
         sections.append(("What is lost", lost))
@@ -1122,11 +1128,17 @@ def _failure(bundle: Bundle, upto: Bundle, target: int, found: list[_Finding]) -
     else:
         summary = f"data not preserved: {len(found)} problems upgrading Durable Objects with data"
     sections: list[tuple[str, str]] = []
+    first_seen: dict[tuple[str, str], int] = {}
     for i, f in enumerate(found, 1):
         versions = ", ".join(_version_label(bundle, v) for v in sorted(f.versions))
         prefix = f"Problem {i}: " if len(found) > 1 else ""
         sections.append((f"{prefix}{f.headline}", f"seen when upgrading from {versions} to {head}"))
-        sections.extend(f.sections)
+        for title, body in f.sections:
+            if title == "How to fix":
+                earlier = first_seen.setdefault((title, body), i)
+                if earlier != i:
+                    body = f"as for problem {earlier}"
+            sections.append((title, body))
     if target < len(bundle.migrations):
         sections.append(
             (
@@ -1182,30 +1194,63 @@ class BudgetEstimate:
 
 
 def _progressive_run(
-    bundle: Bundle, images: Any, target: int, rows: int
+    bundle: Bundle, images: Any, target: int, rows: int, skip: Iterable[str] = ()
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """Time each migration on one DO whose tables are topped up to ``rows`` before each step."""
+    """Time each migration on one DO whose empty tables are filled to ``rows`` before each step.
+
+    A migration that fails on the bulk rows is timed again from the image before it with every
+    table freshly filled; migrations in ``skip`` are not run on this DO (the run continues from
+    the image after them).
+    """
+    skipped = set(skip)
     times: dict[str, float] = {}
     failures: dict[str, str] = {}
-    start = images.version(bundle, 0).image
-    do = DurableObjectStorage(image=start)
+    do = DurableObjectStorage(image=images.version(bundle, 0).image)
     for j in range(1, target + 1):
         m = bundle.migrations[j - 1]
+        if m.tag in skipped:
+            do.close()
+            do = DurableObjectStorage(image=images.version(bundle, j).image)
+            continue
         if j > 1:
             bulk_seed(do, rows)
         try:
-            run = migrate(do, bundle.prefix(j))
-            times[m.tag] = run.timings.get(m.tag, 0.0)
+            times[m.tag] = migrate(do, bundle.prefix(j)).timings.get(m.tag, 0.0)
+            continue
+        except MigrationError:
+            do.close()
+        # rows carried over from earlier versions broke it (NULLs in a new NOT NULL column,
+        # say: data_preserved reports that); time it on freshly filled tables instead
+        do = DurableObjectStorage(image=images.version(bundle, j - 1).image)
+        bulk_seed(do, rows)
+        try:
+            times[m.tag] = migrate(do, bundle.prefix(j)).timings.get(m.tag, 0.0)
         except MigrationError as exc:
             failures[m.tag] = str(exc.cause or exc.message)
-            times[m.tag] = 0.0
             do.close()
-            image = images.version(bundle, j).image
-            if image is None:
-                break
-            do = DurableObjectStorage(image=image)
+            do = DurableObjectStorage(image=images.version(bundle, j).image)
     do.close()
     return times, failures
+
+
+#: below this many seconds a measurement is noise: extrapolate linearly
+_NOISE = 0.005
+
+
+def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
+    """Time at ``rows`` from times ``ta`` at ``na`` and ``tb`` at ``nb`` rows (``na < nb``).
+
+    Linear (``tb + slope * (rows - nb)``, slope >= 0, never below ``tb``) unless both times are
+    above noise and grow faster than linearly; then a power law ``tb * (rows / nb) ** p`` with
+    the measured exponent ``p`` capped at 2 (a scan per row: DROP TABLE of a parent whose child
+    foreign-key column has no index, an UPDATE with a correlated subquery, ...).
+    """
+    if ta >= _NOISE / 10 and tb >= _NOISE:
+        p = math.log(tb / ta) / math.log(nb / na)
+        if p > 1.3:  # n log n from 1k to 10k rows is about 1.1
+            return float(tb * (rows / nb) ** min(p, 2.0))
+    slope = max(0.0, (tb - ta) / (nb - na))
+    return max(tb, tb + slope * (rows - nb))
 
 
 def estimate_startup(
@@ -1215,19 +1260,21 @@ def estimate_startup(
     sample_rows: int = 10_000,
     images: Any = None,
     limit_seconds: float = 30.0,
+    measure_cap: float = 1.0,
 ) -> BudgetEstimate:
     """Estimate how long every migration takes when each table holds ``rows`` rows.
 
     Method: one DO starts empty and takes the migrations one at a time; before each migration,
     every empty table is filled by :func:`~pytest_dosqlite.seed.bulk_seed` (so each migration
-    meets full tables, as on an old, busy instance) and the migration is timed the way drizzle
-    runs it (``migrate()``'s per-migration timing). When ``rows`` is at most ``sample_rows``
-    this is done once at ``rows``. Otherwise it is done at ``sample_rows // 10`` and
-    ``sample_rows`` and each migration is extrapolated linearly to ``rows``:
-    ``t(rows) = t2 + max(0, (t2 - t1) / (n2 - n1)) * (rows - n2)`` (never below ``t2``). Table
-    rebuilds, backfills and index builds grow about linearly (index builds as n log n, so the
-    estimate is slightly low for them); DDL on empty or small tables is constant. The times are
-    this machine's SQLite (the DO's version) in memory, without the DO's storage I/O.
+    meets full tables, as on an old, busy instance) and the migration is timed as drizzle runs
+    it (``migrate()``'s per-migration timing). When ``rows <= sample_rows`` this is done once at
+    ``rows``. Otherwise it is done at ``sample_rows // 100``, ``sample_rows // 10`` and
+    ``sample_rows`` rows, and each migration's time at ``rows`` is extrapolated from the two
+    largest sizes it was measured at (see :func:`_extrapolate`: linear, or a power law when the
+    growth is clearly superlinear). A migration whose time, extrapolated from the two smaller
+    sizes, would exceed ``measure_cap`` seconds at ``sample_rows`` is not run at that size, to
+    keep the check cheap; its estimate comes from the smaller sizes. The times are this
+    machine's SQLite (the DO's version) in memory, without the DO's storage I/O.
     """
     import time
 
@@ -1235,31 +1282,39 @@ def estimate_startup(
 
     cache = images if images is not None else default_cache()
     started = time.perf_counter()
-    n = len(bundle.migrations)
-    target = n
+    target = len(bundle.migrations)
     while target > 0 and cache.version(bundle, target).error is not None:
         target -= 1
-    sizes = [max(rows, 1)] if rows <= sample_rows else [max(sample_rows // 10, 1), sample_rows]
     measured: dict[int, dict[str, float]] = {}
     failures: dict[str, str] = {}
-    for size in sizes:
-        times, failed = _progressive_run(bundle, cache, target, size)
-        measured[size] = times
-        failures.update(failed)
+    tags = [m.tag for m in bundle.migrations[:target]]
     per: dict[str, float] = {}
-    for m in bundle.migrations[:target]:
-        if len(sizes) == 1:
-            per[m.tag] = measured[sizes[0]].get(m.tag, 0.0)
-            continue
-        n1, n2 = sizes
-        t1, t2 = measured[n1].get(m.tag, 0.0), measured[n2].get(m.tag, 0.0)
-        slope = max(0.0, (t2 - t1) / (n2 - n1))
-        per[m.tag] = max(t2, t2 + slope * (rows - n2))
-    # the first migration runs on an empty DO in every case
-    if bundle.migrations and target:
-        per[bundle.migrations[0].tag] = min(
-            measured[s].get(bundle.migrations[0].tag, 0.0) for s in sizes
-        )
+    if rows <= sample_rows or sample_rows < 100:
+        size = max(rows, 1)
+        measured[size], failures = _progressive_run(bundle, cache, target, size)
+        per = {t: measured[size].get(t, 0.0) for t in tags}
+    else:
+        n0, n1, n2 = sample_rows // 100, sample_rows // 10, sample_rows
+        for n in (n0, n1):
+            measured[n], failed = _progressive_run(bundle, cache, target, n)
+            failures.update(failed)
+        skip = [
+            t
+            for t in tags
+            if _extrapolate(n0, measured[n0].get(t, 0.0), n1, measured[n1].get(t, 0.0), n2)
+            > measure_cap
+        ]
+        measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip)
+        failures.update(failed)
+        for t in tags:
+            if t in measured[n2]:
+                per[t] = _extrapolate(n1, measured[n1].get(t, 0.0), n2, measured[n2][t], rows)
+            else:
+                per[t] = _extrapolate(
+                    n0, measured[n0].get(t, 0.0), n1, measured[n1].get(t, 0.0), rows
+                )
+    if tags:  # the first migration always runs on an empty DO
+        per[tags[0]] = min(measured[n].get(tags[0], 0.0) for n in measured)
     return BudgetEstimate(
         rows=rows,
         per_migration=per,
@@ -1286,10 +1341,16 @@ def startup_budget(ctx: CheckContext) -> None:
     limit = float(_setting(ctx, "budget_seconds", 30.0))
     rows = int(_setting(ctx, "budget_rows", 100_000))
     sample = int(_setting(ctx, "budget_sample_rows", 10_000))
+    cap = float(_setting(ctx, "budget_measure_cap", 1.0))
     warn_ratio = float(_setting(ctx, "budget_warn_ratio", 0.5))
     fail_ratio = float(_setting(ctx, "budget_fail_ratio", 1.0))
     est = estimate_startup(
-        ctx.bundle, rows=rows, sample_rows=sample, images=ctx.images, limit_seconds=limit
+        ctx.bundle,
+        rows=rows,
+        sample_rows=sample,
+        images=ctx.images,
+        limit_seconds=limit,
+        measure_cap=cap,
     )
     ctx.extra["budget"] = est
     total = est.total
