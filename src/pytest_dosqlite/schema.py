@@ -29,6 +29,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 __all__ = [
     "JOURNAL_QUERY",
+    "KEYWORDS",
     "LEDGER_TABLE",
     "RENDER_VERSION",
     "SCHEMA_QUERY",
@@ -42,20 +43,29 @@ __all__ = [
     "Query",
     "Schema",
     "Table",
+    "Tok",
     "Trigger",
     "UniqueConstraint",
     "View",
+    "canonical",
+    "canonical_default",
+    "canonical_type",
     "diff",
     "differences",
+    "display",
     "dump_journal",
     "dump_master",
     "format_expected_journal",
     "format_expected_schema",
     "introspect",
     "is_internal_name",
+    "normalize_sql",
     "parse_expected_journal",
     "parse_expected_schema",
+    "quote_ident",
     "render",
+    "strip_outer_parens",
+    "tokenize",
 ]
 
 #: Runs one read-only SQL statement and returns its rows as tuples.
