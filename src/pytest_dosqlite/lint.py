@@ -316,6 +316,20 @@ _RULE_LIST: tuple[Rule, ...] = (
         "A `dosqlite:ignore` comment names a rule id that does not exist.",
         "Fix the id (see the rule list), or remove the comment.",
     ),
+    Rule(
+        "DO029",
+        "recreate-copies-missing-column",
+        "error",
+        "The `INSERT INTO __new_X(...) SELECT ... FROM X` of a table recreation names a column "
+        '`X` does not have at that point. SQLite reads a double-quoted `"col"` it cannot '
+        "resolve as the string literal 'col' (no error): every existing row gets the column's "
+        "name as its value, or a CHECK constraint fails and migrate() rolls back. drizzle-kit "
+        "0.31 emits this when a column is added in the same `generate` that recreates the table.",
+        "Edit the generated INSERT: remove the new column from both the column list and the "
+        "SELECT list, so the new table's DEFAULT fills it (or select the intended value, e.g. "
+        '`false` instead of `"pinned"`). To avoid it, add the column with one `drizzle-kit '
+        "generate` and make the change that recreates the table with a second one.",
+    ),
 )
 
 #: rule id -> rule, in id order (docs are generated from this)
@@ -686,6 +700,8 @@ class _InsertSelect:
     items: list[str | None]
     #: lower-case columns the WHERE clause requires to be non-NULL (``x IS NOT NULL``)
     not_null: set[str] = field(default_factory=set)
+    #: the tokens of every select item (for DO029: names that resolve to nothing)
+    item_toks: list[list[_Tok]] = field(default_factory=list)
 
 
 _SELECT_END = {"WHERE", "GROUP", "ORDER", "LIMIT", "WINDOW", "ON", "RETURNING", "HAVING"}
@@ -718,6 +734,7 @@ def _insert_select(toks: list[_Tok], body: int) -> _InsertSelect | None:
     if i < n and toks[i].up in ("DISTINCT", "ALL"):
         i += 1
     items: list[str | None] = []
+    item_toks: list[list[_Tok]] = []
     cur: list[_Tok] = []
     depth = 0
     source: str | None = None
@@ -729,6 +746,7 @@ def _insert_select(toks: list[_Tok], body: int) -> _InsertSelect | None:
             depth -= 1
         if depth == 0 and (t.text == "," or t.up == "FROM"):
             items.append(_bare_column(cur))
+            item_toks.append(cur)
             cur = []
             if t.up == "FROM":
                 _, src, j = _name_at(toks, i + 1)
@@ -754,7 +772,7 @@ def _insert_select(toks: list[_Tok], body: int) -> _InsertSelect | None:
         nxt = [x.up for x in toks[k + 1 : k + 4]]
         if nxt[:3] == ["IS", "NOT", "NULL"] or nxt[:1] == ["NOTNULL"] or nxt[:2] == ["NOT", "NULL"]:
             not_null.add(t.value.lower())
-    return _InsertSelect(columns, source, items, not_null)
+    return _InsertSelect(columns, source, items, not_null, item_toks)
 
 
 def _bare_column(item: list[_Tok]) -> str | None:
@@ -1443,6 +1461,7 @@ class _Linter:
                         f"`{h.table}` holds duplicates",
                     )
         elif h.kind == "insert" and h.name and not existed:
+            self._copy_missing_columns(u, i, raws, start_tables)
             self._recreation_copy(u, i, raws, start_tables, backfilled)
 
     def _recreation_drop(self, name: str, i: int, raws: list[_Raw]) -> None:
@@ -1487,6 +1506,77 @@ class _Linter:
                 "DO026",
                 f"DROP TABLE `{name}` while other tables reference it (foreign keys are ON "
                 "inside migrate()): " + "; ".join(parts),
+            )
+
+    def _copy_missing_columns(
+        self, u: _Unit, i: int, raws: list[_Raw], start_tables: dict[str, str]
+    ) -> None:
+        """DO029: the copy selects a column the old table does not have (yet)."""
+        h = u.head
+        ins = _insert_select(u.toks, h.body)
+        if ins is None or ins.source is None:
+            return
+        source = start_tables.get(ins.source.lower())
+        if source is None:
+            return
+        known = {c.name.lower() for c in self.schema.columns(source)}
+        if not known:
+            return
+        known |= {"rowid", "oid", "_rowid_"}
+        targets = ins.columns
+        if targets is None:
+            targets = [c.name for c in self.schema.columns(h.name) if not c.hidden]
+        literal: list[str] = []
+        failing: list[str] = []
+        for pos, item in enumerate(ins.item_toks):
+            if any(t.up == "SELECT" for t in item):
+                continue  # a subquery resolves names against its own tables
+            into = targets[pos] if pos < len(targets) else None
+            into_text = f" into `{h.name}`.`{into}`" if into else ""
+            for k, t in enumerate(item):
+                if t.kind != "qid" or t.value.lower() in known:
+                    continue
+                nxt = item[k + 1].text if k + 1 < len(item) else ""
+                prev = item[k - 1] if k else None
+                if nxt in (".", "(") or (prev is not None and (prev.text == "." or prev.is_name)):
+                    continue  # qualified name, function name, alias
+                if prev is not None and prev.up == "AS":
+                    continue
+                if t.text.startswith('"'):
+                    literal.append(
+                        f"`{t.text}` is copied{into_text}, but `{source}` has no column "
+                        f"`{t.value}`: SQLite reads it as the string '{t.value}'"
+                    )
+                elif len(item) == 1:
+                    failing.append(f"`{t.text}`")
+            if (
+                len(item) == 1
+                and item[0].kind == "word"
+                and item[0].value.lower() not in known
+                and not _is_keyword(item[0].up)
+            ):
+                failing.append(f"`{item[0].text}`")
+        if literal:
+            raws.append(
+                _Raw(
+                    "DO029",
+                    "; ".join(literal)
+                    + ". No error: on every DO where `"
+                    + source
+                    + "` has rows, each row gets that text instead of a value (a CHECK or "
+                    "STRICT type on the column fails instead, and the whole migrate() run rolls "
+                    "back); empty DOs and tests without rows show nothing",
+                    i,
+                )
+            )
+        if failing:
+            raws.append(
+                _Raw(
+                    "DO029",
+                    f"{', '.join(failing)}: `{source}` has no such column at this point, so the "
+                    f"statement fails with `no such column` on every DO",
+                    i,
+                )
             )
 
     def _recreation_copy(
@@ -1641,6 +1731,13 @@ def _index_columns(toks: list[_Tok], body: int) -> frozenset[str] | None:
             return None
         cols.add(words[0].value.lower())
     return frozenset(cols) if cols else None
+
+
+def _is_keyword(word: str) -> bool:
+    """An upper-case bare word that is not a column name (NULL, CURRENT_TIME, TRUE ...)."""
+    from apsw import keywords
+
+    return word in keywords or word in ("TRUE", "FALSE")
 
 
 def _fk_effect(f: _FK, parent: str) -> str:
