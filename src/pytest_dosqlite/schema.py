@@ -1644,8 +1644,16 @@ def render(schema: Schema) -> str:
 
     Tables by name, each followed by its indexes by name, then views, then triggers; one blank
     line between statements. Identifier quoting, whitespace and keyword case are normalized, so
-    only real changes show. Objects without stored SQL (from drizzle snapshots) are written
-    from the model.
+    only real changes show (the backticks drizzle writes and the double quotes SQLite's RENAME
+    leaves render alike). Objects without stored SQL (from drizzle snapshots) are written from
+    the model. Never raises: text that cannot be read is rendered whitespace-normalized.
+
+    Tables, indexes and triggers are laid out by our own tokenizer (one column or constraint
+    per line, long CHECK/WHERE expressions wrapped at AND/OR), because sqlglot (30.x) reads
+    STRICT / WITHOUT ROWID tables and every trigger as an opaque command, spreads
+    ``REFERENCES users(id)`` over three lines, and changes its layout between versions. View
+    queries go through sqlglot's pretty printer, kept only when it provably preserves every
+    token (it may add ``AS``), else they get one line per clause.
     """
     parts: list[str] = []
     by_table: dict[str, list[Index]] = {}
