@@ -370,12 +370,42 @@ def test_a_runner_that_commits_per_statement_is_caught_at_the_exact_statement() 
 
 def test_the_fleet_checks_work_without_fork(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(_start.NO_FORK_ENV, "1")
-    bundle = load_bundle(CLEAN).prefix(2)
+    bundle = load_bundle(CLEAN).prefix(1)
     ctx = CheckContext(bundle=bundle, settings=Settings(concurrency=2, git_history=False))
     ctx.images = ImageCache()
     fleet.concurrent_starts(ctx)
     results = fleet.run_crash_points(ctx)
-    assert [r.status for r in results] == ["ok"] * 7
+    assert [r.status for r in results] == ["ok"] * 3
+
+
+@pytest.mark.usefixtures("hooks")
+def test_a_hung_start_is_reported_not_waited_for() -> None:
+    ctx = context(CLEAN, fleet_start="fleet_hooks:hanging_start", fleet_timeout=0.5)
+    ctx.bundle = ctx.bundle.prefix(1)
+    started = time.monotonic()
+    results = fleet.run_crash_points(ctx)
+    assert time.monotonic() - started < 20
+    assert [r.status for r in results] == ["error"] * 3
+    assert all("timed out" in r.detail for r in results)
+
+
+@pytest.mark.parametrize("example", ["fleet-merge", "fleet-equal-when", "fleet-clean"])
+def test_parallel_upgrades_report_what_serial_ones_do(
+    example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def outcome(parallel: bool) -> str:
+        if parallel:
+            monkeypatch.setattr(fleet, "PARALLEL_UPGRADE_STATEMENTS", 0)
+        ctx = context(EXAMPLES / example / "drizzle", fleet_workers=2)
+        try:
+            fleet.upgrade_from_every_version(ctx)
+        except CheckFailure as exc:
+            return exc.render()
+        return "passed"
+
+    serial = outcome(False)
+    assert serial == outcome(True)
+    assert (serial == "passed") == (example == "fleet-clean")
 
 
 @pytest.mark.slow
@@ -419,3 +449,16 @@ def test_fleet_start_must_be_importable() -> None:
     ctx = context(CLEAN, fleet_start=lambda do, bundle: None)
     failure = failure_of(fleet.concurrent_starts, ctx)
     assert "importable" in failure.summary
+
+
+def test_states_differing_only_in_whitespace_or_far_into_the_sql_are_different() -> None:
+    long = "CREATE TABLE t (" + ", ".join(f"c{i} text" for i in range(40)) + ")"
+    base = fleet.DatabaseState(schema=(("table", "t", "t", long),), ledger=())
+    far = fleet.DatabaseState(schema=(("table", "t", "t", long[:-1] + ", z text)"),), ledger=())
+    spaced = fleet.DatabaseState(
+        schema=(("table", "t", "t", long.replace(", ", ",  ")),), ledger=()
+    )
+    assert base.same_as(base) and not base.same_as(far) and not base.same_as(spaced)
+    assert "z text" in base.diff(far)
+    assert base.lines() == spaced.lines()  # collapsed for reading ...
+    assert "c0 text,  c1" in base.diff(spaced)  # ... so the diff falls back to the exact text

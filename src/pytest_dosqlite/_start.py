@@ -37,8 +37,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .bundle import Bundle, Migration
-from .errors import DosqliteError, MigrationError
-from .fleet import StartFn, database_state, inspect_file, resolve_start, write_image
+from .errors import DosqliteError
+from .fleet import (
+    StartFn,
+    _upgrade,
+    database_state,
+    error_fields,
+    inspect_file,
+    outcome_fields,
+    resolve_start,
+    write_image,
+)
 from .sqltext import split
 from .storage import Cursor, DurableObjectStorage, SqlStorage
 
@@ -139,21 +148,6 @@ def _load_spec(path: str) -> dict[str, Any]:
     with open(path, "rb") as fh:
         spec: dict[str, Any] = pickle.load(fh)
     return spec
-
-
-def _error_fields(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, MigrationError):
-        return {
-            "message": exc.message,
-            "tag": exc.tag,
-            "chunk": exc.chunk,
-            "statement": exc.statement,
-            "cause": str(exc.cause) if exc.cause is not None else None,
-            "path": str(exc.path) if exc.path is not None else None,
-            "line": exc.line,
-            "applied_before": list(exc.applied_before),
-        }
-    return {"message": f"{type(exc).__name__}: {exc}", "cause": str(exc)}
 
 
 # ---------------------------------------------------------------------------------- start
@@ -262,10 +256,10 @@ def _race_child(
     try:
         run = start(do, bundle)
     except DosqliteError as exc:
-        _send(event="done", child=index, ok=False, error=_error_fields(exc))
+        _send(event="done", child=index, ok=False, error=error_fields(exc))
         return 0
     except Exception as exc:
-        _send(event="done", child=index, ok=False, error=_error_fields(exc), tb=_clip(_tb()))
+        _send(event="done", child=index, ok=False, error=error_fields(exc), tb=_clip(_tb()))
         return 0
     applied = list(run.applied) if run is not None else None
     _send(event="done", child=index, ok=True, applied=applied)
@@ -316,8 +310,8 @@ def _race(spec_path: str, db: str, count: int, hold: bool) -> int:
 
 
 def _reap(pids: list[int], procs: list[subprocess.Popen[bytes]]) -> None:
-    """Wait for this launcher's own children; SIGKILL the ones still alive after 30 s."""
-    deadline = time.monotonic() + 30
+    """Wait for this launcher's own children; SIGKILL the ones still alive after 5 s."""
+    deadline = time.monotonic() + 5
     pending = list(pids)
     while pending and time.monotonic() < deadline:
         for pid in list(pending):
@@ -352,6 +346,9 @@ def _tb() -> str:
 def _crash_child(spec: dict[str, Any], job: dict[str, Any]) -> NoReturn:
     """Migrate from version ``count - 1`` and die at the job's point (never returns)."""
     db = job["db"]
+    alarm = getattr(signal, "alarm", None)
+    if alarm is not None:  # never outlive a worker killed by the parent's watchdog
+        alarm(max(1, int(float(job.get("timeout", 600)))))
     try:
         bundle: Bundle = spec["bundle"]
         count = int(job["count"])
@@ -402,8 +399,17 @@ class _Worker:
             self._states[key] = None if image is None else database_state(image, data=data)
         return self._states[key]
 
+    def upgrade(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Upgrade a fresh DO at version ``count`` to head (upgrade_from_every_version)."""
+        image = self.image(int(job["count"]))
+        head = self.state(len(self.bundle.migrations), False)
+        if image is None or head is None:
+            return {"status": "error", "detail": "missing image"}
+        outcome = _upgrade(image, self.bundle, head, self.start)
+        return {"status": "ok", "outcome": outcome_fields(outcome)}
+
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        from .fleet import _diff
+        """A crash job: fork, die at the point, inspect, restart."""
 
         k = int(job["count"])
         db = Path(job["db"])
@@ -432,7 +438,7 @@ class _Worker:
                 return {
                     "status": "partial",
                     "detail": "the database is not at the previous version after the crash "
-                    "(- previous version, + after the crash):\n" + _diff(want.lines(), got.lines()),
+                    "(- previous version, + after the crash):\n" + want.diff(got),
                 }
             do = DurableObjectStorage(db)
             try:
@@ -447,8 +453,7 @@ class _Worker:
                 return {
                     "status": "restart-differs",
                     "detail": "after the next start the database differs from a fresh DO at "
-                    "this version (- fresh, + restarted):\n"
-                    + _diff(target.lines(data=False), after.lines(data=False)),
+                    "this version (- fresh, + restarted):\n" + target.diff(after, data=False),
                 }
             return {"status": "ok"}
         finally:
@@ -483,7 +488,7 @@ def _serve(spec_path: str) -> int:
             continue
         job = json.loads(line)
         try:
-            result = worker.run(job)
+            result = worker.upgrade(job) if job.get("op") == "upgrade" else worker.run(job)
         except Exception as exc:
             result = {"status": "error", "detail": f"{type(exc).__name__}: {exc}\n{_tb()}"}
         result["id"] = job.get("id")

@@ -25,8 +25,8 @@ Options read from ``ctx.extra`` (all optional):
     project with its own runner points this at it.
 ``git_history_limit``
     how many past commits of the bundle folder to check (default 50).
-``crash_workers``
-    processes used by :func:`crash_recovery` (default ``os.cpu_count()``).
+``fleet_workers``
+    worker processes for crash recovery and large upgrade checks (default ``os.cpu_count()``).
 ``fleet_timeout``
     seconds a child may take before the check gives up (default 120).
 """
@@ -109,23 +109,42 @@ class DatabaseState:
     #: (table, row count, sha256 of the sorted rows) for every ordinary table but the ledger
     data: tuple[tuple[str, int, str], ...] = ()
 
-    def lines(self, *, data: bool = True) -> list[str]:
-        """One readable line per schema object, ledger row and (optionally) table."""
-        out = [f"{t} {name}: {_squash(sql)}" for t, name, _tbl, sql in self.schema]
-        out += [f"ledger row: created_at={row[3]!r} hash={row[2]!r}" for row in self.ledger]
+    def lines(self, *, data: bool = True, ledger: bool = True, exact: bool = False) -> list[str]:
+        """One readable line per schema object, ledger row and (optionally) table.
+
+        SQL is shown with whitespace collapsed, or as an exact ``repr`` with ``exact=True``.
+        Compare states with :meth:`same_as`, not with these lines.
+        """
+        show = repr if exact else _collapse
+        out = [f"{t} {name}: {show(sql)}" for t, name, _tbl, sql in self.schema]
+        if ledger:
+            out += [f"ledger row: created_at={row[3]!r} hash={row[2]!r}" for row in self.ledger]
         if data:
             out += [
                 f"data {name}: {count} rows ({digest[:12]})" for name, count, digest in self.data
             ]
         return out
 
-    def same_as(self, other: DatabaseState, *, data: bool = True) -> bool:
-        if self.schema != other.schema or self.ledger != other.ledger:
+    def same_as(self, other: DatabaseState, *, data: bool = True, ledger: bool = True) -> bool:
+        if self.schema != other.schema or (ledger and self.ledger != other.ledger):
             return False
         return not data or self.data == other.data
 
+    def diff(self, other: DatabaseState, *, data: bool = True, ledger: bool = True) -> str:
+        """A short diff (- self, + other) that shows even whitespace-only differences."""
+        a = self.lines(data=data, ledger=ledger)
+        b = other.lines(data=data, ledger=ledger)
+        if a == b:
+            a = self.lines(data=data, ledger=ledger, exact=True)
+            b = other.lines(data=data, ledger=ledger, exact=True)
+        return _diff(a, b)
+
     def created_at(self) -> Counter[Any]:
         return Counter(row[3] for row in self.ledger)
+
+
+def _collapse(sql: object) -> str:
+    return "(no sql)" if sql is None else " ".join(str(sql).split())
 
 
 def _squash(sql: object, width: int = 140) -> str:
@@ -321,8 +340,8 @@ class _Outcome:
     error: MigrationError | None = None
     #: journal entries never applied (their ``when`` missing from the ledger)
     skipped: list[str] = field(default_factory=list)
-    #: ``created_at`` values in the ledger that no current entry has
-    unknown_rows: list[Any] = field(default_factory=list)
+    #: ``created_at`` values (as text) in the ledger that no current entry has
+    unknown_rows: list[str] = field(default_factory=list)
     schema_diff: str = ""
     edited: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -343,9 +362,10 @@ class _Outcome:
 
     def signature(self) -> tuple[Any, ...]:
         return (
-            str(self.error) if self.error else None,
+            str(self.error.cause or self.error.message) if self.error else None,
+            self.error.tag if self.error else None,
             tuple(self.skipped),
-            tuple(map(repr, self.unknown_rows)),
+            tuple(self.unknown_rows),
             self.schema_diff,
             tuple(self.edited),
             tuple(self.deleted),
@@ -393,14 +413,16 @@ class _Outcome:
 
 
 def _upgrade(
-    image: bytes, bundle: Bundle, head: DatabaseState, whens: Counter[Any], start_count: int
+    image: bytes, bundle: Bundle, head: DatabaseState, start: StartFn = drizzle_start
 ) -> _Outcome:
+    """Start a DO deployed at ``image`` with ``bundle``; what went wrong compared with head."""
+    whens = Counter(m.when for m in bundle.migrations)
     outcome = _Outcome()
     do = DurableObjectStorage(image=image)
     try:
         try:
-            run = drizzle_start(do, bundle)
-            outcome.high_water_mark = run.high_water_mark
+            run = start(do, bundle)
+            outcome.high_water_mark = run.high_water_mark if run is not None else None
         except MigrationError as exc:
             outcome.error = exc
             return outcome
@@ -408,18 +430,87 @@ def _upgrade(
     finally:
         do.close()
     got = state.created_at()
-    missing = whens - got
-    extra = got - whens
-    outcome.skipped = _tags_for(bundle, missing)
-    outcome.unknown_rows = sorted(extra.elements(), key=repr)
-    expected_lines = head.lines(data=False)
-    got_lines = state.lines(data=False)
-    schema_only = [line for line in expected_lines if not line.startswith("ledger row")]
-    got_schema = [line for line in got_lines if not line.startswith("ledger row")]
-    if schema_only != got_schema:
-        outcome.schema_diff = _diff(schema_only, got_schema)
-    del start_count
+    outcome.skipped = _tags_for(bundle, whens - got)
+    outcome.unknown_rows = sorted(str(v) for v in (got - whens).elements())
+    if not head.same_as(state, data=False, ledger=False):
+        outcome.schema_diff = head.diff(state, data=False, ledger=False)
     return outcome
+
+
+def outcome_fields(outcome: _Outcome) -> dict[str, Any]:
+    """An outcome as JSON-able fields (for the worker processes)."""
+    return {
+        "error": error_fields(outcome.error) if outcome.error is not None else None,
+        "skipped": outcome.skipped,
+        "unknown_rows": outcome.unknown_rows,
+        "schema_diff": outcome.schema_diff,
+        "high_water_mark": outcome.high_water_mark,
+    }
+
+
+def _outcome_from(fields: dict[str, Any]) -> _Outcome:
+    error = fields.get("error")
+    return _Outcome(
+        error=_error_from({"error": error}) if error else None,
+        skipped=list(fields.get("skipped") or []),
+        unknown_rows=list(fields.get("unknown_rows") or []),
+        schema_diff=str(fields.get("schema_diff") or ""),
+        high_water_mark=fields.get("high_water_mark"),
+    )
+
+
+#: above this many statement executions, upgrades run in parallel worker processes
+PARALLEL_UPGRADE_STATEMENTS = 3000
+
+
+def _statements(m: Migration) -> int:
+    return sum(1 for chunk in m.chunks for piece in split(chunk) if piece.has_statement)
+
+
+def _version_outcomes(ctx: CheckContext, versions: list[int]) -> dict[int, _Outcome]:
+    """Outcome of upgrading a fresh DO at each of ``versions`` to head."""
+    bundle = ctx.bundle
+    start = _start_spec(ctx)
+    sizes = [_statements(m) for m in bundle.migrations]
+    work = sum(sum(sizes[k:]) for k in versions)
+    workers = min(_limit(ctx, "fleet_workers", os.cpu_count() or 1), len(versions))
+    head_image = ctx.images.head(bundle).image
+    assert head_image is not None
+    if workers < 2 or work < PARALLEL_UPGRADE_STATEMENTS:
+        head = database_state(head_image, data=False)
+        run_start = resolve_start(start)
+        outcomes: dict[int, _Outcome] = {}
+        for k in versions:
+            image = ctx.images.version(bundle, k).image
+            assert image is not None
+            outcomes[k] = _upgrade(image, bundle, head, run_start)
+        return outcomes
+    with tempfile.TemporaryDirectory(prefix="dosqlite-upgrade-", dir=_fast_tmp()) as tmp_name:
+        tmp = Path(tmp_name)
+        images = _write_images(ctx, tmp, [*versions, len(bundle.migrations)])
+        spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start, images=images)
+        # the longest upgrades first, so no worker is left with one at the end
+        order = sorted(versions)
+        jobs = [{"op": "upgrade", "count": k} for k in order]
+        results = _run_pool(spec, tmp, jobs, workers, _timeout(ctx))
+    outcomes = {}
+    for k, result in zip(order, results, strict=True):
+        if result.get("status") != "ok":
+            detail = str(result.get("detail", "worker failed"))
+            raise CheckFailure("upgrade check could not run", [(_label(bundle, k), detail)])
+        outcomes[k] = _outcome_from(result["outcome"])
+    return outcomes
+
+
+def _write_images(ctx: CheckContext, tmp: Path, versions: Iterable[int]) -> dict[int, str]:
+    images: dict[int, str] = {}
+    for k in sorted(set(versions)):
+        v = ctx.images.version(ctx.bundle, k)
+        if v.image is not None:
+            path = tmp / f"v{k}.img"
+            path.write_bytes(v.image)
+            images[k] = str(path)
+    return images
 
 
 def upgrade_from_every_version(ctx: CheckContext) -> None:
@@ -442,7 +533,6 @@ def upgrade_from_every_version(ctx: CheckContext) -> None:
     bundle = ctx.bundle
     head_image = _head(ctx, "upgrades")
     head = database_state(head_image, data=False)
-    whens = Counter(m.when for m in bundle.migrations)
     n = len(bundle.migrations)
 
     groups: list[tuple[list[str], _Outcome]] = []
@@ -456,18 +546,16 @@ def upgrade_from_every_version(ctx: CheckContext) -> None:
             by_sig[sig] = len(groups)
             groups.append(([label], outcome))
 
-    for k in range(1, n + 1):
-        version = ctx.images.version(bundle, k)
-        if version.error is not None or version.image is None:
-            continue  # no DO can be at a version that fails to build (see upgrade_from_empty)
-        outcome = _upgrade(version.image, bundle, head, whens, k)
+    # no DO can be at a version that fails to build (upgrade_from_empty reports that)
+    versions = [k for k in range(1, n + 1) if ctx.images.version(bundle, k).image is not None]
+    for k, outcome in sorted(_version_outcomes(ctx, versions).items()):
         if outcome.failed:
             record(_label(bundle, k), outcome)
 
     history_notes: list[str] = []
     if ctx.settings.git_history:
         limit = _limit(ctx, "git_history_limit", DEFAULT_GIT_HISTORY_LIMIT)
-        for label, outcome in _history_outcomes(ctx, head, whens, limit, history_notes):
+        for label, outcome in _history_outcomes(ctx, head, limit, history_notes):
             record(label, outcome)
 
     if not groups:
@@ -653,6 +741,36 @@ def load_past_bundle(state: PastState, workdir: Path) -> Bundle:
     return load_bundle(workdir)
 
 
+def _is_prefix_state(state: PastState, bundle: Bundle) -> bool:
+    """Cheap test, without loading: the past journal and SQL are the current bundle's first k.
+
+    Only a fast path: anything it does not recognize is loaded and compared in full.
+    """
+    raw = state.files.get("meta/_journal.json")
+    if raw is None or bundle.format == "v1":
+        return False
+    try:
+        entries = json.loads(raw.decode("utf-8"))["entries"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return False
+    if not isinstance(entries, list) or len(entries) > len(bundle.migrations):
+        return False
+    for entry, m in zip(entries, bundle.migrations, strict=False):
+        if not isinstance(entry, dict):
+            return False
+        if (entry.get("idx"), entry.get("tag"), entry.get("when")) != (m.idx, m.tag, m.when):
+            return False
+        text = state.files.get(f"{m.tag}.sql")
+        if text is None or m.path is None or m.path.name != f"{m.tag}.sql":
+            return False
+        try:
+            if text.decode("utf-8") != m.sql:
+                return False
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
 def _same(a: Migration, b: Migration) -> bool:
     return (a.idx, a.tag, a.when, a.key, a.sql) == (b.idx, b.tag, b.when, b.key, b.sql)
 
@@ -662,19 +780,18 @@ def _normalized(sql: str) -> str:
 
 
 def _history_outcomes(
-    ctx: CheckContext,
-    head: DatabaseState,
-    whens: Counter[Any],
-    limit: int,
-    notes: list[str],
+    ctx: CheckContext, head: DatabaseState, limit: int, notes: list[str]
 ) -> Iterator[tuple[str, _Outcome]]:
     bundle = ctx.bundle
+    run_start = resolve_start(_start_spec(ctx))
     states = git_past_states(bundle.root, limit)
     if not states:
         return
     current = {m.tag: m for m in bundle.migrations}
     with tempfile.TemporaryDirectory(prefix="dosqlite-history-") as tmp:
         for i, state in enumerate(states):
+            if _is_prefix_state(state, bundle):
+                continue  # checked above as a version of the current bundle
             workdir = Path(tmp) / str(i)
             try:
                 past = load_past_bundle(state, workdir)
@@ -697,7 +814,7 @@ def _history_outcomes(
                     "DO can be at it"
                 )
                 continue
-            outcome = _upgrade(image, bundle, head, whens, len(past.migrations))
+            outcome = _upgrade(image, bundle, head, run_start)
             for m in past.migrations:
                 cur = current.get(m.tag)
                 if cur is None:
@@ -723,8 +840,15 @@ def _past_head(ctx: CheckContext, past: Bundle, common: int) -> bytes | None:
             pass
         finally:
             do.close()
-    built = ctx.images.head(past)
-    return built.image if built.error is None else None
+    # built privately: caching every version of every past state would hold n images each
+    do = DurableObjectStorage()
+    try:
+        migrate(do, past)
+        return do.image()
+    except MigrationError:
+        return None
+    finally:
+        do.close()
 
 
 # ============================================================== child processes (shared)
@@ -816,6 +940,22 @@ class _Launcher:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """An error as JSON-able fields; :func:`_error_from` turns them back into a MigrationError."""
+    if isinstance(exc, MigrationError):
+        return {
+            "message": exc.message,
+            "tag": exc.tag,
+            "chunk": exc.chunk,
+            "statement": exc.statement,
+            "cause": str(exc.cause) if exc.cause is not None else None,
+            "path": str(exc.path) if exc.path is not None else None,
+            "line": exc.line,
+            "applied_before": list(exc.applied_before),
+        }
+    return {"message": f"{type(exc).__name__}: {exc}", "cause": str(exc)}
 
 
 def _error_from(msg: dict[str, Any]) -> MigrationError:
@@ -1008,14 +1148,11 @@ def _judge_race(
     missing = whens - rows
     if missing and not failed:
         problems.append("ledger rows missing for: " + ", ".join(_tags_for(bundle, missing)))
-    if head is not None:
-        want = [x for x in head.lines(data=False) if not x.startswith("ledger row")]
-        got_lines = [x for x in race.state.lines(data=False) if not x.startswith("ledger row")]
-        if want != got_lines:
-            problems.append(
-                "schema differs from a single start's (- single, + raced):\n"
-                + _diff(want, got_lines)
-            )
+    if head is not None and not head.same_as(race.state, data=False, ledger=False):
+        problems.append(
+            "schema differs from a single start's (- single, + raced):\n"
+            + head.diff(race.state, data=False, ledger=False)
+        )
     if not problems:
         return []
     return [(title, "\n".join(problems))]
@@ -1065,8 +1202,7 @@ def _restart_loop(ctx: CheckContext, tmp: Path, start: str | None) -> list[tuple
     after = database_state(db)
     if not after.same_as(before):
         problems.append(
-            "the failed start changed the database (- before, + after):\n"
-            + _diff(before.lines(), after.lines())
+            "the failed start changed the database (- before, + after):\n" + before.diff(after)
         )
     do = DurableObjectStorage(db)
     try:
@@ -1081,7 +1217,7 @@ def _restart_loop(ctx: CheckContext, tmp: Path, start: str | None) -> list[tuple
             if not final.same_as(want, data=False):
                 problems.append(
                     "after the next start the database differs from a fresh DO at head:\n"
-                    + _diff(want.lines(data=False), final.lines(data=False))
+                    + want.diff(final, data=False)
                 )
     finally:
         do.close()
@@ -1158,19 +1294,14 @@ def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
         return []
     _head(ctx, "crash recovery")
     points = crash_points(bundle)
-    workers = min(_limit(ctx, "crash_workers", os.cpu_count() or 1), len(points))
+    workers = min(_limit(ctx, "fleet_workers", os.cpu_count() or 1), len(points))
     start = _start_spec(ctx)
     with tempfile.TemporaryDirectory(prefix="dosqlite-crash-", dir=_fast_tmp()) as tmp_name:
         tmp = Path(tmp_name)
-        images: dict[int, str] = {}
-        for k in range(len(bundle.migrations) + 1):
-            v = ctx.images.version(bundle, k)
-            if v.image is not None:
-                path = tmp / f"v{k}.img"
-                path.write_bytes(v.image)
-                images[k] = str(path)
+        images = _write_images(ctx, tmp, range(len(bundle.migrations) + 1))
         spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start, images=images)
-        results = _run_pool(spec, tmp, points, workers, _timeout(ctx))
+        jobs = [dict(p.job(), op="crash") for p in points]
+        results = _run_pool(spec, tmp, jobs, workers, _timeout(ctx))
     return [
         CrashResult(p, str(r.get("status")), str(r.get("detail", "")))
         for p, r in zip(points, results, strict=True)
@@ -1230,15 +1361,16 @@ def _fast_tmp() -> str | None:
 
 
 def _run_pool(
-    spec: Path, tmp: Path, points: list[CrashPoint], workers: int, timeout: float
+    spec: Path, tmp: Path, jobs: list[dict[str, Any]], workers: int, timeout: float
 ) -> list[dict[str, Any]]:
-    """Feed the crash points to ``workers`` worker processes; results in point order."""
-    jobs: queue.Queue[int] = queue.Queue()
-    for i in range(len(points)):
-        jobs.put(i)
-    results: list[dict[str, Any] | None] = [None] * len(points)
-    errors: list[str] = []
-    deadline = time.monotonic() + timeout * max(1, len(points) // 50 + 1)
+    """Feed ``jobs`` to ``workers`` ``_start serve`` processes; results in job order.
+
+    A job that takes longer than ``timeout`` seconds gets its worker killed and is reported.
+    """
+    pending: queue.Queue[int] = queue.Queue()
+    for i in range(len(jobs)):
+        pending.put(i)
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
 
     def drive(w: int) -> None:
         stderr_path = tmp / f"worker{w}.err"
@@ -1252,20 +1384,27 @@ def _run_pool(
             )
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            while time.monotonic() < deadline:
+            while True:
                 try:
-                    i = jobs.get_nowait()
+                    i = pending.get_nowait()
                 except queue.Empty:
                     return
-                job = dict(points[i].job(), id=i, db=str(tmp / f"w{w}.db"))
-                proc.stdin.write(json.dumps(job).encode() + b"\n")
-                proc.stdin.flush()
-                line = proc.stdout.readline()
+                job = dict(jobs[i], id=i, db=str(tmp / f"w{w}.db"), timeout=timeout)
+                watchdog = threading.Timer(timeout, proc.kill)
+                watchdog.start()
+                try:
+                    proc.stdin.write(json.dumps(job).encode() + b"\n")
+                    proc.stdin.flush()
+                    line = proc.stdout.readline()
+                except OSError:
+                    line = b""
+                finally:
+                    watchdog.cancel()
                 if not line:
                     proc.wait()
                     text = stderr_path.read_text("utf-8", "replace")[-2000:]
-                    errors.append(f"worker {w} exited with {proc.returncode}: {text}")
-                    results[i] = {"status": "error", "detail": f"worker died: {text}"}
+                    why = "timed out" if proc.returncode in (-9, 9) else f"exit {proc.returncode}"
+                    results[i] = {"status": "error", "detail": f"worker {why}: {text}".strip()}
                     return
                 results[i] = json.loads(line)
         finally:
@@ -1277,12 +1416,12 @@ def _run_pool(
                 proc.kill()
                 proc.wait()
 
-    threads = [threading.Thread(target=drive, args=(w,), daemon=True) for w in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    out: list[dict[str, Any]] = []
-    for r in results:
-        out.append(r if r is not None else {"status": "error", "detail": "not run (timeout)"})
-    return out
+    # a worker that dies (timeout) takes only its own job with it; the others go on, and a
+    # new round starts workers for what is left: every round consumes at least one job
+    while not pending.empty():
+        threads = [threading.Thread(target=drive, args=(w,), daemon=True) for w in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return [r if r is not None else {"status": "error", "detail": "not run"} for r in results]

@@ -63,3 +63,9 @@ def swallowing_start(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun |
         return drizzle_start(do, bundle)
     except MigrationError:
         return None
+
+
+def hanging_start(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
+    """A start stuck forever (an `await` on something that never resolves)."""
+    time.sleep(3600)
+    raise AssertionError("unreachable")
