@@ -157,6 +157,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ds = _session(session.config)
+    if ds is not None and ds.settings.enabled and ds.settings.report:
+        from .report import write_report
+
+        write_report(ds, ds.settings.report)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     ds = _session(config)
     if ds is None or not ds.settings.enabled or ds._found is None:
