@@ -681,10 +681,16 @@ def data_preserved(ctx: CheckContext) -> None:
         do = DurableObjectStorage(image=image)
         if tag is not None:
             _run_user_seed(user_seed, tag, do)
-        seed(do, rows_per_table=rows, rng_seed=rng, nulls=nulls)
+        report = seed(do, rows_per_table=rows, rng_seed=rng, nulls=nulls)
+        for table, reasons in report.problems.items():
+            for reason in reasons:
+                seed_problems.setdefault(f"{table}: {reason}", tag or "")
         tables = read_tables(do)
         return _Seeded(do, do.image(), tables, _snapshot(do, tables))
 
+    seed_problems: dict[str, str] = {}
+    checked: list[int] = []
+    ctx.extra["data_preserved"] = {"versions": checked, "seed_problems": seed_problems}
     for k in range(1, target):
         version = ctx.images.version(bundle, k)
         if version.image is None:
@@ -707,6 +713,7 @@ def data_preserved(ctx: CheckContext) -> None:
                 _add_failure(findings, bundle, k, exc2, state.image, head_defaults)
                 continue
         do, seeded, tables, before = state.do, state.image, state.tables, state.before
+        checked.append(k)
         stmts = [
             s
             for m, ss in zip(upto.migrations, classified, strict=True)
@@ -726,7 +733,16 @@ def data_preserved(ctx: CheckContext) -> None:
             _add_loss(findings, bundle, k, upto.migrations[-1].tag, loss)
 
     if findings.by_key:
-        raise _failure(bundle, upto, target, list(findings.by_key.values()))
+        failure = _failure(bundle, upto, target, list(findings.by_key.values()))
+        if seed_problems:
+            failure.sections.append(
+                (
+                    "Not seeded (the check is blind there)",
+                    "\n".join(sorted(seed_problems)),
+                )
+            )
+            failure.args = (failure.render(),)
+        raise failure
 
 
 @dataclass
@@ -889,11 +905,17 @@ def _attribute(
             out[name] = (values[0], dict(zip(fk_cols, values[1:], strict=True)), t.foreign_keys)
         return out
 
-    def fk_notes(s: Statement, table: str, fks: Sequence[ForeignKeyInfo]) -> list[ForeignKeyInfo]:
+    def fk_notes(
+        s: Statement, fks: Sequence[ForeignKeyInfo], shrunk: set[str]
+    ) -> list[ForeignKeyInfo]:
+        """The foreign keys whose actions this statement fired on a table: the ones to the
+        table it deletes from or drops, else the ones to tables that lost rows with it (a
+        cascade through several levels)."""
         if s.kind not in ("drop-table", "recreate-drop", "delete", "update", "replace"):
             return []
         parent = (s.table or "").lower()
-        return [fk for fk in fks if fk.parent.lower() == parent]
+        direct = [fk for fk in fks if fk.parent.lower() == parent]
+        return direct or [fk for fk in fks if _strip_new(fk.parent).lower() in shrunk]
 
     class _Done(Exception):
         pass
@@ -903,11 +925,16 @@ def _attribute(
         for s in stmts:
             do.sql.exec(s.text)
             cur = metrics()
+            shrunk = {
+                _strip_new(n).lower()
+                for n, (count, _, _) in prev.items()
+                if n in cur and cur[n][0] < count
+            }
             for name, (count, nonnull, fks) in prev.items():
                 now = cur.get(name)
                 if now is None:
                     continue
-                related = fk_notes(s, name, fks)
+                related = fk_notes(s, fks, shrunk)
                 if now[0] < count:
                     hit = [fk for fk in related if fk.on_delete.upper() == "CASCADE"] or related
                     damages.append(_Damage(s, _strip_new(name), None, count - now[0], hit))
@@ -961,6 +988,11 @@ def _why(d: _Damage) -> str:
         "them"
     )
     actions = ", ".join(sorted({f"ON DELETE {fk.on_delete.lower()}" for fk in d.fks}))
+    via = sorted({_strip_new(fk.parent) for fk in d.fks} - {_strip_new(parent)})
+    first = f"Dropping `{parent}` deletes its rows first"
+    if via:
+        # a cascade through several levels: the table points at the parent's children
+        first += ", the cascade deletes rows of " + ", ".join(f"`{v}`" for v in via)
     if s.kind == "recreate-drop":
         rebuilt = s.rebuilds or parent
         text = (
@@ -969,8 +1001,7 @@ def _why(d: _Damage) -> str:
             "drizzle-kit wraps it in `PRAGMA foreign_keys=OFF` ... `PRAGMA foreign_keys=ON`, but "
             "drizzle's migrator runs every migration inside ctx.storage.transactionSync(), and "
             "SQLite ignores `PRAGMA foreign_keys` inside a transaction: foreign keys stay ON, "
-            "the default on a Durable Object. "
-            f"Dropping `{parent}` deletes its rows first, and {actions or 'the foreign key'} "
+            f"the default on a Durable Object. {first}, and {actions or 'the foreign key'} "
             f"{what}."
         )
         if d.column is not None and d.table.lower() == _strip_new(parent).lower():
@@ -981,7 +1012,7 @@ def _why(d: _Damage) -> str:
         return text + " migrate() still reports success: the loss is silent."
     if s.kind == "drop-table":
         return (
-            f"`DROP TABLE {parent}` deletes every row of `{parent}` before dropping it, and "
+            f"{first} (DROP TABLE deletes every row before dropping the table), and "
             f"{actions or 'the foreign key'} {what}. Dropping a parent table does not leave "
             "its children alone while foreign keys are on (always, inside drizzle's migrator)."
         )

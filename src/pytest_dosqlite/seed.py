@@ -957,6 +957,9 @@ class _Pool:
         return rows
 
 
+_PLAN_CACHE: dict[tuple[object, ...], tuple[list[tuple[int, Row]], list[str], Any, int]] = {}
+
+
 class _TableSeeder:
     def __init__(
         self,
@@ -967,7 +970,9 @@ class _TableSeeder:
         rows: int,
         nulls: bool,
         report: SeedReport,
+        seed_key: str = "",
     ) -> None:
+        self.seed_key = seed_key
         self.do = do
         self.t = table
         self.pool = pool
@@ -1029,29 +1034,16 @@ class _TableSeeder:
         if self.self_ref:
             return sum(self._one(i) for i in range(self.n))
         # build every row first, insert them in as few statements as possible
-        planned: list[tuple[int, Row]] = []
-        for i in range(self.n):
-            for attempt in range(MAX_ATTEMPTS):
-                self.serial += 1
-                built = self._build(i, attempt)
-                if isinstance(built, str):
-                    self.report.note(self.t.name, built)
-                    break
-                if built is None:
-                    continue
-                self._remember_unique(built)
-                planned.append((i, built))
-                break
-            else:
-                self.report.note(self.t.name, "no distinct value left for a unique column set")
+        planned = self._plan()
         inserted = 0
         groups: dict[tuple[str, ...], list[tuple[int, Row]]] = {}
         for i, row in planned:
             groups.setdefault(tuple(row), []).append((i, row))
         per_statement = max(1, 100 // max(1, len(self.writable)))
-        for group in groups.values():
-            for start in range(0, len(group), per_statement):
-                batch = group[start : start + per_statement]
+        for cols, group in groups.items():
+            size = per_statement if cols else 1  # DEFAULT VALUES inserts one row
+            for start in range(0, len(group), size):
+                batch = group[start : start + size]
                 try:
                     returned = self._insert([r for _, r in batch])
                 except SqlError:
@@ -1063,6 +1055,53 @@ class _TableSeeder:
                     self._remember(r)
                 inserted += len(returned)
         return inserted
+
+    def _plan(self) -> list[tuple[int, Row]]:
+        """The rows to insert. Memoised: the same table definition with the same parent keys
+        and no rows of its own plans the same rows (seeding every version of a bundle meets
+        the same tables again and again)."""
+        key: tuple[object, ...] | None = None
+        if not self.pool.counts.get(self.t.name):
+            cands = tuple(tuple(self.candidates[fk.id]) for fk in self.t.foreign_keys)
+            key = (self.seed_key, self.nulls, self.n, self.t, cands)
+            memo = _PLAN_CACHE.get(key)
+            if memo is not None:
+                memo_rows, memo_notes, state, serial = memo
+                for note in memo_notes:
+                    self.report.note(self.t.name, note)
+                self.rng.setstate(state)
+                self.serial = serial
+                for _, row in memo_rows:
+                    self._remember_unique(row)
+                return [(i, dict(row)) for i, row in memo_rows]
+        planned: list[tuple[int, Row]] = []
+        notes: list[str] = []
+        for i in range(self.n):
+            for attempt in range(MAX_ATTEMPTS):
+                self.serial += 1
+                built = self._build(i, attempt)
+                if isinstance(built, str):
+                    notes.append(built)
+                    break
+                if built is None:
+                    continue
+                self._remember_unique(built)
+                planned.append((i, built))
+                break
+            else:
+                notes.append("no distinct value left for a unique column set")
+        for note in notes:
+            self.report.note(self.t.name, note)
+        if key is not None:
+            if len(_PLAN_CACHE) > 4096:
+                _PLAN_CACHE.clear()
+            _PLAN_CACHE[key] = (
+                [(i, dict(r)) for i, r in planned],
+                notes,
+                self.rng.getstate(),
+                self.serial,
+            )
+        return planned
 
     def _one(self, i: int) -> int:
         """Insert row ``i`` on its own, retrying with other values; 1 if it went in."""
@@ -1210,9 +1249,16 @@ def seed(
         for name in seed_order(schema):
             if wanted is not None and name not in wanted:
                 continue
-            rng = random.Random(f"{rng_seed}:{name}")
-            seeder = _TableSeeder(do, schema[name], pool, rng, rows_per_table, nulls, report)
-            report.rows[name] = seeder.run()
+            key = f"{rng_seed}:{name}"
+            rng = random.Random(key)
+            try:
+                seeder = _TableSeeder(
+                    do, schema[name], pool, rng, rows_per_table, nulls, report, key
+                )
+                report.rows[name] = seeder.run()
+            except SqlError as exc:  # a table the seeder cannot even read: note it, go on
+                report.rows.setdefault(name, 0)
+                report.note(name, str(exc))
 
     do.transaction_sync(body)
     return report
