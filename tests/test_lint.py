@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -1035,16 +1034,13 @@ def test_corpus_openstatus() -> None:
     assert {f.tag for f in of(findings, "DO027")} == {"0041_nasty_jigsaw", "0064_dusty_sunfire"}
 
 
-def test_corpus_karakeep_findings_and_speed() -> None:
+def test_corpus_karakeep_findings() -> None:
     bundle = read_bundle(
         shared_path(*CORPUS, "karakeep-app__karakeep", "packages", "db", "drizzle")
     )
     assert len(bundle.migrations) == 94
-    lint_bundle(make_tiny())  # imports and first-use costs are not the bundle's
-    start = time.perf_counter()
+    # its cost is measured by benchmarks/run.py, not asserted here
     findings = lint_bundle(bundle)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"linting 94 migrations took {elapsed:.2f}s"
     (f,) = of(findings, "DO024")
     assert f.tag == "0084_rule_engine_multi_list_support"
     assert "`ruleEngineRules`" in f.message
