@@ -384,7 +384,7 @@ def test_a_hung_start_is_reported_not_waited_for() -> None:
     ctx.bundle = ctx.bundle.prefix(1)
     started = time.monotonic()
     results = fleet.run_crash_points(ctx)
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 300  # the start sleeps for an hour
     assert [r.status for r in results] == ["error"] * 3
     assert all("timed out" in r.detail for r in results)
 
