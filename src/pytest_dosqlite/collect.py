@@ -75,8 +75,12 @@ class CheckItem(pytest.Item):
         dsession = self.parent.dsession
         ctx = dsession.context(self.parent.found, self)
         started = time.perf_counter()
+        from .errors import CheckSkipped
+
         try:
             get_check(self.check_name)(ctx)
+        except CheckSkipped as exc:
+            pytest.skip(str(exc))
         finally:
             self.duration = time.perf_counter() - started
             dsession.record(self.parent.found, self.check_name, ctx)

@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .errors import BundleError
 from .schema import (
@@ -36,7 +37,13 @@ from .schema import (
     tokenize,
 )
 
-__all__ = ["SUPPORTED_VERSIONS", "compare", "load_snapshot", "parse_snapshot"]
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "compare",
+    "load_snapshot",
+    "matches_drizzle_snapshot",
+    "parse_snapshot",
+]
 
 SUPPORTED_VERSIONS = ("5", "6")
 
@@ -313,3 +320,56 @@ def compare(applied: Schema, snapshot: Schema) -> list[str]:
         d.describe("the database", "the snapshot")
         for d in differences(applied, snapshot, mode="drizzle")
     ]
+
+
+def matches_drizzle_snapshot(ctx: Any) -> None:
+    """``matches_drizzle_snapshot``: the migrated schema equals drizzle-kit's last snapshot.
+
+    drizzle-kit generates the next migration by diffing the TypeScript schema against the last
+    ``meta/NNNN_snapshot.json``; when the SQL that DOs actually run says something else
+    (hand-edited SQL, a change that was never generated, a drizzle-kit bug), the next
+    ``generate`` is computed against a schema no DO has.
+    """
+    from .checks import _query, migration_failure
+    from .errors import CheckFailure, CheckSkipped, MigrationError
+    from .schema import introspect
+
+    bundle = ctx.bundle
+    if not bundle.migrations:
+        raise CheckSkipped("the bundle has no migrations")
+    last = bundle.migrations[-1].snapshot
+    if last is None and bundle.snapshot_paths:
+        last = bundle.snapshot_paths[-1]
+    if last is None or not Path(last).exists():
+        raise CheckSkipped(
+            f"no drizzle-kit snapshot for the last migration {bundle.migrations[-1].tag}"
+        )
+    try:
+        do = ctx.images.fresh(bundle)
+    except MigrationError as exc:
+        raise migration_failure(
+            exc, "cannot compare with drizzle's snapshot: migrate fails"
+        ) from None
+    applied = introspect(_query(do))
+    expected = load_snapshot(last)
+    mismatches = compare(applied, expected)
+    if mismatches:
+        raise CheckFailure(
+            f"the migrated schema differs from drizzle-kit's snapshot {Path(last).name}",
+            [
+                ("Snapshot", str(last)),
+                ("Differences", "\n".join(mismatches)),
+                (
+                    "Why it matters",
+                    "drizzle-kit writes the next migration by diffing your schema.ts against "
+                    "this snapshot, so it will generate SQL for a schema no Durable Object has.",
+                ),
+                (
+                    "How to fix",
+                    "If the SQL was edited by hand on purpose, mirror the change in schema.ts and "
+                    "run `drizzle-kit generate` (it records a snapshot that matches); otherwise "
+                    "restore the generated SQL. For drizzle-kit's own bugs (e.g. ADD COLUMN ... "
+                    "REFERENCES dropping ON DELETE), write the missing part in a custom migration.",
+                ),
+            ],
+        )

@@ -12,6 +12,7 @@ from pathlib import Path
 __all__ = [
     "BundleError",
     "CheckFailure",
+    "CheckSkipped",
     "DosqliteWarning",
     "IntegrityWarning",
     "DosqliteError",
@@ -170,6 +171,10 @@ class CheckFailure(AssertionError):
             out.append(f"{title}:")
             out.extend("    " + line if line else "" for line in str(body).splitlines())
         return "\n".join(out)
+
+
+class CheckSkipped(DosqliteError):
+    """A check does not apply to this bundle (the plugin reports it as skipped, with the reason)."""
 
 
 class DosqliteWarning(UserWarning):

@@ -1,0 +1,64 @@
+"""The built-in checks as plain functions (what users get when they call them themselves)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_dosqlite.checks import CheckContext, all_checks, idempotent, upgrade_from_empty
+from pytest_dosqlite.drizzle_snapshot import matches_drizzle_snapshot
+from pytest_dosqlite.errors import CheckFailure, CheckSkipped
+from pytest_dosqlite.images import ImageCache
+from pytest_dosqlite.registry import CHECK_NAMES
+from test_plugin import GOOD, write_bundle
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_project" / "drizzle"
+
+
+def ctx(path: Path) -> CheckContext:
+    return CheckContext.for_bundle(path, images=ImageCache())
+
+
+def test_every_registered_check_is_importable() -> None:
+    checks = all_checks()
+    assert list(checks) == list(CHECK_NAMES)
+    assert all(callable(fn) and fn.__doc__ for fn in checks.values())
+
+
+def test_example_project_passes_the_core_checks() -> None:
+    c = ctx(EXAMPLE)
+    upgrade_from_empty(c)
+    assert set(c.extra["timings"]) == {m.tag for m in c.bundle.migrations}
+    idempotent(c)
+    matches_drizzle_snapshot(c)
+
+
+def test_hand_edited_sql_differs_from_drizzles_snapshot(tmp_path: Path) -> None:
+    out = tmp_path / "drizzle"
+    shutil.copytree(EXAMPLE, out)
+    sql = out / "0002_user_display_name.sql"
+    sql.write_text(sql.read_text().replace("`display_name` text", "`display_name` integer"))
+    with pytest.raises(CheckFailure) as info:
+        matches_drizzle_snapshot(ctx(out))
+    text = str(info.value)
+    assert "display_name" in text and "INTEGER" in text.upper()
+    assert "drizzle-kit generate" in text
+
+
+def test_bundle_without_snapshots_is_skipped(tmp_path: Path) -> None:
+    write_bundle(tmp_path / "d", GOOD)
+    with pytest.raises(CheckSkipped, match="no drizzle-kit snapshot"):
+        matches_drizzle_snapshot(ctx(tmp_path / "d"))
+
+
+def test_upgrade_from_empty_failure_has_sections(tmp_path: Path) -> None:
+    write_bundle(tmp_path / "d", [*GOOD, ("0002_txn", "BEGIN;\nCREATE TABLE `x` (`a` integer);")])
+    with pytest.raises(CheckFailure) as info:
+        upgrade_from_empty(ctx(tmp_path / "d"))
+    titles = [t for t, _ in info.value.sections]
+    assert titles[:3] == ["Migration", "Statement", "SQLite error"]
+    assert "On a real Durable Object" in titles and "How to fix" in titles
+    statement = dict(info.value.sections)["Statement"]
+    assert statement.endswith("BEGIN;") and "0002_txn.sql:1" in statement
