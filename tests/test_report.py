@@ -555,3 +555,21 @@ def test_report_path_from_the_ini_file_is_relative_to_the_rootdir(
     md = (pytester.path / "build" / "dosqlite.md").read_text()
     check_markdown(md)
     assert "## `../drizzle`" in md and "[../drizzle](../drizzle)" in md
+
+
+def test_cli_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_dosqlite.cli import main
+
+    bundle = write_bundle(tmp_path / "drizzle", TRICKY[:1])
+    out = tmp_path / "docs" / "schema.md"
+    out.parent.mkdir()
+    assert main(["report", str(bundle), "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"report written to {out}\n"
+    md = out.read_text()
+    check_markdown(md)
+    assert "](../drizzle/0000_init.sql)" in md and "```mermaid\nerDiagram\n" in md
+    assert main(["report", str(bundle)]) == 0
+    assert "## `" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nosuch")]) == 2
+    assert main(["report", str(bundle), "-o", str(tmp_path)]) == 2
+    assert "cannot write" in capsys.readouterr().err

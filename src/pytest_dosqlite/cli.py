@@ -2,6 +2,7 @@
 
 * ``schema PATH``: print the normalized schema of a bundle at head;
 * ``check PATH``: run the built-in checks on a bundle and exit non-zero on failure;
+* ``report PATH... [-o FILE]``: the Markdown report (ER diagram, timeline, lint findings);
 * ``workerd-install``: install the real-runtime backend's npm packages into the cache.
 """
 
@@ -62,6 +63,27 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
     return 1 if failed else 0
 
 
+def _report(paths: list[str], out: str | None) -> int:
+    from pathlib import Path
+
+    from .bundle import load_bundle
+    from .report import render_report
+
+    bundles = [load_bundle(p) for p in paths]
+    target = Path(out) if out else None
+    text = render_report(bundles, base=target.parent if target else None)
+    if target is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"report written to {target}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_dosqlite",
@@ -75,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_check.add_argument("path", help="drizzle-kit out folder")
     p_check.add_argument("--include", default="", help="comma-separated checks to run")
     p_check.add_argument("--exclude", default="", help="comma-separated checks to skip")
+    p_report = sub.add_parser("report", help="write the Markdown report of bundles")
+    p_report.add_argument("path", nargs="+", help="drizzle-kit out folder(s)")
+    p_report.add_argument("-o", "--output", help="file to write (default: standard output)")
     sub.add_parser("workerd-install", help="install the workerd backend's npm packages")
     args = parser.parse_args(argv)
 
@@ -87,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             include = [n.strip() for n in args.include.split(",") if n.strip()] or None
             exclude = [n.strip() for n in args.exclude.split(",") if n.strip()]
             return _check(args.path, include, exclude)
+        if args.command == "report":
+            return _report(args.path, args.output)
         from .workerd.install import ensure_installed
 
         inst = ensure_installed(progress=True)
