@@ -68,7 +68,7 @@ class DosqliteSession:
         self.started = 0.0
 
     def log_report(self, report: pytest.TestReport) -> None:
-        entry = self.items.get(report.nodeid)
+        entry = self.items.get(report.nodeid) or self._entry_from_nodeid(report.nodeid)
         if entry is None:
             return
         found, name = entry
@@ -129,6 +129,27 @@ class DosqliteSession:
                 where = f"line {err.line}: " if err.line else ""
                 self.errors.append(BundleLoadError(Path(err.path), where + err.message))
         return found
+
+    def _entry_from_nodeid(self, nodeid: str) -> tuple[FoundBundle, str] | None:
+        """Reports from xdist workers: the controller never collected the items itself."""
+        from .collect import anchor_of
+        from .registry import CHECK_SOURCES
+
+        path, _, name = nodeid.rpartition("::")
+        if name not in CHECK_SOURCES or not self._found:
+            return None
+        root = Path(str(self.config.rootpath))
+        for found in self._found:
+            anchor = anchor_of(found.bundle)
+            try:
+                rel = anchor.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                rel = None
+            if path in (rel, str(anchor), anchor.as_posix()) or (
+                path.endswith(anchor.name) and (rel is not None and rel.endswith(path))
+            ):
+                return found, name
+        return None
 
     # ------------------------------------------------------------------ running checks
     @property

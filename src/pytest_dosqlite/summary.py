@@ -20,6 +20,10 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
         failed = sum(1 for v in f.results.values() if v == "failed")
         skipped = sum(1 for v in f.results.values() if v == "skipped")
         tables = _table_count(ds, f)
+        if f.slowest is None:
+            timings = ds.images.timings(f.bundle)
+            if timings:
+                f.slowest = max(timings.items(), key=lambda kv: kv[1])
         slow = f", slowest {f.slowest[0]} {f.slowest[1] * 1000:.1f} ms" if f.slowest else ""
         tr.write_line(
             f"{f.label}: {len(f.bundle.migrations)} migrations, {tables} tables, "
