@@ -212,21 +212,76 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
+def _top_level(text: str) -> list[tuple[int, int]]:
+    """(start, depth) of every word outside quotes, with its parenthesis depth."""
+    out: list[tuple[int, int]] = []
+    depth = 0
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'\"`[":
+            close = "]" if ch == "[" else ch
+            j = text.find(close, i + 1)
+            while j >= 0 and close != "]" and j + 1 < n and text[j + 1] == close:
+                j = text.find(close, j + 2)
+            i = n if j < 0 else j + 1
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif (ch.isalpha() or ch == "_") and (
+            i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_$")
+        ):
+            out.append((i, depth))
+            while i < n and (text[i].isalnum() or text[i] in "_$"):
+                i += 1
+            continue
+        i += 1
+    return out
+
+
+def _insert_select(text: str) -> tuple[list[str], list[str], str | None]:
+    """``INSERT INTO t(a, b) SELECT x, y FROM s ...``: target columns, select list, source.
+
+    Only the outermost SELECT and FROM count (subqueries in the select list are skipped).
+    """
+    words = _top_level(text)
+    select = next((i for i, d in words if d == 0 and text[i : i + 6].upper() == "SELECT"), None)
+    if select is None:
+        return [], [], None
+    frm = next(
+        (
+            i
+            for i, d in words
+            if d == 0 and i > select and re.match(r"FROM\b", text[i : i + 5], re.I)
+        ),
+        None,
+    )
+    targets: list[str] = []
+    head = text[:select]
+    m = re.search(r"\((.*)\)\s*$", head, re.S)
+    if m:
+        targets = [_unquote(t) for t in _split_top(m.group(1))]
+    sources = _split_top(text[select + 6 : frm if frm is not None else len(text)])
+    source = None
+    if frm is not None:
+        sm = re.match(rf"FROM\s+{_QNAME}", text[frm:], re.I)
+        source = _unquote(sm.group(1)) if sm else None
+    return targets, sources, source
+
+
 def _copy_pairs(text: str) -> tuple[tuple[str, str], ...]:
     """``INSERT INTO new(a, b) SELECT x, y FROM old`` -> ((a, x), (b, y))."""
-    m = re.search(r"INTO\s+\S+?\s*\((.*?)\)\s*SELECT\s+(.*?)\s+FROM\s", text, re.I | re.S)
-    if not m:
-        return ()
-    targets = [_unquote(t) for t in _split_top(m.group(1))]
-    sources = _split_top(m.group(2))
-    if len(targets) != len(sources):
+    targets, sources, _ = _insert_select(text)
+    if not targets or len(targets) != len(sources):
         return ()
     return tuple(zip(targets, sources, strict=True))
 
 
 def _source_table(text: str) -> str | None:
-    m = re.search(rf"\bSELECT\b.*?\bFROM\s+{_QNAME}", text, re.I | re.S)
-    return _unquote(m.group(1)) if m else None
+    """The table the outermost SELECT reads (``FROM x``)."""
+    return _insert_select(text)[2]
 
 
 _CLASSIFY_CACHE: dict[tuple[str, str], list[Statement]] = {}
@@ -546,6 +601,27 @@ class _Findings:
 
 def _version_label(bundle: Bundle, k: int) -> str:
     return f"version {k} ({bundle.migrations[k - 1].tag})"
+
+
+def _versions_text(bundle: Bundle, versions: Iterable[int]) -> str:
+    """``version 1 (tag)``, runs of three or more as ``version 4 (tag) ... version 9 (tag)``."""
+    ordered = sorted(set(versions))
+    runs: list[list[int]] = []
+    for v in ordered:
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    parts: list[str] = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(
+                f"{_version_label(bundle, run[0])} ... {_version_label(bundle, run[-1])} "
+                f"({len(run)} versions)"
+            )
+        else:
+            parts.extend(_version_label(bundle, v) for v in run)
+    return ", ".join(parts)
 
 
 # ----------------------------------------------------------------------------- user seed
@@ -1110,16 +1186,17 @@ def _add_failure(
         )
         m = _NOT_NULL.search(cause)
         if m:
-            table, col = _strip_new(m.group(1)), m.group(2)
-            sections.append(("Data", _null_evidence(seeded, table, col, k)))
-            default = head_defaults.get((table.lower(), col.lower()))
-            value = default if default is not None else "<a value>"
-            hint = (
-                f"A DEFAULT does not help: INSERT ... SELECT copies the NULL explicitly. Before "
-                f"the INSERT INTO `__new_{table}`, backfill the NULLs in its own statement:\n"
-                f"    UPDATE `{table}` SET `{col}` = {value} WHERE `{col}` IS NULL;"
-                "--> statement-breakpoint\n"
-                f'or select coalesce("{col}", {value}) in the INSERT ... SELECT.'
+            data, hint = _not_null_advice(exc, m.group(1), m.group(2), seeded, k, head_defaults)
+            sections.append(("Data", data))
+        elif not hint and "Cannot add a" not in cause:
+            sections.append(
+                (
+                    "If the seeded rows are unrealistic",
+                    "The rows were generated from the schema (realistic, but not yours). If real "
+                    "rows can never look like that (a text column that always holds JSON, say), "
+                    "give the check rows of your own with the `seed` setting: a callable "
+                    "seed(tag, do) or a JSON file {tag: {table: [rows]}}.",
+                )
             )
         if hint:
             sections.append(("How to fix", hint))
@@ -1128,6 +1205,49 @@ def _add_failure(
         )
 
     findings.add(key, k, make)
+
+
+def _not_null_advice(
+    exc: MigrationError,
+    target: str,
+    col: str,
+    seeded: bytes,
+    k: int,
+    head_defaults: dict[tuple[str, str], str],
+) -> tuple[str, str]:
+    """Evidence and a fix for NULLs copied into a NOT NULL column (or ADDed without default)."""
+    statement = exc.statement or ""
+    source = _source_table(statement) if re.match(r"\s*INSERT", statement, re.I) else None
+    final = _strip_new(target)
+    if source is None:
+        source = final
+    expr = col
+    for new_col, src in _copy_pairs(statement):
+        if new_col.lower() == col.lower():
+            expr = src
+            break
+    default = head_defaults.get((final.lower(), col.lower()))
+    value = default if default is not None else "<a value>"
+    plain = _unquote(expr)
+    if re.fullmatch(r"[\w$]+", plain):
+        data = _null_evidence(seeded, source, plain, k)
+        hint = (
+            "A DEFAULT does not help: INSERT ... SELECT copies the NULL explicitly. Before "
+            f"the INSERT INTO `{target}`, backfill the NULLs in its own statement:\n"
+            f"    UPDATE `{source}` SET `{plain}` = {value} WHERE `{plain}` IS NULL;"
+            "--> statement-breakpoint\n"
+            f'or select coalesce("{plain}", {value}) in the INSERT ... SELECT.'
+        )
+    else:
+        data = (
+            f"The copy computes `{target}.{col}` as {expr}, which is NULL for some seeded rows "
+            f"of `{source}` at version {k}."
+        )
+        hint = (
+            f"Make the expression total: coalesce({expr}, {value}), or backfill the rows it "
+            "leaves NULL before the copy."
+        )
+    return data, hint
 
 
 def _null_evidence(seeded: bytes, table: str, col: str, k: int) -> str:
@@ -1161,7 +1281,7 @@ def _failure(bundle: Bundle, upto: Bundle, target: int, found: list[_Finding]) -
     sections: list[tuple[str, str]] = []
     first_seen: dict[tuple[str, str], int] = {}
     for i, f in enumerate(found, 1):
-        versions = ", ".join(_version_label(bundle, v) for v in sorted(f.versions))
+        versions = _versions_text(bundle, f.versions)
         prefix = f"Problem {i}: " if len(found) > 1 else ""
         sections.append((f"{prefix}{f.headline}", f"seen when upgrading from {versions} to {head}"))
         for title, body in f.sections:
