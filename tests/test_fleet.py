@@ -22,7 +22,7 @@ from pytest_dosqlite.images import ImageCache
 from pytest_dosqlite.storage import DurableObjectStorage
 
 HOOKS = EXAMPLES / "fleet-hooks"
-CLEAN = EXAMPLES / "fleet-clean" / "drizzle"
+CLEAN = EXAMPLES / "fleet-safe" / "drizzle"
 GIT = shutil.which("git")
 needs_git = pytest.mark.skipif(GIT is None, reason="git is not installed")
 
@@ -74,7 +74,7 @@ def test_clean_shared_bundle_passes_every_fleet_check() -> None:
 
 def test_out_of_order_when_after_a_merge_is_skipped_on_deployed_dos() -> None:
     failure = failure_of(
-        fleet.upgrade_from_every_version, context(EXAMPLES / "fleet-merge" / "drizzle")
+        fleet.upgrade_from_every_version, context(EXAMPLES / "fleet-branch-merge" / "drizzle")
     )
     assert failure.summary.startswith("1 deployed version(s)")
     titles = [t for t, _ in failure.sections]
@@ -87,7 +87,7 @@ def test_out_of_order_when_after_a_merge_is_skipped_on_deployed_dos() -> None:
 
 
 def test_equal_when_is_skipped_although_the_set_of_whens_matches() -> None:
-    ctx = context(EXAMPLES / "fleet-equal-when" / "drizzle")
+    ctx = context(EXAMPLES / "fleet-same-when" / "drizzle")
     whens = [m.when for m in ctx.bundle.migrations]
     assert whens[-1] == whens[-2]
     failure = failure_of(fleet.upgrade_from_every_version, ctx)
@@ -105,7 +105,7 @@ def test_equal_when_is_skipped_although_the_set_of_whens_matches() -> None:
 
 def test_head_failing_on_a_fresh_do_is_reported_not_crashed() -> None:
     failure = failure_of(
-        fleet.upgrade_from_every_version, context(EXAMPLES / "fleet-throws" / "drizzle")
+        fleet.upgrade_from_every_version, context(EXAMPLES / "fleet-restart-loop" / "drizzle")
     )
     assert "a fresh Durable Object fails" in failure.summary
     assert "Cannot add a NOT NULL column" in section(failure, "SQLite error")
@@ -153,20 +153,17 @@ def new_repo(tmp_path: Path) -> Path:
 def test_edited_applied_migration_in_git_history(tmp_path: Path) -> None:
     repo = new_repo(tmp_path)
     first = commit_folder(repo, CLEAN, "four migrations")
-    posts = repo / "app" / "drizzle" / "0001_posts.sql"
-    text = posts.read_text().replace(
-        "`title` text NOT NULL,", "`title` text NOT NULL,\n\t`body` text,"
-    )
-    posts.write_text(text)
-    git(repo, "commit", "-q", "-am", "edit 0001 in place")
+    init = repo / "app" / "drizzle" / "0000_init.sql"
+    init.write_text(init.read_text().replace("`bio` text\n", "`bio` text,\n\t`email` text\n"))
+    git(repo, "commit", "-q", "-am", "edit 0000 in place")
     bundle_dir = repo / "app" / "drizzle"
 
     fleet.upgrade_from_every_version(context(bundle_dir))  # without history: looks fine
     failure = failure_of(fleet.upgrade_from_every_version, context(bundle_dir, git_history=True))
     title, body = failure.sections[0]
     assert first[:10] in title and "head 0003_audit" in title
-    assert "edited after deployment" in body and "0001_posts" in body
-    assert "`body` text" in body  # the schema diff shows what deployed DOs miss
+    assert "edited after deployment" in body and "0000_init" in body
+    assert "-table users" in body and "`email` text" in body  # what deployed DOs miss
     assert "Never edit a migration" in section(failure, "How to fix")
 
 
@@ -216,7 +213,10 @@ def test_squashed_chain_in_git_history_fails_with_already_exists(tmp_path: Path)
     title, body = failure.sections[0]
     assert old[:10] in title
     assert "already exists" in body and "0000_baseline" in body
-    assert "deleted after deployment: 0000_init, 0001_posts, 0002_bio_not_null, 0003_audit" in body
+    assert (
+        "deleted after deployment: 0000_init, 0001_posts, 0002_posts_title_default, 0003_audit"
+        in body
+    )
     assert "squashed" in section(failure, "How to fix")
 
 
@@ -228,7 +228,7 @@ def test_history_whose_states_are_prefixes_passes(tmp_path: Path) -> None:
     journal = json.loads((partial / "meta" / "_journal.json").read_text())
     journal["entries"] = journal["entries"][:2]
     (partial / "meta" / "_journal.json").write_text(json.dumps(journal))
-    for tag in ("0002_bio_not_null", "0003_audit"):
+    for tag in ("0002_posts_title_default", "0003_audit"):
         (partial / f"{tag}.sql").unlink()
     js = (partial / "migrations.js").read_text()
     (partial / "migrations.js").write_text(
@@ -283,7 +283,9 @@ def test_sprintjam_do_history_squash_is_caught(tmp_path: Path) -> None:
 
 
 def test_a_migration_that_throws_on_every_start_is_a_restart_loop() -> None:
-    failure = failure_of(fleet.concurrent_starts, context(EXAMPLES / "fleet-throws" / "drizzle"))
+    failure = failure_of(
+        fleet.concurrent_starts, context(EXAMPLES / "fleet-restart-loop" / "drizzle")
+    )
     assert "every one of 8 concurrent starts" in failure.summary
     assert "restart loop" in failure.summary
     assert "Cannot add a NOT NULL column" in section(failure, "SQLite error")
@@ -303,7 +305,7 @@ def test_racing_starts_without_block_concurrency_while_are_caught() -> None:
 def test_a_start_that_swallows_the_error_breaks_the_restart_loop_contract() -> None:
     ctx = context(CLEAN, fleet_start="fleet_hooks:swallowing_start")
     failure = failure_of(fleet.concurrent_starts, ctx)
-    body = section(failure, "Restart loop (start from v3 (after 0002_bio_not_null)")
+    body = section(failure, "Restart loop (start from v3 (after 0002_posts_title_default)")
     assert "did not fail although its last migration throws" in body
     assert [t for t, _ in failure.sections if t.startswith(("Simultaneous", "Starts racing"))] == []
 
@@ -311,7 +313,7 @@ def test_a_start_that_swallows_the_error_breaks_the_restart_loop_contract() -> N
 def test_restart_loop_starts_fresh_when_the_last_entry_is_skipped_from_head_minus_one() -> None:
     # from v4 the high-water mark skips 0004 (upgrade_from_every_version's finding), so the
     # injected failure would never run there: the scenario starts from an empty DO instead
-    fleet.concurrent_starts(context(EXAMPLES / "fleet-merge" / "drizzle", concurrency=2))
+    fleet.concurrent_starts(context(EXAMPLES / "fleet-branch-merge" / "drizzle", concurrency=2))
 
 
 def test_every_start_reports_what_it_applied(tmp_path: Path) -> None:
@@ -334,7 +336,7 @@ def test_every_start_reports_what_it_applied(tmp_path: Path) -> None:
 
 def test_crash_points_are_every_statement_plus_each_ledger_insert() -> None:
     points = fleet.crash_points(load_bundle(CLEAN))
-    assert len(points) == 2 + 3 + 7 + 3 + 4
+    assert len(points) == 2 + 4 + 7 + 3 + 4
     audit = [p for p in points if p.tag == "0003_audit"]
     assert [(p.chunk, p.statement) for p in audit] == [(0, 0), (0, 1), (0, 2), (None, None)]
     assert audit[1].text.startswith("CREATE TRIGGER") and audit[1].text.endswith("END;")
@@ -342,23 +344,23 @@ def test_crash_points_are_every_statement_plus_each_ledger_insert() -> None:
 
 
 def test_a_crash_at_every_statement_leaves_the_previous_version() -> None:
-    ctx = context(CLEAN)  # 0002 is a table recreation: 7 statements
+    ctx = context(CLEAN)  # 0002 is a drizzle-kit table recreation: 7 statements
     results = fleet.run_crash_points(ctx)
-    assert len(results) == 19
-    assert Counter(r.status for r in results) == {"ok": 19}
+    assert len(results) == 20
+    assert Counter(r.status for r in results) == {"ok": 20}
 
 
 @pytest.mark.usefixtures("hooks")
 def test_a_runner_that_commits_per_statement_is_caught_at_the_exact_statement() -> None:
     ctx = context(CLEAN, fleet_start="fleet_hooks:nonatomic_start")
     by_label = {r.point.label: r for r in fleet.run_crash_points(ctx)}
-    # killed before DROP TABLE users: the copy exists next to the original
-    drop = by_label["0002_bio_not_null: before chunk 3 statement 0"]
+    # killed before DROP TABLE posts: the copy exists next to the original
+    drop = by_label["0002_posts_title_default: before chunk 3 statement 0"]
     assert drop.status == "partial"
-    assert "+table __new_users" in drop.detail and "-table users" not in drop.detail
-    # killed before RENAME: users is gone, only the copy is left
-    rename = by_label["0002_bio_not_null: before chunk 4 statement 0"]
-    assert "-table users" in rename.detail and "+table __new_users" in rename.detail
+    assert "+table __new_posts" in drop.detail and "-table posts" not in drop.detail
+    # killed before RENAME: posts is gone, only the copy is left
+    rename = by_label["0002_posts_title_default: before chunk 4 statement 0"]
+    assert "-table posts" in rename.detail and "+table __new_posts" in rename.detail
     # inside one chunk: the table and the trigger ran, the INSERT did not
     insert = by_label["0003_audit: before chunk 0 statement 2"]
     assert "+table audit" in insert.detail and "+trigger users_audit" in insert.detail
@@ -389,7 +391,7 @@ def test_a_hung_start_is_reported_not_waited_for() -> None:
     assert all("timed out" in r.detail for r in results)
 
 
-@pytest.mark.parametrize("example", ["fleet-merge", "fleet-equal-when", "fleet-clean"])
+@pytest.mark.parametrize("example", ["fleet-branch-merge", "fleet-same-when", "fleet-safe"])
 def test_parallel_upgrades_report_what_serial_ones_do(
     example: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -405,7 +407,7 @@ def test_parallel_upgrades_report_what_serial_ones_do(
 
     serial = outcome(False)
     assert serial == outcome(True)
-    assert (serial == "passed") == (example == "fleet-clean")
+    assert (serial == "passed") == (example == "fleet-safe")
 
 
 @pytest.mark.slow
@@ -472,6 +474,6 @@ def test_crash_points_a_start_never_reaches_fail_unless_the_high_water_mark_skip
     # "\nCREATE INDEX ..." chunks are stripped by this start: those points are never reached
     unreached = [r for r in results if r.status == "error"]
     assert unreached and all("cannot be crash-tested" in r.detail for r in unreached)
-    merge = context(EXAMPLES / "fleet-merge" / "drizzle")
+    merge = context(EXAMPLES / "fleet-branch-merge" / "drizzle")
     skipped = [r for r in fleet.run_crash_points(merge) if r.point.tag == "0004_feature_flags"]
     assert [r.status for r in skipped] == ["unreached", "unreached"]  # skipped from v4: fine
