@@ -13,10 +13,10 @@ __all__ = [
     "BundleError",
     "CheckFailure",
     "CheckSkipped",
-    "DosqliteWarning",
-    "IntegrityWarning",
     "DosqliteError",
+    "DosqliteWarning",
     "DurableObjectResetError",
+    "IntegrityWarning",
     "MigrationError",
     "SqlError",
 ]

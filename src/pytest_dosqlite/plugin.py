@@ -121,7 +121,7 @@ def pytest_collection_modifyitems(
         anchor = anchor_of(found.bundle)
         node = _bundle_file(session, anchor, found, ds)
         for item in node.collect():
-            if item.nodeid not in have:
+            if isinstance(item, pytest.Item) and item.nodeid not in have:
                 added.append(item)
     items[:0] = added
 

@@ -50,7 +50,7 @@ def snapshot_path(bundle_root: Path) -> Path:
     return snapshot_dir(bundle_root) / f"{snapshot_name(bundle_root)}.sql"
 
 
-def render_snapshot(bundle: Bundle, schema_sql: str, render_version: str) -> str:
+def render_snapshot(bundle: Bundle, schema_sql: str, render_version: str | int) -> str:
     """The snapshot text: header, pinned migrations, then the normalized schema."""
     lines = [
         f"{HEADER} of {bundle.root.name}/ (render {render_version})",
@@ -86,7 +86,7 @@ def snapshot_extension() -> type[Any]:
         return _EXTENSION
     from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-    class DosqliteSchemaExtension(SingleFileSnapshotExtension):  # type: ignore[misc]
+    class DosqliteSchemaExtension(SingleFileSnapshotExtension):
         file_extension = "sql"
         _write_mode = WriteMode.TEXT
 
