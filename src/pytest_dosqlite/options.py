@@ -113,6 +113,26 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "dosqlite_git_history", help="Walk git history of bundles.", type="bool", default=True
     )
+    group.addoption(
+        "--dosqlite-start",
+        dest="dosqlite_start",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="How your DO runs migrations at start-up, if not exactly "
+        "blockConcurrencyWhile(() => migrate(db, migrations)): a Python function (do, bundle).",
+    )
+    parser.addini("dosqlite_start", help="Start-up function MODULE:FUNCTION.", default="")
+    parser.addini(
+        "dosqlite_git_history_limit", help="Past commits walked (default 50).", default=""
+    )
+    parser.addini(
+        "dosqlite_workers",
+        help="Worker processes for the fleet checks (default: CPUs).",
+        default="",
+    )
+    parser.addini(
+        "dosqlite_timeout", help="Seconds per fleet job before it counts as hung (120).", default=""
+    )
     parser.addini(
         "dosqlite_lint_severity",
         help="Lint severities, one RULE=error|warning|off per line.",
@@ -145,6 +165,8 @@ class Resolved:
     lint_severity: dict[str, str]
     report: Path | None
     sources: dict[str, str] = field(default_factory=dict)
+    #: knobs of the fleet checks, passed to them through CheckContext.extra
+    fleet: dict[str, Any] = field(default_factory=dict)
 
 
 def _names(value: str | list[str] | None) -> list[str]:
@@ -251,6 +273,23 @@ def resolve(config: pytest.Config) -> Resolved:
                 f"dosqlite_lint_severity: unknown lint rule(s) {', '.join(bad)}; known: "
                 + ", ".join(f"{r.id} ({r.name})" for r in RULES.values())
             )
+    start = pick("start", opt.dosqlite_start, "dosqlite_start") or None
+    if start is not None and ":" not in str(start):
+        raise pytest.UsageError(f"dosqlite_start must look like module:function, not {start!r}")
+    fleet: dict[str, Any] = {}
+    for key, ini_key, kind in (
+        ("git_history_limit", "dosqlite_git_history_limit", int),
+        ("fleet_workers", "dosqlite_workers", int),
+        ("fleet_timeout", "dosqlite_timeout", float),
+    ):
+        raw = config.getini(ini_key)
+        if raw not in (None, ""):
+            try:
+                fleet[key] = kind(raw)
+            except ValueError:
+                raise pytest.UsageError(f"{ini_key} must be a number, not {raw!r}") from None
+    if start is not None:
+        fleet["fleet_start"] = str(start)
     report_raw = pick("report", opt.dosqlite_report, "dosqlite_report")
     report = Path(report_raw) if report_raw else None
     return Resolved(
@@ -266,4 +305,5 @@ def resolve(config: pytest.Config) -> Resolved:
         lint_severity=severity,
         report=report,
         sources=sources,
+        fleet=fleet,
     )

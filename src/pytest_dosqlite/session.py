@@ -174,6 +174,7 @@ class DosqliteSession:
         extra: dict[str, Any] = {
             "update_snapshots": bool(getattr(self.config.option, "update_snapshots", False)),
             "pytest_item": item,
+            **self.settings.fleet,
         }
         if item.check_name == "schema_snapshot":
             extra["snapshot_assert"] = self._snapshot_asserter(item)
