@@ -343,18 +343,30 @@ def test_timeline_shows_type_and_constraint_changes(tmp_path: Path) -> None:
                     "0001_b",
                     f"CREATE TABLE `__new_t` (`id` integer PRIMARY KEY, `n` text NOT NULL);{BP}"
                     "INSERT INTO `__new_t`(`id`, `n`) SELECT `id`, `n` FROM `t`;"
-                    f"{BP}DROP TABLE `t`;{BP}ALTER TABLE `__new_t` RENAME TO `t`;",
+                    f"{BP}DROP TABLE `t`;{BP}ALTER TABLE `__new_t` RENAME TO `t`;"
+                    f"{BP}CREATE INDEX `t_n` ON `t` (`n`);",
+                ),
+                (
+                    "0002_c",
+                    f"DROP INDEX `t_n`;{BP}ALTER TABLE `t` DROP COLUMN `n`;{BP}"
+                    "ALTER TABLE `t` RENAME TO `t2`;",
                 ),
             ],
         )
     )
-    (c,) = migration_changes(bundle, ImageCache())[1:]
-    assert c.changes == (
+    b, c = migration_changes(bundle, ImageCache())[1:]
+    assert b.changes == (
         "table `t` recreated",
         "column `t.n`: type `INTEGER` → `TEXT`",
         "column `t.n`: nullability `nullable` → `NOT NULL`",
+        "index `t_n` on `t` added",
     )
-    assert c.data == {}
+    assert b.data == {}
+    assert c.changes == (
+        "table `t` renamed to `t2`",
+        "column `t2.n` dropped",
+        "index `t_n` dropped",
+    )
 
 
 def test_failing_migration_stops_the_timeline(tmp_path: Path) -> None:
