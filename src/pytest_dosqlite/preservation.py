@@ -1321,6 +1321,12 @@ class BudgetEstimate:
     limit_seconds: float
     #: seconds spent measuring
     cost: float = 0.0
+    #: tag -> measured exponent p of t ~ rows ** p (only where the times are above noise)
+    growth: dict[str, float] = field(default_factory=dict)
+
+    def superlinear(self) -> list[str]:
+        """Migrations whose time grows clearly faster than the row count."""
+        return [t for t, p in self.growth.items() if p > 1.3]
 
     @property
     def total(self) -> float:
@@ -1368,18 +1374,22 @@ def _progressive_run(
         try:
             times[m.tag] = migrate(do, bundle.prefix(j)).timings.get(m.tag, 0.0)
             continue
-        except MigrationError:
-            do.close()
-        # rows carried over from earlier versions broke it (NULLs in a new NOT NULL column,
-        # say: data_preserved reports that); time it on freshly filled tables instead
-        do = DurableObjectStorage(image=images.version(bundle, j - 1).image)
-        bulk_seed(do, rows)
-        try:
-            times[m.tag] = migrate(do, bundle.prefix(j)).timings.get(m.tag, 0.0)
         except MigrationError as exc:
-            failures[m.tag] = str(exc.cause or exc.message)
             do.close()
-            do = DurableObjectStorage(image=images.version(bundle, j).image)
+            error = str(exc.cause or exc.message)
+        if "constraint failed" in error:
+            # rows carried over from earlier versions broke it (NULLs copied into a new NOT
+            # NULL column, say: data_preserved reports that); time it on fresh rows instead
+            do = DurableObjectStorage(image=images.version(bundle, j - 1).image)
+            bulk_seed(do, rows)
+            try:
+                times[m.tag] = migrate(do, bundle.prefix(j)).timings.get(m.tag, 0.0)
+                continue
+            except MigrationError as exc:
+                do.close()
+                error = str(exc.cause or exc.message)
+        failures[m.tag] = error
+        do = DurableObjectStorage(image=images.version(bundle, j).image)
     do.close()
     return times, failures
 
@@ -1402,6 +1412,13 @@ def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
             return float(tb * (rows / nb) ** min(p, 2.0))
     slope = max(0.0, (tb - ta) / (nb - na))
     return max(tb, tb + slope * (rows - nb))
+
+
+def _growth(na: int, ta: float, nb: int, tb: float) -> float | None:
+    """The measured exponent ``p`` of ``t ~ n ** p``, when both times are above noise."""
+    if ta >= _NOISE / 10 and tb >= _NOISE:
+        return math.log(tb / ta) / math.log(nb / na)
+    return None
 
 
 def estimate_startup(
@@ -1440,6 +1457,7 @@ def estimate_startup(
     failures: dict[str, str] = {}
     tags = [m.tag for m in bundle.migrations[:target]]
     per: dict[str, float] = {}
+    growth: dict[str, float] = {}
     if rows <= sample_rows or sample_rows < 100:
         size = max(rows, 1)
         measured[size], failures = _progressive_run(bundle, cache, target, size)
@@ -1458,12 +1476,12 @@ def estimate_startup(
         measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip)
         failures.update(failed)
         for t in tags:
-            if t in measured[n2]:
-                per[t] = _extrapolate(n1, measured[n1].get(t, 0.0), n2, measured[n2][t], rows)
-            else:
-                per[t] = _extrapolate(
-                    n0, measured[n0].get(t, 0.0), n1, measured[n1].get(t, 0.0), rows
-                )
+            na, nb = (n1, n2) if t in measured[n2] else (n0, n1)
+            ta, tb = measured[na].get(t, 0.0), measured[nb].get(t, 0.0)
+            per[t] = _extrapolate(na, ta, nb, tb, rows)
+            p = _growth(na, ta, nb, tb)
+            if p is not None:
+                growth[t] = p
     if tags:  # the first migration always runs on an empty DO
         per[tags[0]] = min(measured[n].get(tags[0], 0.0) for n in measured)
     return BudgetEstimate(
@@ -1473,6 +1491,7 @@ def estimate_startup(
         failures=failures,
         limit_seconds=limit_seconds,
         cost=time.perf_counter() - started,
+        growth=growth,
     )
 
 
@@ -1505,10 +1524,34 @@ def startup_budget(ctx: CheckContext) -> None:
     )
     ctx.extra["budget"] = est
     total = est.total
-    slowest = "\n".join(f"{tag}: {sec:.3f} s" for tag, sec in est.slowest())
+    slowest = "\n".join(
+        f"{tag}: {sec:.3f} s"
+        + (f" (grows like rows^{est.growth[tag]:.1f})" if tag in est.superlinear() else "")
+        for tag, sec in est.slowest()
+    )
+    fix = (
+        "Split slow data migrations (backfills, table rebuilds) so they run in batches after "
+        "start-up (an alarm or a background task), or add the indexes they need first."
+    )
+    if est.superlinear():
+        fix += (
+            " A migration that grows faster than the row count usually deletes from or drops a "
+            "parent table whose child foreign-key column has no index: every deleted parent "
+            "row scans the child table. Create an index on the child column (or drop the child "
+            "table) before it."
+        )
+    extra: list[tuple[str, str]] = []
+    if est.failures:
+        extra.append(
+            (
+                "Not timed (they fail on filled tables; see data_preserved)",
+                "\n".join(f"{t}: {e}" for t, e in est.failures.items()),
+            )
+        )
     method = (
         f"each migration timed on tables topped up to {', '.join(f'{n:,}' for n in est.measured)} "
-        f"rows and extrapolated linearly to {rows:,} rows; SQLite in memory on this machine, "
+        f"rows and extrapolated to {rows:,} rows (linearly, or as a power law where the time "
+        "grows faster than the rows); SQLite in memory on this machine, "
         "without the DO's storage I/O"
     )
     if total > fail_ratio * limit:
@@ -1524,12 +1567,8 @@ def startup_budget(ctx: CheckContext) -> None:
                     "constructor's blockConcurrencyWhile; past the limit the runtime resets "
                     "the object and the next request starts the same migrations again.",
                 ),
-                (
-                    "How to fix",
-                    "Split the slow data migrations (backfills, table rebuilds) so they run in "
-                    "batches after start-up (an alarm or a background task), or add indexes "
-                    "the backfills need before them.",
-                ),
+                ("How to fix", fix),
+                *extra,
             ],
         )
     if total > warn_ratio * limit:

@@ -352,7 +352,11 @@ def _real_name(name: str, known: Iterable[str]) -> str | None:
 
 
 def seed_order(tables: dict[str, TableInfo]) -> list[str]:
-    """Parents before children (self references ignored); cycles are appended by name."""
+    """Parents before children (self references ignored).
+
+    A foreign-key cycle is broken at a table inside the cycle whose unmet foreign keys are
+    nullable if there is one (its rows start with NULL there), then by name.
+    """
     deps: dict[str, set[str]] = {}
     for name, t in tables.items():
         deps[name] = {
@@ -360,14 +364,34 @@ def seed_order(tables: dict[str, TableInfo]) -> list[str]:
         }
     order: list[str] = []
     done: set[str] = set()
+
+    def in_cycle(start: str, rest: set[str]) -> bool:
+        stack, seen = list(deps[start] & rest), set()
+        while stack:
+            n = stack.pop()
+            if n == start:
+                return True
+            if n not in seen:
+                seen.add(n)
+                stack.extend(deps[n] & rest)
+        return False
+
+    def nullable_unmet(name: str) -> bool:
+        t = tables[name]
+        for fk in t.foreign_keys:
+            if fk.parent in done or fk.parent == name or fk.parent not in tables:
+                continue
+            cols = [t.column(c) for c in fk.columns]
+            if all(c is not None and c.notnull for c in cols):
+                return False
+        return True
+
     while len(done) < len(tables):
         ready = sorted(n for n in tables if n not in done and deps[n] <= done)
         if not ready:
-            # a cycle: take the table with the fewest unmet parents, then by name
-            rest = sorted(
-                (n for n in tables if n not in done), key=lambda n: (len(deps[n] - done), n)
-            )
-            ready = [rest[0]]
+            rest = {n for n in tables if n not in done}
+            cyclic = [n for n in rest if in_cycle(n, rest)] or sorted(rest)
+            ready = [min(cyclic, key=lambda n: (not nullable_unmet(n), len(deps[n] - done), n))]
         for n in ready:
             order.append(n)
             done.add(n)
