@@ -125,6 +125,25 @@ def test_seed_order_puts_parents_first_and_survives_cycles() -> None:
     assert rows(do, "PRAGMA foreign_key_check") == []
 
 
+def test_a_cycle_is_broken_where_a_foreign_key_may_be_null() -> None:
+    # a -> b is NOT NULL, b -> a is nullable, c hangs off b: b must come first
+    do = fresh(
+        "CREATE TABLE a (id integer primary key, b_id integer not null references b(id));"
+        "CREATE TABLE b (id integer primary key, a_id integer references a(id));"
+        "CREATE TABLE aa_child (id integer primary key, b_id integer not null references b(id));"
+    )
+    order = seed_order(read_tables(do))
+    assert order.index("b") < order.index("a")
+    assert order.index("b") < order.index("aa_child")
+    report = seed(do)
+    assert report.rows == {"b": 3, "a": 3, "aa_child": 3}, report.problems
+    assert bulk_seed(fresh(do_schema(do)), 100).problems == {}
+
+
+def do_schema(do: DurableObjectStorage) -> str:
+    return ";".join(r[0] for r in rows(do, "SELECT sql FROM sqlite_master WHERE type = 'table'"))
+
+
 def test_self_references_start_null_then_point_at_earlier_rows() -> None:
     do = fresh()
     seed(do, rows_per_table=6)

@@ -1348,49 +1348,43 @@ def _bulk_expr(
     return expr
 
 
-def bulk_seed(do: DurableObjectStorage, rows: int, *, only_empty: bool = True) -> SeedReport:
-    """Fill every (empty) user table with ``rows`` rows, one ``INSERT ... SELECT`` per table.
+def bulk_seed(do: DurableObjectStorage, rows: int) -> SeedReport:
+    """Fill every empty user table with ``rows`` rows, one ``INSERT ... SELECT`` per table.
 
     For timing estimates: values are deterministic functions of the row number (distinct where
     a column is unique), nullable columns are filled, and foreign keys point at existing parent
     rows (row ``i`` of the child at row ``i mod parents`` of the parent, through a numbered CTE
-    of the parent's keys), self references at an earlier row. A table whose insert fails (a
-    CHECK the hints do not satisfy, say) is retried with only its NOT NULL columns, then left
-    empty and listed in the report.
+    of the parent's keys), self references at an earlier row. Tables that already hold rows
+    are left alone (so it can top up a database between migrations). A table whose insert
+    fails (a CHECK the hints do not satisfy, say) is retried with only its NOT NULL columns,
+    then left empty and listed in the report.
     """
     report = SeedReport()
     if rows <= 0:
         return report
 
+    def count(name: str) -> int:
+        return int(do.sql.exec(f"SELECT count(*) FROM {quote_ident(name)}").raw().to_array()[0][0])
+
     def body() -> None:
         schema = read_tables(do)
         for name in seed_order(schema):
-            t = schema[name]
-            count = int(
-                do.sql.exec(f"SELECT count(*) FROM {quote_ident(name)}").raw().to_array()[0][0]
-            )
-            if only_empty and count:
+            if count(name):
                 continue
             inserted = 0
             error = ""
             for minimal in (False, True):
-                sql = _bulk_sql(do, t, schema, rows, minimal)
-                if isinstance(sql, str) and sql.startswith("!"):
+                sql = _bulk_sql(do, schema[name], schema, rows, minimal)
+                if sql.startswith("!"):
                     error = sql[1:]
                     break
                 try:
                     do.sql.exec(sql)
-                    inserted = (
-                        int(
-                            do.sql.exec(f"SELECT count(*) FROM {quote_ident(name)}")
-                            .raw()
-                            .to_array()[0][0]
-                        )
-                        - count
-                    )
-                    break
                 except SqlError as exc:
                     error = str(exc)
+                    continue
+                inserted = count(name)
+                break
             report.rows[name] = inserted
             if not inserted and error:
                 report.note(name, error)
