@@ -89,9 +89,12 @@ class ImageCache:
                 do.close()
         do = DurableObjectStorage()
         try:
-            migrate(do, prefix)
+            started = time.perf_counter()
+            run = migrate(do, prefix)
             self.builds += 1
-            return VersionImage(count, do.image())
+            last = prefix.migrations[-1].tag if prefix.migrations else None
+            seconds = run.timings.get(last, 0.0) if last else 0.0
+            return VersionImage(count, do.image(), None, seconds or time.perf_counter() - started)
         except MigrationError as exc:
             return VersionImage(count, None, exc)
         finally:
