@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle, Migration
-from .errors import CheckFailure, MigrationError, SqlError
+from .errors import CheckFailure, DosqliteWarning, MigrationError, SqlError
 from .migrator import migrate
 from .seed import (
     ForeignKeyInfo,
@@ -53,8 +53,11 @@ __all__ = [
 ]
 
 
-class DosqliteBudgetWarning(UserWarning):
-    """The estimated start-up migration time gets close to the blockConcurrencyWhile limit."""
+class DosqliteBudgetWarning(DosqliteWarning):
+    """The estimated start-up migration time gets close to the blockConcurrencyWhile limit.
+
+    A ``UserWarning`` (through :class:`~pytest_dosqlite.errors.DosqliteWarning`).
+    """
 
 
 # ----------------------------------------------------------------------------- settings
