@@ -98,6 +98,27 @@ def drizzle_start(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
     return do.block_concurrency_while(lambda: migrate(do, bundle))
 
 
+def drizzle_start_fk_off(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
+    """The documented workaround for table recreations: foreign keys off before migrate().
+
+    ``ctx.storage.sql.exec("PRAGMA foreign_keys=OFF")`` first in blockConcurrencyWhile (no
+    implicit transaction is open yet, so it takes effect), then ``migrate()``, then, after an
+    ``await`` of a timer (the transaction has committed), ``PRAGMA foreign_keys=ON``.
+    """
+
+    def body() -> MigrationRun:
+        do.sql.exec("PRAGMA foreign_keys=OFF")
+        return migrate(do, bundle)
+
+    run = do.block_concurrency_while(body)
+    do.sql.exec("PRAGMA foreign_keys=ON")  # a new event: after the timer await
+    return run
+
+
+#: start functions known by name (``--dosqlite-start drizzle-fk-off``)
+BUILTIN_STARTS: dict[str, StartFn] = {}
+
+
 # ------------------------------------------------------------------------------ database state
 
 
@@ -294,6 +315,8 @@ def resolve_start(spec: str | None) -> StartFn:
     """The start function named by ``"module:function"`` (None: :func:`drizzle_start`)."""
     if spec is None:
         return drizzle_start
+    if spec in BUILTIN_STARTS:
+        return BUILTIN_STARTS[spec]
     from importlib import import_module
 
     module_name, _, attr = spec.partition(":")
@@ -1441,3 +1464,6 @@ def _run_pool(
         for t in threads:
             t.join()
     return [r if r is not None else {"status": "error", "detail": "not run"} for r in results]
+
+
+BUILTIN_STARTS.update({"drizzle": drizzle_start, "drizzle-fk-off": drizzle_start_fk_off})

@@ -750,7 +750,9 @@ def data_preserved(ctx: CheckContext) -> None:
     upto = bundle if target == len(bundle.migrations) else bundle.prefix(target)
     rows = int(_setting(ctx, "seed_rows", 3))
     rng = int(_setting(ctx, "seed_rng", 0))
-    fk_off = bool(_setting(ctx, "foreign_keys_off", False))
+    fk_off = bool(_setting(ctx, "foreign_keys_off", False)) or (
+        ctx.extra.get("fleet_start") == "drizzle-fk-off"
+    )
     user_seed = _load_user_seed(ctx)
     classified = [classify_migration(m) for m in upto.migrations]
     findings = _Findings()
