@@ -1,0 +1,12 @@
+import journal from './meta/_journal.json';
+import m0000 from './0000_create_notes.sql';
+import m0001 from './0001_pinned_and_title_check.sql';
+
+  export default {
+    journal,
+    migrations: {
+      m0000,
+m0001
+    }
+  }
+  

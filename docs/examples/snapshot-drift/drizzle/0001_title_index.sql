@@ -1,0 +1,2 @@
+-- Custom SQL migration file, put your code below! --
+CREATE INDEX `notes_title_idx` ON `notes` (`title`);
