@@ -39,6 +39,15 @@ _COMMIT = f"COMMIT /*{_NONCE}*/"
 _ROLLBACK = f"ROLLBACK /*{_NONCE}*/"
 
 _A = apsw
+#: the hidden tables workerd creates on first use of the KV API and of alarms (exact DDL)
+_KV_DDL = (
+    "CREATE TABLE IF NOT EXISTS _cf_KV (\n        key TEXT PRIMARY KEY,\n        value BLOB\n"
+    "      ) WITHOUT ROWID"
+)
+_METADATA_DDL = (
+    "CREATE TABLE IF NOT EXISTS _cf_METADATA (\n        key INTEGER PRIMARY KEY,\n"
+    "        value BLOB\n      )"
+)
 _OK = apsw.SQLITE_OK
 _DENY = apsw.SQLITE_DENY
 _SPLIT_CACHE: dict[str, list[Any]] = {}
@@ -49,6 +58,9 @@ _RENAME_TO = re.compile(
     r"\bALTER\s+TABLE\s+.+?\s+RENAME\s+TO\s+[\"`\[']?(?P<name>[^\s\"`\]';]+)",
     re.IGNORECASE | re.DOTALL,
 )
+
+
+_DATA_VERSION = re.compile(r"\s*PRAGMA\s+(?:main\s*\.\s*)?data_version\s*;?\s*$", re.I)
 
 
 def _renames_to_reserved(text: str) -> bool:
@@ -285,6 +297,9 @@ class DurableObjectStorage:
                     conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA recursive_triggers=OFF")
+            # load the schema now: SQLite loses the error offset of a statement that fails
+            # while the first prepare of a connection loads it, and a DO's connection is warm
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
         finally:
             self._trusted = False
         conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)
@@ -459,7 +474,14 @@ class DurableObjectStorage:
         (the next access constructs a new one), then the error propagates, as on a DO.
         """
         if self._event_depth:
-            return fn()
+            # inside a request: a throw breaks the object; writes since the last real await
+            # are rolled back and the next access constructs a new instance
+            try:
+                return fn()
+            except BaseException:
+                self._rollback_event()
+                self._reset_instance()
+                raise
         self._event_depth = 1
         try:
             result = fn()
@@ -471,6 +493,72 @@ class DurableObjectStorage:
         self._event_depth = 0
         self._end_event()
         return result
+
+    def end_turn(self) -> None:
+        """A real ``await`` (a timer, I/O): the event-loop turn ends and the implicit
+        transaction commits; the event goes on in a new turn. A no-op outside a transaction."""
+        if self._sp_depth:
+            raise RuntimeError("cannot end the turn inside transaction_sync (it is synchronous)")
+        self._end_event()
+
+    # ------------------------------------------------------------------ KV and alarm API
+    def put(self, key: str, value: object) -> None:
+        """``ctx.storage.put(key, value)``: the KV API lives in the hidden ``_cf_KV`` table."""
+        from .v8 import serialize
+
+        data = serialize(value)
+        standalone = self._event_depth == 0
+        self._event_depth += 1
+        try:
+            self._notify_write()
+            self._internal(_KV_DDL)
+            self._trusted = True
+            try:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", (key, data)
+                )
+            finally:
+                self._trusted = False
+        finally:
+            self._event_depth -= 1
+            if standalone:
+                self._end_event()
+
+    def get(self, key: str) -> object:
+        """``ctx.storage.get(key)`` (None when absent, JS ``undefined``)."""
+        from .v8 import deserialize
+
+        self._trusted = True
+        try:
+            exists = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = '_cf_KV'"
+            ).fetchall()
+            if not exists:
+                return None
+            rows = self._conn.execute("SELECT value FROM _cf_KV WHERE key = ?", (key,)).fetchall()
+        finally:
+            self._trusted = False
+        return deserialize(bytes(rows[0][0])) if rows else None
+
+    def set_alarm(self, scheduled_ms: float) -> None:
+        """``ctx.storage.setAlarm(time)``: stored in the hidden ``_cf_METADATA`` table."""
+        standalone = self._event_depth == 0
+        self._event_depth += 1
+        try:
+            self._notify_write()
+            self._internal(_METADATA_DDL)
+            self._trusted = True
+            try:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO _cf_METADATA (key, value) VALUES (1, ?)",
+                    (int(scheduled_ms),),
+                )
+            finally:
+                self._trusted = False
+        finally:
+            self._event_depth -= 1
+            if standalone:
+                self._end_event()
 
     def restart(self) -> None:
         """The runtime restarts the object on the same persisted storage."""
@@ -537,6 +625,11 @@ class DurableObjectStorage:
             raise _sql_error(exc, self._auth_note) from None
         if intermediate:
             return _EMPTY
+        if rows and _DATA_VERSION.match(text):
+            # workerd's storage layer commits through its own VFS, which SQLite counts as a
+            # change by another connection: a DO reports one more than plain SQLite does
+            version = rows[0][0]
+            rows = [(version + 1 if isinstance(version, int) else version,)]
         desc: Sequence[Sequence[Any]] = self._last_desc
         names: list[str] = [str(col[0]) for col in desc]
         written = 0 if self._last_readonly else self._conn.changes()
