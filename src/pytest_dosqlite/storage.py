@@ -538,7 +538,9 @@ class DurableObjectStorage:
             rows = self._conn.execute("SELECT value FROM _cf_KV WHERE key = ?", (key,)).fetchall()
         finally:
             self._trusted = False
-        return deserialize(bytes(rows[0][0])) if rows else None
+        if not rows or not isinstance(rows[0][0], bytes):
+            return None
+        return deserialize(rows[0][0])
 
     def set_alarm(self, scheduled_ms: float) -> None:
         """``ctx.storage.setAlarm(time)``: stored in the hidden ``_cf_METADATA`` table."""
