@@ -519,6 +519,25 @@ FIRES: list[tuple[str, list[str | tuple[str, bool]], str, int, int, str]] = [
         1,
         "DO999",
     ),
+    (
+        "recreate-copies-missing-column",
+        [
+            "CREATE TABLE `notes` (`id` integer PRIMARY KEY, `title` text);",
+            "CREATE TABLE `__new_notes` (`id` integer PRIMARY KEY, `title` text, "
+            "`pinned` integer DEFAULT false NOT NULL);"
+            + BP
+            + '\nINSERT INTO `__new_notes`("id", "title", "pinned") SELECT "id", "title", '
+            '"pinned" FROM `notes`;'
+            + BP
+            + "\nDROP TABLE `notes`;"
+            + BP
+            + "\nALTER TABLE `__new_notes` RENAME TO `notes`;",
+        ],
+        "DO029",
+        1,
+        2,
+        "pinned",
+    ),
 ]
 
 
