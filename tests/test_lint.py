@@ -535,7 +535,7 @@ FIRES: list[tuple[str, list[str | tuple[str, bool]], str, int, int, str]] = [
         ],
         "DO029",
         1,
-        2,
+        3,
         "pinned",
     ),
 ]
