@@ -303,3 +303,32 @@ def test_fixtures_in_user_tests(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
     result.assert_outcomes(passed=5)
+
+
+def test_junit_xml_carries_the_check_names(pytester: pytest.Pytester) -> None:
+    import xml.etree.ElementTree as ET
+
+    make_project(pytester.path)
+    result = run(
+        pytester, "--dosqlite-checks-include=upgrade_from_empty,idempotent", "--junitxml=out.xml"
+    )
+    result.assert_outcomes(passed=2)
+    cases = ET.parse(pytester.path / "out.xml").getroot().iter("testcase")
+    names = {(c.get("classname"), c.get("name")) for c in cases}
+    assert names == {
+        ("drizzle.meta._journal.json", "upgrade_from_empty"),
+        ("drizzle.meta._journal.json", "idempotent"),
+    }
+
+
+def test_example_ci_workflow_runs_the_plugin() -> None:
+    workflow = (
+        Path(__file__).resolve().parents[1]
+        / "example_project"
+        / ".github"
+        / "workflows"
+        / "migrations.yml"
+    ).read_text()
+    assert "pip install pytest-dosqlite" in workflow
+    assert "pytest --dosqlite" in workflow and "--junitxml=" in workflow
+    assert "permissions: {}" in workflow and "timeout-minutes:" in workflow
