@@ -167,7 +167,12 @@ def bundle_integrity(ctx: CheckContext) -> None:
     for p in problems:
         if p not in errors:
             where = f"{p.path}{':' + str(p.line) if p.line else ''}: " if p.path else ""
-            warnings.warn(IntegrityWarning(f"{where}[{p.code}] {p.message}"), stacklevel=2)
+            warnings.warn_explicit(
+                IntegrityWarning(f"{where}[{p.code}] {p.message}"),
+                IntegrityWarning,
+                str(p.path) if p.path is not None else str(ctx.bundle.root),
+                p.line or 1,
+            )
     if not errors:
         return
     sections: list[tuple[str, str]] = []

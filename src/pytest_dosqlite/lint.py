@@ -1881,7 +1881,13 @@ def lint_check(ctx: CheckContext) -> None:
     errors = [f for f in findings if f.severity == "error"]
     for f in findings:
         if f.severity == "warning":
-            warnings.warn(DosqliteLintWarning(str(f)), stacklevel=2)
+            # attribute the warning to the .sql file and line, not to our code
+            warnings.warn_explicit(
+                DosqliteLintWarning(str(f)),
+                DosqliteLintWarning,
+                str(f.path) if f.path is not None else "<bundle>",
+                f.line or 1,
+            )
     if not errors:
         return
     sections: list[tuple[str, str]] = []
