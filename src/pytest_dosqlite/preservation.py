@@ -1053,7 +1053,8 @@ _FK_OFF_FIX = (
     "      await new Promise((r) => setTimeout(r, 0)); // let the implicit transaction commit\n"
     "      ctx.storage.sql.exec('PRAGMA foreign_keys=ON'); // a no-op without the await\n"
     "    });\n"
-    "and run the checks with `--dosqlite-start drizzle-fk-off` (ini `dosqlite_start`) so they migrate the same way. Or edit the "
+    "and run the checks with `--dosqlite-start drizzle-fk-off` (ini `dosqlite_start`) so "
+    "they migrate the same way. Or edit the "
     "migration so no row references `{parent}` when it is dropped (copy the child rows to a "
     "scratch table before the rebuild and restore them after the RENAME)."
 )
