@@ -191,8 +191,8 @@ instance's life (measured on workerd: `OFF; transactionSync(...); ON` in one tur
 `PRAGMA foreign_keys` at 0 for the next request). `PRAGMA defer_foreign_keys=ON` is no
 alternative: deferring constraints does not stop `ON DELETE` actions.
 
-The [`data_preserved`](../checks/data_preserved.md) check migrates the same way when the
-`foreign_keys_off` setting is on."""
+Run the checks with `--dosqlite-start drizzle-fk-off` (ini `dosqlite_start`) so that
+[`data_preserved`](../checks/data_preserved.md) and the fleet checks migrate the same way."""
 
 
 def _seen(project: str, bundle: str, file: str, line: int, note: str = "") -> Seen:
