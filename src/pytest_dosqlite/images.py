@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from .bundle import Bundle
@@ -30,6 +31,10 @@ class VersionImage:
     error: MigrationError | None = None
     #: seconds the last migration of this version took when the image was built
     seconds: float = 0.0
+    #: built from version ``count - 1`` by one ``migrate()`` that applied exactly the last
+    #: migration (so it is what that version's DO becomes when it runs it); False when it had
+    #: to be built from scratch
+    incremental: bool = False
 
 
 @dataclass
@@ -44,9 +49,27 @@ class ImageCache:
         self._lock = threading.Lock()
         self._by_fingerprint: dict[str, _BundleImages] = {}
         self.builds = 0  # migrations runs performed (for tests and benchmarks)
+        # id(bundle) -> (weak reference, fingerprint): hashing every migration's SQL on each
+        # lookup cost more than the copy of the image itself
+        self._fingerprints: dict[int, tuple[weakref.ref[Bundle], str]] = {}
+
+    def _fingerprint(self, bundle: Bundle) -> str:
+        key = id(bundle)
+        hit = self._fingerprints.get(key)
+        if hit is not None and hit[0]() is bundle:
+            return hit[1]
+        fingerprints = self._fingerprints
+
+        def forget(ref: weakref.ref[Bundle], key: int = key) -> None:
+            if fingerprints.get(key, (None, ""))[0] is ref:
+                del fingerprints[key]
+
+        value = bundle.fingerprint
+        fingerprints[key] = (weakref.ref(bundle, forget), value)
+        return value
 
     def _entry(self, bundle: Bundle) -> _BundleImages:
-        key = bundle.fingerprint
+        key = self._fingerprint(bundle)
         entry = self._by_fingerprint.get(key)
         if entry is None:
             entry = self._by_fingerprint[key] = _BundleImages()
@@ -82,7 +105,7 @@ class ImageCache:
                 # incremental build equals a fresh build unless the high-water mark skipped
                 # the new entry; then build from scratch, as a fresh DO would be
                 if run.applied == [prefix.migrations[-1].tag]:
-                    return VersionImage(count, do.image(), None, elapsed)
+                    return VersionImage(count, do.image(), None, elapsed, incremental=True)
             except MigrationError:
                 pass
             finally:
