@@ -204,7 +204,6 @@ def idempotent(ctx: CheckContext) -> None:
         raise migration_failure(
             exc, "cannot check idempotence: migrating a fresh DO fails"
         ) from None
-    before = do.image()
     dump_before = _dump(do)
     for attempt in (2, 3):
         try:
@@ -224,7 +223,6 @@ def idempotent(ctx: CheckContext) -> None:
                 f"migrate() call #{attempt} changed an up-to-date DO",
                 [("Before", _fmt(dump_before)), ("After", _fmt(dump_after))],
             )
-    del before
 
 
 def _dump(do: Any) -> list[list[Any]]:

@@ -2,7 +2,9 @@
 
 Items are anchored on the bundle (its ``meta/_journal.json``, or ``migrations.js``), so node ids
 read ``drizzle/meta/_journal.json::upgrade_from_empty`` and ``-k``/``--deselect`` work. A failing
-check reports its titled sections, never a traceback from our internals.
+check reports its titled sections, never a traceback from our internals. Under
+``--dosqlite-backend=workerd`` an item runs the check's real-runtime variant where there is one
+(:data:`pytest_dosqlite.registry.WORKERD_SOURCES`).
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ class BundleFile(pytest.File):
     dsession: DosqliteSession
 
     def collect(self) -> Iterator[pytest.Item]:
+        from .registry import WORKERD_ONLY
+
         for name in self.dsession.settings.checks:
-            if name == "do_contract" and self.dsession.settings.backend != "workerd":
+            if name in WORKERD_ONLY and self.dsession.settings.backend != "workerd":
                 continue
             item = CheckItem.from_parent(self, name=name)
             item.add_marker(pytest.mark.dosqlite)
@@ -78,12 +82,14 @@ class CheckItem(pytest.Item):
         from .errors import CheckSkipped
 
         try:
-            get_check(self.check_name)(ctx)
+            get_check(self.check_name, dsession.settings.backend)(ctx)
         except CheckSkipped as exc:
             pytest.skip(str(exc))
         finally:
             self.duration = time.perf_counter() - started
             dsession.record(self.parent.found, self.check_name, ctx)
+            for note in ctx.extra.get("notes") or ():
+                self.add_report_section("call", "dosqlite", str(note))
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None

@@ -1,8 +1,11 @@
 """Fixtures for users' own tests: fresh DOs, at head or at any version of a bundle.
 
-Every test gets its own private DO: a copy of a cached database image, so a migrated DO costs a
-memory copy. ``dosqlite_bundle`` is parametrized over the bundles found in the project (override
-it in a ``conftest.py`` to pin one).
+Every test gets its own private DO. On the emulator (the default) it is a copy of a cached
+database image, so a migrated DO costs a memory copy. With ``--dosqlite-backend=workerd`` it is
+a :class:`~pytest_dosqlite.backends.RemoteDurableObject`: a uniquely named DO inside the
+session's one workerd process, migrated by drizzle's real ``migrate()`` (a few ms each).
+``dosqlite_bundle`` is parametrized over the bundles found in the project (override it in a
+``conftest.py`` to pin one).
 """
 
 from __future__ import annotations
@@ -13,11 +16,42 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .backends import EmulatorBackend, WorkerdRuntime
     from .bundle import Bundle
     from .images import ImageCache
     from .storage import DurableObjectStorage
 
-__all__ = ["do_at", "do_storage", "dosqlite_bundle", "dosqlite_images", "migrated_do"]
+__all__ = [
+    "do_at",
+    "do_storage",
+    "dosqlite_backend",
+    "dosqlite_bundle",
+    "dosqlite_images",
+    "migrated_do",
+]
+
+#: a DO handle: ``DurableObjectStorage`` (emulator) or ``RemoteDurableObject`` (workerd)
+DOHandle = Any
+
+
+def _workerd(config: pytest.Config) -> WorkerdRuntime | None:
+    """The session's workerd runtime when ``--dosqlite-backend=workerd``, else None."""
+    from .plugin import _session
+
+    ds = _session(config)
+    if ds is None or ds.settings.backend != "workerd":
+        return None
+    return ds.workerd
+
+
+def _remote(make: Callable[[], Any]) -> Any:
+    """Run ``make`` on the workerd runtime; a runtime that cannot start fails the test cleanly."""
+    from .workerd import WorkerdError
+
+    try:
+        return make()
+    except WorkerdError as exc:
+        pytest.fail(f"workerd backend: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +60,21 @@ def dosqlite_images() -> ImageCache:
     from .images import default_cache
 
     return default_cache()
+
+
+@pytest.fixture(scope="session")
+def dosqlite_backend(request: pytest.FixtureRequest) -> EmulatorBackend | WorkerdRuntime:
+    """Where this session's DOs run: ``.name`` is ``"emulator"`` or ``"workerd"``.
+
+    ``dosqlite_backend.fresh(bundle, count)`` and ``.empty()`` hand out DOs of that backend.
+    """
+    from .backends import EmulatorBackend
+    from .plugin import _session
+
+    ds = _session(request.config)
+    if ds is None:
+        return EmulatorBackend()
+    return ds.backend
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +92,12 @@ def dosqlite_bundle(request: pytest.FixtureRequest) -> Bundle:
 
 
 @pytest.fixture
-def do_storage() -> Iterator[DurableObjectStorage]:
-    """A fresh, empty SQLite-backed DO storage (in memory)."""
+def do_storage(request: pytest.FixtureRequest) -> Iterator[DurableObjectStorage]:
+    """A fresh, empty SQLite-backed DO storage (in memory, or a new DO inside workerd)."""
+    runtime = _workerd(request.config)
+    if runtime is not None:
+        yield _remote(lambda: runtime.empty(request.node.nodeid))
+        return
     from .storage import DurableObjectStorage
 
     do = DurableObjectStorage()
@@ -54,9 +107,13 @@ def do_storage() -> Iterator[DurableObjectStorage]:
 
 @pytest.fixture
 def migrated_do(
-    dosqlite_bundle: Bundle, dosqlite_images: ImageCache
+    request: pytest.FixtureRequest, dosqlite_bundle: Bundle, dosqlite_images: ImageCache
 ) -> Iterator[DurableObjectStorage]:
     """A fresh DO with every migration of the bundle applied (a copy of a cached image)."""
+    runtime = _workerd(request.config)
+    if runtime is not None:
+        yield _remote(lambda: runtime.fresh(dosqlite_bundle, label=request.node.nodeid))
+        return
     do = dosqlite_images.fresh(dosqlite_bundle)
     yield do
     do.close()
@@ -64,7 +121,7 @@ def migrated_do(
 
 @pytest.fixture
 def do_at(
-    dosqlite_bundle: Bundle, dosqlite_images: ImageCache
+    request: pytest.FixtureRequest, dosqlite_bundle: Bundle, dosqlite_images: ImageCache
 ) -> Iterator[Callable[[str], DurableObjectStorage]]:
     """Factory: ``do_at("0002_add_posts")`` is a fresh DO migrated through that tag.
 
@@ -72,10 +129,17 @@ def do_at(
     assert on the result: the data-migration test pattern.
     """
     made: list[Any] = []
+    runtime = _workerd(request.config)
 
     def factory(tag: str) -> DurableObjectStorage:
         migration = dosqlite_bundle.migration(tag)
         count = dosqlite_bundle.migrations.index(migration) + 1
+        if runtime is not None:
+            label = f"{request.node.nodeid}@{tag}"
+            remote: DurableObjectStorage = _remote(
+                lambda: runtime.fresh(dosqlite_bundle, count, label=label)
+            )
+            return remote
         do = dosqlite_images.fresh(dosqlite_bundle, count)
         made.append(do)
         return do

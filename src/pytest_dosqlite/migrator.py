@@ -87,8 +87,14 @@ def _missing_error(tag: str) -> MigrationError:
 def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
     """Apply ``bundle`` to ``do`` exactly as drizzle's durable-sqlite migrator does.
 
-    Raises :class:`MigrationError` (nothing applied in this run is kept) on failure.
+    Raises :class:`MigrationError` (nothing applied in this run is kept) on failure. A DO
+    inside real workerd (:class:`~pytest_dosqlite.backends.RemoteDurableObject`) runs drizzle's
+    own ``migrate()`` there instead.
     """
+    remote = getattr(do, "dosqlite_migrate", None)
+    if remote is not None:
+        remote_run: MigrationRun = remote(bundle)
+        return remote_run
     if bundle.format == "v1":
         return _migrate_v1(do, bundle)
     # readMigrationFiles: a journal entry without its key throws before any SQL runs

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .fixtures import do_at, do_storage, dosqlite_bundle, dosqlite_images, migrated_do
+from .fixtures import (
+    do_at,
+    do_storage,
+    dosqlite_backend,
+    dosqlite_bundle,
+    dosqlite_images,
+    migrated_do,
+)
 from .options import add_options
 
 if TYPE_CHECKING:
@@ -22,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "do_at",
     "do_storage",
+    "dosqlite_backend",
     "dosqlite_bundle",
     "dosqlite_images",
     "migrated_do",
@@ -48,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     ds = _session(config)
+    if ds is not None:
+        ds.close()
     if ds is not None and ds in _DSESSIONS:
         _DSESSIONS.remove(ds)
 
@@ -65,7 +75,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     from .report_header import header_lines
 
-    return header_lines(ds)
+    return header_lines(ds) + ds.backend_lines()
 
 
 def _anchor_map(ds: DosqliteSession) -> dict[Path, Any]:
@@ -145,7 +155,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     ds = _session(session.config)
-    if ds is None or not ds.settings.enabled:
+    if ds is None:
+        return
+    ds.check_backend()  # --dosqlite-backend=workerd without Node: one usage error
+    if not ds.settings.enabled:
         return
     if not ds.found and not ds.errors:
         raise pytest.UsageError(
@@ -159,6 +172,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ds = _session(session.config)
+    if ds is not None:
+        ds.close()  # stops the workerd runtime (also on Ctrl-C); atexit covers the rest
     if ds is not None and ds.settings.enabled and ds.settings.report:
         from .report import write_report
 

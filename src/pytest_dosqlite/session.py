@@ -1,12 +1,18 @@
-"""The state of one ``pytest --dosqlite`` run: settings, discovered bundles, results.
+"""The state of one ``pytest --dosqlite`` run: settings, discovered bundles, results, backend.
 
 The plugin registers one :class:`DosqliteSession` per pytest session; hooks in ``plugin.py``
 forward to it. Discovery happens once, lazily, and never raises a traceback: configuration
-problems become collection errors naming the file.
+problems become collection errors naming the file. With ``--dosqlite-backend=workerd`` the
+session owns the one workerd runtime of this process (started on first use, stopped by
+:meth:`DosqliteSession.close` at session end; an ``atexit`` hook and the server's own stdin watch
+cover a crash).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +22,7 @@ import pytest
 from .options import Resolved
 
 if TYPE_CHECKING:
+    from .backends import EmulatorBackend, WorkerdImages, WorkerdRuntime
     from .bundle import Bundle
     from .checks import CheckContext
     from .collect import CheckItem
@@ -66,6 +73,85 @@ class DosqliteSession:
         #: nodeid -> (bundle, check name) of every collected check item
         self.items: dict[str, tuple[FoundBundle, str]] = {}
         self.started = 0.0
+        self._workerd: WorkerdRuntime | None = None
+        self._workerd_images: WorkerdImages | None = None
+        self._emulator: EmulatorBackend | None = None
+
+    # ------------------------------------------------------------------ backend
+    def check_backend(self) -> None:
+        """At session start: the workerd backend needs Node; say so once, as a usage error."""
+        if self.settings.backend != "workerd":
+            return
+        from .workerd import NodeNotFoundError, find_node
+
+        try:
+            find_node()
+        except NodeNotFoundError as exc:
+            raise pytest.UsageError(f"--dosqlite-backend=workerd: {exc}") from None
+
+    @property
+    def backend(self) -> EmulatorBackend | WorkerdRuntime:
+        """The backend fixtures and checks hand DOs out from."""
+        if self.settings.backend == "workerd":
+            return self.workerd
+        if self._emulator is None:
+            from .backends import EmulatorBackend
+
+            self._emulator = EmulatorBackend(self.images)
+        return self._emulator
+
+    @property
+    def workerd(self) -> WorkerdRuntime:
+        """This process's workerd runtime (the object; workerd starts on its first DO)."""
+        if self._workerd is None:
+            from .backends import WorkerdRuntime
+
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            self._workerd = WorkerdRuntime(
+                progress=self._print, prefix=f"dosqlite-{worker}", emulator_images=self.images
+            )
+        return self._workerd
+
+    def _print(self, line: str) -> None:
+        """A line on the terminal, past pytest's output capture (install progress)."""
+        manager = self.config.pluginmanager
+        capman = manager.getplugin("capturemanager")
+        reporter = manager.getplugin("terminalreporter")
+        quiet = capman.global_and_fixture_disabled() if capman is not None else nullcontext()
+        with quiet:
+            if reporter is not None:
+                reporter.write_line(line)
+            else:
+                print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Stop the workerd runtime if one was started (idempotent)."""
+        if self._workerd is not None:
+            self._workerd.stop()
+
+    def backend_lines(self) -> list[str]:
+        """Report-header lines: which checks run where under the chosen backend."""
+        if self.settings.backend != "workerd":
+            return []
+        from .registry import runs_on
+
+        checks = list(self.settings.checks)
+        real = [c for c in checks if runs_on(c, "workerd") == "workerd" and c != "do_contract"]
+        emulated = [c for c in checks if runs_on(c, "workerd") == "emulator"]
+        anywhere = [c for c in checks if runs_on(c, "workerd") == "any"]
+        lines = [
+            "dosqlite: workerd backend: fixtures hand out DOs inside one workerd per process "
+            "(started on first use)",
+            f"dosqlite: on workerd (real drizzle migrate()): {', '.join(real) or '-'}",
+            f"dosqlite: on the emulator (processes, crashes, timing): {', '.join(emulated) or '-'}",
+            f"dosqlite: backend-independent: {', '.join(anywhere) or '-'}",
+        ]
+        if "do_contract" in checks:
+            lines.append(
+                "dosqlite: do_contract: your own Worker (wrangler main) built with esbuild and "
+                "cold-started in Miniflare"
+            )
+        return lines
 
     def log_report(self, report: pytest.TestReport) -> None:
         entry = self.items.get(report.nodeid) or self._entry_from_nodeid(report.nodeid)
@@ -160,6 +246,15 @@ class DosqliteSession:
             self._images = default_cache()
         return self._images
 
+    @property
+    def workerd_images(self) -> WorkerdImages:
+        """ImageCache-like DOs inside workerd, for the checks that run on the real runtime."""
+        if self._workerd_images is None:
+            from .backends import WorkerdImages
+
+            self._workerd_images = WorkerdImages(self.workerd)
+        return self._workerd_images
+
     def context(self, found: FoundBundle, item: CheckItem) -> CheckContext:
         from .checks import CheckContext, Settings
 
@@ -178,6 +273,21 @@ class DosqliteSession:
         }
         if item.check_name == "schema_snapshot":
             extra["snapshot_assert"] = self._snapshot_asserter(item)
+        images: Any = self.images
+        if self.settings.backend == "workerd":
+            from .registry import runs_on
+
+            extra["workerd"] = self.workerd
+            extra["emulator_images"] = self.images
+            where = runs_on(item.check_name, "workerd")
+            if where == "workerd" and found.bundle.format == "v1":
+                where = "emulator"
+                extra.setdefault("notes", []).append(
+                    f"{item.check_name} ran on the emulator: drizzle-kit v1 bundles need "
+                    "drizzle-orm 1.0, the workerd harness pins 0.45.4"
+                )
+            if where == "workerd":
+                images = self.workerd_images
         if item.check_name == "lint":
             from .snapshot import read_pins, snapshot_path
 
@@ -186,7 +296,7 @@ class DosqliteSession:
         return CheckContext(
             bundle=found.bundle,
             settings=settings,
-            images=self.images,
+            images=images,
             project=found.project,
             do_classes=found.do_classes,
             extra=extra,
