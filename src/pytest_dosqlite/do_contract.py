@@ -50,6 +50,7 @@ __all__ = [
 BENIGN_ERRORS = ("Handler does not export a fetch() function.",)
 #: fresh instances cold-started per DO class
 INSTANCES = 2
+_DIFF_LINES = 12
 #: the runner next to the harness files
 RUNNER = Path(__file__).resolve().parent / "workerd" / "contract.mjs"
 _SCHEMA_Q = (
@@ -390,26 +391,21 @@ def _judge(
     notes = ctx.extra.setdefault("notes", [])
     drizzle = run.packages.get("drizzle-orm")
     if drizzle:
-        source = (
-            "the harness install" if "pytest-dosqlite" in str(drizzle["dir"]) else "the project"
-        )
+        harness = str(drizzle["dir"]).startswith(str(spec["harness"]))
+        source = "the harness install (not installed in the project)" if harness else "the project"
         notes.append(f"do_contract bundled drizzle-orm {drizzle.get('version')} from {source}")
     if run.fatal:
         raise CheckFailure("the do_contract runner crashed", [("Error", run.fatal)])
     if not run.build_ok:
-        built: list[tuple[str, str]] = [("Build error", _where(e)) for e in run.build_errors[:8]]
-        built.insert(0, ("Entry", f"{w.main_path} (main of {w.path})"))
-        hint = _build_hint(run.build_errors, w)
-        if hint:
-            built.append(("How to fix", hint))
-        raise CheckFailure(f"the Worker of {w.path.name} does not build", built)
+        raise CheckFailure(f"the Worker of {w.path.name} does not build", _build_sections(w, run))
     if run.start_error is not None:
         raise CheckFailure(
             f"the Worker of {w.path.name} does not start in workerd",
             [("Error", run.start_error[:3000])],
         )
     expected, emulator_error = _expected(ctx)
-    sections: list[tuple[str, str]] = []
+    # instances of a class that ended the same way are reported once
+    groups: dict[tuple[str, str], list[str]] = {}
     for (cls, name), state in sorted(run.states.items()):
         responses = run.responses.get((cls, name), [])
         errors = sorted(
@@ -419,36 +415,17 @@ def _judge(
                 if not r.get("ok") and str(r.get("error")) not in BENIGN_ERRORS
             }
         )
-        label = f"{cls} (idFromName({name!r}), {len(responses)} concurrent cold-start requests)"
+        label = f"{cls}, {len(responses)} concurrent cold-start requests"
         if expected is not None and state == expected:
             if errors:
                 notes.append(f"{label}: migrated, but requests got: {'; '.join(errors)}")
             continue
-        body: list[str] = []
-        if errors:
-            body.append("the requests got: " + "\n  ".join(errors))
-        if emulator_error is not None:
-            body.append(
-                "the emulator cannot migrate this bundle either: "
-                + str(emulator_error.cause or emulator_error.message)
-                + (f"\nstatement: {emulator_error.statement}" if emulator_error.statement else "")
-            )
-        elif expected is not None:
-            import difflib
-
-            if not state.exists or (not state.schema and not state.ledger):
-                body.append(
-                    "the DO's database is empty after the cold starts: its constructor did not "
-                    "run drizzle's migrate() (call it inside ctx.blockConcurrencyWhile in the "
-                    "constructor, and await it)"
-                )
-            diff = [
-                line
-                for line in difflib.unified_diff(expected.lines(), state.lines(), lineterm="", n=0)
-                if not line.startswith(("---", "+++", "@@"))
-            ]
-            body.append("schema and ledger (- emulator fresh DO, + real DO):\n" + "\n".join(diff))
-        sections.append((label, "\n".join(body)))
+        body = _failure_body(state, errors, expected, emulator_error)
+        groups.setdefault((label, body), []).append(repr(name))
+    sections = [
+        (f"{label} to idFromName({', '.join(names)})", body)
+        for (label, body), names in groups.items()
+    ]
     if sections:
         sections.append(
             (
@@ -464,3 +441,57 @@ def _judge(
             f"{', '.join(classes)} do not migrate themselves to the bundle's head on workerd",
             sections,
         )
+
+
+def _build_sections(w: WranglerConfig, run: ContractRun) -> list[tuple[str, str]]:
+    sections: list[tuple[str, str]] = [("Entry", f"{w.main_path} (main of {w.path})")]
+    errors = run.build_errors
+    shown = errors[:3]
+    sections += [("Build error", _where(e)) for e in shown]
+    if len(errors) > len(shown):
+        sections.append(("More", f"{len(errors) - len(shown)} more build errors"))
+    hint = _build_hint(errors, w)
+    if hint:
+        sections.append(("How to fix", hint))
+    return sections
+
+
+def _failure_body(
+    state: DoState,
+    errors: list[str],
+    expected: DoState | None,
+    emulator_error: MigrationError | None,
+) -> str:
+    import difflib
+
+    body: list[str] = []
+    empty = not state.exists or (not state.schema and not state.ledger)
+    if errors:
+        body.append("every cold start failed with:" if empty else "the requests got:")
+        body.extend(f"  {e}" for e in errors)
+    if emulator_error is not None:
+        body.append(
+            "the emulator cannot migrate this bundle either: "
+            + str(emulator_error.cause or emulator_error.message)
+            + (f"\nstatement: {emulator_error.statement}" if emulator_error.statement else "")
+        )
+        return "\n".join(body)
+    if expected is None:
+        return "\n".join(body)
+    if empty and not errors:
+        body.append(
+            "the DO's database is empty after the cold starts: its constructor does not run "
+            "drizzle's migrate() (call it inside ctx.blockConcurrencyWhile in the constructor "
+            "and await it)"
+        )
+    elif empty:
+        body.append("the DO's database is empty: the constructor throws; nothing it wrote was kept")
+    diff = [
+        line
+        for line in difflib.unified_diff(expected.lines(), state.lines(), lineterm="", n=0)
+        if not line.startswith(("---", "+++", "@@"))
+    ]
+    if len(diff) > _DIFF_LINES:
+        diff = [*diff[:_DIFF_LINES], f"... {len(diff) - _DIFF_LINES} more lines"]
+    body.append("schema and ledger (- emulator fresh DO, + real DO):\n" + "\n".join(diff))
+    return "\n".join(body)
