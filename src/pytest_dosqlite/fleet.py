@@ -41,6 +41,7 @@ import json
 import os
 import pickle
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -491,10 +492,115 @@ def _statements(m: Migration) -> int:
     return sum(1 for chunk in m.chunks for piece in split(chunk) if piece.has_statement)
 
 
+#: skip the upgrades that provably repeat the next version's (see :func:`_upgrade_chain`)
+UPGRADE_CHAIN = True
+
+_PRAGMA_NAME = re.compile(
+    r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*PRAGMA\s+(?:[\"`\[]?main[\"`\]]?\s*\.\s*)?"
+    r"[\"`\[]?(\w+)",
+    re.IGNORECASE | re.DOTALL,
+)
+#: functions whose value carries over from one statement of the connection to the next
+_CONNECTION_STATE_CALL = re.compile(r"\b(?:last_insert_rowid|changes|total_changes)\s*\(", re.I)
+
+
+def _sets_connection_state(m: Migration) -> bool:
+    """A statement of ``m`` is a PRAGMA other than ``foreign_keys`` (a no-op inside the
+    migrator's transaction): its setting would outlive the migration on the connection."""
+    for chunk in m.chunks:
+        if "pragma" not in chunk.lower():
+            continue
+        for piece in split(chunk):
+            match = _PRAGMA_NAME.match(piece.text) if piece.has_statement else None
+            if match is not None and match.group(1).lower() != "foreign_keys":
+                return True
+    return False
+
+
+def _upgrade_chain(ctx: CheckContext, versions: list[int]) -> set[int]:
+    """Versions ``k`` whose upgrade to head is, statement for statement, version ``k+1``'s.
+
+    A DO at version ``k`` upgrades by running migration ``k+1`` first: on the same database, in
+    the same fresh connection and transaction as the image of version ``k+1`` was built (when
+    that image was built incrementally, ``VersionImage.incremental``). After it, the upgrade
+    goes on exactly like version ``k+1``'s if nothing but the database carries over:
+
+    * the same later entries are pending: drizzle reads the high-water mark once, ``H_k`` for
+      version ``k`` and ``when[k+1]`` for ``k+1``, so no later ``when`` may lie between them;
+    * migration ``k+1`` sets no connection state (a PRAGMA other than ``foreign_keys``, which
+      is a no-op in the transaction), and no migration reads it (``changes()``,
+      ``last_insert_rowid()``, ``total_changes()``);
+    * pending deferred foreign-key violations: none, the image's commit succeeded;
+    * the start is drizzle's own ``migrate()`` (a custom start may do anything).
+
+    Then version ``k`` ends where version ``k+1`` ends, failing in the same statement with the
+    same error; only the high-water mark and ``applied_before`` differ (see
+    :func:`_chained_outcome`). Only the versions not in this set are migrated.
+    """
+    bundle = ctx.bundle
+    chained: set[int] = set()
+    if not UPGRADE_CHAIN or bundle.format == "v1":
+        return chained
+    if resolve_start(_start_spec(ctx)) is not drizzle_start:
+        return chained
+    migrations = bundle.migrations
+    if any(_CONNECTION_STATE_CALL.search(m.sql) for m in migrations):
+        return chained
+    whens = [m.when for m in migrations]
+    n = len(whens)
+    suffix_min = [0] * (n + 1)
+    for i in range(n - 1, -1, -1):  # suffix_min[i] = min(whens[i:])
+        suffix_min[i] = whens[i] if i == n - 1 else min(whens[i], suffix_min[i + 1])
+    available = set(versions)
+    high = whens[0] if whens else 0
+    for k in range(1, n):
+        hwm, nxt = high, whens[k]  # H_k = max(whens[:k]); migration k+1 has when whens[k]
+        high = max(high, nxt)
+        if k not in available or k + 1 not in available or nxt <= hwm:
+            continue
+        later_in_between = (
+            k + 1 < n and suffix_min[k + 1] <= nxt and any(hwm < w <= nxt for w in whens[k + 1 :])
+        )
+        if later_in_between:
+            continue
+        if _sets_connection_state(migrations[k]):
+            continue
+        image = ctx.images.version(bundle, k + 1)
+        if image.incremental and image.error is None and image.image is not None:
+            chained.add(k)
+    return chained
+
+
+def _chained_outcome(following: _Outcome, bundle: Bundle, k: int) -> _Outcome:
+    """Version ``k``'s outcome from version ``k+1``'s (``k`` in :func:`_upgrade_chain`)."""
+    out = dataclasses.replace(
+        following, skipped=list(following.skipped), unknown_rows=list(following.unknown_rows)
+    )
+    if following.error is not None:
+        out.error = dataclasses.replace(
+            following.error,
+            applied_before=[bundle.migrations[k].tag, *following.error.applied_before],
+        )
+    else:
+        out.high_water_mark = float(max(m.when for m in bundle.migrations[:k]))
+    return out
+
+
 def _version_outcomes(ctx: CheckContext, versions: list[int]) -> dict[int, _Outcome]:
     """Outcome of upgrading a fresh DO at each of ``versions`` to head."""
+    chained = _upgrade_chain(ctx, versions)
+    outcomes = _run_upgrades(ctx, [k for k in versions if k not in chained])
+    for k in sorted(chained, reverse=True):
+        outcomes[k] = _chained_outcome(outcomes[k + 1], ctx.bundle, k)
+    return outcomes
+
+
+def _run_upgrades(ctx: CheckContext, versions: list[int]) -> dict[int, _Outcome]:
+    """Upgrade a fresh DO at each of ``versions`` to head (in worker processes when large)."""
     bundle = ctx.bundle
     start = _start_spec(ctx)
+    if not versions:
+        return {}
     sizes = [_statements(m) for m in bundle.migrations]
     work = sum(sum(sizes[k:]) for k in versions)
     workers = min(_limit(ctx, "fleet_workers", os.cpu_count() or 1), len(versions))
@@ -549,6 +655,11 @@ def upgrade_from_every_version(ctx: CheckContext) -> None:
     Starting from fresh images suffices for DOs that reached version ``k`` through earlier
     upgrades: their high-water mark can only be lower than a fresh version-``k`` DO's, so any
     entry they skip, the fresh one skips too.
+
+    Only the versions where the chain of images breaks are migrated: a version whose next
+    migration was built on top of it, with no PRAGMA and no ``when`` in between, upgrades
+    statement for statement like the next version (see :func:`_upgrade_chain`), so a clean
+    bundle costs one upgrade, not one per version.
 
     When ``ctx.settings.git_history`` is on and the bundle folder is in a git repository, every
     past committed state of the folder (newest ``git_history_limit`` commits) is treated as a
