@@ -1,0 +1,513 @@
+"""The backend abstraction: emulator DOs vs DOs inside real workerd, behind one surface.
+
+The first tests need no Node (message parsing, the bundle sent to drizzle, where each check
+runs, the missing-Node usage error). Tests marked ``workerd`` start the pinned workerd; they
+skip only when ``node`` is not on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pytest_dosqlite as dosqlite
+from pytest_dosqlite.backends import (
+    EmulatorBackend,
+    RemoteDurableObject,
+    RemoteMigrationRun,
+    WorkerdImages,
+    WorkerdRuntime,
+    WorkerdUnsupported,
+    harness_bundle,
+    sql_error,
+    upgrade_from_every_version_workerd,
+)
+from pytest_dosqlite.checks import CheckContext, Settings, idempotent, upgrade_from_empty
+from pytest_dosqlite.errors import CheckFailure, DurableObjectResetError, SqlError
+from pytest_dosqlite.registry import CHECK_NAMES, get_check, runs_on
+from pytest_dosqlite.storage import DurableObjectStorage
+from pytest_dosqlite.workerd import cache_root
+from test_plugin import GOOD, make_project, write_bundle
+
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
+#: the harness cache as seen before pytester swaps HOME
+CACHE = cache_root()
+
+
+# -- no Node needed ------------------------------------------------------------------------------
+
+
+def test_sql_error_parses_workerd_messages() -> None:
+    e = sql_error('near "TO": syntax error at offset 58: SQLITE_ERROR')
+    assert type(e) is SqlError and str(e) == 'near "TO": syntax error at offset 58: SQLITE_ERROR'
+    assert (e.code, e.offset, e.extended, e.sqlite_message) == (
+        "SQLITE_ERROR",
+        58,
+        None,
+        'near "TO": syntax error',
+    )
+    e = sql_error(
+        "UNIQUE constraint failed: users.name: SQLITE_CONSTRAINT (extended: "
+        "SQLITE_CONSTRAINT_UNIQUE)"
+    )
+    assert (e.code, e.extended, e.offset) == ("SQLITE_CONSTRAINT", "SQLITE_CONSTRAINT_UNIQUE", None)
+    assert e.sqlite_message == "UNIQUE constraint failed: users.name"
+    own = sql_error("SQL code did not contain a statement.")
+    assert own.code is None and own.sqlite_message == "SQL code did not contain a statement."
+    reset = sql_error(
+        "Durable Object was reset and rolled back to its last known good state because the "
+        "application left the database in a state where constraints were violated: "
+        "FOREIGN KEY constraint failed: SQLITE_CONSTRAINT"
+    )
+    assert isinstance(reset, DurableObjectResetError)
+
+
+def test_harness_bundle_is_what_drizzle_reads(tmp_path: Path) -> None:
+    write_bundle(tmp_path / "d", GOOD)
+    bundle = dosqlite.load_bundle(tmp_path / "d")
+    journal, migrations = harness_bundle(bundle)
+    assert [(e["idx"], e["tag"], e["when"]) for e in journal["entries"]] == [
+        (0, "0000_init", 1700000000000),
+        (1, "0001_posts", 1700000001000),
+    ]
+    assert migrations == {"m0000": GOOD[0][1], "m0001": GOOD[1][1]}
+    # a key migrations.js lacks is left out, so drizzle itself throws Missing migration
+    js = tmp_path / "d" / "migrations.js"
+    js.write_text(js.read_text().replace("m0001\n", "\n"))
+    partial = dosqlite.load_bundle(tmp_path / "d")
+    assert partial.missing == ("0001_posts",)
+    assert set(harness_bundle(partial)[1]) == {"m0000"}
+
+
+def test_registry_says_where_each_check_runs() -> None:
+    assert "do_contract" in CHECK_NAMES
+    assert runs_on("lint", "workerd") == "any"
+    assert runs_on("upgrade_from_empty", "workerd") == "workerd"
+    assert runs_on("upgrade_from_empty", "emulator") == "emulator"
+    assert runs_on("crash_recovery", "workerd") == "emulator"
+    assert get_check("upgrade_from_every_version", "workerd") is upgrade_from_every_version_workerd
+    assert get_check("upgrade_from_every_version").__module__ == "pytest_dosqlite.fleet"
+    assert get_check("idempotent", "workerd") is idempotent
+
+
+def test_remote_do_refuses_python_callbacks_with_a_reason() -> None:
+    do = RemoteDurableObject(WorkerdRuntime(), "never-started")
+    with pytest.raises(NotImplementedError, match=r"do\.transaction\(\["):
+        do.transaction_sync(lambda: None)
+    with pytest.raises(WorkerdUnsupported, match="callback cannot run inside the Worker"):
+        do.block_concurrency_while(lambda: None)
+    with pytest.raises(WorkerdUnsupported, match=r"do\.batch"), do.event():
+        pass
+    with pytest.raises(WorkerdUnsupported, match="no in-memory image"):
+        do.image()
+    do.close()  # a no-op, as fixtures call it
+
+
+def test_migrate_dispatches_to_a_remote_do() -> None:
+    class Fake:
+        def dosqlite_migrate(self, bundle: Any) -> RemoteMigrationRun:
+            return RemoteMigrationRun(applied=[f"ran {bundle}"])
+
+    run = dosqlite.migrate(Fake(), "b")  # type: ignore[arg-type]
+    assert run.applied == ["ran b"]
+
+
+def test_install_progress_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pytest_dosqlite.workerd as workerd
+
+    fake = workerd.Installation(tmp_path, "node", tmp_path / "workerd", "workerd x", True, 42.0)
+    monkeypatch.setattr(workerd, "harness_dir", lambda: tmp_path / "not-installed")
+    monkeypatch.setattr(workerd, "ensure_installed", lambda progress: fake)
+    lines: list[str] = []
+    runtime = WorkerdRuntime(progress=lines.append)
+    assert runtime.install() is fake
+    assert runtime.install() is fake  # once per runtime
+    assert len(lines) == 2
+    assert lines[0].startswith("pytest-dosqlite: installing workerd ")
+    assert lines[1] == "pytest-dosqlite: workerd harness installed in 42 s"
+
+
+def test_emulator_backend_hands_out_image_copies(tmp_path: Path) -> None:
+    write_bundle(tmp_path / "d", GOOD)
+    bundle = dosqlite.load_bundle(tmp_path / "d")
+    backend = EmulatorBackend()
+    a, b = backend.fresh(bundle), backend.fresh(bundle, 1)
+    assert isinstance(a, DurableObjectStorage)
+    tables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    assert ["posts"] in a.sql.exec(tables).raw().to_array()
+    assert ["posts"] not in b.sql.exec(tables).raw().to_array()
+
+
+def test_missing_node_is_one_usage_error(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    make_project(pytester.path)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    pytester.makepyfile(test_x="def test_x(do_storage):\n    pass\n")
+    old = os.environ["PATH"]
+    os.environ["PATH"] = str(empty)
+    try:
+        result = pytester.runpytest_subprocess(
+            "--dosqlite", "--dosqlite-backend=workerd", "-p", "no:cacheprovider"
+        )
+    finally:
+        os.environ["PATH"] = old
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "--dosqlite-backend=workerd: pytest-dosqlite's workerd backend needs Node.js" in err
+    assert "`node` is not on PATH" in err
+    assert "Traceback" not in err + result.stdout.str()
+
+
+def test_emulator_fixtures_are_unchanged(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    pytester.makeconftest(
+        "import pytest, pytest_dosqlite as d\n"
+        "@pytest.fixture(scope='session')\n"
+        "def dosqlite_bundle():\n"
+        "    return d.load_bundle('drizzle')\n"
+    )
+    pytester.makepyfile(
+        test_fix="""
+        from pytest_dosqlite import DurableObjectStorage
+
+        def test_types(migrated_do, do_at, do_storage, dosqlite_backend):
+            assert dosqlite_backend.name == "emulator"
+            for do in (migrated_do, do_at("0000_init"), do_storage):
+                assert type(do) is DurableObjectStorage
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+# -- real runtime -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[WorkerdRuntime]:
+    rt = WorkerdRuntime()
+    yield rt
+    rt.stop()
+
+
+def _bundle(tmp_path: Path, migrations: list[tuple[str, str]], **kw: Any) -> dosqlite.Bundle:
+    write_bundle(tmp_path / "drizzle", migrations, **kw)
+    return dosqlite.load_bundle(tmp_path / "drizzle")
+
+
+PARITY_SQL = [
+    "SELECT * FROM nosuch",
+    "INSERT INTO t (a) VALUES (NULL)",
+    "INSERT INTO t (a) VALUES ('dup')",
+    "SELEC 1",
+    "BEGIN",
+    "PRAGMA journal_mode=DELETE",
+    "SELECT log10(100)",
+    "SELECT 1; -- c",
+    "SELECT 1;;",
+    "CREATE TABLE _cf_x (a)",
+]
+
+
+@pytest.mark.workerd
+@needs_node
+def test_remote_exec_has_the_emulator_surface(runtime: WorkerdRuntime) -> None:
+    remote = runtime.empty("surface")
+    local = DurableObjectStorage()
+    for do in (remote, local):
+        do.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT NOT NULL UNIQUE, b BLOB)")
+        do.sql.exec("INSERT INTO t (a, b) VALUES (?, ?), (?, ?)", "dup", b"\x00\x01", "x", None)
+    for do in (remote, local):
+        cur = do.sql.exec("SELECT id, a, b, typeof(?) AS t FROM t ORDER BY id", 42)
+        assert cur.column_names == ["id", "a", "b", "t"]
+        assert cur.to_array() == [
+            {"id": 1, "a": "dup", "b": b"\x00\x01", "t": "real"},
+            {"id": 2, "a": "x", "b": None, "t": "real"},
+        ]
+        assert do.sql.exec("SELECT a FROM t ORDER BY id").raw().to_array() == [["dup"], ["x"]]
+        assert do.sql.exec("SELECT count(*) AS n FROM t").one() == {"n": 2}
+        with pytest.raises(SqlError, match="Expected exactly one result"):
+            do.sql.exec("SELECT a FROM t").one()
+    for sql in PARITY_SQL:
+        errors = []
+        for do in (remote, local):
+            try:
+                do.sql.exec(sql)
+                errors.append(None)
+            except SqlError as exc:
+                errors.append((str(exc), exc.code, exc.offset))
+        assert errors[0] is not None, sql
+        assert errors[0] == errors[1], sql
+    assert remote.sql.database_size == local.sql.database_size
+
+
+@pytest.mark.workerd
+@needs_node
+def test_batch_is_one_event_and_transaction_rolls_back(runtime: WorkerdRuntime) -> None:
+    do = runtime.empty("batch")
+    out = do.batch(
+        [
+            "CREATE TABLE t (x NOT NULL)",
+            ("INSERT INTO t VALUES (?)", [1]),
+            "INSERT INTO t VALUES (NULL)",
+            "PRAGMA foreign_keys=OFF",  # after a write in the same event: a no-op
+            "PRAGMA foreign_keys",
+        ]
+    )
+    assert isinstance(out[2], SqlError) and str(out[2]).startswith("NOT NULL constraint failed")
+    assert not isinstance(out[4], SqlError) and out[4].raw().to_array() == [[1]]
+    with pytest.raises(SqlError, match="no such table: nosuch"):
+        do.transaction(["INSERT INTO t VALUES (2)", "INSERT INTO nosuch VALUES (1)"])
+    assert do.sql.exec("SELECT x FROM t").raw().to_array() == [[1]]  # the 2 was rolled back
+    kept = do.transaction([("INSERT INTO t VALUES (?)", [3]), "SELECT count(*) FROM t"])
+    assert kept[1].raw().to_array() == [[2]]
+
+
+@pytest.mark.workerd
+@needs_node
+def test_fresh_dos_and_public_migrate_run_real_drizzle(
+    runtime: WorkerdRuntime, tmp_path: Path
+) -> None:
+    bundle = _bundle(
+        tmp_path,
+        [
+            *GOOD,
+            ("0002_backfill", "UPDATE `posts` SET `title` = 'untitled' WHERE `title` IS NULL;"),
+        ],
+    )
+    old = runtime.fresh(bundle, 2)
+    other = runtime.fresh(bundle, 2)
+    assert old.name != other.name
+    old.sql.exec("INSERT INTO posts (title) VALUES (NULL), ('kept')")
+    run = dosqlite.migrate(old, bundle)  # the public API dispatches to workerd
+    assert isinstance(run, RemoteMigrationRun)
+    assert run.applied == ["0002_backfill"]
+    assert run.not_applied == ["0000_init", "0001_posts"]
+    assert run.high_water_mark == 1700000001000
+    rows = old.sql.exec("SELECT title FROM posts ORDER BY id").raw().to_array()
+    assert rows == [["untitled"], ["kept"]]
+    assert dosqlite.migrate(old, bundle).applied == []
+    assert other.sql.exec("SELECT count(*) AS n FROM posts").one() == {"n": 0}
+    ledger = old.dump()["journal"]
+    assert [r["created_at"] for r in ledger] == [1700000000000, 1700000001000, 1700000002000]
+
+
+@pytest.mark.workerd
+@needs_node
+def test_failed_real_migrate_is_explained_by_the_emulator(
+    runtime: WorkerdRuntime, tmp_path: Path
+) -> None:
+    unique = ("0002_unique", "CREATE UNIQUE INDEX `posts_title` ON `posts` (`title`);")
+    bundle = _bundle(tmp_path, [*GOOD, unique])
+    do = runtime.fresh(bundle, 2)
+    do.sql.exec("INSERT INTO posts (title) VALUES (?), (?)", "same", "same")
+    with pytest.raises(dosqlite.MigrationError) as info:
+        dosqlite.migrate(do, bundle)
+    err = info.value
+    assert err.drizzle_message == "DrizzleError: Rollback"  # what workerd said
+    assert err.tag == "0002_unique"
+    assert str(err.cause) == (
+        "UNIQUE constraint failed: posts.title: SQLITE_CONSTRAINT (extended: "
+        "SQLITE_CONSTRAINT_UNIQUE)"
+    )
+    assert "workerd's migrate() rejected with `DrizzleError: Rollback`" in err.message
+    assert "emulator's replay" in err.message
+    # the real DO kept its state: the whole run was rolled back
+    assert do.dump()["journal"] is not None and len(do.dump()["journal"]) == 2
+
+    broken = _bundle(tmp_path / "b", [*GOOD, ("0002_dup", GOOD[1][1])])
+    with pytest.raises(dosqlite.MigrationError) as fresh_info:
+        runtime.fresh(broken)
+    assert str(fresh_info.value.cause) == "table `posts` already exists: SQLITE_ERROR"
+    assert fresh_info.value.statement is not None
+    assert fresh_info.value.statement.startswith("CREATE TABLE `posts`")
+
+
+@pytest.mark.workerd
+@needs_node
+def test_core_checks_run_on_workerd(runtime: WorkerdRuntime, tmp_path: Path) -> None:
+    from pytest_dosqlite.checks import _query
+    from pytest_dosqlite.schema import introspect, render
+
+    bundle = dosqlite.load_bundle(EXAMPLE / "drizzle")
+    images = WorkerdImages(runtime)
+    ctx = CheckContext(bundle=bundle, images=images)  # type: ignore[arg-type]
+    upgrade_from_empty(ctx)
+    idempotent(ctx)
+    get_check("schema_snapshot", "workerd")(ctx)  # the committed snapshot matches workerd's DO
+    get_check("matches_drizzle_snapshot", "workerd")(ctx)
+    remote = images.fresh(bundle)
+    assert isinstance(remote, RemoteDurableObject)
+    local = EmulatorBackend().fresh(bundle)
+    assert render(introspect(_query(remote))) == render(introspect(_query(local)))
+
+    bad = _bundle(tmp_path, [*GOOD, ("0002_txn", "BEGIN;\nCREATE TABLE `x` (`a` integer);")])
+    with pytest.raises(CheckFailure) as info:
+        upgrade_from_empty(CheckContext(bundle=bad, images=images))  # type: ignore[arg-type]
+    text = info.value.render()
+    assert "migration 0002_txn fails on a fresh Durable Object" in text
+    assert "To execute a transaction" in text and "DrizzleError: Rollback" in text
+
+
+@pytest.mark.workerd
+@needs_node
+def test_upgrade_from_every_version_on_workerd(runtime: WorkerdRuntime, tmp_path: Path) -> None:
+    settings = Settings(git_history=False, backend="workerd")
+    good = _bundle(tmp_path / "g", GOOD)
+    upgrade_from_every_version_workerd(
+        CheckContext(bundle=good, settings=settings, extra={"workerd": runtime})
+    )
+    three = [*GOOD, ("0002_tags", "CREATE TABLE `tags` (`id` integer PRIMARY KEY);")]
+    # a merged branch: 0001's `when` is newer than 0002's, so v2 DOs never get 0002
+    merged = _bundle(tmp_path / "m", three, whens=[1700000000000, 1700000009000, 1700000005000])
+    with pytest.raises(CheckFailure) as info:
+        upgrade_from_every_version_workerd(
+            CheckContext(bundle=merged, settings=settings, extra={"workerd": runtime})
+        )
+    text = info.value.render()
+    assert "Deployed at v2 (after 0001_posts) [workerd]" in text
+    assert "never applied" in text and "0002_tags" in text
+    assert "+table tags" not in text and "-table tags" in text
+
+
+@pytest.fixture
+def shared_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytester runs get a fresh HOME: point them at this user's harness install."""
+    monkeypatch.setenv("DOSQLITE_CACHE_DIR", str(CACHE))
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _gone(pgid: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _group_members(pgid)
+
+
+USER_TESTS = """
+import json, os
+from pathlib import Path
+import pytest_dosqlite as dosqlite
+from pytest_dosqlite.backends import RemoteDurableObject
+
+def _note(backend):
+    Path(os.environ["DOSQLITE_TEST_OUT"]).write_text(json.dumps({"pgid": backend.server.pgid}))
+
+def test_fixtures_are_remote(migrated_do, do_at, do_storage, dosqlite_backend, dosqlite_bundle):
+    assert dosqlite_backend.name == "workerd"
+    old = do_at("0000_init")
+    dos = [migrated_do, old, do_storage]
+    assert all(isinstance(d, RemoteDurableObject) for d in dos)
+    assert len({d.name for d in dos}) == 3
+    assert migrated_do.sql.exec("SELECT count(*) AS n FROM posts").one() == {"n": 0}
+    assert dosqlite.migrate(old, dosqlite_bundle).applied == ["0001_posts"]
+    _note(dosqlite_backend)
+
+def test_sql_errors_are_workerds(migrated_do):
+    try:
+        migrated_do.sql.exec("INSERT INTO users (name) VALUES (NULL)")
+    except dosqlite.SqlError as exc:
+        assert str(exc) == (
+            "NOT NULL constraint failed: users.name: SQLITE_CONSTRAINT "
+            "(extended: SQLITE_CONSTRAINT_NOTNULL)"
+        )
+    else:
+        raise AssertionError("no error")
+"""
+
+
+@pytest.mark.workerd
+@needs_node
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_plugin_end_to_end_on_workerd(
+    pytester: pytest.Pytester, tmp_path: Path, shared_cache: None
+) -> None:
+    make_project(pytester.path)
+    pytester.makeconftest(
+        "import pytest, pytest_dosqlite as d\n"
+        "@pytest.fixture(scope='session')\n"
+        "def dosqlite_bundle():\n"
+        "    return d.load_bundle('drizzle')\n"
+    )
+    pytester.makepyfile(test_user=USER_TESTS)
+    out = tmp_path / "out.json"
+    os.environ["DOSQLITE_TEST_OUT"] = str(out)
+    try:
+        result = pytester.runpytest_subprocess(
+            "--dosqlite",
+            "--dosqlite-backend=workerd",
+            "--dosqlite-checks-include=upgrade_from_empty,idempotent,upgrade_from_every_version,"
+            "lint,concurrent_starts,do_contract",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+        )
+    finally:
+        del os.environ["DOSQLITE_TEST_OUT"]
+    result.assert_outcomes(passed=7, skipped=0, failed=1)
+    stdout = result.stdout.str()
+    assert (
+        "dosqlite: on workerd (real drizzle migrate()): upgrade_from_empty, idempotent, "
+        "upgrade_from_every_version" in stdout
+    )
+    assert "dosqlite: on the emulator (processes, crashes, timing): concurrent_starts" in stdout
+    assert "dosqlite: backend-independent: lint" in stdout
+    # make_project's Worker is a stub whose DO never migrates: do_contract says so
+    assert "RoomDO do not migrate themselves to the bundle's head on workerd" in stdout
+    assert "its constructor does not run drizzle's migrate()" in stdout
+    pgid = json.loads(out.read_text())["pgid"]
+    assert _gone(pgid), _group_members(pgid)  # the session stopped its workerd
+
+
+@pytest.mark.workerd
+@needs_node
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_crashed_session_leaves_no_workerd(
+    pytester: pytest.Pytester, tmp_path: Path, shared_cache: None
+) -> None:
+    make_project(pytester.path)
+    pytester.makepyfile(
+        test_crash="""
+        import json, os
+        from pathlib import Path
+
+        def test_crash(do_storage, dosqlite_backend):
+            do_storage.sql.exec("SELECT 1")
+            out = Path(os.environ["DOSQLITE_TEST_OUT"])
+            out.write_text(json.dumps({"pgid": dosqlite_backend.server.pgid}))
+            os._exit(3)  # no sessionfinish, no atexit
+        """
+    )
+    out = tmp_path / "out.json"
+    os.environ["DOSQLITE_TEST_OUT"] = str(out)
+    try:
+        result = pytester.runpytest_subprocess(
+            "--dosqlite-backend=workerd", "-p", "no:cacheprovider"
+        )
+    finally:
+        del os.environ["DOSQLITE_TEST_OUT"]
+    assert result.ret == 3
+    pgid = json.loads(out.read_text())["pgid"]
+    assert _gone(pgid), _group_members(pgid)
