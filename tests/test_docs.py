@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +21,7 @@ from types import ModuleType
 import pytest
 
 from conftest import REPO, shared_path
+from pytest_dosqlite import registry
 from pytest_dosqlite.bundle import PROBLEM_CODES, load_bundle
 from pytest_dosqlite.lint import RULES, lint_bundle
 from pytest_dosqlite.registry import CHECK_NAMES
@@ -206,7 +208,18 @@ def test_no_machine_paths_in_docs() -> None:
 # ------------------------------------------------------------------------ examples are real
 
 
-@pytest.mark.parametrize("check", CHECK_NAMES)
+#: checks that need the real runtime (Node and the workerd harness) to run their example
+WORKERD_ONLY: frozenset[str] = getattr(registry, "WORKERD_ONLY", frozenset())
+_NEEDS_NODE = [
+    pytest.mark.workerd,
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH"),
+]
+
+
+@pytest.mark.parametrize(
+    "check",
+    [pytest.param(c, marks=_NEEDS_NODE if c in WORKERD_ONLY else ()) for c in CHECK_NAMES],
+)
 def test_check_example_still_fails_with_the_pasted_output(check: str) -> None:
     run = examples()
     found, text = run.run(check)

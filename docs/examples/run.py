@@ -44,6 +44,8 @@ class Example:
     extra: dict[str, Any] = field(default_factory=dict)
     #: a check whose finding is a warning (it does not raise)
     warns: bool = False
+    #: "workerd": the check runs on the real runtime (needs Node and the workerd harness)
+    backend: str = "emulator"
 
 
 EXAMPLES: dict[str, Example] = {
@@ -52,6 +54,7 @@ EXAMPLES: dict[str, Example] = {
     "idempotent": Example("rerun-hack/drizzle"),
     "schema_snapshot": Example("edited-migration/drizzle"),
     "wrangler_contract": Example("kv-class/drizzle", project="kv-class"),
+    "do_contract": Example("no-migrate/drizzle", project="no-migrate", backend="workerd"),
     "upgrade_from_every_version": Example("merged-branch/drizzle", settings={"git_history": False}),
     "concurrent_starts": Example(
         "notes/drizzle",
@@ -101,12 +104,23 @@ def run(check: str) -> tuple[bool, str]:
     from pytest_dosqlite.registry import get_check
 
     ctx = context(check)
+    backend = EXAMPLES[check].backend
+    runtime = None
+    if backend == "workerd":
+        from pytest_dosqlite.backends import WorkerdRuntime
+
+        runtime = WorkerdRuntime(emulator_images=ctx.images)
+        ctx.extra["workerd"] = runtime
+        ctx.extra["emulator_images"] = ctx.images
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            get_check(check)(ctx)
+            get_check(check, backend)(ctx)
         except CheckFailure as exc:
             return True, _relative(f"FAILED {check}\n{exc.render()}")
+        finally:
+            if runtime is not None:
+                runtime.stop()
     shown = [f"{w.category.__name__}: {w.message}" for w in caught]
     if shown:
         return True, _relative(f"passed {check} (with warnings)\n" + "\n".join(shown))

@@ -1,0 +1,1 @@
+ALTER TABLE `notes` ADD `archived` integer DEFAULT false NOT NULL;
