@@ -34,7 +34,7 @@ def _schema(path: str) -> int:
 
 def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
     from .checks import CheckContext
-    from .errors import CheckFailure, DosqliteError
+    from .errors import CheckFailure, CheckSkipped, DosqliteError
     from .registry import CHECK_NAMES, get_check
 
     unknown = [n for n in (names or []) + exclude if n not in CHECK_NAMES]
@@ -45,12 +45,16 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
         )
         return 2
     ctx = CheckContext.for_bundle(path)
-    failed = 0
+    failed = passed = skipped = 0
     for name in names or CHECK_NAMES:
         if name in exclude:
             continue
         try:
             get_check(name)(ctx)
+        except CheckSkipped as exc:
+            skipped += 1
+            print(f"skipped {name}: {exc}")
+            continue
         except CheckFailure as exc:
             failed += 1
             print(f"FAILED {name}\n{exc.render()}\n")
@@ -58,8 +62,9 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
             failed += 1
             print(f"FAILED {name}\n{exc}\n")
         else:
+            passed += 1
             print(f"passed {name}")
-    print(f"{len(names or CHECK_NAMES) - len(exclude) - failed} passed, {failed} failed")
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if failed else 0
 
 

@@ -99,8 +99,9 @@ def wrangler_contract(ctx: CheckContext) -> None:
                 )
             elif cls.deleted:
                 sections.append((f"{name} is deleted", f"{w.path}: a migration deletes {name}."))
-        tags = [m.tag for m in w.migrations if m.tag]
-        dupes = sorted(t for t, n in Counter(tags).items() if n > 1)
+        # each environment deploys its own copy of the classes: tags repeat across envs
+        tags = [(m.env or "", m.tag) for m in w.migrations if m.tag]
+        dupes = sorted({t for (env, t), n in Counter(tags).items() if n > 1})
         if dupes:
             sections.append(
                 (

@@ -98,9 +98,9 @@ class ImageCache:
         if previous.image is not None and previous.error is None:
             do = DurableObjectStorage(image=previous.image)
             try:
-                started = time.perf_counter()
+                started = time.thread_time()
                 run = migrate(do, prefix)
-                elapsed = time.perf_counter() - started
+                elapsed = time.thread_time() - started
                 self.builds += 1
                 # incremental build equals a fresh build unless the high-water mark skipped
                 # the new entry; then build from scratch, as a fresh DO would be
@@ -112,12 +112,12 @@ class ImageCache:
                 do.close()
         do = DurableObjectStorage()
         try:
-            started = time.perf_counter()
+            started = time.thread_time()
             run = migrate(do, prefix)
             self.builds += 1
             last = prefix.migrations[-1].tag if prefix.migrations else None
             seconds = run.timings.get(last, 0.0) if last else 0.0
-            return VersionImage(count, do.image(), None, seconds or time.perf_counter() - started)
+            return VersionImage(count, do.image(), None, seconds or time.thread_time() - started)
         except MigrationError as exc:
             return VersionImage(count, None, exc)
         finally:

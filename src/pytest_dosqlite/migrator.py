@@ -44,7 +44,7 @@ class MigrationRun:
     not_applied: list[str] = field(default_factory=list)
     #: the newest ``created_at`` the run compared against (None on a fresh DO)
     high_water_mark: float | None = None
-    #: seconds spent per applied migration
+    #: CPU seconds spent per applied migration (thread CPU time: the same on a busy machine)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -115,7 +115,7 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
         run.high_water_mark = hwm
         for m in migrations:
             if last is None or (hwm is not None and hwm < m.when):
-                started = time.perf_counter()
+                started = time.thread_time()
                 state["migration"] = m
                 for index, chunk in enumerate(m.chunks):
                     state["chunk"] = index
@@ -123,7 +123,7 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
                 state.pop("chunk", None)
                 do.sql.exec(INSERT_SQL, "", m.when)
                 run.applied.append(m.tag)
-                run.timings[m.tag] = time.perf_counter() - started
+                run.timings[m.tag] = time.thread_time() - started
             else:
                 run.not_applied.append(m.tag)
 
@@ -237,7 +237,7 @@ def _migrate_v1(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
             if name in applied:
                 run.not_applied.append(m.tag)
                 continue
-            started = time.perf_counter()
+            started = time.thread_time()
             state["migration"] = m
             for index, chunk in enumerate(m.chunks):
                 state["chunk"] = index
@@ -246,7 +246,7 @@ def _migrate_v1(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
             when: object = m.when if m.when_valid else None
             do.sql.exec(INSERT_SQL_V1, "", when, name, _iso_now())
             run.applied.append(m.tag)
-            run.timings[m.tag] = time.perf_counter() - started
+            run.timings[m.tag] = time.thread_time() - started
 
     try:
         do.transaction_sync(body)

@@ -274,8 +274,11 @@ def resolve(config: pytest.Config) -> Resolved:
                 + ", ".join(f"{r.id} ({r.name})" for r in RULES.values())
             )
     start = pick("start", opt.dosqlite_start, "dosqlite_start") or None
-    if start is not None and ":" not in str(start):
-        raise pytest.UsageError(f"dosqlite_start must look like module:function, not {start!r}")
+    if start is not None and ":" not in str(start) and start not in ("drizzle", "drizzle-fk-off"):
+        raise pytest.UsageError(
+            "dosqlite_start must be drizzle, drizzle-fk-off or module:function, not "
+            f"{start!r}"
+        )
     fleet: dict[str, Any] = {}
     for key, ini_key, kind in (
         ("git_history_limit", "dosqlite_git_history_limit", int),

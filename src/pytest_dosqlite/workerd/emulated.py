@@ -373,7 +373,9 @@ class EmulatedHarness:
                     bcw_steps: list[Json] = list(step.get("steps") or [])
                     bcw_log = inner
 
-                    def bcw_body() -> None:
+                    def bcw_body(
+                        bcw_steps: list[Json] = bcw_steps, bcw_log: list[Json] = bcw_log
+                    ) -> None:
                         self._steps(obj, bcw_steps, bcw_log, in_ctor=True)
 
                     storage.block_concurrency_while(bcw_body)
