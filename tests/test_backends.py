@@ -511,3 +511,45 @@ def test_crashed_session_leaves_no_workerd(
     assert result.ret == 3
     pgid = json.loads(out.read_text())["pgid"]
     assert _gone(pgid), _group_members(pgid)
+
+
+RECREATE = [
+    ("0000_users", "CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);"),
+    (
+        "0001_posts",
+        "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `user_id` integer REFERENCES "
+        "`users`(`id`));--> statement-breakpoint\n"
+        "INSERT INTO `users` VALUES (1, 'a');--> statement-breakpoint\n"
+        "INSERT INTO `posts` VALUES (1, 1);",
+    ),
+    (
+        "0002_recreate_users",
+        "PRAGMA foreign_keys=OFF;--> statement-breakpoint\n"
+        "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `name` text NOT NULL DEFAULT '');"
+        "--> statement-breakpoint\n"
+        "INSERT INTO `__new_users` SELECT `id`, coalesce(`name`, '') FROM `users`;"
+        "--> statement-breakpoint\n"
+        "DROP TABLE `users`;--> statement-breakpoint\n"
+        "ALTER TABLE `__new_users` RENAME TO `users`;--> statement-breakpoint\n"
+        "PRAGMA foreign_keys=ON;",
+    ),
+]
+
+
+@pytest.mark.workerd
+@needs_node
+def test_fk_off_start_runs_on_workerd(runtime: WorkerdRuntime, tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path, RECREATE)
+    plain = runtime.empty("plain")
+    with pytest.raises(dosqlite.MigrationError) as info:
+        runtime.migrate(plain, bundle)
+    assert info.value.drizzle_message == "DrizzleError: Rollback"
+    assert str(info.value.cause).startswith("FOREIGN KEY constraint failed")
+    assert info.value.tag == "0002_recreate_users"
+    workaround = runtime.empty("fk-off")
+    run = runtime.migrate(workaround, bundle, "drizzle-fk-off")
+    assert run.applied == [t for t, _ in RECREATE]
+    assert workaround.sql.exec("SELECT count(*) AS n FROM posts").one() == {"n": 1}
+    assert workaround.sql.exec("PRAGMA foreign_keys").raw().to_array() == [[1]]
+    with pytest.raises(WorkerdUnsupported, match="Python function"):
+        runtime.migrate(runtime.empty(), bundle, "mymodule:start")

@@ -344,7 +344,6 @@ class RemoteDurableObject:
 
     def emulate(self) -> DurableObjectStorage:
         """An emulator DO with this DO's history replayed (to explain a failure)."""
-        from .migrator import migrate
         from .storage import DurableObjectStorage
 
         do: DurableObjectStorage | None = None
@@ -372,8 +371,19 @@ class RemoteDurableObject:
                 elif kind == "txn":
                     do.transaction_sync(functools.partial(_run_all, do, entry[1]))
                 elif kind == "migrate":
-                    migrate(do, entry[1])
+                    _emulated_start(entry[2])(do, entry[1])
         return do if do is not None else DurableObjectStorage()
+
+
+def _emulated_start(start: str | None) -> Callable[[DurableObjectStorage, Bundle], Any]:
+    """The emulator's version of a start the real runtime ran (see WORKERD_STARTS)."""
+    if start == "drizzle-fk-off":
+        from .fleet import drizzle_start_fk_off
+
+        return drizzle_start_fk_off
+    from .migrator import migrate
+
+    return migrate
 
 
 def _run_all(do: DurableObjectStorage, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
@@ -538,7 +548,7 @@ class WorkerdRuntime:
         self, do: RemoteDurableObject, bundle: Bundle, start: str | None = None
     ) -> RemoteMigrationRun:
         """drizzle's real ``migrate(drizzle(ctx.storage), bundle)`` inside ``do``."""
-        return self._run(do, bundle, history=("migrate", bundle), start=start)
+        return self._run(do, bundle, history=("migrate", bundle, start), start=start)
 
     def _run(
         self,
@@ -595,7 +605,6 @@ class WorkerdRuntime:
         history: tuple[Any, ...],
     ) -> MigrationError:
         """The MigrationError for a rejected real migrate(): workerd's message, emulator's cause."""
-        from .migrator import migrate
 
         real = str(answer.get("error"))
         if answer.get("errorName") == "Error" and real.startswith("Error: "):
@@ -607,7 +616,7 @@ class WorkerdRuntime:
                 if version.error is not None:
                     raise version.error
             else:
-                migrate(emulated, bundle)
+                _emulated_start(history[2])(emulated, bundle)
         except MigrationError as exc:
             return dataclasses.replace(
                 exc,
