@@ -265,6 +265,8 @@ def test_v1_folders(folders: list[tuple[str, bytes]], with_js: bool) -> None:
         for name, sql in folders:
             if name in (".", "..") or name.strip() != name:
                 continue
+            if with_js and any(c in name for c in "'\n\r\u2028\u2029"):
+                continue  # cannot be written unescaped in the import's single-quoted string
             try:
                 (out / name).mkdir()
             except OSError:
