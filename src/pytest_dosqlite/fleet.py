@@ -41,7 +41,6 @@ import json
 import os
 import pickle
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +58,7 @@ import apsw
 from .bundle import Bundle, Migration, load_bundle
 from .checks import CheckContext, migration_failure
 from .errors import CheckFailure, DosqliteError, MigrationError, SqlError
+from .images import reads_connection_state, sets_connection_state
 from .migrator import LEDGER_TABLE, MigrationRun, migrate
 from .sqltext import split
 from .storage import DurableObjectStorage
@@ -495,27 +495,6 @@ def _statements(m: Migration) -> int:
 #: skip the upgrades that provably repeat the next version's (see :func:`_upgrade_chain`)
 UPGRADE_CHAIN = True
 
-_PRAGMA_NAME = re.compile(
-    r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*PRAGMA\s+(?:[\"`\[]?main[\"`\]]?\s*\.\s*)?"
-    r"[\"`\[]?(\w+)",
-    re.IGNORECASE | re.DOTALL,
-)
-#: functions whose value carries over from one statement of the connection to the next
-_CONNECTION_STATE_CALL = re.compile(r"\b(?:last_insert_rowid|changes|total_changes)\s*\(", re.I)
-
-
-def _sets_connection_state(m: Migration) -> bool:
-    """A statement of ``m`` is a PRAGMA other than ``foreign_keys`` (a no-op inside the
-    migrator's transaction): its setting would outlive the migration on the connection."""
-    for chunk in m.chunks:
-        if "pragma" not in chunk.lower():
-            continue
-        for piece in split(chunk):
-            match = _PRAGMA_NAME.match(piece.text) if piece.has_statement else None
-            if match is not None and match.group(1).lower() != "foreign_keys":
-                return True
-    return False
-
 
 def _upgrade_chain(ctx: CheckContext, versions: list[int]) -> set[int]:
     """Versions ``k`` whose upgrade to head is, statement for statement, version ``k+1``'s.
@@ -544,7 +523,7 @@ def _upgrade_chain(ctx: CheckContext, versions: list[int]) -> set[int]:
     if resolve_start(_start_spec(ctx)) is not drizzle_start:
         return chained
     migrations = bundle.migrations
-    if any(_CONNECTION_STATE_CALL.search(m.sql) for m in migrations):
+    if any(reads_connection_state(m) for m in migrations):
         return chained
     whens = [m.when for m in migrations]
     n = len(whens)
@@ -563,10 +542,9 @@ def _upgrade_chain(ctx: CheckContext, versions: list[int]) -> set[int]:
         )
         if later_in_between:
             continue
-        if _sets_connection_state(migrations[k]):
+        if sets_connection_state(migrations[k]):
             continue
-        image = ctx.images.version(bundle, k + 1)
-        if image.incremental and image.error is None and image.image is not None:
+        if ctx.images.incremental(bundle, k + 1):
             chained.add(k)
     return chained
 
@@ -682,7 +660,7 @@ def upgrade_from_every_version(ctx: CheckContext) -> None:
             groups.append(([label], outcome))
 
     # no DO can be at a version that fails to build (upgrade_from_empty reports that)
-    versions = [k for k in range(1, n + 1) if ctx.images.version(bundle, k).image is not None]
+    versions = [k for k in range(1, n + 1) if ctx.images.reaches(bundle, k)]
     for k, outcome in sorted(_version_outcomes(ctx, versions).items()):
         if outcome.failed:
             record(_label(bundle, k), outcome)
