@@ -553,3 +553,24 @@ def test_fk_off_start_runs_on_workerd(runtime: WorkerdRuntime, tmp_path: Path) -
     assert workaround.sql.exec("PRAGMA foreign_keys").raw().to_array() == [[1]]
     with pytest.raises(WorkerdUnsupported, match="Python function"):
         runtime.migrate(runtime.empty(), bundle, "mymodule:start")
+
+
+@pytest.mark.workerd
+@needs_node
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_stopped_runtime_does_not_restart() -> None:
+    from pytest_dosqlite.workerd import WorkerdError
+
+    rt = WorkerdRuntime()
+    assert not rt.started  # lazy: nothing runs before the first DO is used
+    do = rt.empty("stop")
+    assert not rt.started
+    do.sql.exec("SELECT 1")
+    assert rt.started and rt.startup_seconds is not None
+    pgid = rt.server.pgid
+    assert pgid is not None
+    rt.stop()
+    assert not rt.started and _gone(pgid)
+    with pytest.raises(WorkerdError, match="was stopped"):
+        do.sql.exec("SELECT 1")
+    rt.stop()  # idempotent

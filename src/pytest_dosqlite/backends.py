@@ -510,11 +510,14 @@ class WorkerdRuntime:
         return server
 
     def stop(self) -> None:
-        """Stop workerd (no orphan processes: see WorkerdBackend.stop)."""
+        """Stop workerd (no orphan processes: see WorkerdBackend.stop); it does not restart."""
+        from .workerd import WorkerdError
+
         with self._lock:
             server = self._server
             if server is not None:
                 server.stop()
+                self._failure = WorkerdError("the workerd runtime of this session was stopped")
 
     def describe(self) -> str:
         from .workerd import PINNED_WORKERD
