@@ -46,11 +46,12 @@ def _workerd(config: pytest.Config) -> WorkerdRuntime | None:
 
 def _remote(make: Callable[[], Any]) -> Any:
     """Run ``make`` on the workerd runtime; a runtime that cannot start fails the test cleanly."""
+    from .backends import WorkerdUnsupported
     from .workerd import WorkerdError
 
     try:
         return make()
-    except WorkerdError as exc:
+    except (WorkerdError, WorkerdUnsupported) as exc:
         pytest.fail(f"workerd backend: {exc}", pytrace=False)
 
 
