@@ -1,10 +1,11 @@
 """The child side of the fleet checks: DO starts in their own OS processes.
 
-Concurrency and crashes cannot be tested inside one Python process: the races are between
-processes holding SQLite file locks, and a crash has to be a real abrupt death (SIGKILL), with
-no ``finally`` or ``atexit`` running. The parent (:mod:`pytest_dosqlite.fleet`) passes a pickled
-spec file (``{"bundle": Bundle, "start": "module:function" | None, "images": {k: path}}``) and
-reads JSON event lines from stdout::
+Concurrency cannot be tested inside one Python process: the races are between processes
+holding SQLite file locks. A crash is what a process killed (SIGKILL) at some statement leaves
+on disk: the database files as they are at that moment, with no ``finally``, rollback or close
+after it. The parent (:mod:`pytest_dosqlite.fleet`) passes a pickled spec file (``{"bundle":
+Bundle, "start": "module:function" | None, "images": page store, see fleet._write_images}``)
+and reads JSON event lines from stdout::
 
     python -m pytest_dosqlite._start race SPEC DB COUNT [--hold]
         forks COUNT starts on DB (spawns them where os.fork does not exist). Each opens the
@@ -14,10 +15,11 @@ reads JSON event lines from stdout::
         alone is released by ``go``, pauses inside its transaction right after recording the
         first migration ("holding") until ``continue``; ``go-others`` releases the rest.
     python -m pytest_dosqlite._start serve SPEC
-        crash worker: one JSON job per stdin line, one JSON result per stdout line. Each job
-        forks a child that kills itself at the job's statement; the worker then inspects the
-        database and runs the next start.
-    python -m pytest_dosqlite._start crash SPEC JOB
+        crash worker: one JSON job per stdin line, one JSON result per stdout line. A crash job
+        is one migration: a forked child runs the start and copies the database files at each
+        of the job's crash points (then kills itself); the worker inspects every copy and runs
+        the next start on it.
+    python -m pytest_dosqlite._start snapshots SPEC JOB
         one crash child, for platforms without os.fork.
 """
 
@@ -105,31 +107,65 @@ class _Tap(SqlStorage):
         return super().exec(query, *bindings)
 
 
-class _KillSwitch(_Tap):
-    """Dies just before one statement of the migration, or right after its ledger INSERT."""
+class _Snapshots(_Tap):
+    """Copies the database files at each crash point of one migration, then goes on.
+
+    A process killed at a point leaves the files exactly as they are at that moment (its page
+    cache, its locks and everything it would have done next are gone), so one run that copies
+    them at every point stands for one killed run per point, and runs each statement once
+    instead of once per later point. Points are ``(chunk, statement)`` as in
+    :class:`~pytest_dosqlite.fleet.CrashPoint`; ``(None, None)`` is right after the ledger
+    INSERT. The statements between two points of a chunk run in one exec, as workerd's loop
+    runs them. After the last point the process dies: nothing it commits matters any more.
+    """
 
     def __init__(
         self,
         storage: DurableObjectStorage,
         migration: Migration,
-        chunk: int | None,
-        statement: int | None,
+        points: list[tuple[int | None, int | None]],
+        db: str,
+        out: str,
     ) -> None:
         super().__init__(storage, migration)
-        self._chunk = chunk
-        self._statement = statement or 0
+        self._db = db
+        self._out = out
+        self._stops: dict[int, list[tuple[int, int]]] = {}
+        self._ledger: int | None = None
+        for i, (chunk, statement) in enumerate(points):
+            if chunk is None:
+                self._ledger = i
+            else:
+                self._stops.setdefault(chunk, []).append((statement or 0, i))
 
-    def entering(self, chunk: int, text: str) -> None:
-        if chunk != self._chunk:
-            return
-        if self._statement > 0:
-            # the statements before the target run in one exec, as workerd's loop runs them
-            SqlStorage.exec(self, text[: split(text)[self._statement].start])
-        _die()
+    def _snapshot(self, point: int) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            source = self._db + suffix
+            if os.path.exists(source):
+                shutil.copyfile(source, os.path.join(self._out, f"p{point}.db{suffix}"))
+
+    def exec(self, query: str, *bindings: object) -> Cursor:
+        if self._next < len(self._chunks) and query == self._chunks[self._next]:
+            chunk = self._next
+            self._next += 1
+            done = 0
+            stops = sorted(self._stops.get(chunk, []))
+            pieces = split(query) if stops else []
+            for statement, point in stops:
+                at = pieces[statement].start
+                if at > done:
+                    SqlStorage.exec(self, query[done:at])
+                    done = at
+                self._snapshot(point)
+            result = SqlStorage.exec(self, query[done:], *bindings)
+            self._after_last = self._next == len(self._chunks)
+            return result
+        return super().exec(query, *bindings)
 
     def recorded(self) -> None:
-        if self._chunk is None:
-            _die()
+        if self._ledger is not None:
+            self._snapshot(self._ledger)
+        _die()
 
 
 class _Holder(_Tap):
@@ -345,8 +381,8 @@ def _tb() -> str:
 # ---------------------------------------------------------------------------------- crash
 
 
-def _crash_child(spec: dict[str, Any], job: dict[str, Any]) -> NoReturn:
-    """Migrate from version ``count - 1`` and die at the job's point (never returns)."""
+def _snapshot_child(spec: dict[str, Any], job: dict[str, Any]) -> NoReturn:
+    """Migrate from version ``count - 1``, copying the files at every point (never returns)."""
     db = job["db"]
     alarm = getattr(signal, "alarm", None)
     if alarm is not None:  # never outlive a worker killed by the parent's watchdog
@@ -357,7 +393,8 @@ def _crash_child(spec: dict[str, Any], job: dict[str, Any]) -> NoReturn:
         prefix = bundle.prefix(count)
         start = resolve_start(spec.get("start"))
         do = DurableObjectStorage(db)
-        do.sql = _KillSwitch(do, bundle.migrations[count - 1], job["chunk"], job["statement"])
+        points = [(p["chunk"], p["statement"]) for p in job["points"]]
+        do.sql = _Snapshots(do, bundle.migrations[count - 1], points, db, job["snapshots"])
         start(do, prefix)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -367,24 +404,30 @@ def _crash_child(spec: dict[str, Any], job: dict[str, Any]) -> NoReturn:
 
 
 class _Worker:
-    """Runs crash jobs: fork, kill, inspect, restart."""
+    """Runs crash jobs (one migration each: snapshot, inspect, restart) and upgrade jobs."""
 
     def __init__(self, spec_path: str) -> None:
         self.spec_path = spec_path
         self.spec = _load_spec(spec_path)
         self.bundle: Bundle = self.spec["bundle"]
         self.start: StartFn = resolve_start(self.spec.get("start"))
-        self.images: dict[int, str] = self.spec.get("images", {})
+        self.store: dict[str, Any] = self.spec.get("images") or {}
+        self._pages: bytes | None = None
         self._template: tuple[int, Path] | None = None
-        #: the template's content as SQLite reads it (to recognise an untouched database)
-        self._template_content = b""
+        #: the template file's bytes (to recognise an untouched database)
+        self._template_bytes = b""
         self._states: dict[tuple[int, bool], Any] = {}
-        #: k -> the restart's result from an untouched database at version k - 1
-        self._restarts: dict[int, dict[str, Any]] = {}
 
     def image(self, k: int) -> bytes | None:
-        path = self.images.get(k)
-        return None if path is None else Path(path).read_bytes()
+        """Version ``k``'s image from the page store (None when it does not build)."""
+        refs = self.store.get("versions", {}).get(k)
+        if refs is None:
+            return None
+        if self._pages is None:
+            self._pages = Path(self.store["file"]).read_bytes()
+        view = memoryview(self._pages)
+        spans = self.store["spans"]
+        return b"".join(view[o : o + n] for o, n in (spans[i] for i in refs))
 
     def template(self, k: int, db: Path) -> Path | None:
         """A WAL-mode database file at version ``k`` to copy per crash (built once per k)."""
@@ -396,7 +439,7 @@ class _Worker:
         path = db.with_name(db.name + ".template")
         write_image(path, image)
         self._template = (k, path)
-        self._template_content = _content(path)
+        self._template_bytes = path.read_bytes()
         return path
 
     def state(self, k: int, data: bool) -> Any:
@@ -416,46 +459,75 @@ class _Worker:
         return {"status": "ok", "outcome": outcome_fields(outcome)}
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        """A crash job: fork, die at the point, inspect, restart."""
-
+        """A crash job: every point of migration ``count``, one result per point."""
         k = int(job["count"])
+        points: list[dict[str, Any]] = job["points"]
         db = Path(job["db"])
         template = self.template(k - 1, db)
         if template is None:
-            return {"status": "unreached", "detail": "the previous version does not build"}
+            unbuilt = {"status": "unreached", "detail": "the previous version does not build"}
+            return {"status": "ok", "points": [dict(unbuilt) for _ in points]}
+        snapshots = db.with_name(db.name + ".snapshots")
         _clean(db)
+        shutil.rmtree(snapshots, ignore_errors=True)
+        snapshots.mkdir()
         shutil.copyfile(template, db)
-        killed, code = self._crash(job)
         try:
-            if not killed:
-                if code == EXIT_NOT_REACHED:
-                    return {
-                        "status": "unreached",
-                        "detail": "the start did not run this statement from the previous "
-                        "version (see upgrade_from_every_version)",
-                    }
-                err = Path(str(db) + ".err")
-                text = err.read_text("utf-8", "replace") if err.exists() else f"exit {code}"
-                return {"status": "error", "detail": f"the start failed before the kill: {text}"}
-            if _content(db) == self._template_content:
-                # byte for byte the previous version (so intact, with its schema, ledger and
-                # data): every such crash of migration k restarts from the same database
-                if k not in self._restarts:
-                    self._restarts[k] = self._restart(db, k)
-                return dict(self._restarts[k])
-            check, got = inspect_file(db)
-            if check != "ok":
-                return {"status": "corrupt", "detail": f"PRAGMA quick_check: {check}"}
-            want = self.state(k - 1, True)
-            if not got.same_as(want):
-                return {
-                    "status": "partial",
-                    "detail": "the database is not at the previous version after the crash "
-                    "(- previous version, + after the crash):\n" + want.diff(got),
-                }
-            return self._restart(db, k)
+            code = self._snapshot_run(dict(job, snapshots=str(snapshots)))
+            err = Path(str(db) + ".err")
+            failure = err.read_text("utf-8", "replace") if err.exists() else f"exit {code}"
+            restart: dict[str, Any] | None = None
+            results: list[dict[str, Any]] = []
+            for i in range(len(points)):
+                snap = snapshots / f"p{i}.db"
+                if not snap.exists():
+                    if code in (EXIT_NOT_REACHED, EXIT_KILLED):
+                        results.append(
+                            {
+                                "status": "unreached",
+                                "detail": "the start did not run this statement from the "
+                                "previous version (see upgrade_from_every_version)",
+                            }
+                        )
+                    else:
+                        results.append(
+                            {
+                                "status": "error",
+                                "detail": f"the start failed before the kill: {failure}",
+                            }
+                        )
+                elif self._untouched(snap):
+                    # byte for byte the previous version (so intact, with its schema, ledger
+                    # and data): every such point restarts from the same database
+                    if restart is None:
+                        restart = self._restart(snap, k)
+                    results.append(dict(restart))
+                else:
+                    results.append(self._inspect(snap, k))
+            return {"status": "ok", "points": results}
         finally:
             _clean(db)
+            shutil.rmtree(snapshots, ignore_errors=True)
+
+    def _untouched(self, snap: Path) -> bool:
+        """The snapshot holds exactly the template: nothing of the start reached the files."""
+        wal = Path(f"{snap}-wal")
+        if (not wal.exists() or wal.stat().st_size == 0) and not Path(f"{snap}-journal").exists():
+            return snap.read_bytes() == self._template_bytes
+        return _content(snap) == self._template_bytes
+
+    def _inspect(self, snap: Path, k: int) -> dict[str, Any]:
+        check, got = inspect_file(snap)
+        if check != "ok":
+            return {"status": "corrupt", "detail": f"PRAGMA quick_check: {check}"}
+        want = self.state(k - 1, True)
+        if not got.same_as(want):
+            return {
+                "status": "partial",
+                "detail": "the database is not at the previous version after the crash "
+                "(- previous version, + after the crash):\n" + want.diff(got),
+            }
+        return self._restart(snap, k)
 
     def _restart(self, db: Path, k: int) -> dict[str, Any]:
         """The next start on the crashed database must reach version ``k`` like a fresh DO."""
@@ -476,20 +548,21 @@ class _Worker:
             }
         return {"status": "ok"}
 
-    def _crash(self, job: dict[str, Any]) -> tuple[bool, int | None]:
+    def _snapshot_run(self, job: dict[str, Any]) -> int:
+        """Run the snapshot child; its exit code (EXIT_KILLED when it killed itself)."""
         if _forking():
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child dies by SIGKILL or os._exit
-                _crash_child(self.spec, job)
+                _snapshot_child(self.spec, job)
             _, status = os.waitpid(pid, 0)
             if os.WIFSIGNALED(status):
-                return os.WTERMSIG(status) == signal.SIGKILL, None
-            return False, os.WEXITSTATUS(status)
-        proc = subprocess.run(_command("crash", self.spec_path, json.dumps(job)), check=False)
+                return EXIT_KILLED if os.WTERMSIG(status) == signal.SIGKILL else -1
+            return os.WEXITSTATUS(status)
+        proc = subprocess.run(_command("snapshots", self.spec_path, json.dumps(job)), check=False)
         code = proc.returncode
-        return code in (EXIT_KILLED, -getattr(signal, "SIGKILL", 9)), code
+        return EXIT_KILLED if code == -getattr(signal, "SIGKILL", 9) else code
 
 
 def _content(path: Path) -> bytes:
@@ -539,8 +612,8 @@ def main(argv: list[str] | None = None) -> int:
         return _race_child(_load_spec(rest[0]), rest[1], int(rest[2]), hold, barriers)
     if mode == "serve" and len(rest) == 1:
         return _serve(rest[0])
-    if mode == "crash" and len(rest) == 2:
-        _crash_child(_load_spec(rest[0]), json.loads(rest[1]))
+    if mode == "snapshots" and len(rest) == 2:
+        _snapshot_child(_load_spec(rest[0]), json.loads(rest[1]))
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -610,15 +610,31 @@ def _run_upgrades(ctx: CheckContext, versions: list[int]) -> dict[int, _Outcome]
     return outcomes
 
 
-def _write_images(ctx: CheckContext, tmp: Path, versions: Iterable[int]) -> dict[int, str]:
-    images: dict[int, str] = {}
-    for k in sorted(set(versions)):
-        v = ctx.images.version(ctx.bundle, k)
-        if v.image is not None:
-            path = tmp / f"v{k}.img"
-            path.write_bytes(v.image)
-            images[k] = str(path)
-    return images
+def _write_images(ctx: CheckContext, tmp: Path, versions: Iterable[int]) -> dict[str, Any]:
+    """The images of ``versions`` for the worker processes: one file of distinct pages and,
+    per version, its page ids (``_start._Worker.image`` joins them). Versions share most pages:
+    1000 versions of 2 MB images are 20 MB of pages."""
+    ids: dict[int, int] = {}  # id(page) -> page id; the cache keeps the pages alive
+    spans: list[tuple[int, int]] = []
+    index: dict[int, list[int]] = {}
+    path = tmp / "pages.bin"
+    offset = 0
+    with path.open("wb") as fh:
+        for k in sorted(set(versions)):
+            pages = ctx.images.pages(ctx.bundle, k)
+            if pages is None:
+                continue
+            refs: list[int] = []
+            for page in pages:
+                pid = ids.get(id(page))
+                if pid is None:
+                    pid = ids[id(page)] = len(spans)
+                    spans.append((offset, len(page)))
+                    fh.write(page)
+                    offset += len(page)
+                refs.append(pid)
+            index[k] = refs
+    return {"file": str(path), "spans": spans, "versions": index}
 
 
 def upgrade_from_every_version(ctx: CheckContext) -> None:
@@ -1407,14 +1423,27 @@ def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
         return []
     _head(ctx, "crash recovery")
     points = crash_points(bundle)
-    workers = min(_limit(ctx, "fleet_workers", os.cpu_count() or 1), len(points))
+    by_count: dict[int, list[int]] = {}
+    for i, p in enumerate(points):
+        by_count.setdefault(p.count, []).append(i)
+    counts = sorted(by_count)
+    workers = min(_limit(ctx, "fleet_workers", os.cpu_count() or 1), len(counts))
     start = _start_spec(ctx)
     with tempfile.TemporaryDirectory(prefix="dosqlite-crash-", dir=_fast_tmp()) as tmp_name:
         tmp = Path(tmp_name)
         images = _write_images(ctx, tmp, range(len(bundle.migrations) + 1))
         spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start, images=images)
-        jobs = [dict(p.job(), op="crash") for p in points]
-        results = _run_pool(spec, tmp, jobs, workers, _timeout(ctx))
+        # one job per migration: its child copies the files at each of its points
+        jobs = [
+            {"op": "crash", "count": k, "points": [points[i].job() for i in by_count[k]]}
+            for k in counts
+        ]
+        job_results = _run_pool(spec, tmp, jobs, workers, _timeout(ctx))
+    results: list[dict[str, Any]] = [{} for _ in points]
+    for k, job_result in zip(counts, job_results, strict=True):
+        per_point = job_result.get("points") if job_result.get("status") == "ok" else None
+        for j, i in enumerate(by_count[k]):
+            results[i] = per_point[j] if per_point is not None else dict(job_result)
     out: list[CrashResult] = []
     for point, r in zip(points, results, strict=True):
         status, detail = str(r.get("status")), str(r.get("detail", ""))
@@ -1440,14 +1469,19 @@ def crash_recovery(ctx: CheckContext) -> None:
     """A start killed (SIGKILL) at any statement leaves the previous version; the next succeeds.
 
     For every statement of every migration, a process migrating a file-backed DO from the
-    previous version kills itself just before executing it (and once more right after the ledger
-    INSERT, before commit). Then the database must hold exactly the previous version (schema,
-    ledger and data), ``PRAGMA quick_check`` must be ok, and the next start must migrate it to
-    the same state as a fresh DO at that version (from there, upgrade_from_every_version covers
-    the way to head).
+    previous version is stopped just before executing it (and once more right after the ledger
+    INSERT, before commit), and the database files are taken as a kill there leaves them. Then
+    the database must hold exactly the previous version (schema, ledger and data), ``PRAGMA
+    quick_check`` must be ok, and the next start must migrate it to the same state as a fresh DO
+    at that version (from there, upgrade_from_every_version covers the way to head).
 
-    Cost is linear in the number of statements: each crash starts from the cached image of the
-    previous version, and a pool of worker processes forks one child per crash point.
+    Cost is linear in the number of statements: a pool of worker processes forks one child per
+    migration, starting from the cached image of the previous version; the child copies the
+    files (database, WAL, shared memory, journal) at each of the migration's points and kills
+    itself (SIGKILL) after the last one. A process killed at a point leaves exactly those files,
+    so each copy is one crash; every statement runs once. A copy that is byte for byte the
+    previous version needs no inspection, and its restart is the same for every such point of
+    the migration: it runs once.
 
     On a DO this stands for an instance dying mid-migration (exceeded CPU or memory, eviction,
     a host restart): drizzle's run is one transaction, so nothing of it may survive. It cannot

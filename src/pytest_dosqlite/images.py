@@ -179,6 +179,12 @@ class ImageCache:
         with self._lock:
             return self._stored(bundle, count)[1].pages is not None
 
+    def pages(self, bundle: Bundle, count: int) -> tuple[bytes, ...] | None:
+        """Version ``count``'s image as its database pages, shared with other versions (None
+        when a fresh DO fails to reach it): ``b"".join(pages)`` is the image."""
+        with self._lock:
+            return self._stored(bundle, count)[1].pages
+
     def incremental(self, bundle: Bundle, count: int) -> bool:
         """Version ``count`` was built from version ``count - 1`` (``VersionImage.incremental``)."""
         with self._lock:
