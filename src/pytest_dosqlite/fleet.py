@@ -26,7 +26,8 @@ Options read from ``ctx.extra`` (all optional):
 ``git_history_limit``
     how many past commits of the bundle folder to check (default 50).
 ``fleet_workers``
-    worker processes for crash recovery and large upgrade checks (default ``os.cpu_count()``).
+    worker processes for crash recovery and large upgrade checks (default ``os.cpu_count()``,
+    divided among pytest-xdist workers: :func:`default_workers`).
 ``fleet_timeout``
     seconds a child may take before the check gives up (default 120).
 """
@@ -278,6 +279,17 @@ def write_image(path: Path, image: bytes) -> None:
 
 
 # ------------------------------------------------------------------------------ options
+
+
+def default_workers() -> int:
+    """Worker processes of a fleet check when ``fleet_workers`` is not set: the CPUs, shared
+    with the other pytest-xdist workers (each runs its own checks at the same time)."""
+    cpus = os.cpu_count() or 1
+    try:
+        sharing = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        sharing = 1
+    return max(1, cpus // max(1, sharing))
 
 
 def _limit(ctx: CheckContext, key: str, default: int) -> int:
@@ -581,7 +593,7 @@ def _run_upgrades(ctx: CheckContext, versions: list[int]) -> dict[int, _Outcome]
         return {}
     sizes = [_statements(m) for m in bundle.migrations]
     work = sum(sum(sizes[k:]) for k in versions)
-    workers = min(_limit(ctx, "fleet_workers", os.cpu_count() or 1), len(versions))
+    workers = min(_limit(ctx, "fleet_workers", default_workers()), len(versions))
     head_image = ctx.images.head(bundle).image
     assert head_image is not None
     if workers < 2 or work < PARALLEL_UPGRADE_STATEMENTS:
@@ -1427,7 +1439,7 @@ def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
     for i, p in enumerate(points):
         by_count.setdefault(p.count, []).append(i)
     counts = sorted(by_count)
-    workers = min(_limit(ctx, "fleet_workers", os.cpu_count() or 1), len(counts))
+    workers = min(_limit(ctx, "fleet_workers", default_workers()), len(counts))
     start = _start_spec(ctx)
     with tempfile.TemporaryDirectory(prefix="dosqlite-crash-", dir=_fast_tmp()) as tmp_name:
         tmp = Path(tmp_name)
