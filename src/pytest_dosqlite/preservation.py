@@ -406,6 +406,10 @@ class _Fate:
     #: original column names updated on purpose; None = possibly all
     updated: set[str] | None = field(default_factory=set)
 
+    def name_key(self) -> str:
+        """``current`` in lower case ("" once dropped: no statement names that)."""
+        return "" if self.current is None else self.current.lower()
+
     def mark_updated(self, cols: Iterable[str] | None) -> None:
         if self.updated is None:
             return
@@ -420,15 +424,25 @@ def _fates(tables: dict[str, TableInfo], stmts: Sequence[Statement]) -> dict[str
         name: _Fate(name, name, [name], {c.name: c.name for c in t.columns})
         for name, t in tables.items()
     }
+    # current name (lower case) -> fates in table order: find() was a scan of every table for
+    # every statement, cubic over data_preserved's versions
+    order = {id(fate): i for i, fate in enumerate(fates.values())}
+    by_current: dict[str, list[_Fate]] = {}
+    for fate in fates.values():
+        by_current.setdefault(fate.name_key(), []).append(fate)
 
     def find(name: str | None) -> _Fate | None:
-        if name is None:
+        if not name:
             return None
-        low = name.lower()
-        for f in fates.values():
-            if f.current is not None and f.current.lower() == low:
-                return f
-        return None
+        found = by_current.get(name.lower())
+        return found[0] if found else None
+
+    def set_current(f: _Fate, name: str | None) -> None:
+        by_current[f.name_key()].remove(f)
+        f.current = name
+        same = by_current.setdefault(f.name_key(), [])
+        same.append(f)
+        same.sort(key=lambda g: order[id(g)])
 
     def orig_cols(f: _Fate, cols: Iterable[str]) -> list[str]:
         wanted = {c.lower() for c in cols}
@@ -437,7 +451,7 @@ def _fates(tables: dict[str, TableInfo], stmts: Sequence[Statement]) -> dict[str
     for s in stmts:
         f = find(s.table)
         if s.kind == "rename-table" and f is not None and s.new_name:
-            f.current = s.new_name
+            set_current(f, s.new_name)
             f.names.append(s.new_name)
         elif s.kind == "recreate-copy" and s.rebuilds is not None:
             g = find(s.rebuilds)
@@ -464,7 +478,7 @@ def _fates(tables: dict[str, TableInfo], stmts: Sequence[Statement]) -> dict[str
             continue
         elif s.kind == "drop-table":
             f.dropped_by = s
-            f.current = None
+            set_current(f, None)
         elif s.kind in ("delete", "replace"):
             f.deleted = True
         elif s.kind == "upsert":
@@ -795,11 +809,12 @@ def data_preserved(ctx: CheckContext) -> None:
                 continue
         do, seeded, tables, before = state.do, state.image, state.tables, state.before
         checked.append(k)
+        applied_tags = set(applied)
         stmts = [
             s
             for m, ss in zip(upto.migrations, classified, strict=True)
             for s in ss
-            if m.tag in applied
+            if m.tag in applied_tags
         ]
         losses = _compare(do, tables, before, _fates(tables, stmts))
         do.close()
