@@ -224,17 +224,21 @@ class DosqliteSession:
         path, _, name = nodeid.rpartition("::")
         if name not in CHECK_SOURCES or not self._found:
             return None
-        root = Path(str(self.config.rootpath))
+        root = Path(str(self.config.rootpath)).resolve()
+        candidates: list[tuple[FoundBundle, str]] = []
         for found in self._found:
-            anchor = anchor_of(found.bundle)
+            anchor = anchor_of(found.bundle).resolve()
             try:
-                rel = anchor.resolve().relative_to(root.resolve()).as_posix()
+                rel = anchor.relative_to(root).as_posix()
             except ValueError:
-                rel = None
-            if path in (rel, str(anchor), anchor.as_posix()) or (
-                path.endswith(anchor.name) and (rel is not None and rel.endswith(path))
-            ):
-                return found, name
+                rel = anchor.as_posix()
+            if path == rel:
+                return found, name  # exact: the usual case
+            candidates.append((found, rel))
+        # the nodeid may be relative to another folder (e.g. `..`-prefixed): longest match wins
+        best = [(f, rel) for f, rel in candidates if rel.endswith(path.lstrip("./"))]
+        if best:
+            return min(best, key=lambda fr: len(fr[1]))[0], name
         return None
 
     # ------------------------------------------------------------------ running checks
