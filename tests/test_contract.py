@@ -56,3 +56,11 @@ def test_bundle_without_project_is_not_checked(tmp_path: Path) -> None:
     write_bundle(tmp_path / "out", GOOD)
     wrangler_contract(CheckContext(bundle=load_bundle(tmp_path / "out")))
     assert DRIZZLE_CONFIG  # the shared fixture text is importable
+
+
+def test_missing_text_rule_with_unknown_wrangler_version_warns(tmp_path: Path) -> None:
+    from pytest_dosqlite.errors import DosqliteWarning
+
+    make_project(tmp_path, wrangler=WRANGLER_TOML.split("[[rules]]")[0])
+    with pytest.warns(DosqliteWarning, match="4.57.0 and later do by default"):
+        wrangler_contract(context(tmp_path))

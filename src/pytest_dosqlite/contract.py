@@ -118,7 +118,23 @@ def wrangler_contract(ctx: CheckContext) -> None:
         uncovered = [w for w in wranglers if not w.text_rule_covers("0000_x.sql")]
         if uncovered:
             version, source = wrangler_version(uncovered[0].path.parent)
-            if version is None or version < DEFAULT_SQL_RULE_SINCE:
+            if version is None:
+                import warnings
+
+                from .errors import DosqliteWarning
+
+                warnings.warn_explicit(
+                    DosqliteWarning(
+                        f"{uncovered[0].path}: migrations.js imports .sql files and no Text rule "
+                        f"covers them; whether wrangler bundles them as text depends on its "
+                        f"version ({source}): 4.57.0 and later do by default. Add "
+                        '`rules = [{ type = "Text", globs = ["**/*.sql"] }]` to be sure.'
+                    ),
+                    DosqliteWarning,
+                    str(uncovered[0].path),
+                    1,
+                )
+            elif version < DEFAULT_SQL_RULE_SINCE:
                 since = ".".join(map(str, DEFAULT_SQL_RULE_SINCE))
                 sections.append(
                     (
