@@ -303,12 +303,17 @@ def _read_tables(do: DurableObjectStorage, master: list[list[Any]]) -> dict[str,
             return ()
         return tuple(c.name for c in sorted((c for c in raw.columns if c.pk), key=lambda c: c.pk))
 
+    # _real_name(parent, raws) scanned every table for every foreign key: quadratic in the
+    # tables, for every new schema (the budget estimate sees one per migration)
+    by_lower: dict[str, str] = {}
+    for known in raws:
+        by_lower.setdefault(known.lower(), known)
     tables: dict[str, TableInfo] = {}
     for name, raw in sorted(raws.items()):
         own = [c.name for c in raw.columns]
         fks: list[ForeignKeyInfo] = []
         for fid, parent, frm, tos, on_update, on_delete in raw.fks:
-            real = _real_name(parent, raws)
+            real = by_lower.get(parent.lower())
             parent_cols: tuple[str, ...]
             if any(x is None for x in tos):
                 parent_cols = pk_of(real) or ("rowid",)
