@@ -212,6 +212,9 @@ class _RawTable:
 
 _SCHEMA_CACHE: dict[str, dict[str, TableInfo]] = {}
 _TABLE_CACHE: dict[tuple[str, ...], _RawTable] = {}
+#: (table, sql, parents, ids of its raw table and its parents') -> (those objects, TableInfo);
+#: the objects are kept so the ids stay theirs
+_INFO_CACHE: dict[tuple[Any, ...], tuple[tuple[_RawTable | None, ...], TableInfo]] = {}
 
 
 def read_tables(do: DurableObjectStorage) -> dict[str, TableInfo]:
@@ -310,6 +313,14 @@ def _read_tables(do: DurableObjectStorage, master: list[list[Any]]) -> dict[str,
         by_lower.setdefault(known.lower(), known)
     tables: dict[str, TableInfo] = {}
     for name, raw in sorted(raws.items()):
+        # a table whose definition and whose parents' are unchanged: the same TableInfo
+        parents = tuple(by_lower.get(fk[1].lower()) for fk in raw.fks)
+        deps = (raw, *(None if p is None else raws[p] for p in parents))
+        info_key = (name, sqls[name], parents, *(id(d) for d in deps))
+        hit = _INFO_CACHE.get(info_key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], deps, strict=True)):
+            tables[name] = hit[1]
+            continue
         own = [c.name for c in raw.columns]
         fks: list[ForeignKeyInfo] = []
         for fid, parent, frm, tos, on_update, on_delete in raw.fks:
@@ -345,6 +356,9 @@ def _read_tables(do: DurableObjectStorage, master: list[list[Any]]) -> dict[str,
             without_rowid=raw.without_rowid,
             strict=raw.strict,
         )
+        if len(_INFO_CACHE) >= 8192:
+            _INFO_CACHE.clear()
+        _INFO_CACHE[info_key] = (deps, tables[name])
     return tables
 
 
