@@ -396,9 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget",
         type=float,
-        default=150.0,
+        default=60.0,
         help="seconds one check may take on a synthetic bundle before it is stopped (its "
-        "time then counts as the budget: a lower bound); 0 for no limit (default 150)",
+        "time then counts as the budget: a lower bound); 0 for no limit (default 60)",
     )
     args = parser.parse_args(argv)
     repeat = max(1, args.repeat)

@@ -185,6 +185,8 @@ class Table:
     columns: list[Column]
     fks: list[ForeignKey] = field(default_factory=list)
     indexes: list[Index] = field(default_factory=list)
+    #: bumped on every change (the snapshot text of the table is cached per revision)
+    rev: int = 0
 
     def ddl(self, as_name: str | None = None) -> str:
         lines = [c.ddl() for c in self.columns]
@@ -227,6 +229,7 @@ class _Generator:
         self.rng = random.Random(seed)
         self.tables: dict[str, Table] = {}
         self.counter = 0
+        self._texts: dict[str, tuple[int, str]] = {}
 
     def fresh_name(self, stem: str) -> str:
         self.counter += 1
@@ -271,6 +274,7 @@ class _Generator:
         else:
             col = Column(name, "integer", True, str(rng.choice((0, 1, 10))))
         table.columns.append(col)
+        table.rev += 1
         out = [f"ALTER TABLE `{table.name}` ADD {col.ddl()};"]
         if rng.random() < 0.25:
             idx = Index(f"{table.name}_{name}_idx", [name])
@@ -289,6 +293,7 @@ class _Generator:
         col = rng.choice(free)
         idx = Index(f"{table.name}_{col}_idx", [col])
         table.indexes.append(idx)
+        table.rev += 1
         return [idx.ddl(table.name)]
 
     def drop_index(self) -> list[str] | None:
@@ -302,6 +307,7 @@ class _Generator:
             return None
         table, idx = self.rng.choice(candidates)
         table.indexes.remove(idx)
+        table.rev += 1
         return [f"DROP INDEX `{idx.name}`;"]
 
     def backfill(self) -> tuple[list[str], bool] | None:
@@ -328,6 +334,7 @@ class _Generator:
         # the change drizzle-kit rebuilds a table for: a column's default
         value = next(c for c in table.columns if c.name == "value")
         value.default = str(int(value.default or "0") + 1)
+        table.rev += 1
         cols = ", ".join(f'"{c.name}"' for c in table.columns)
         out = [
             "PRAGMA foreign_keys=OFF;",
@@ -366,18 +373,30 @@ class _Generator:
             return rebuilt, False
         return self.create_table(), False
 
-    def snapshot(self, ident: str, prev: str) -> dict[str, Any]:
-        return {
+    def snapshot_text(self, ident: str, prev: str) -> str:
+        """``json.dumps(snapshot, indent=2)``, with each table's part cached per revision
+        (1000 snapshots of ~500 tables: dumping them whole took most of the generation)."""
+        doc = {
             "version": "6",
             "dialect": "sqlite",
             "id": ident,
             "prevId": prev,
-            "tables": {n: self.tables[n].snapshot() for n in sorted(self.tables)},
+            "tables": "\x00tables",
             "views": {},
             "enums": {},
             "_meta": {"schemas": {}, "tables": {}, "columns": {}},
             "internal": {"indexes": {}},
         }
+        parts = []
+        for name in sorted(self.tables):
+            table = self.tables[name]
+            cached = self._texts.get(name)
+            if cached is None or cached[0] != table.rev:
+                text = json.dumps(table.snapshot(), indent=2).replace("\n", "\n    ")
+                cached = self._texts[name] = (table.rev, f"    {json.dumps(name)}: {text}")
+            parts.append(cached[1])
+        tables = "{\n" + ",\n".join(parts) + "\n  }" if parts else "{}"
+        return json.dumps(doc, indent=2).replace('"\\u0000tables"', tables, 1)
 
 
 def generate_bundle(
@@ -399,9 +418,8 @@ def generate_bundle(
         when += gen.rng.randint(60_000, 5_000_000)
         entries.append({"idx": i, "version": "6", "when": when, "tag": tag, "breakpoints": True})
         ident = str(uuid.UUID(int=id_rng.getrandbits(128), version=4))
-        snap = gen.snapshot(ident, prev)
         (out / "meta" / f"{i:04d}_snapshot.json").write_text(
-            json.dumps(snap, indent=2), encoding="utf-8"
+            gen.snapshot_text(ident, prev), encoding="utf-8"
         )
         prev = ident
         tags.append(tag)
