@@ -284,7 +284,7 @@ def test_cited_integrity_problem_is_real(problem: object) -> None:
     root = _corpus_bundle(seen.project, seen.bundle)
     problems = [p for p in load_bundle(root).problems if p.code == code]
     places = [
-        (p.path.relative_to(root.resolve()).as_posix() if p.path else "", p.line or 0)
+        (p.path.resolve().relative_to(root.resolve()).as_posix() if p.path else "", p.line or 0)
         for p in problems
     ]
     assert (seen.file, seen.line) in places, f"{code} not reported at {seen.file}: {places}"
