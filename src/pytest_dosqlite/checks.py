@@ -192,6 +192,17 @@ def upgrade_from_empty(ctx: CheckContext) -> None:
     if head.error is not None:
         raise migration_failure(head.error)
     ctx.extra["timings"] = ctx.images.timings(ctx.bundle)
+    if head.image is not None:
+        from .storage import DurableObjectStorage
+
+        do = DurableObjectStorage(image=head.image)
+        try:
+            ctx.extra["tables"] = do.sql.exec(
+                "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name != '__drizzle_migrations'"
+            ).one()["n"]
+        finally:
+            do.close()
 
 
 def idempotent(ctx: CheckContext) -> None:

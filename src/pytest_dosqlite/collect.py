@@ -99,6 +99,11 @@ class CheckItem(pytest.Item):
         finally:
             self.duration = time.perf_counter() - started
             dsession.record(self.parent.found, self.check_name, ctx)
+            # facts for the terminal summary, carried to the xdist controller by the report
+            if "tables" in ctx.extra:
+                self.user_properties.append(("dosqlite_tables", ctx.extra["tables"]))
+            if self.parent.found.slowest is not None:
+                self.user_properties.append(("dosqlite_slowest", self.parent.found.slowest))
             for note in ctx.extra.get("notes") or ():
                 self.add_report_section("call", "dosqlite", str(note))
 

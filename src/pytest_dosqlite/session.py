@@ -45,6 +45,8 @@ class FoundBundle:
     results: dict[str, str] = field(default_factory=dict)
     slowest: tuple[str, float] | None = None
     seconds: float = 0.0
+    #: tables at head (from upgrade_from_empty), None until known
+    tables: int | None = None
 
     @property
     def label(self) -> str:
@@ -158,6 +160,11 @@ class DosqliteSession:
         if entry is None:
             return
         found, name = entry
+        for key, value in report.user_properties:
+            if key == "dosqlite_tables" and isinstance(value, int):
+                found.tables = value
+            elif key == "dosqlite_slowest" and isinstance(value, list | tuple) and len(value) == 2:
+                found.slowest = (str(value[0]), float(value[1]))
         if report.when == "call" or report.outcome != "passed":
             found.results[name] = report.outcome
             found.seconds += report.duration

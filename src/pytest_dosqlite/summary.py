@@ -19,8 +19,13 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
         passed = sum(1 for v in f.results.values() if v == "passed")
         failed = sum(1 for v in f.results.values() if v == "failed")
         skipped = sum(1 for v in f.results.values() if v == "skipped")
-        tables = _table_count(ds, f)
-        if f.slowest is None:
+        # known from the checks' reports; otherwise ask the images only in this process's
+        # own run (an xdist controller would build every image just to print this line)
+        controller = ds.config.pluginmanager.has_plugin("dsession")
+        tables = (
+            str(f.tables) if f.tables is not None else ("?" if controller else _table_count(ds, f))
+        )
+        if f.slowest is None and not controller:
             timings = ds.images.timings(f.bundle)
             if timings:
                 f.slowest = max(timings.items(), key=lambda kv: kv[1])
