@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from pytest_dosqlite.registry import CHECK_NAMES, get_check, runs_on
 from pytest_dosqlite.storage import DurableObjectStorage
 from pytest_dosqlite.workerd import cache_root
 from test_plugin import GOOD, make_project, write_bundle
+from test_workerd_backend import _wait_gone
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
@@ -384,28 +384,6 @@ def shared_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOSQLITE_CACHE_DIR", str(CACHE))
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-def _gone(pgid: int, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not _group_members(pgid)
-
-
 USER_TESTS = """
 import json, os
 from pathlib import Path
@@ -478,7 +456,7 @@ def test_plugin_end_to_end_on_workerd(
     assert "RoomDO do not migrate themselves to the bundle's head on workerd" in stdout
     assert "its constructor does not run drizzle's migrate()" in stdout
     pgid = json.loads(out.read_text())["pgid"]
-    assert _gone(pgid), _group_members(pgid)  # the session stopped its workerd
+    assert not (alive := _wait_gone(pgid)), alive  # the session stopped its workerd
 
 
 @pytest.mark.workerd
@@ -510,7 +488,7 @@ def test_crashed_session_leaves_no_workerd(
         del os.environ["DOSQLITE_TEST_OUT"]
     assert result.ret == 3
     pgid = json.loads(out.read_text())["pgid"]
-    assert _gone(pgid), _group_members(pgid)
+    assert not (alive := _wait_gone(pgid)), alive
 
 
 RECREATE = [
@@ -570,7 +548,7 @@ def test_stopped_runtime_does_not_restart() -> None:
     pgid = rt.server.pgid
     assert pgid is not None
     rt.stop()
-    assert not rt.started and _gone(pgid)
+    assert not rt.started and not _wait_gone(pgid)
     with pytest.raises(WorkerdError, match="was stopped"):
         do.sql.exec("SELECT 1")
     rt.stop()  # idempotent

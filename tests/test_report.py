@@ -24,6 +24,7 @@ from pytest_dosqlite.report import (
     render_report,
 )
 from pytest_dosqlite.schema import Column, ForeignKey, Schema, Table
+from test_plugin import DRIZZLE_CONFIG, WRANGLER_TOML
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example_project" / "drizzle"
@@ -467,35 +468,10 @@ def test_empty_bundle_and_no_bundle(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # the plugin and the CLI
 
-WRANGLER = """\
-name = "app"
-main = "src/index.ts"
-compatibility_date = "2025-09-01"
-
-[[durable_objects.bindings]]
-name = "ROOMS"
-class_name = "RoomDO"
-
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["RoomDO"]
-
-[[rules]]
-type = "Text"
-globs = ["**/*.sql"]
-fallthrough = true
-"""
-
-DRIZZLE_CONFIG = """\
-import { defineConfig } from 'drizzle-kit';
-export default defineConfig({ out: './drizzle', schema: './src/db/schema.ts',
-  dialect: 'sqlite', driver: 'durable-sqlite' });
-"""
-
 
 def test_pytest_dosqlite_report_writes_the_file(pytester: pytest.Pytester) -> None:
     root = pytester.path
-    (root / "wrangler.toml").write_text(WRANGLER)
+    (root / "wrangler.toml").write_text(WRANGLER_TOML)
     (root / "drizzle.config.ts").write_text(DRIZZLE_CONFIG)
     (root / "src").mkdir()
     (root / "src" / "index.ts").write_text(
