@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ import apsw
 
 from . import runtime as rt
 from .errors import DurableObjectResetError, SqlError
-from .sqltext import split
+from .sqltext import Piece, split
 
 __all__ = ["Cursor", "DurableObjectStorage", "RawCursor", "SqlStorage", "sqlite_version"]
 
@@ -51,8 +52,8 @@ _METADATA_DDL = (
 )
 _OK = apsw.SQLITE_OK
 _DENY = apsw.SQLITE_DENY
-_SPLIT_CACHE: dict[str, list[Any]] = {}
-_SPLIT_CACHE_MAX = 4096
+_PLAN_CACHE: dict[str, tuple[_Step, ...]] = {}
+_PLAN_CACHE_MAX = 4096
 
 
 _RENAME_TO = re.compile(
@@ -94,14 +95,29 @@ def _wait_for_lock(attempts: int) -> bool:
     return True
 
 
-def _split_cached(sql: str) -> list[Any]:
-    pieces = _SPLIT_CACHE.get(sql)
-    if pieces is None:
-        pieces = split(sql)
-        if len(_SPLIT_CACHE) >= _SPLIT_CACHE_MAX:
-            _SPLIT_CACHE.clear()
-        _SPLIT_CACHE[sql] = pieces
-    return pieces
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One statement of an ``exec`` text, with what workerd decides from its text alone."""
+
+    piece: Piece
+    #: a RENAME TO a reserved ``_cf_`` name (workerd refuses it; SQLite's authorizer is not asked)
+    refused: bool
+    #: ``PRAGMA data_version``, whose value a DO reports one higher than plain SQLite
+    data_version: bool
+
+
+def _plan(sql: str) -> tuple[_Step, ...]:
+    """The statements of ``sql`` as workerd runs them, computed once per distinct text."""
+    steps = _PLAN_CACHE.get(sql)
+    if steps is None:
+        steps = tuple(
+            _Step(p, _renames_to_reserved(p.text), bool(_DATA_VERSION.match(p.text)))
+            for p in split(sql)
+        )
+        if len(_PLAN_CACHE) >= _PLAN_CACHE_MAX:
+            _PLAN_CACHE.clear()
+        _PLAN_CACHE[sql] = steps
+    return steps
 
 
 def to_js_binding(value: object) -> object:
@@ -609,28 +625,30 @@ class DurableObjectStorage:
         if len(query) * 4 > limit and len(query.encode("utf-8", "surrogatepass")) > limit:
             raise SqlError(rt.TOO_LONG_MESSAGE, code="SQLITE_TOOBIG")
         values = [to_js_binding(b) for b in bindings]
-        pieces = _split_cached(query)
+        steps = _plan(query)
         standalone = self._event_depth == 0
         self._event_depth += 1
         try:
-            last = len(pieces) - 1
-            for i, piece in enumerate(pieces):
+            last = len(steps) - 1
+            for i, step in enumerate(steps):
+                piece = step.piece
                 self.last_statement = (piece.start, piece.end)
                 if not piece.has_statement:
                     raise SqlError(rt.NO_STATEMENT_MESSAGE)
                 if i < last:
-                    self._run(piece.text, None, intermediate=True)
+                    self._run(step, None, intermediate=True)
                 else:
-                    return self._run(piece.text, values, intermediate=False)
+                    return self._run(step, values, intermediate=False)
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             self._event_depth -= 1
             if standalone:
                 self._end_event()
 
-    def _run(self, text: str, values: list[object] | None, *, intermediate: bool) -> Cursor:
-        if _renames_to_reserved(text):
+    def _run(self, step: _Step, values: list[object] | None, *, intermediate: bool) -> Cursor:
+        if step.refused:
             raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
+        text = step.piece.text
         cur = self._conn.cursor()
         self._auth_note = None
         self._last_desc = ()
@@ -645,7 +663,7 @@ class DurableObjectStorage:
             raise _sql_error(exc, self._auth_note) from None
         if intermediate:
             return _EMPTY
-        if rows and _DATA_VERSION.match(text):
+        if rows and step.data_version:
             # workerd's storage layer commits through its own VFS, which SQLite counts as a
             # change by another connection: a DO reports one more than plain SQLite does
             version = rows[0][0]
