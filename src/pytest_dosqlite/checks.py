@@ -193,16 +193,9 @@ def upgrade_from_empty(ctx: CheckContext) -> None:
         raise migration_failure(head.error)
     ctx.extra["timings"] = ctx.images.timings(ctx.bundle)
     if head.image is not None:
-        from .storage import DurableObjectStorage
+        from .images import user_table_count
 
-        do = DurableObjectStorage(image=head.image)
-        try:
-            ctx.extra["tables"] = do.sql.exec(
-                "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name != '__drizzle_migrations'"
-            ).one()["n"]
-        finally:
-            do.close()
+        ctx.extra["tables"] = user_table_count(head.image)
 
 
 def idempotent(ctx: CheckContext) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "default_cache",
     "reads_connection_state",
     "sets_connection_state",
+    "user_table_count",
 ]
 
 #: joined images kept per cache (the head and the versions a loop is walking through)
@@ -276,3 +277,16 @@ _DEFAULT = ImageCache()
 def default_cache() -> ImageCache:
     """The process-wide cache the fixtures and checks share."""
     return _DEFAULT
+
+
+def user_table_count(image: bytes) -> int:
+    """Tables of the user's schema in an image (no ledger, no ``sqlite_*``, no ``_cf_*``)."""
+    do = DurableObjectStorage(image=image)
+    try:
+        n = do.sql.exec(
+            "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name != '__drizzle_migrations'"
+        ).one()["n"]
+    finally:
+        do.close()
+    return int(n)

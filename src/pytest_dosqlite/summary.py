@@ -43,14 +43,6 @@ def _table_count(ds: DosqliteSession, found: Any) -> str:
     head = ds.images.head(found.bundle)
     if head.image is None:
         return "?"
-    from .storage import DurableObjectStorage
+    from .images import user_table_count
 
-    do = DurableObjectStorage(image=head.image)
-    try:
-        n = do.sql.exec(
-            "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name != '__drizzle_migrations'"
-        ).one()["n"]
-    finally:
-        do.close()
-    return str(n)
+    return str(user_table_count(head.image))
