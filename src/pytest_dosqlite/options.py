@@ -17,21 +17,25 @@ __all__ = ["Resolved", "add_options", "resolve"]
 
 GROUP = "dosqlite"
 
-# (flag, dest, ini key, ini type, help)
-_PATH_LISTS = (
-    (
-        "--dosqlite-project",
-        "dosqlite_project",
-        "dosqlite_project",
-        "Worker project root(s) to search for wrangler and drizzle configs (default: rootdir).",
-    ),
-    (
-        "--dosqlite-bundle",
-        "dosqlite_bundle",
-        "dosqlite_bundles",
-        "drizzle-kit out folder(s) to check directly (repeatable).",
-    ),
-)
+
+def _pair(
+    group: Any,
+    parser: pytest.Parser,
+    flag: str,
+    ini: str,
+    help: str,
+    *,
+    ini_type: str | None = None,
+    ini_default: Any = "",
+    **option: Any,
+) -> None:
+    """A command-line option (``dest`` from its flag) and the ini key that mirrors it."""
+    option.setdefault("default", None)
+    group.addoption(flag, dest=flag.lstrip("-").replace("-", "_"), help=help, **option)
+    if ini_type is None:
+        parser.addini(ini, help=help, default=ini_default)
+    else:
+        parser.addini(ini, help=help, type=ini_type, default=ini_default)  # type: ignore[arg-type]
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -45,64 +49,97 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help="Find every drizzle bundle and add the built-in migration checks.",
     )
-    for flag, dest, ini, help_text in _PATH_LISTS:
-        group.addoption(
-            flag, action="append", dest=dest, default=None, metavar="PATH", help=help_text
-        )
-        parser.addini(ini, help=help_text, type="paths", default=[])
-    names = ", ".join(CHECK_NAMES)
-    group.addoption(
+    paths: dict[str, Any] = {
+        "action": "append",
+        "metavar": "PATH",
+        "ini_type": "paths",
+        "ini_default": [],
+    }
+    _pair(
+        group,
+        parser,
+        "--dosqlite-project",
+        "dosqlite_project",
+        "Worker project root(s) to search for wrangler and drizzle configs "
+        "(default: the paths given, else rootdir).",
+        **paths,
+    )
+    _pair(
+        group,
+        parser,
+        "--dosqlite-bundle",
+        "dosqlite_bundles",
+        "drizzle-kit out folder(s) to check directly (repeatable).",
+        **paths,
+    )
+    names: dict[str, Any] = {"metavar": "NAMES", "ini_type": "args", "ini_default": []}
+    _pair(
+        group,
+        parser,
         "--dosqlite-checks-include",
-        dest="dosqlite_checks_include",
-        default=None,
-        metavar="NAMES",
-        help=f"Comma-separated checks to run (default: all). Known: {names}.",
+        "dosqlite_checks_include",
+        f"Comma-separated checks to run (default: all). Known: {', '.join(CHECK_NAMES)}.",
+        **names,
     )
-    group.addoption(
+    _pair(
+        group,
+        parser,
         "--dosqlite-checks-exclude",
-        dest="dosqlite_checks_exclude",
-        default=None,
-        metavar="NAMES",
-        help="Comma-separated checks to skip.",
+        "dosqlite_checks_exclude",
+        "Comma-separated checks to skip.",
+        **names,
     )
-    parser.addini("dosqlite_checks_include", help="Checks to run.", type="args", default=[])
-    parser.addini("dosqlite_checks_exclude", help="Checks to skip.", type="args", default=[])
-    group.addoption(
+    _pair(
+        group,
+        parser,
         "--dosqlite-backend",
-        dest="dosqlite_backend",
-        default=None,
+        "dosqlite_backend",
+        "Where DOs run: the Python emulator (default) or real workerd via Node.",
         choices=("emulator", "workerd"),
-        help="Where DOs run: the Python emulator (default) or real workerd via Node.",
     )
-    parser.addini("dosqlite_backend", help="emulator or workerd (default emulator)", default="")
-    group.addoption(
+    _pair(
+        group,
+        parser,
         "--dosqlite-concurrency",
-        dest="dosqlite_concurrency",
-        default=None,
+        "dosqlite_concurrency",
+        "Concurrent starts raced by concurrent_starts (default 8).",
         type=int,
         metavar="N",
-        help="Concurrent starts raced by concurrent_starts (default 8).",
     )
-    parser.addini("dosqlite_concurrency", help="Concurrent starts (default 8).", default="")
-    group.addoption(
+    _pair(
+        group,
+        parser,
         "--dosqlite-budget-rows",
-        dest="dosqlite_budget_rows",
-        default=None,
+        "dosqlite_budget_rows",
+        "Rows per table for the blockConcurrencyWhile budget estimate (default 100000).",
         type=int,
         metavar="N",
-        help="Rows per table for the blockConcurrencyWhile budget estimate (default 100000).",
     )
-    parser.addini(
-        "dosqlite_budget_rows", help="Rows for the budget estimate (default 100000).", default=""
-    )
-    group.addoption(
+    _pair(
+        group,
+        parser,
         "--dosqlite-seed",
-        dest="dosqlite_seed",
-        default=None,
+        "dosqlite_seed",
+        "JSON file of seed rows per migration tag for data_preserved.",
         metavar="PATH",
-        help="JSON file of seed rows per migration tag for data_preserved.",
     )
-    parser.addini("dosqlite_seed", help="Seed rows file for data_preserved.", default="")
+    _pair(
+        group,
+        parser,
+        "--dosqlite-start",
+        "dosqlite_start",
+        "How your DO runs migrations at start-up: drizzle (default), drizzle-fk-off, or a "
+        "Python function MODULE:FUNCTION (do, bundle).",
+        metavar="NAME",
+    )
+    _pair(
+        group,
+        parser,
+        "--dosqlite-report",
+        "dosqlite_report",
+        "Write a Markdown report (schema diagrams, timeline, findings) to PATH.",
+        metavar="PATH",
+    )
     group.addoption(
         "--dosqlite-no-git",
         dest="dosqlite_no_git",
@@ -113,40 +150,18 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini(
         "dosqlite_git_history", help="Walk git history of bundles.", type="bool", default=True
     )
-    group.addoption(
-        "--dosqlite-start",
-        dest="dosqlite_start",
-        default=None,
-        metavar="MODULE:FUNCTION",
-        help="How your DO runs migrations at start-up, if not exactly "
-        "blockConcurrencyWhile(() => migrate(db, migrations)): a Python function (do, bundle).",
-    )
-    parser.addini("dosqlite_start", help="Start-up function MODULE:FUNCTION.", default="")
-    parser.addini(
-        "dosqlite_git_history_limit", help="Past commits walked (default 50).", default=""
-    )
-    parser.addini(
-        "dosqlite_workers",
-        help="Worker processes for the fleet checks (default: CPUs).",
-        default="",
-    )
-    parser.addini(
-        "dosqlite_timeout", help="Seconds per fleet job before it counts as hung (120).", default=""
-    )
+    for ini, help_text in (
+        ("dosqlite_git_history_limit", "Past commits walked (default 50)."),
+        ("dosqlite_workers", "Worker processes for the fleet checks (default: CPUs)."),
+        ("dosqlite_timeout", "Seconds per fleet job before it counts as hung (120)."),
+    ):
+        parser.addini(ini, help=help_text, default="")
     parser.addini(
         "dosqlite_lint_severity",
         help="Lint severities, one RULE=error|warning|off per line.",
         type="linelist",
         default=[],
     )
-    group.addoption(
-        "--dosqlite-report",
-        dest="dosqlite_report",
-        default=None,
-        metavar="PATH",
-        help="Write a Markdown report (schema diagrams, timeline, findings) to PATH.",
-    )
-    parser.addini("dosqlite_report", help="Markdown report path.", default="")
 
 
 @dataclass
@@ -276,8 +291,7 @@ def resolve(config: pytest.Config) -> Resolved:
     start = pick("start", opt.dosqlite_start, "dosqlite_start") or None
     if start is not None and ":" not in str(start) and start not in ("drizzle", "drizzle-fk-off"):
         raise pytest.UsageError(
-            "dosqlite_start must be drizzle, drizzle-fk-off or module:function, not "
-            f"{start!r}"
+            f"dosqlite_start must be drizzle, drizzle-fk-off or module:function, not {start!r}"
         )
     fleet: dict[str, Any] = {}
     for key, ini_key, kind in (
