@@ -34,7 +34,7 @@ CHECK_SOURCES: dict[str, str] = {
     "data_preserved": "preservation:data_preserved",
     "matches_drizzle_snapshot": "drizzle_snapshot:matches_drizzle_snapshot",
     "lint": "lint:lint_check",
-    "startup_budget": "preservation:startup_budget",
+    "startup_budget": "budget:startup_budget",
 }
 
 CHECK_NAMES: tuple[str, ...] = tuple(CHECK_SOURCES)
