@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from .bundle import Bundle, Migration
 from .errors import MigrationError
 from .migrator import migrate
+from .recycling import ConnectionPool
 from .sqltext import split
 from .storage import DurableObjectStorage
 
@@ -120,6 +121,8 @@ class ImageCache:
         self._by_fingerprint: dict[str, _BundleImages] = {}
         self._joined: OrderedDict[tuple[str, int], VersionImage] = OrderedDict()
         self.builds = 0  # migrations runs performed (for tests and benchmarks)
+        #: connections of closed DOs, lent again by :meth:`fresh`
+        self.pool = ConnectionPool()
         # id(bundle) -> (weak reference, fingerprint): hashing every migration's SQL on each
         # lookup cost more than the copy of the image itself
         self._fingerprints: dict[int, tuple[weakref.ref[Bundle], str]] = {}
@@ -263,12 +266,18 @@ class ImageCache:
         return self.version(bundle, len(bundle.migrations))
 
     def fresh(self, bundle: Bundle, count: int | None = None) -> DurableObjectStorage:
-        """A private in-memory DO at version ``count`` (default: head). Raises on failure."""
-        v = self.version(bundle, len(bundle.migrations) if count is None else count)
+        """A private in-memory DO at version ``count`` (default: head). Raises on failure.
+
+        Its connection is recycled when it is closed (:mod:`pytest_dosqlite.recycling`): the
+        next DO of the same version then costs an undo of the last one's changes, not a new
+        connection that reads the whole schema again.
+        """
+        k = len(bundle.migrations) if count is None else count
+        v = self.version(bundle, k)
         if v.error is not None:
             raise v.error
         assert v.image is not None
-        return DurableObjectStorage(image=v.image)
+        return self.pool.lend((self._fingerprint(bundle), k), v.image)
 
 
 _DEFAULT = ImageCache()

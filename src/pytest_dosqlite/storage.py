@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import apsw
 
@@ -63,6 +63,12 @@ _RENAME_TO = re.compile(
 
 
 _DATA_VERSION = re.compile(r"\s*PRAGMA\s+(?:main\s*\.\s*)?data_version\s*;?\s*$", re.I)
+#: statements that change what the session extension cannot see (``sqlite_stat1``), so a DO
+#: that ran one is never recycled (see :mod:`pytest_dosqlite.recycling`)
+_STATS_WRITE = re.compile(
+    r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?:ANALYZE\b|PRAGMA\s+(?:\S+\s*\.\s*)?[\"`\[]?optimize\b)",
+    re.I | re.S,
+)
 
 
 def _renames_to_reserved(text: str) -> bool:
@@ -104,6 +110,8 @@ class _Step:
     refused: bool
     #: ``PRAGMA data_version``, whose value a DO reports one higher than plain SQLite
     data_version: bool
+    #: ANALYZE or ``PRAGMA optimize``: rewrites statistics no undo log records
+    writes_stats: bool
 
 
 def _plan(sql: str) -> tuple[_Step, ...]:
@@ -111,7 +119,12 @@ def _plan(sql: str) -> tuple[_Step, ...]:
     steps = _PLAN_CACHE.get(sql)
     if steps is None:
         steps = tuple(
-            _Step(p, _renames_to_reserved(p.text), bool(_DATA_VERSION.match(p.text)))
+            _Step(
+                p,
+                _renames_to_reserved(p.text),
+                bool(_DATA_VERSION.match(p.text)),
+                bool(_STATS_WRITE.match(p.text)),
+            )
             for p in split(sql)
         )
         if len(_PLAN_CACHE) >= _PLAN_CACHE_MAX:
@@ -299,6 +312,11 @@ class DurableObjectStorage:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, image: bytes | None = None):
+        self._init_state(path)
+        self._open(image)
+        self.sql = SqlStorage(self)
+
+    def _init_state(self, path: str | os.PathLike[str] | None) -> None:
         self.runtime = rt.RUNTIME
         self.path = Path(path) if path is not None else None
         self._trusted = False
@@ -309,8 +327,22 @@ class DurableObjectStorage:
         self._last_readonly = True
         #: (start, end) of the statement the last ``exec`` ran or failed on, in its text
         self.last_statement: tuple[int, int] = (0, 0)
-        self._open(image)
+        #: ran a statement whose effect no undo log sees (the connection is not recycled)
+        self.wrote_stats = False
+        #: the pool that lent this DO's connection (takes it back on close), if any
+        self._lender: Lender | None = None
+
+    @classmethod
+    def _adopt(cls, conn: apsw.Connection, lender: Lender) -> DurableObjectStorage:
+        """A DO on a connection a :class:`Lender` kept open (its schema already read)."""
+        self = cls.__new__(cls)
+        self._init_state(None)
+        self._conn = conn
+        conn.authorizer = self._authorize
+        conn.exec_trace = self._trace
+        self._lender = lender
         self.sql = SqlStorage(self)
+        return self
 
     # ------------------------------------------------------------------ connection set-up
     def _open(self, image: bytes | None) -> None:
@@ -344,6 +376,10 @@ class DurableObjectStorage:
 
     def close(self) -> None:
         """Close the underlying database (the storage object becomes unusable)."""
+        lender, self._lender = self._lender, None
+        if lender is not None and lender.take_back(self):
+            self._conn = _closed_connection()
+            return
         self._conn.close()
 
     def __enter__(self) -> DurableObjectStorage:
@@ -456,6 +492,9 @@ class DurableObjectStorage:
         image = None
         if self.path is None:
             image = self.image()
+        lender, self._lender = self._lender, None
+        if lender is not None:
+            lender.forget(self)
         self._conn.close()
         self._sp_depth = 0
         self._open(image)
@@ -648,6 +687,8 @@ class DurableObjectStorage:
     def _run(self, step: _Step, values: list[object] | None, *, intermediate: bool) -> Cursor:
         if step.refused:
             raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
+        if step.writes_stats:
+            self.wrote_stats = True
         text = step.piece.text
         cur = self._conn.cursor()
         self._auth_note = None
@@ -682,3 +723,25 @@ class DurableObjectStorage:
 
 
 _EMPTY = Cursor([], [], 0, 0)
+
+
+class Lender(Protocol):
+    """Who lent a DO its connection (:class:`pytest_dosqlite.recycling.ConnectionPool`)."""
+
+    def take_back(self, do: DurableObjectStorage) -> bool:
+        """``do`` is being closed: keep its connection (True) or let it be closed (False)."""
+
+    def forget(self, do: DurableObjectStorage) -> None:
+        """``do`` replaces its connection (a restart): the lent one will not come back."""
+
+
+_CLOSED: list[apsw.Connection] = []
+
+
+def _closed_connection() -> apsw.Connection:
+    """A closed connection: what a closed DO holds, so using it fails as it always did."""
+    if not _CLOSED:
+        conn = apsw.Connection(":memory:")
+        conn.close()
+        _CLOSED.append(conn)
+    return _CLOSED[0]
