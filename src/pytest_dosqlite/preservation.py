@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +24,13 @@ from .errors import CheckFailure, MigrationError, SqlError
 from .migrator import migrate
 from .seed import (
     ForeignKeyInfo,
+    SeedReport,
     TableInfo,
     quote_ident,
     read_tables,
     seed,
     sql_literal,
+    tables_with_rows,
 )
 from .sqltext import split
 from .storage import DurableObjectStorage
@@ -597,6 +600,12 @@ class _Findings:
         elif version not in found.versions:
             found.versions.append(version)
 
+    def extend(self, key: object, versions: Iterable[int]) -> None:
+        """More versions that show the finding ``key`` (one that was added)."""
+        found = self.by_key[key]
+        seen = set(found.versions)
+        found.versions.extend(v for v in versions if v not in seen)
+
 
 def _version_label(bundle: Bundle, k: int) -> str:
     return f"version {k} ({bundle.migrations[k - 1].tag})"
@@ -626,13 +635,22 @@ def _versions_text(bundle: Bundle, versions: Iterable[int]) -> str:
 # ----------------------------------------------------------------------------- user seed
 
 
-def _load_user_seed(ctx: CheckContext) -> Callable[[str, DurableObjectStorage], None] | None:
+@dataclass(frozen=True)
+class _UserSeed:
+    """The user's rows: ``apply(tag, do)`` inserts the rows for the DO at migration ``tag``."""
+
+    apply: Callable[[str, DurableObjectStorage], None]
+    #: the tags that have rows (a JSON file); None when any tag may (a callable)
+    tags: frozenset[str] | None
+
+
+def _load_user_seed(ctx: CheckContext) -> _UserSeed | None:
     spec = _setting(ctx, "seed", None)
     if spec is None:
         return None
     if callable(spec):
         fn: Callable[[str, DurableObjectStorage], None] = spec
-        return fn
+        return _UserSeed(fn, None)
     path = Path(spec)
     if not path.is_absolute() and ctx.project is not None:
         root = getattr(ctx.project, "root", None)
@@ -679,18 +697,12 @@ def _load_user_seed(ctx: CheckContext) -> Callable[[str, DurableObjectStorage], 
                 )
                 do.sql.exec(sql)
 
-    return apply
+    return _UserSeed(apply, frozenset(by_tag))
 
 
-def _run_user_seed(
-    fn: Callable[[str, DurableObjectStorage], None] | None,
-    tag: str,
-    do: DurableObjectStorage,
-) -> None:
-    if fn is None:
-        return
+def _run_user_seed(user: _UserSeed, tag: str, do: DurableObjectStorage) -> None:
     try:
-        do.transaction_sync(lambda: fn(tag, do))
+        do.transaction_sync(lambda: user.apply(tag, do))
     except SqlError as exc:
         raise CheckFailure(
             f"the user seed rows for {tag} cannot be inserted",
@@ -719,108 +731,721 @@ def _migrate(do: DurableObjectStorage, bundle: Bundle, fk_off: bool) -> list[str
 def data_preserved(ctx: CheckContext) -> None:
     """Upgrading a DO that has data keeps its rows and its foreign-key values.
 
-    For every version ``k`` (``0 < k < n``): the DO image at version ``k`` is seeded (the user's
-    rows for that version from ``Settings.seed`` first, then :func:`~pytest_dosqlite.seed.seed`
-    rows with NULLs in every nullable column of one row), every table's rows (by primary key)
-    and foreign-key values are recorded, the DO is migrated to head with drizzle's migrator, and
-    the rows are compared. Rows or foreign-key values may only go where a remaining statement
-    removes or changes them on purpose: ``DELETE``, ``UPDATE``, ``REPLACE``, a ``DROP TABLE``
-    that is not part of a table rebuild, ``DROP COLUMN`` (and the FK actions those fire). When
-    something is lost, the upgrade is replayed statement by statement to name the statement
-    that did it, with the foreign key whose action fired.
+    Every version ``k`` (``0 < k < n``) of the bundle gets rows, and the rows must survive the
+    upgrade to head. One pass does it for all versions: a DO starts from the image at the first
+    version, every table is seeded (:func:`~pytest_dosqlite.seed.seed`: generated rows, NULLs in
+    every nullable column of one row), then each migration is applied with drizzle's migrator
+    (exactly what a DO at that version runs) and the tables it created, changed or wrote to (and
+    any table left without rows) get a new batch of rows. Each batch's rows (by primary key) and
+    foreign-key values are recorded and compared at head. Rows or foreign-key values may only go
+    where a statement after the batch's version removes or changes them on purpose: ``DELETE``,
+    ``UPDATE``, ``REPLACE``, a ``DROP TABLE`` that is not part of a table rebuild, ``DROP
+    COLUMN`` (and the FK actions those fire).
 
-    When the seeded upgrade fails but the same upgrade of the empty DO passes (NULLs copied into
-    a new NOT NULL column, duplicates under a new unique index, children under a NO ACTION
-    foreign key of a rebuilt parent), that is reported too, and the version is checked again
-    with every nullable column filled so other losses still show.
+    A version whose table kept its shape holds the rows seeded when the table last changed, so a
+    loss of a batch stands for every version from the batch to the next seeding of its table.
+    Only when something is found is one version checked on its own, as it always was: its image
+    seeded with every table, upgraded to head, compared, and the upgrade replayed statement by
+    statement to name the statement that lost data, with the foreign key whose action fired.
+
+    When the pass fails on a migration that passes on the empty DO (NULLs copied into a new NOT
+    NULL column, duplicates under a new unique index, children under a NO ACTION foreign key of
+    a rebuilt parent), that is reported for the versions whose rows make it fail, the versions
+    before it are checked again with every nullable column filled so other losses still show,
+    and a new pass starts at the failing migration.
+
+    The user's rows (``Settings.seed``) go into the image of their version, and those versions
+    are checked on their own.
 
     Settings (``ctx.settings`` attributes or ``ctx.extra`` keys): ``seed`` (callable
     ``seed(tag, do)`` or a JSON file ``{tag: {table: [rows]}}``), ``seed_rows`` (3),
     ``seed_rng`` (0), ``foreign_keys_off`` (False: migrate as plain ``migrate()``; True: as a
-    constructor that runs ``PRAGMA foreign_keys=OFF`` before it).
+    constructor that runs ``PRAGMA foreign_keys=OFF`` before it). ``ctx.extra["data_preserved"]``
+    receives what was done: ``versions`` compared, ``seed_problems``, ``migrations_applied``
+    (by every ``migrate()`` of the check) and ``rechecked`` (versions checked on their own).
     """
-    bundle = ctx.bundle
     target = _target(ctx)
     if target < 2:
         return
-    upto = bundle if target == len(bundle.migrations) else bundle.prefix(target)
-    rows = int(_setting(ctx, "seed_rows", 3))
-    rng = int(_setting(ctx, "seed_rng", 0))
-    fk_off = bool(_setting(ctx, "foreign_keys_off", False)) or (
-        ctx.extra.get("fleet_start") == "drizzle-fk-off"
-    )
-    user_seed = _load_user_seed(ctx)
-    classified = [classify_migration(m) for m in upto.migrations]
-    findings = _Findings()
-    head_defaults = _head_defaults(ctx, target)
+    _Check(ctx, target).run()
 
-    def seeded_copy(image: bytes, tag: str | None, nulls: bool) -> _Seeded:
+
+@dataclass(frozen=True)
+class _Segment:
+    """One pass: a DO from the fresh image at ``start``, seeded at every version up to
+    ``stop``, upgraded to the target; ``nulls``: the generated rows hold NULLs."""
+
+    start: int
+    stop: int
+    nulls: bool
+
+
+@dataclass
+class _Batch:
+    """The rows one version of a pass received, as they were at that version."""
+
+    version: int
+    #: the tables that got rows, and their ancestors, as they were at ``version``
+    tables: dict[str, TableInfo]
+    #: the batch's own rows, per table
+    before: dict[str, _Snap]
+    #: how many migrations the pass had applied after its start when the batch went in
+    log_at: int
+
+
+@dataclass
+class _Pass:
+    segment: _Segment
+    batches: list[_Batch]
+    #: the migrations the pass applied after its start, in order
+    log: list[str]
+
+
+@dataclass
+class _LossConcern:
+    """A batch lost rows or foreign-key values in a pass."""
+
+    batch: _Batch
+    loss: _Loss
+    run: _Pass
+
+
+@dataclass
+class _FailureConcern:
+    """Migration ``m`` failed in a pass, and not on the empty DO."""
+
+    m: int
+    exc: MigrationError
+    run: _Pass
+    #: the pass's DO right before migration ``m``
+    image: bytes
+
+
+@dataclass
+class _Recheck:
+    """What checking one version on its own found."""
+
+    loss_keys: list[LossKey] = field(default_factory=list)
+    failure_keys: list[FailureKey] = field(default_factory=list)
+    #: (table, column) of every loss it saw, reported or deliberate (lower case)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+
+class _StatementIndex:
+    """The statements of the checked migrations, and where each table name is mentioned.
+
+    Why: the fates of a batch's tables depend only on the statements naming them (or a name
+    they get by a rename); walking every statement after every batch was quadratic.
+    """
+
+    def __init__(self, classified: Sequence[Sequence[Statement]]) -> None:
+        self.flat: list[Statement] = []
+        #: ``starts[k]``: index of the first statement after version ``k``
+        self.starts: list[int] = []
+        self.by_name: dict[str, list[int]] = {}
+        self.renames: list[tuple[int, str, str]] = []
+        for stmts in classified:
+            self.starts.append(len(self.flat))
+            for s in stmts:
+                i = len(self.flat)
+                self.flat.append(s)
+                for n in {(s.table or "").lower(), (s.rebuilds or "").lower()} - {""}:
+                    self.by_name.setdefault(n, []).append(i)
+                if s.kind == "rename-table" and s.table and s.new_name:
+                    self.renames.append((i, s.table.lower(), s.new_name.lower()))
+        self.starts.append(len(self.flat))
+
+    def after(self, version: int, names: Iterable[str]) -> list[Statement]:
+        """The statements after ``version`` that can change the fates of tables ``names``."""
+        start = self.starts[version]
+        tracked = {n.lower() for n in names}
+        for i, old, new in self.renames:
+            if i >= start and old in tracked:
+                tracked.add(new)
+        picked: set[int] = set()
+        for n in tracked:
+            where = self.by_name.get(n)
+            if where:
+                picked.update(where[bisect_left(where, start) :])
+        return [self.flat[i] for i in sorted(picked)]
+
+    def between(self, first: int, last: int) -> list[Statement]:
+        """The statements that take a DO from version ``first`` to version ``last``."""
+        return self.flat[self.starts[first] : self.starts[last]]
+
+
+#: statements that write rows of the table they name: its rows change, so it gets new ones
+_WRITES = frozenset({"delete", "update", "replace", "upsert", "insert"})
+
+
+class _Check:
+    """One run of :func:`data_preserved` on a bundle up to version ``target``."""
+
+    def __init__(self, ctx: CheckContext, target: int) -> None:
+        self.ctx = ctx
+        self.bundle = ctx.bundle
+        self.target = target
+        self.upto = (
+            self.bundle if target == len(self.bundle.migrations) else self.bundle.prefix(target)
+        )
+        self.head = self.upto.migrations[-1].tag
+        self.rows = int(_setting(ctx, "seed_rows", 3))
+        self.rng = int(_setting(ctx, "seed_rng", 0))
+        self.fk_off = bool(_setting(ctx, "foreign_keys_off", False)) or (
+            ctx.extra.get("fleet_start") == "drizzle-fk-off"
+        )
+        self.user_seed = _load_user_seed(ctx)
+        self.classified = [classify_migration(m) for m in self.upto.migrations]
+        self.index = _StatementIndex(self.classified)
+        self.tag_index = {m.tag: i for i, m in enumerate(self.upto.migrations, start=1)}
+        self.findings = _Findings()
+        self.head_defaults = _head_defaults(ctx, target)
+        self.seed_problems: dict[str, str] = {}
+        self.checked: set[int] = set()
+        self.applied = 0
+        self.rechecked: dict[int, _Recheck] = {}
+        self.user_images: dict[int, bytes] = {}
+        self.losses: list[_LossConcern] = []
+        self.failures: list[_FailureConcern] = []
+
+    # -- plumbing
+
+    def migrate(self, do: DurableObjectStorage, bundle: Bundle) -> list[str]:
+        applied = _migrate(do, bundle, self.fk_off)
+        self.applied += len(applied)
+        return applied
+
+    def image(self, k: int) -> bytes | None:
+        return self.ctx.images.version(self.bundle, k).image
+
+    def next_start(self, k: int, stop: int) -> int | None:
+        """The first version from ``k`` to ``stop`` a fresh DO reaches."""
+        for v in range(k, stop + 1):
+            if self.ctx.images.reaches(self.bundle, v):
+                return v
+        return None
+
+    def passes_empty(self, m: int) -> bool:
+        """Migration ``m`` runs on the empty DO at version ``m - 1`` (a failure with rows is
+        then caused by the rows)."""
+        image = self.image(m - 1)
+        if image is None:
+            return False
         do = DurableObjectStorage(image=image)
-        if tag is not None:
-            _run_user_seed(user_seed, tag, do)
-        report = seed(do, rows_per_table=rows, rng_seed=rng, nulls=nulls)
+        try:
+            self.migrate(do, self.upto.prefix(m))
+        except MigrationError:
+            return False
+        finally:
+            do.close()
+        return True
+
+    def note_problems(self, report: SeedReport, tag: str) -> None:
         for table, reasons in report.problems.items():
             for reason in reasons:
-                seed_problems.setdefault(f"{table}: {reason}", tag or "")
+                self.seed_problems.setdefault(f"{table}: {reason}", tag)
+
+    # -- the whole check
+
+    def run(self) -> None:
+        ctx = self.ctx
+        ctx.extra["data_preserved"] = stats = {
+            "versions": [],
+            "seed_problems": self.seed_problems,
+            "migrations_applied": 0,
+            "rechecked": [],
+        }
+        self.user_versions()
+        queue: list[_Segment] = []
+        first = self.next_start(1, self.target - 1)
+        if first is not None:
+            queue.append(_Segment(first, self.target - 1, True))
+        done: set[_Segment] = set()
+        while queue:
+            seg = queue.pop(0)
+            if seg not in done:
+                done.add(seg)
+                self.segment(seg, queue)
+        self.explain()
+        stats["versions"] = sorted(self.checked)
+        stats["migrations_applied"] = self.applied
+        stats["rechecked"] = sorted(self.rechecked)
+        if self.findings.by_key:
+            # in the order the versions show them (as when every version was checked in turn)
+            found = sorted(self.findings.by_key.values(), key=lambda f: min(f.versions))
+            failure = _failure(self.bundle, self.upto, self.target, found)
+            if self.seed_problems:
+                failure.sections.append(
+                    (
+                        "Not seeded (the check is blind there)",
+                        "\n".join(sorted(self.seed_problems)),
+                    )
+                )
+                failure.args = (failure.render(),)
+            raise failure
+
+    def user_versions(self) -> None:
+        """Insert the user's rows into the image of each version they are for; the versions
+        that got some are checked on their own (their rows are the user's, not the pass's)."""
+        user = self.user_seed
+        if user is None:
+            return
+        for k in range(1, self.target):
+            tag = self.bundle.migrations[k - 1].tag
+            if user.tags is not None and tag not in user.tags:
+                continue
+            image = self.image(k)
+            if image is None:
+                continue
+            do = DurableObjectStorage(image=image)
+            try:
+                _run_user_seed(user, tag, do)
+                seeded = do.image()
+            finally:
+                do.close()
+            if seeded != image:
+                self.user_images[k] = seeded
+
+    # -- one pass
+
+    def segment(self, seg: _Segment, queue: list[_Segment]) -> None:
+        image = self.image(seg.start)
+        if image is None:
+            return
+        do = DurableObjectStorage(image=image)
+        run = _Pass(seg, [], [])
+        stop = seg.stop
+        # tables seeded without getting a row: not tried again while their definition stays
+        barren: dict[str, TableInfo] = {}
+        try:
+            schema = read_tables(do)
+            self.batch(do, run, seg.start, schema, None, barren)
+            for k in range(seg.start + 1, self.target + 1):
+                tag = self.upto.migrations[k - 1].tag
+                try:
+                    applied = self.migrate(do, self.upto.prefix(k))
+                except MigrationError as exc:
+                    self.failed(run, stop, self.tag_index.get(exc.tag or "", k), exc, do, queue)
+                    return
+                run.log.extend(applied)
+                if k > stop:
+                    continue
+                if applied != [tag]:
+                    # the high-water mark skipped or added migrations: this DO is no longer what
+                    # a fresh DO at version k is, so the versions from k on get their own pass
+                    nxt = self.next_start(k, stop)
+                    if nxt is not None:
+                        queue.append(_Segment(nxt, stop, seg.nulls))
+                    stop = k - 1
+                    continue
+                changed = read_tables(do)
+                wanted = self.wanted(do, k, schema, changed, barren)
+                schema = changed
+                self.batch(do, run, k, schema, wanted, barren)
+            self.compare(do, run)
+        finally:
+            do.close()
+
+    def wanted(
+        self,
+        do: DurableObjectStorage,
+        k: int,
+        old: dict[str, TableInfo],
+        new: dict[str, TableInfo],
+        barren: dict[str, TableInfo],
+    ) -> set[str]:
+        """The tables that get rows at version ``k``: the ones migration ``k`` created or
+        changed, the ones it wrote rows of, and the ones without any row."""
+        wanted = {n for n, t in new.items() if old.get(n) != t}
+        low = {n.lower(): n for n in new}
+        for s in self.classified[k - 1]:
+            if s.kind in _WRITES and s.table and s.table.lower() in low:
+                wanted.add(low[s.table.lower()])
+        names = list(new)
+        for n in set(names) - tables_with_rows(do, names):
+            if barren.get(n) != new[n]:
+                wanted.add(n)
+        return wanted
+
+    def batch(
+        self,
+        do: DurableObjectStorage,
+        run: _Pass,
+        k: int,
+        schema: dict[str, TableInfo],
+        wanted: set[str] | None,
+        barren: dict[str, TableInfo],
+    ) -> None:
+        """Seed version ``k``'s batch (every table when ``wanted`` is None) and record it.
+
+        Tables joined by a unique foreign key (a one-to-one child and its parent) get rows
+        together: the child needs parent rows no other row points at, and a version's seeding
+        gives every parent row its one-to-one children (migrations rely on it: karakeep's 0025
+        sets ``bookmarks.type`` NOT NULL from whichever subtype row a bookmark has). The batch's
+        foreign keys point at the batch's own rows; other foreign keys point at rows the DO holds.
+        """
+        if wanted is not None:
+            links = _one_to_one(schema)
+            todo = list(wanted)
+            wanted = set()
+            while todo:
+                n = todo.pop()
+                if n in schema and n not in wanted:
+                    wanted.add(n)
+                    todo.extend(links.get(n, ()))
+        names = [n for n in schema if wanted is None or n in wanted]
+        if not names:
+            return
+        seen = {n: _keys(do, schema[n]) for n in names}
+        report = seed(
+            do,
+            rows_per_table=self.rows,
+            # every batch draws other values: a random key or a random value copied into a
+            # unique column later must not repeat the one of another batch (a pass's first
+            # batch draws what the version checked on its own does)
+            rng_seed=self.rng if wanted is None else self.rng * 1_000_003 + k,
+            nulls=run.segment.nulls,
+            tables=None if wanted is None else names,
+            link_new=True,
+        )
+        self.note_problems(report, self.bundle.migrations[k - 1].tag)
+        before: dict[str, _Snap] = {}
+        for n in names:
+            snap = _new_rows(do, schema[n], seen[n])
+            if snap.count:
+                before[n] = snap
+                barren.pop(n, None)
+            else:
+                barren[n] = schema[n]
+        if not before:
+            return
+        tables: dict[str, TableInfo] = {}
+        todo = list(before)
+        while todo:
+            n = todo.pop()
+            if n in tables or n not in schema:
+                continue
+            tables[n] = schema[n]
+            todo.extend(fk.parent for fk in schema[n].foreign_keys)
+        run.batches.append(_Batch(k, tables, before, len(run.log)))
+
+    def failed(
+        self,
+        run: _Pass,
+        stop: int,
+        m: int,
+        exc: MigrationError,
+        do: DurableObjectStorage,
+        queue: list[_Segment],
+    ) -> None:
+        """Migration ``m`` failed in the pass (its run was rolled back: ``do`` is at ``m - 1``)."""
+        seg = run.segment
+        if m - 1 < stop:
+            nxt = self.next_start(m, stop)
+            if nxt is not None:
+                queue.append(_Segment(nxt, stop, seg.nulls))
+        if not self.passes_empty(m):
+            return  # not caused by rows: the upgrade checks report it
+        run.segment = _Segment(seg.start, min(stop, m - 1), seg.nulls)
+        concern = _FailureConcern(m, exc, run, do.image())
+        if not run.batches:
+            return
+        if not self.reproduced(concern):
+            # the rows of several versions together fail where no version's rows alone do (a
+            # row one batch added and the rows another would have given it): split the pass
+            # until it is the versions' own rows that fail or pass
+            versions = [b.version for b in run.batches]
+            if len(versions) > 1:
+                mid = versions[len(versions) // 2]
+                queue.append(_Segment(seg.start, mid - 1, seg.nulls))
+                queue.append(_Segment(mid, min(stop, m - 1), seg.nulls))
+            return
+        self.failures.append(concern)
+        if seg.nulls:
+            # the versions before m again with every nullable column filled, so the losses
+            # after m still show (as a version checked on its own is)
+            queue.append(_Segment(seg.start, min(stop, m - 1), False))
+            return
+        # rows without NULLs still fail: the older batches hold NULLs in columns added after
+        # them, or values the newer shapes of the tables exclude. The versions from the newest
+        # batch of the failing tables on can still pass (as they do checked on their own).
+        newest = max((b.version for b in self.failing_batches(concern)), default=seg.start)
+        if newest > seg.start:
+            queue.append(_Segment(newest, min(stop, m - 1), False))
+
+    def reproduced(self, f: _FailureConcern) -> bool:
+        """A version checked on its own fails on the same migration (newest versions first:
+        their upgrades are the shortest)."""
+        batches = self.failing_batches(f)
+        if len(f.run.batches) == 1 and not batches:
+            batches = f.run.batches
+        for b in sorted(batches, key=lambda b: -b.version):
+            if any(key[1] == f.exc.tag for key in self.recheck(b.version).failure_keys):
+                return True
+        return False
+
+    def compare(self, do: DurableObjectStorage, run: _Pass) -> None:
+        """Compare every batch of a pass that reached the target with its rows at head."""
+        after_tables = read_tables(do)
+        reads: dict[tuple[object, ...], _Snap] = {}
+        pooled: list[_Pooled] = []
+        consecutive = self.tag_index
+        for b in run.batches:
+            rest = run.log[b.log_at :]
+            if rest == [m.tag for m in self.upto.migrations[b.version :]]:
+                stmts = self.index.after(b.version, b.tables)
+            else:
+                stmts = [s for tag in rest for s in self.classified[consecutive[tag] - 1]]
+            fates = _fates(b.tables, stmts)
+            for loss in _compare(
+                do,
+                b.tables,
+                b.before,
+                fates,
+                after_tables=after_tables,
+                reads=reads,
+                pooled=pooled,
+                version=b.version,
+            ):
+                self.losses.append(_LossConcern(b, loss, run))
+            self.checked.add(b.version)
+        for batch_version, loss in _pooled_losses(do, pooled, reads):
+            b = next(x for x in run.batches if x.version == batch_version)
+            self.losses.append(_LossConcern(b, loss, run))
+        self.checked.update(range(run.segment.start, run.segment.stop + 1))
+
+    # -- checking one version on its own
+
+    def seeded_copy(self, image: bytes, tag: str, nulls: bool) -> _Seeded:
+        do = DurableObjectStorage(image=image)
+        report = seed(do, rows_per_table=self.rows, rng_seed=self.rng, nulls=nulls)
+        self.note_problems(report, tag)
         tables = read_tables(do)
         return _Seeded(do, do.image(), tables, _snapshot(do, tables))
 
-    seed_problems: dict[str, str] = {}
-    checked: list[int] = []
-    ctx.extra["data_preserved"] = {"versions": checked, "seed_problems": seed_problems}
-    for k in range(1, target):
-        version = ctx.images.version(bundle, k)
+    def recheck(self, k: int) -> _Recheck:
+        """Version ``k`` on its own: its image seeded (with the user's rows for it), upgraded
+        to head, compared; losses attributed to statements, failures reported."""
+        out = self.rechecked.get(k)
+        if out is not None:
+            return out
+        out = self.rechecked[k] = _Recheck()
+        version = self.ctx.images.version(self.bundle, k)
         if version.image is None:
-            continue
-        tag = bundle.migrations[k - 1].tag
-        state = seeded_copy(version.image, tag, nulls=True)
+            return out
+        tag = self.bundle.migrations[k - 1].tag
+        findings, head_defaults = self.findings, self.head_defaults
+        state = self.seeded_copy(self.user_images.get(k, version.image), tag, nulls=True)
         try:
-            applied = _migrate(state.do, upto, fk_off)
+            applied = self.migrate(state.do, self.upto)
         except MigrationError as exc:
             state.do.close()
-            if not _passes_empty(version.image, upto, fk_off):
-                continue  # not data-dependent: the upgrade checks report it
-            _add_failure(findings, bundle, k, exc, state.image, head_defaults)
+            if not self.passes_empty_from(version.image):
+                return out  # not data-dependent: the upgrade checks report it
+            out.failure_keys.append(
+                _add_failure(findings, self.bundle, k, exc, state.image, head_defaults)
+            )
             # check the rows again without NULLs (and without the user's rows)
-            state = seeded_copy(version.image, None, nulls=False)
+            state = self.seeded_copy(version.image, tag, nulls=False)
             try:
-                applied = _migrate(state.do, upto, fk_off)
+                applied = self.migrate(state.do, self.upto)
             except MigrationError as exc2:
                 state.do.close()
-                _add_failure(findings, bundle, k, exc2, state.image, head_defaults)
-                continue
+                out.failure_keys.append(
+                    _add_failure(findings, self.bundle, k, exc2, state.image, head_defaults)
+                )
+                return out
         do, seeded, tables, before = state.do, state.image, state.tables, state.before
-        checked.append(k)
         applied_tags = set(applied)
         stmts = [
             s
-            for m, ss in zip(upto.migrations, classified, strict=True)
+            for m, ss in zip(self.upto.migrations, self.classified, strict=True)
             for s in ss
             if m.tag in applied_tags
         ]
         losses = _compare(do, tables, before, _fates(tables, stmts))
         do.close()
         if not losses:
-            continue
-        _attribute(losses, seeded, upto, fk_off, stmts)
+            return out
+        _attribute(losses, seeded, self.upto, self.fk_off, stmts)
         for loss in losses:
+            out.seen.add((loss.table.lower(), (loss.column or "").lower()))
             if loss.culprits and all(
                 d.statement.kind in ("delete", "update", "replace", "upsert") for d in loss.culprits
             ):
                 continue  # FK actions of deliberate DML
-            _add_loss(findings, bundle, k, upto.migrations[-1].tag, loss)
+            out.loss_keys.append(_add_loss(findings, self.bundle, k, self.head, loss))
+        return out
 
-    if findings.by_key:
-        failure = _failure(bundle, upto, target, list(findings.by_key.values()))
-        if seed_problems:
-            failure.sections.append(
-                (
-                    "Not seeded (the check is blind there)",
-                    "\n".join(sorted(seed_problems)),
-                )
+    def passes_empty_from(self, image: bytes) -> bool:
+        do = DurableObjectStorage(image=image)
+        try:
+            self.migrate(do, self.upto)
+        except MigrationError:
+            return False
+        finally:
+            do.close()
+        return True
+
+    # -- from what the passes found to findings
+
+    def explain(self) -> None:
+        """Check the versions concerned on their own (in order, so the report reads as the
+        versions do), then give each finding every version it stands for."""
+        reps: list[tuple[_FailureConcern, list[_Batch]]] = [
+            (f, self.failing_batches(f)) for f in self.failures
+        ]
+        versions = set(self.user_images)
+        versions.update(c.batch.version for c in self.losses)
+        versions.update(b.version for _, batches in reps for b in batches)
+        for v in sorted(versions):
+            self.recheck(v)
+        for concern, batches in reps:
+            self.explain_failure(concern, batches)
+        for c in self.losses:
+            self.explain_loss(c)
+
+    def failing_batches(self, f: _FailureConcern) -> list[_Batch]:
+        """The batches of the pass whose rows can be what migration ``m`` fails on."""
+        batches = [b for b in f.run.batches if b.version < f.m]
+        involved = _involved(f.exc, f.image)
+        if involved is None:
+            return batches
+        # the names those tables had since the pass started (renames undone backwards)
+        for s in reversed(self.index.between(f.run.segment.start, f.m - 1)):
+            renamed = s.kind == "rename-table" and s.new_name and s.table
+            if renamed and (s.new_name or "").lower() in involved:
+                involved.add((s.table or "").lower())
+        return [b for b in batches if any(n.lower() in involved for n in b.before)]
+
+    def explain_failure(self, f: _FailureConcern, batches: list[_Batch]) -> None:
+        stop = min(f.run.segment.stop, f.m - 1)
+        found = False
+        for i, b in enumerate(batches):
+            end = batches[i + 1].version - 1 if i + 1 < len(batches) else stop
+            for key in self.recheck(b.version).failure_keys:
+                if key[1] == f.exc.tag:
+                    found = True
+                    self.findings.extend(key, range(b.version, end + 1))
+        if found:
+            return
+        # the rows of several versions together fail where no version's rows alone do
+        first = batches[0].version if batches else f.run.segment.start
+        note = (
+            f"The DO held the rows seeded at {_versions_text(self.bundle, range(first, f.m))} "
+            "(each version's rows upgraded with the DO); the rows of any one version alone "
+            "upgrade without this failure."
+        )
+        key = _add_failure(
+            self.findings,
+            self.bundle,
+            f.m - 1,
+            f.exc,
+            f.image,
+            self.head_defaults,
+            rows_note=note,
+        )
+        self.findings.extend(key, range(first, f.m))
+
+    def explain_loss(self, c: _LossConcern) -> None:
+        b = c.batch
+        table, col = c.loss.table.lower(), (c.loss.column or "").lower()
+        recheck = self.recheck(b.version)
+        keys: list[LossKey]
+        if (table, col) in recheck.seen:
+            keys = [k for k in recheck.loss_keys if k[1] == table and k[2] == col]
+        else:
+            note = (
+                f"These rows were seeded at {_versions_text(self.bundle, [b.version])} in a DO "
+                "that also got rows at later versions, and upgraded with it; the rows of "
+                f"{_versions_text(self.bundle, [b.version])} alone upgrade without this loss."
             )
-            failure.args = (failure.render(),)
-        raise failure
+            keys = [_add_loss(self.findings, self.bundle, b.version, self.head, c.loss, note)]
+        for key in keys:
+            end = self.loss_end(c, key)
+            self.findings.extend(key, range(b.version, end + 1))
+
+    def loss_end(self, c: _LossConcern, key: LossKey) -> int:
+        """The last version that holds the rows of ``c``'s batch for its table: the one before
+        the table's next batch in the pass, and before the statement that loses them."""
+        b = c.batch
+        end = c.run.segment.stop
+        for tag, _, _ in key[3]:
+            end = min(end, self.tag_index.get(tag, end + 1) - 1)
+        names = {c.loss.table.lower()}
+        last = b.version
+        for nb in c.run.batches:
+            if nb.version <= b.version or nb.version > end:
+                continue
+            names = _names_over_time_from(names, self.index.between(last, nb.version))
+            last = nb.version
+            if any(n.lower() in names for n in nb.before):
+                return nb.version - 1
+        return end
+
+
+def _one_to_one(schema: dict[str, TableInfo]) -> dict[str, list[str]]:
+    """Table -> the tables a unique foreign key joins it to (both ways)."""
+    links: dict[str, list[str]] = {}
+    for name, t in schema.items():
+        for fk in t.foreign_keys:
+            if fk.parent != name and any(set(u) <= set(fk.columns) for u in t.unique):
+                links.setdefault(name, []).append(fk.parent)
+                links.setdefault(fk.parent, []).append(name)
+    return links
+
+
+def _names_over_time_from(names: set[str], stmts: Sequence[Statement]) -> set[str]:
+    out = set(names)
+    for s in stmts:
+        if s.kind == "rename-table" and s.table and s.new_name and s.table.lower() in out:
+            out.add(s.new_name.lower())
+    return out
+
+
+_FAILED_TABLE = re.compile(
+    r"(?:NOT NULL|UNIQUE|CHECK) constraint failed: ([^\s:.,]+)\.", re.IGNORECASE
+)
+_INDEX_ON = re.compile(rf"\bINDEX\b.*?\bON\s+{_QNAME}", re.IGNORECASE | re.DOTALL)
+_ALTER = re.compile(rf"^\s*ALTER\s+TABLE\s+{_QNAME}", re.IGNORECASE)
+
+
+def _involved(exc: MigrationError, image: bytes) -> set[str] | None:
+    """The tables (lower case) whose rows can make ``exc``'s statement fail; None if unknown."""
+    statement = _LEADING_COMMENTS.sub("", exc.statement or "", count=1)
+    cause = str(exc.cause) if exc.cause is not None else exc.message
+    names: set[str] = set()
+    kind, groups = _statement_kind(statement)
+    if groups and kind not in ("other",):
+        names.add(_strip_new(groups[0]))
+    if kind == "insert":
+        source = _source_table(statement)
+        if source is not None:
+            names.add(source)
+    for pattern in (_INDEX_ON, _ALTER):
+        m = pattern.search(statement)
+        if m:
+            names.add(_unquote(m.group(1)))
+    m = _FAILED_TABLE.search(cause)
+    if m:
+        names.add(_strip_new(m.group(1)))
+    if not names:
+        return None
+    low = {n.lower() for n in names}
+    if "FOREIGN KEY" in cause.upper():
+        # the children of a dropped parent, or the parents of copied rows, hold the rows
+        do = DurableObjectStorage(image=image)
+        try:
+            tables = read_tables(do)
+        finally:
+            do.close()
+        for t in tables.values():
+            for fk in t.foreign_keys:
+                if fk.parent.lower() in low:
+                    low.add(t.name.lower())
+                elif t.name.lower() in low:
+                    low.add(fk.parent.lower())
+    return low
 
 
 @dataclass
@@ -831,15 +1456,39 @@ class _Seeded:
     before: dict[str, _Snap]
 
 
-def _passes_empty(image: bytes, bundle: Bundle, fk_off: bool) -> bool:
-    do = DurableObjectStorage(image=image)
-    try:
-        _migrate(do, bundle, fk_off)
-    except MigrationError:
-        return False
-    finally:
-        do.close()
-    return True
+def _keys(do: DurableObjectStorage, t: TableInfo) -> frozenset[tuple[object, ...]] | int:
+    """What identifies the rows ``t`` holds now: their keys, or (no key) the highest rowid."""
+    key = _key_of(t)
+    if key:
+        select = ", ".join(quote_ident(c) for c in key)
+        data = do.sql.exec(f"SELECT {select} FROM {quote_ident(t.name)}").raw()
+        return frozenset(tuple(_norm(v) for v in r) for r in data)
+    row = do.sql.exec(f"SELECT coalesce(max(rowid), 0) FROM {quote_ident(t.name)}").raw()
+    return int(row.to_array()[0][0])
+
+
+def _new_rows(
+    do: DurableObjectStorage, t: TableInfo, seen: frozenset[tuple[object, ...]] | int
+) -> _Snap:
+    """The rows of ``t`` that are not among ``seen`` (see :func:`_keys`)."""
+    key = _key_of(t)
+    fk_cols = tuple(dict.fromkeys(c for fk in t.foreign_keys for c in fk.columns))
+    if key and not isinstance(seen, int):
+        snap = _read(do, t.name, key, fk_cols)
+        rows = {k: v for k, v in snap.rows.items() if k not in seen}
+        nonnull = {
+            c: sum(1 for v in rows.values() if v[i] is not None) for i, c in enumerate(fk_cols)
+        }
+        return _Snap(key, fk_cols, rows, len(rows), nonnull)
+    last = seen if isinstance(seen, int) else 0
+    select = ", ".join(quote_ident(c) for c in fk_cols) or "1"
+    data = (
+        do.sql.exec(f"SELECT {select} FROM {quote_ident(t.name)} WHERE rowid > ?", last)
+        .raw()
+        .to_array()
+    )
+    nonnull = {c: sum(1 for r in data if r[i] is not None) for i, c in enumerate(fk_cols)}
+    return _Snap(None, fk_cols, {}, len(data), nonnull)
 
 
 def _head_defaults(ctx: CheckContext, target: int) -> dict[tuple[str, str], str]:
@@ -856,13 +1505,86 @@ def _head_defaults(ctx: CheckContext, target: int) -> dict[tuple[str, str], str]
     return out
 
 
+@dataclass
+class _Pooled:
+    """A keyless table's batch rows: only the count of the whole table can be compared."""
+
+    version: int
+    name: str
+    head: str
+    fate: _Fate
+    snap: _Snap
+    #: batch column -> head column of the compared foreign-key columns
+    fk_map: dict[str, str]
+
+
+def _pooled_losses(
+    do: DurableObjectStorage, pooled: list[_Pooled], reads: dict[tuple[object, ...], _Snap]
+) -> list[tuple[int, _Loss]]:
+    """Losses of keyless tables: the head table holds fewer rows (or foreign-key values) than
+    the batches put in (every batch that did is concerned)."""
+    groups: dict[str, list[_Pooled]] = {}
+    for p in pooled:
+        groups.setdefault(p.head, []).append(p)
+    out: list[tuple[int, _Loss]] = []
+    for head, entries in groups.items():
+        total = sum(p.snap.count for p in entries)
+        cols: dict[str, int] = {}
+        skip: set[str] = set()
+        for p in entries:
+            for c, hc in p.fk_map.items():
+                if p.fate.updated is None or c in p.fate.updated:
+                    skip.add(hc)
+                cols[hc] = cols.get(hc, 0) + p.snap.nonnull[c]
+        after = _cached_read(do, reads, head, None, tuple(cols))
+        if not any(p.fate.deleted for p in entries) and after.count < total:
+            lost = total - after.count
+            out.extend((p.version, _Loss(p.name, None, lost, total, [])) for p in entries)
+            continue
+        for hc, n in cols.items():
+            if hc in skip or after.nonnull[hc] >= n:
+                continue
+            for p in entries:
+                for c, mapped in p.fk_map.items():
+                    if mapped == hc:
+                        loss = _Loss(p.name, c, n - after.nonnull[hc], n, [], nulled=True)
+                        out.append((p.version, loss))
+    return out
+
+
+def _cached_read(
+    do: DurableObjectStorage,
+    reads: dict[tuple[object, ...], _Snap] | None,
+    table: str,
+    key: tuple[str, ...] | None,
+    fk_cols: tuple[str, ...],
+) -> _Snap:
+    if reads is None:
+        return _read(do, table, key, fk_cols)
+    cache_key = (table, key, fk_cols)
+    snap = reads.get(cache_key)
+    if snap is None:
+        snap = reads[cache_key] = _read(do, table, key, fk_cols)
+    return snap
+
+
 def _compare(
     do: DurableObjectStorage,
     tables: dict[str, TableInfo],
     before: dict[str, _Snap],
     fates: dict[str, _Fate],
+    *,
+    after_tables: dict[str, TableInfo] | None = None,
+    reads: dict[tuple[object, ...], _Snap] | None = None,
+    pooled: list[_Pooled] | None = None,
+    version: int = 0,
 ) -> list[_Loss]:
-    after_tables = read_tables(do)
+    """The rows and foreign-key values of ``before`` that are gone from ``do``, except where
+    ``fates`` says it is deliberate. A pass compares many batches with one DO: ``after_tables``
+    and ``reads`` keep its schema and table reads, and ``pooled`` receives the keyless tables
+    (their batches are compared together, by counts, see :func:`_pooled_losses`)."""
+    if after_tables is None:
+        after_tables = read_tables(do)
     by_low = {n.lower(): t for n, t in after_tables.items()}
     losses: list[_Loss] = []
     for name, snap in before.items():
@@ -883,7 +1605,10 @@ def _compare(
             cur = fate.columns.get(c)
             if cur is not None and after_t.column(cur) is not None:
                 fk_map[c] = cur
-        after = _read(do, after_t.name, key, tuple(fk_map.values()))
+        if key is None and pooled is not None:
+            pooled.append(_Pooled(version, name, after_t.name, fate, snap, fk_map))
+            continue
+        after = _cached_read(do, reads, after_t.name, key, tuple(fk_map.values()))
         # rows
         if not fate.deleted:
             if key is not None:
@@ -1098,8 +1823,21 @@ def _why(d: _Damage) -> str:
     return f"This statement removed {d.amount} value(s) of `{d.table}`."
 
 
-def _add_loss(findings: _Findings, bundle: Bundle, k: int, head: str, loss: _Loss) -> None:
-    key = (
+LossKey = tuple[str, str, str, tuple[tuple[str, int, int], ...]]
+FailureKey = tuple[str, str | None, int | None, str | None, str]
+
+
+def _add_loss(
+    findings: _Findings,
+    bundle: Bundle,
+    k: int,
+    head: str,
+    loss: _Loss,
+    rows_note: str | None = None,
+) -> LossKey:
+    """Report ``loss`` (seen upgrading from version ``k``); ``rows_note`` replaces the "no single
+    statement" explanation of a loss that was not replayed."""
+    key: LossKey = (
         "loss",
         loss.table.lower(),
         (loss.column or "").lower(),
@@ -1141,7 +1879,9 @@ def _add_loss(findings: _Findings, bundle: Bundle, k: int, head: str, loss: _Los
             if s.kind in ("recreate-drop", "drop-table"):
                 parent = s.table or "?"
                 sections.append(("How to fix", _FK_OFF_FIX.replace("{parent}", parent)))
-        if not loss.culprits:
+        if rows_note is not None:
+            sections.append(("Rows", rows_note))
+        elif not loss.culprits:
             sections.append(
                 (
                     "Why",
@@ -1152,6 +1892,7 @@ def _add_loss(findings: _Findings, bundle: Bundle, k: int, head: str, loss: _Los
         return _Finding("loss", [k], sections, headline)
 
     findings.add(key, k, make)
+    return key
 
 
 def _fk_text(fk: ForeignKeyInfo, child: str, parent: str) -> str:
@@ -1169,9 +1910,13 @@ def _add_failure(
     exc: MigrationError,
     seeded: bytes,
     head_defaults: dict[tuple[str, str], str],
-) -> None:
+    rows_note: str | None = None,
+) -> FailureKey:
+    """Report the data-dependent failure ``exc`` of the upgrade from version ``k`` (``seeded``:
+    the seeded image it started from); ``rows_note`` says where rows came from when they were
+    not seeded at ``k`` alone."""
     cause = str(exc.cause) if exc.cause is not None else exc.message
-    key = ("failure", exc.tag, exc.chunk, exc.statement, cause)
+    key: FailureKey = ("failure", exc.tag, exc.chunk, exc.statement, cause)
 
     def make() -> _Finding:
         from .checks import migration_failure
@@ -1187,6 +1932,8 @@ def _add_failure(
                 "deployed DO holding such rows fails to start.",
             )
         )
+        if rows_note is not None:
+            sections.append(("Rows", rows_note))
         m = _NOT_NULL.search(cause)
         if m:
             data, hint = _not_null_advice(exc, m.group(1), m.group(2), seeded, k, head_defaults)
@@ -1208,6 +1955,7 @@ def _add_failure(
         )
 
     findings.add(key, k, make)
+    return key
 
 
 def _not_null_advice(

@@ -40,6 +40,7 @@ __all__ = [
     "seed",
     "seed_order",
     "sql_literal",
+    "tables_with_rows",
 ]
 
 LEDGER_TABLE = "__drizzle_migrations"
@@ -969,27 +970,44 @@ def _insert_sql(table: TableInfo, rows: Sequence[Row], returning: str) -> tuple[
 class _Pool:
     """Rows known per table (pre-existing and seeded), for parent keys and unique checks."""
 
-    def __init__(self, do: DurableObjectStorage, tables: dict[str, TableInfo]) -> None:
+    def __init__(
+        self,
+        do: DurableObjectStorage,
+        tables: dict[str, TableInfo],
+        needed: Iterable[str] | None = None,
+    ) -> None:
         self.do = do
         self.tables = tables
         self.rows: dict[str, list[Row]] = {}
-        self.counts = self._counts(list(tables))
+        #: rows inserted by this seed() call, per table
+        self.new: dict[str, list[Row]] = {}
+        #: foreign keys point at rows of this call when the parent got some (``link_new``)
+        self.link_new = False
+        # counted up front, in a few statements, only for the tables a seed() call needs (the
+        # ones it seeds and their parents): counting every table for a seed of one table made
+        # data_preserved's per-version batches quadratic
+        self.counts: dict[str, int] = {}
+        self._count([n for n in (tables if needed is None else needed) if n in tables])
 
-    def _counts(self, names: list[str]) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    def _count(self, names: list[str]) -> None:
         for start in range(0, len(names), 90):
             part = names[start : start + 90]
             sql = "SELECT " + ", ".join(f"(SELECT count(*) FROM {quote_ident(n)})" for n in part)
             values = self.do.sql.exec(sql).raw().to_array()[0]
-            counts.update({n: int(v) for n, v in zip(part, values, strict=True)})
-        return counts
+            self.counts.update({n: int(v) for n, v in zip(part, values, strict=True)})
+
+    def count(self, table: str) -> int:
+        """Rows ``table`` held when the pool was made (or when first asked, if not counted)."""
+        if table not in self.counts and table in self.tables:
+            self._count([table])
+        return self.counts.get(table, 0)
 
     def of(self, table: str) -> list[Row]:
         rows = self.rows.get(table)
         if rows is None:
             t = self.tables.get(table)
             rows = []
-            if t is not None and self.counts.get(table):
+            if t is not None and self.count(table):
                 names = [c.name for c in t.writable]
                 cols = ", ".join(quote_ident(c) for c in names)
                 data = self.do.sql.exec(
@@ -1034,7 +1052,10 @@ class _TableSeeder:
             self._remember_unique(r)
         self.candidates: dict[int, list[tuple[object, ...]]] = {}
         for fk in table.foreign_keys:
-            keys = (tuple(r.get(c) for c in fk.parent_columns) for r in pool.of(fk.parent))
+            parents = pool.of(fk.parent)
+            if pool.link_new and (fk.parent in pool.new or fk.parent == table.name):
+                parents = pool.new.get(fk.parent, [])
+            keys = (tuple(r.get(c) for c in fk.parent_columns) for r in parents)
             self.candidates[fk.id] = list(
                 dict.fromkeys(k for k in keys if all(v is not None for v in k))
             )
@@ -1043,7 +1064,7 @@ class _TableSeeder:
         for c in self.writable:
             if not c.notnull and not c.pk and rows >= 2:
                 self.null_row[c.name] = self.rng.randrange(rows)
-        self.serial = pool.counts.get(table.name, 0)
+        self.serial = pool.count(table.name)
         self.next_rowid: int | None = None
 
     # -- bookkeeping
@@ -1060,6 +1081,7 @@ class _TableSeeder:
     def _remember(self, row: Row) -> None:
         self._remember_unique(row)
         self.pool.of(self.t.name).append(row)
+        self.pool.new.setdefault(self.t.name, []).append(row)
         for fk in self.t.foreign_keys:
             if fk.parent == self.t.name:
                 key = tuple(row.get(c) for c in fk.parent_columns)
@@ -1104,7 +1126,7 @@ class _TableSeeder:
         and no rows of its own plans the same rows (seeding every version of a bundle meets
         the same tables again and again)."""
         key: tuple[object, ...] | None = None
-        if not self.pool.counts.get(self.t.name):
+        if not self.pool.count(self.t.name):
             cands = tuple(tuple(self.candidates[fk.id]) for fk in self.t.foreign_keys)
             key = (self.seed_key, self.nulls, self.n, self.t, cands)
             memo = _PLAN_CACHE.get(key)
@@ -1268,6 +1290,7 @@ def seed(
     rng_seed: int = 0,
     nulls: bool = True,
     tables: Sequence[str] | None = None,
+    link_new: bool = False,
 ) -> SeedReport:
     """Insert ``rows_per_table`` realistic rows into every user table of ``do``.
 
@@ -1282,16 +1305,28 @@ def seed(
     deterministic for a given database state and ``rng_seed`` (each table draws from its own
     generator, so adding a table does not change the others' rows). Runs in one
     ``transactionSync``.
+
+    ``tables`` limits the seeding to those tables (their foreign keys point at the rows their
+    parents already hold). With ``link_new`` a foreign key points only at rows of this call
+    when its parent got some here (self references only at rows of this call), so each call
+    adds a batch of rows linked among themselves to a database that already has rows.
     """
     report = SeedReport()
 
     def body() -> None:
         schema = read_tables(do)
-        pool = _Pool(do, schema)
-        wanted = set(tables) if tables is not None else None
-        for name in seed_order(schema):
-            if wanted is not None and name not in wanted:
-                continue
+        if tables is None:
+            pool = _Pool(do, schema)
+            order = seed_order(schema)
+        else:
+            # only the wanted tables are ordered and counted (and their parents counted): a
+            # seed of a few tables costs the same in a schema of 10 tables or of 1000
+            wanted = {n: schema[n] for n in tables if n in schema}
+            parents = {fk.parent for t in wanted.values() for fk in t.foreign_keys}
+            pool = _Pool(do, schema, [*wanted, *sorted(parents - set(wanted))])
+            order = seed_order(wanted)
+        pool.link_new = link_new
+        for name in order:
             key = f"{rng_seed}:{name}"
             rng = random.Random(key)
             try:
@@ -1425,6 +1460,11 @@ def bulk_seed(do: DurableObjectStorage, rows: int) -> SeedReport:
 _TRIGGER_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' LIMIT 1"
 #: result columns per statement (a DO allows 100; compound SELECTs only 5 terms)
 _EXISTS_PER_QUERY = 90
+
+
+def tables_with_rows(do: DurableObjectStorage, names: Sequence[str]) -> set[str]:
+    """The tables of ``names`` that hold at least one row (one statement per 90 tables)."""
+    return _tables_with_rows(do, list(names))
 
 
 def _tables_with_rows(do: DurableObjectStorage, names: list[str]) -> set[str]:
