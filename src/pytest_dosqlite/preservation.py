@@ -876,6 +876,8 @@ class _StatementIndex:
 
 #: statements that write rows of the table they name: its rows change, so it gets new ones
 _WRITES = frozenset({"delete", "update", "replace", "upsert", "insert"})
+#: statements that can remove rows (of the table they name, and through foreign keys)
+_REMOVES = frozenset({"delete", "replace", "drop-table", "recreate-drop"})
 
 
 class _Check:
@@ -1055,16 +1057,34 @@ class _Check:
         barren: dict[str, TableInfo],
     ) -> set[str]:
         """The tables that get rows at version ``k``: the ones migration ``k`` created or
-        changed, the ones it wrote rows of, and the ones without any row."""
-        wanted = {n for n, t in new.items() if old.get(n) != t}
+        changed, the ones it wrote rows of, and the ones it left without any row."""
+        # (an unchanged table keeps its TableInfo object: identity first, equality if not)
+        wanted = {n for n, t in new.items() if old.get(n) is not t and old.get(n) != t}
         low = {n.lower(): n for n in new}
+        removing: set[str] = set()
         for s in self.classified[k - 1]:
             if s.kind in _WRITES and s.table and s.table.lower() in low:
                 wanted.add(low[s.table.lower()])
-        names = list(new)
-        for n in set(names) - tables_with_rows(do, names):
-            if barren.get(n) != new[n]:
-                wanted.add(n)
+            if s.kind in _REMOVES:
+                removing.update(n.lower() for n in (s.table, s.rebuilds) if n)
+        if removing:
+            # the tables that can have lost every row: the ones named and, through ON DELETE
+            # actions, their descendants
+            children: dict[str, list[str]] = {}
+            for n, t in new.items():
+                for fk in t.foreign_keys:
+                    children.setdefault(fk.parent.lower(), []).append(n)
+            todo = [low[r] for r in removing if r in low]
+            hit: set[str] = set()
+            while todo:
+                n = todo.pop()
+                if n not in hit:
+                    hit.add(n)
+                    todo.extend(children.get(n.lower(), ()))
+            names = sorted(hit - wanted)
+            for n in set(names) - tables_with_rows(do, names):
+                if barren.get(n) != new[n]:
+                    wanted.add(n)
         return wanted
 
     def batch(
@@ -1107,6 +1127,7 @@ class _Check:
             nulls=run.segment.nulls,
             tables=None if wanted is None else names,
             link_new=True,
+            schema=schema,
         )
         self.note_problems(report, self.bundle.migrations[k - 1].tag)
         before: dict[str, _Snap] = {}
@@ -1388,11 +1409,25 @@ def _one_to_one(schema: dict[str, TableInfo]) -> dict[str, list[str]]:
     """Table -> the tables a unique foreign key joins it to (both ways)."""
     links: dict[str, list[str]] = {}
     for name, t in schema.items():
-        for fk in t.foreign_keys:
-            if fk.parent != name and any(set(u) <= set(fk.columns) for u in t.unique):
-                links.setdefault(name, []).append(fk.parent)
-                links.setdefault(fk.parent, []).append(name)
+        hit = _UNIQUE_PARENTS.get(id(t))
+        if hit is None or hit[0] is not t:
+            parents = tuple(
+                fk.parent
+                for fk in t.foreign_keys
+                if fk.parent != name and any(set(u) <= set(fk.columns) for u in t.unique)
+            )
+            if len(_UNIQUE_PARENTS) > 8192:
+                _UNIQUE_PARENTS.clear()
+            hit = _UNIQUE_PARENTS[id(t)] = (t, parents)
+        for parent in hit[1]:
+            links.setdefault(name, []).append(parent)
+            links.setdefault(parent, []).append(name)
     return links
+
+
+#: id(TableInfo) -> (it, the parents its unique foreign keys point at); a schema's tables are
+#: the same objects from one version to the next
+_UNIQUE_PARENTS: dict[int, tuple[TableInfo, tuple[str, ...]]] = {}
 
 
 def _names_over_time_from(names: set[str], stmts: Sequence[Statement]) -> set[str]:

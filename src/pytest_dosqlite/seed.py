@@ -182,7 +182,12 @@ def is_user_table(name: str) -> bool:
     return not (low == LEDGER_TABLE or low.startswith("sqlite_") or low.startswith("_cf_"))
 
 
-_MASTER_SQL = "SELECT type, name, tbl_name, sql FROM sqlite_master"
+#: ``sqlite_master`` as one text (rows split by NUL, fields by \x01, a NULL sql as \x02): built
+#: by SQLite, so a schema seen before costs one value instead of a row per table and index
+_MASTER_SQL = (
+    "SELECT group_concat(type || char(1) || name || char(1) || tbl_name || char(1) || "
+    "coalesce(sql, char(2)), char(0) ORDER BY rowid) FROM sqlite_master"
+)
 _LIST_SQL = "SELECT type, wr, strict FROM pragma_table_list(?) WHERE schema = 'main'"
 _COLUMNS_SQL = (
     'SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid'
@@ -223,13 +228,13 @@ def read_tables(do: DurableObjectStorage) -> dict[str, TableInfo]:
 
     Cached by the text of ``sqlite_master`` (the pragmas only restate it): a schema seen before
     costs one query, and a changed schema re-reads only the tables whose definition or indexes
-    changed.
+    changed (and resolves again only their children's foreign keys), from the difference with
+    the schema read last.
     """
-    master = do.sql.exec(_MASTER_SQL).raw().to_array()
-    text = "\x00".join("\x01".join(str(v) for v in row) for row in master)
+    text = str(do.sql.exec(_MASTER_SQL).raw().to_array()[0][0] or "")
     cached = _SCHEMA_CACHE.get(text)
     if cached is None:
-        cached = _read_tables(do, master)
+        cached = _read_tables(do, text)
         if len(_SCHEMA_CACHE) >= 512:
             _SCHEMA_CACHE.clear()
         _SCHEMA_CACHE[text] = cached
@@ -279,27 +284,115 @@ def _raw_table(do: DurableObjectStorage, name: str) -> _RawTable:
     return _RawTable(str(kind), bool(wr), bool(strict), columns, fks, unique)
 
 
-def _read_tables(do: DurableObjectStorage, master: list[list[Any]]) -> dict[str, TableInfo]:
-    sqls: dict[str, str] = {}
-    index_sql: dict[str, list[str]] = {}
-    for typ, name, tbl_name, sql in master:
-        if typ == "table":
-            sqls[str(name)] = str(sql or "")
-        elif typ == "index":
-            index_sql.setdefault(str(tbl_name).lower(), []).append(f"{name}\x01{sql}")
-    raws: dict[str, _RawTable] = {}
-    for name, sql in sqls.items():
+@dataclass
+class _Known:
+    """A schema as read: its ``sqlite_master`` rows and what was made of them. The next read
+    works from the difference (a migration changes a few tables of many)."""
+
+    rows: frozenset[str]
+    #: table name (lower case) -> its rows (the table's and its indexes')
+    by_table: dict[str, tuple[str, ...]]
+    sqls: dict[str, str]
+    raws: dict[str, _RawTable]
+    by_lower: dict[str, str]
+    tables: dict[str, TableInfo]
+    #: parent name (lower case) -> the tables with a foreign key to it
+    children: dict[str, frozenset[str]]
+
+
+_EMPTY = _Known(frozenset(), {}, {}, {}, {}, {}, {})
+#: the last schema read (one slot: a DO being migrated reads its schema again and again)
+_LAST_READ: list[_Known] = []
+
+
+def _owner(row: str) -> str:
+    return row.split("\x01", 3)[2].lower()
+
+
+def _read_tables(do: DurableObjectStorage, text: str) -> dict[str, TableInfo]:
+    rows = text.split("\x00") if text else []
+    current = frozenset(rows)
+    base = _LAST_READ[0] if _LAST_READ else _EMPTY
+    changed = current - base.rows
+    removed = base.rows - current
+    if len(changed) + len(removed) > 64 + len(rows) // 4:
+        # another database: every table from scratch (rows hashed once, not diffed)
+        base, changed, removed = _EMPTY, current, frozenset()
+    changed_by: dict[str, list[str]] = {}
+    for row in rows if base is _EMPTY else changed:
+        changed_by.setdefault(_owner(row), []).append(row)
+    affected = set(changed_by) | {_owner(row) for row in removed}
+    by_table = dict(base.by_table)
+    sqls = dict(base.sqls)
+    raws = dict(base.raws)
+    by_lower = dict(base.by_lower)
+    children = dict(base.children)
+    for low in affected:
+        old = base.by_lower.get(low)
+        if old is not None:
+            sqls.pop(old, None)
+            raws.pop(old, None)
+            del by_lower[low]
+            for fk in base.raws[old].fks:
+                parent = fk[1].lower()
+                children[parent] = children.get(parent, frozenset()) - {old}
+        kept = tuple(r for r in base.by_table.get(low, ()) if r not in removed)
+        mine = kept + tuple(changed_by.get(low, ()))
+        if mine:
+            by_table[low] = mine
+        else:
+            by_table.pop(low, None)
+        table: tuple[str, str] | None = None
+        index_entries: list[str] = []
+        for row in mine:
+            typ, name, _, sql = row.split("\x01", 3)
+            if typ == "table":
+                table = (name, "" if sql == "\x02" else sql)
+            elif typ == "index":
+                index_sql = None if sql == "\x02" else sql
+                index_entries.append(f"{name}\x01{index_sql}")
+        if table is None:
+            continue
+        name, sql = table
         if not is_user_table(name) or sql.upper().startswith("CREATE VIRTUAL"):
             continue
-        key = (name, sql, *sorted(index_sql.get(name.lower(), [])))
+        key = (name, sql, *sorted(index_entries))
         raw = _TABLE_CACHE.get(key)
         if raw is None:
             raw = _raw_table(do, name)
             if len(_TABLE_CACHE) >= 8192:
                 _TABLE_CACHE.clear()
             _TABLE_CACHE[key] = raw
-        if raw.kind == "table":
-            raws[name] = raw
+        if raw.kind != "table":
+            continue
+        raws[name] = raw
+        sqls[name] = sql
+        by_lower[low] = name
+        for fk in raw.fks:
+            parent = fk[1].lower()
+            children[parent] = children.get(parent, frozenset()) | {name}
+    # the tables read again, and the ones whose parents were (a foreign key's parent columns
+    # and names are resolved against the parent)
+    redo = {by_lower[low] for low in affected if low in by_lower}
+    for low in affected:
+        redo.update(children.get(low, ()))
+    tables = dict(base.tables)
+    for low in affected:
+        old = base.by_lower.get(low)
+        if old is not None and old not in raws:
+            tables.pop(old, None)
+    for name in redo:
+        if name in raws:
+            tables[name] = _table_info(name, raws, by_lower, sqls)
+    tables = dict(sorted(tables.items()))
+    _LAST_READ[:] = [_Known(current, by_table, sqls, raws, by_lower, tables, children)]
+    return tables
+
+
+def _table_info(
+    name: str, raws: dict[str, _RawTable], by_lower: dict[str, str], sqls: dict[str, str]
+) -> TableInfo:
+    raw = raws[name]
 
     def pk_of(table: str | None) -> tuple[str, ...]:
         raw = raws.get(table or "")
@@ -307,60 +400,53 @@ def _read_tables(do: DurableObjectStorage, master: list[list[Any]]) -> dict[str,
             return ()
         return tuple(c.name for c in sorted((c for c in raw.columns if c.pk), key=lambda c: c.pk))
 
-    # _real_name(parent, raws) scanned every table for every foreign key: quadratic in the
-    # tables, for every new schema (the budget estimate sees one per migration)
-    by_lower: dict[str, str] = {}
-    for known in raws:
-        by_lower.setdefault(known.lower(), known)
-    tables: dict[str, TableInfo] = {}
-    for name, raw in sorted(raws.items()):
-        # a table whose definition and whose parents' are unchanged: the same TableInfo
-        parents = tuple(by_lower.get(fk[1].lower()) for fk in raw.fks)
-        deps = (raw, *(None if p is None else raws[p] for p in parents))
-        info_key = (name, sqls[name], parents, *(id(d) for d in deps))
-        hit = _INFO_CACHE.get(info_key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], deps, strict=True)):
-            tables[name] = hit[1]
-            continue
-        own = [c.name for c in raw.columns]
-        fks: list[ForeignKeyInfo] = []
-        for fid, parent, frm, tos, on_update, on_delete in raw.fks:
-            real = by_lower.get(parent.lower())
-            parent_cols: tuple[str, ...]
-            if any(x is None for x in tos):
-                parent_cols = pk_of(real) or ("rowid",)
-            else:
-                parent_cols = tuple(str(x) for x in tos)
-            parent_names = [c.name for c in raws[real].columns] if real is not None else []
-            fks.append(
-                ForeignKeyInfo(
-                    id=fid,
-                    parent=real or parent,
-                    columns=tuple(_real_name(c, own) or c for c in frm),
-                    parent_columns=tuple(_real_name(c, parent_names) or c for c in parent_cols),
-                    on_update=on_update,
-                    on_delete=on_delete,
-                )
+    # a table whose definition and whose parents' are unchanged: the same TableInfo
+    parents = tuple(by_lower.get(fk[1].lower()) for fk in raw.fks)
+    deps = (raw, *(None if p is None else raws[p] for p in parents))
+    info_key = (name, sqls[name], parents, *(id(d) for d in deps))
+    hit = _INFO_CACHE.get(info_key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], deps, strict=True)):
+        return hit[1]
+    own = [c.name for c in raw.columns]
+    fks: list[ForeignKeyInfo] = []
+    for fid, parent, frm, tos, on_update, on_delete in raw.fks:
+        # by_lower: _real_name(parent, raws) scanned every table for every foreign key
+        real = by_lower.get(parent.lower())
+        parent_cols: tuple[str, ...]
+        if any(x is None for x in tos):
+            parent_cols = pk_of(real) or ("rowid",)
+        else:
+            parent_cols = tuple(str(x) for x in tos)
+        parent_names = [c.name for c in raws[real].columns] if real is not None else []
+        fks.append(
+            ForeignKeyInfo(
+                id=fid,
+                parent=real or parent,
+                columns=tuple(_real_name(c, own) or c for c in frm),
+                parent_columns=tuple(_real_name(c, parent_names) or c for c in parent_cols),
+                on_update=on_update,
+                on_delete=on_delete,
             )
-        unique_sets: list[tuple[str, ...]] = []
-        if pk_of(name):
-            unique_sets.append(pk_of(name))
-        for cols in raw.unique:
-            if cols not in unique_sets:
-                unique_sets.append(cols)
-        tables[name] = TableInfo(
-            name=name,
-            sql=sqls[name],
-            columns=raw.columns,
-            foreign_keys=tuple(fks),
-            unique=tuple(unique_sets),
-            without_rowid=raw.without_rowid,
-            strict=raw.strict,
         )
-        if len(_INFO_CACHE) >= 8192:
-            _INFO_CACHE.clear()
-        _INFO_CACHE[info_key] = (deps, tables[name])
-    return tables
+    unique_sets: list[tuple[str, ...]] = []
+    if pk_of(name):
+        unique_sets.append(pk_of(name))
+    for cols in raw.unique:
+        if cols not in unique_sets:
+            unique_sets.append(cols)
+    info = TableInfo(
+        name=name,
+        sql=sqls[name],
+        columns=raw.columns,
+        foreign_keys=tuple(fks),
+        unique=tuple(unique_sets),
+        without_rowid=raw.without_rowid,
+        strict=raw.strict,
+    )
+    if len(_INFO_CACHE) >= 8192:
+        _INFO_CACHE.clear()
+    _INFO_CACHE[info_key] = (deps, info)
+    return info
 
 
 def _real_name(name: str, known: Iterable[str]) -> str | None:
@@ -1291,6 +1377,7 @@ def seed(
     nulls: bool = True,
     tables: Sequence[str] | None = None,
     link_new: bool = False,
+    schema: dict[str, TableInfo] | None = None,
 ) -> SeedReport:
     """Insert ``rows_per_table`` realistic rows into every user table of ``do``.
 
@@ -1310,11 +1397,14 @@ def seed(
     parents already hold). With ``link_new`` a foreign key points only at rows of this call
     when its parent got some here (self references only at rows of this call), so each call
     adds a batch of rows linked among themselves to a database that already has rows.
+    ``schema``: what :func:`read_tables` returns for ``do`` now, when the caller has it.
     """
     report = SeedReport()
 
+    known = schema
+
     def body() -> None:
-        schema = read_tables(do)
+        schema = known if known is not None else read_tables(do)
         if tables is None:
             pool = _Pool(do, schema)
             order = seed_order(schema)
