@@ -7,8 +7,11 @@ What it measures, on ``example_project/drizzle``, on the largest corpus bundle (
 migrations, when ``--corpus`` exists) and on synthetic drizzle-kit bundles of 100, 300 and 1000
 migrations generated into a temporary directory (see ``benchmarks/synth.py``):
 
-* ``migrated_do_us``: one ``migrated_do``, i.e. ``ImageCache.fresh(bundle)`` plus ``close()``
-  once the cache is warm (a copy of the head image through SQLite's deserialize);
+* ``migrated_do_us``: one ``migrated_do`` of a test that writes a row, i.e.
+  ``ImageCache.fresh(bundle)``, one INSERT of a realistic row, ``close()``, with a warm cache
+  (the connection is recycled: the row is undone, the schema is not read again); the table
+  also shows an untouched DO (``migrated_do_untouched_us``) and a new copy of the image per DO
+  (deserialize + schema read + INSERT), what a DO cost before connections were recycled;
 * ``reapply_ms``: re-applying the bundle on an empty DO (``DurableObjectStorage()`` +
   ``migrate``), what every test would pay without the images;
 * ``workerd_do_ms``: one fresh DO migrated by drizzle-orm's real ``migrate()`` in workerd
@@ -63,6 +66,7 @@ from pytest_dosqlite.checks import CheckContext  # noqa: E402
 from pytest_dosqlite.errors import CheckFailure, CheckSkipped, MigrationError  # noqa: E402
 from pytest_dosqlite.images import ImageCache  # noqa: E402
 from pytest_dosqlite.migrator import migrate  # noqa: E402
+from pytest_dosqlite.seed import quote_ident, read_tables, seed, seed_order, sql_literal  # noqa: E402
 from pytest_dosqlite.storage import DurableObjectStorage  # noqa: E402
 
 KARAKEEP = Path("karakeep-app__karakeep") / "packages" / "db" / "drizzle"
@@ -134,18 +138,75 @@ def working_prefix(label: str, path: Path) -> Target:
 # ----------------------------------------------------------------------------- DO costs
 
 
-def time_migrated_do(bundle: Bundle, batches: int = 9, per_batch: int = 300) -> float:
-    """Median µs of ``fresh(bundle)`` + ``close()`` with a warm cache."""
-    cache = ImageCache()
-    cache.fresh(bundle).close()  # warm: every image up to head is built once
+@dataclass
+class FreshTimes:
+    """Median µs of one ``migrated_do`` (``ImageCache.fresh`` + ``close``), warm cache."""
+
+    #: the test writes one row (what most tests do): the connection is recycled by undoing it
+    written: float
+    #: the test only reads
+    untouched: float
+    #: a new copy of the image per DO, as before connections were recycled (one row written)
+    copy: float
+
+
+def one_row_insert(bundle: Bundle, image: bytes) -> str:
+    """An INSERT of one realistic row into a user table without foreign keys."""
+    do = DurableObjectStorage(image=image)
+    try:
+        tables = read_tables(do)
+        name = next(
+            (
+                n
+                for n in seed_order(tables)
+                if not tables[n].foreign_keys and not n.startswith("__")
+            ),
+            next(iter(seed_order(tables))),
+        )
+        seed(do, rows_per_table=1, tables=[name])
+        row = do.sql.exec(f"SELECT * FROM {quote_ident(name)} LIMIT 1").raw().to_array()[0]
+    finally:
+        do.close()
+    return f"INSERT INTO {quote_ident(name)} VALUES ({', '.join(sql_literal(v) for v in row)})"
+
+
+def _median_us(fn: Any, batches: int, per_batch: int) -> float:
+    fn()
     samples = []
     gc.collect()
     for _ in range(batches):
         started = time.perf_counter()
         for _ in range(per_batch):
-            cache.fresh(bundle).close()
+            fn()
         samples.append((time.perf_counter() - started) / per_batch * 1e6)
     return median(samples)
+
+
+def time_migrated_do(bundle: Bundle, batches: int = 9, per_batch: int = 300) -> FreshTimes:
+    """Median µs of a ``migrated_do`` that writes one row, that only reads, and of a new copy."""
+    cache = ImageCache()
+    image = cache.head(bundle).image  # warm: every image up to head is built once
+    assert image is not None
+    insert = one_row_insert(bundle, image)
+
+    def written() -> None:
+        do = cache.fresh(bundle)
+        do.sql.exec(insert)
+        do.close()
+
+    def copy() -> None:
+        do = DurableObjectStorage(image=image)
+        do.sql.exec(insert)
+        do.close()
+
+    times = FreshTimes(
+        written=_median_us(written, batches, per_batch),
+        untouched=_median_us(lambda: cache.fresh(bundle).close(), batches, per_batch),
+        copy=_median_us(copy, batches, per_batch // 3),
+    )
+    if cache.pool.discarded:
+        raise RuntimeError(f"{bundle.name}: {cache.pool.discarded} DOs were not recycled")
+    return times
 
 
 def time_reapply(bundle: Bundle, runs: int) -> float:
@@ -434,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
                 if target.label.startswith("synthetic") and len(target.bundle.migrations) > 300:
                     continue  # re-applying 1000 migrations many times says nothing new
                 log(f"DO costs: {target.label}")
-                fresh_us = time_migrated_do(target.bundle)
+                fresh = time_migrated_do(target.bundle)
+                fresh_us = fresh.written
                 n = len(target.bundle.migrations)
                 reapply = time_reapply(target.bundle, max(3, 2 * repeat + 1 if n > 100 else 15))
                 wk: WorkerdTimes | None = None
@@ -443,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
                     wk = time_workerd(backend, target, 5 * repeat if n <= 100 else repeat, full)
                 do_costs[target.label] = {
                     "migrated_do_us": fresh_us,
+                    "migrated_do_untouched_us": fresh.untouched,
+                    "new_copy_us": fresh.copy,
                     "reapply_ms": reapply,
                     "workerd_do_ms": wk.wall_ms if wk else None,
                 }
@@ -451,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
                         target.label,
                         str(n),
                         fmt(fresh_us, ".0f"),
+                        fmt(fresh.untouched, ".0f"),
+                        fmt(fresh.copy, ".0f"),
                         fmt(reapply, ".1f"),
                         fmt(wk.wall_ms if wk else None, ".1f"),
                         fmt(wk.inside_ms if wk else None, ".0f"),
@@ -511,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
                 "bundle",
                 "migr.",
                 "migrated_do µs",
+                "untouched µs",
+                "new copy µs",
                 "reapply ms",
                 "workerd wall ms",
                 "in-DO ms",
@@ -589,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         "bundle": headline,
         "migrations": len(next(t for t in targets if t.label == headline).bundle.migrations),
         "migrated_do_us": rounded(costs.get("migrated_do_us"), 1),
+        "migrated_do_untouched_us": rounded(costs.get("migrated_do_untouched_us"), 1),
         "reapply_ms": rounded(costs.get("reapply_ms"), 2),
         "workerd_do_ms": (
             round(costs["workerd_do_ms"], 2) if costs.get("workerd_do_ms") is not None else None

@@ -13,7 +13,7 @@ query can read (``changes()``, ``last_insert_rowid()``, ``total_changes()``) are
 a new connection reports. The connection is then parked for the next DO of the same image.
 
 It is closed instead, and the next DO is a new copy of the image, whenever the undo could be
-inexact: the schema changed, a pragma was left changed, a transaction is open, ANALYZE ran,
+inexact: the schema changed, a pragma was set, a transaction is open, ANALYZE ran,
 the database file grew or shrank (``sql.databaseSize`` would differ), the image has triggers,
 virtual tables or statistics and the DO wrote anything, or the DO wrote a row of a table whose
 primary key admits NULL (the session extension cannot record those rows; drizzle's own
@@ -31,7 +31,7 @@ from typing import Any
 
 import apsw
 
-from .storage import DurableObjectStorage
+from .storage import _NONCE, DurableObjectStorage
 
 __all__ = ["ConnectionPool"]
 
@@ -39,20 +39,15 @@ __all__ = ["ConnectionPool"]
 PARK_LIMIT = 16
 #: a bigger undo log costs more to apply than a new copy of the image
 UNDO_LIMIT = 256 * 1024
+#: a connection's session is renewed after this many loans (its record of touched rows grows)
+SESSION_LOANS = 64
 
-#: the connection state a DO starts with (foreign keys on; every other pragma at its default)
-_PRAGMAS = (
-    "SELECT fk.foreign_keys, d.defer_foreign_keys, i.ignore_check_constraints, "
-    "l.legacy_alter_table, r.recursive_triggers, u.reverse_unordered_selects, 'a' LIKE 'A' "
-    "FROM pragma_foreign_keys AS fk, pragma_defer_foreign_keys AS d, "
-    "pragma_ignore_check_constraints AS i, pragma_legacy_alter_table AS l, "
-    "pragma_recursive_triggers AS r, pragma_reverse_unordered_selects AS u"
-)
-_DEFAULT_PRAGMAS = (1, 0, 0, 0, 0, 0, 1)
-_FILE_STATE = (
+#: the schema cookie and the file's page counts (``sql.databaseSize``)
+_STATE = (
     "SELECT s.schema_version, p.page_count, f.freelist_count FROM pragma_schema_version AS s, "
     "pragma_page_count AS p, pragma_freelist_count AS f"
 )
+_NO_ACTION = {"NO ACTION", "RESTRICT"}
 _PK_DESC = re.compile(r"PRIMARY\s+KEY\s+DESC", re.I)
 
 
@@ -60,9 +55,8 @@ _PK_DESC = re.compile(r"PRIMARY\s+KEY\s+DESC", re.I)
 class _Baseline:
     """What every DO of one image starts with, read once from the first connection."""
 
-    schema_version: int
-    page_count: int
-    freelist_count: int
+    #: what :data:`_STATE` reads on a DO of the image
+    state: tuple[int, ...]
     #: rows of ``sqlite_sequence`` (None when the image has no AUTOINCREMENT table)
     sequence: list[tuple[Any, ...]] | None
     #: inverting the session's changeset restores the rows exactly (no trigger fires on the
@@ -73,31 +67,55 @@ class _Baseline:
     unrecordable: frozenset[str]
     #: a table for the statement that resets ``changes()`` (None: the schema has no table)
     any_table: str | None
+    #: tables a foreign key with an ON DELETE/UPDATE action points at (lower case): undoing a
+    #: change there needs foreign keys off, or the action would fire again
+    action_parents: frozenset[str]
 
 
-@dataclass
-class _Loan:
-    conn: apsw.Connection
-    session: apsw.Session
-    total_changes: int
-    watch: frozenset[str] = frozenset()
-    #: a row of an unrecordable table changed
-    unrecorded: bool = False
+class _Line:
+    """One recycled connection: its session and what it reports as ``total_changes()``.
+
+    The session stays attached across loans: it keeps the original values of every row it ever
+    saw change, and since every loan ends with the rows restored, its changeset is always
+    exactly the current loan's changes (and SQLite reads each table's layout once, not once per
+    loan).
+    """
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self.session: apsw.Session | None = None
+        self.loans = 0
+        self.offset = 0  # total_changes() of the connection when it was last restored
+        self.counting = False  # total_changes() is overridden
+        self.total_at_loan = 0
+        self.watch: frozenset[str] = frozenset()
+        self.unrecorded = False
+
+    def open_session(self) -> apsw.Session:
+        if self.session is None or self.loans >= SESSION_LOANS:
+            self.close_session()
+            self.session = apsw.Session(self.conn, "main")
+            self.session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
+            self.session.attach()
+            self.loans = 0
+        self.loans += 1
+        return self.session
+
+    def close_session(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
     def on_row(self, op: int, db: str, table: str, rowid: int) -> None:
         if table in self.watch:
             self.unrecorded = True
 
-
-class _Counters:
-    """``total_changes()`` as a new connection would report it after a recycle."""
-
-    def __init__(self, conn: apsw.Connection) -> None:
-        self.conn = conn
-        self.offset = 0
-
     def total_changes(self, *args: Any) -> int:
         return int(self.conn.total_changes()) - self.offset
+
+    def close(self) -> None:
+        self.close_session()
+        self.conn.close()
 
 
 class ConnectionPool:
@@ -112,76 +130,74 @@ class ConnectionPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._baselines: dict[Hashable, _Baseline] = {}
-        self._idle: deque[tuple[Hashable, apsw.Connection]] = deque()
-        self._loans: dict[int, tuple[Hashable, _Loan]] = {}
-        self._counters: dict[int, _Counters] = {}
+        self._idle: deque[tuple[Hashable, _Line]] = deque()
+        self._loans: dict[int, tuple[Hashable, _Line]] = {}
         #: DOs that reused a parked connection / connections closed instead of parked
         self.reused = 0
         self.discarded = 0
 
     def lend(self, key: Hashable, image: bytes) -> DurableObjectStorage:
-        conn = None
+        line = None
         with self._lock:
             for i in range(len(self._idle) - 1, -1, -1):
                 if self._idle[i][0] == key:
-                    conn = self._idle[i][1]
+                    line = self._idle[i][1]
                     del self._idle[i]
                     self.reused += 1
                     break
-        if conn is None:
+        if line is None:
             do = DurableObjectStorage(image=image)
-            conn = do._conn
             do._lender = self
+            line = _Line(do._conn)
             if key not in self._baselines:
                 self._baseline(key, do)
         else:
-            do = DurableObjectStorage._adopt(conn, self)
-        session = apsw.Session(conn, "main")
-        session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
-        session.attach()
-        loan = _Loan(conn, session, int(conn.total_changes()))
+            do = DurableObjectStorage._adopt(line.conn, self)
+        line.open_session()
+        line.total_at_loan = int(line.conn.total_changes())
+        line.unrecorded = False
         base = self._baselines.get(key)
-        if base is not None and base.unrecordable:
-            loan.watch = base.unrecordable
-            conn.set_update_hook(loan.on_row)
+        line.watch = base.unrecordable if base is not None else frozenset()
+        if line.watch:
+            line.conn.set_update_hook(line.on_row)
         with self._lock:
-            self._loans[id(do)] = (key, loan)
+            self._loans[id(do)] = (key, line)
         return do
 
     def forget(self, do: DurableObjectStorage) -> None:
         with self._lock:
             entry = self._loans.pop(id(do), None)
         if entry is not None:
-            entry[1].session.close()
-            self._counters.pop(id(entry[1].conn), None)
+            entry[1].close_session()
 
     def take_back(self, do: DurableObjectStorage) -> bool:
         with self._lock:
             entry = self._loans.pop(id(do), None)
         if entry is None:
             return False
-        key, loan = entry
-        conn = loan.conn
-        try:
-            kept = do._conn is conn and self._restore(key, do, loan)
-        except apsw.Error:
-            kept = False
-        finally:
-            loan.session.close()
-            if loan.watch:
-                conn.set_update_hook(None)
-            do._trusted = False
+        key, line = entry
+        conn = line.conn
+        if line.watch:
+            conn.set_update_hook(None)
+        kept = False
+        if do._conn is conn:
+            authorizer, tracer = conn.authorizer, conn.exec_trace
+            conn.authorizer = None  # our own statements: no DO rules, no Python callbacks
+            conn.exec_trace = None
+            try:
+                kept = self._restore(key, do, line)
+            except apsw.Error:
+                kept = False
+            if not kept:
+                conn.authorizer, conn.exec_trace = authorizer, tracer
         if not kept:
             self.discarded += 1
-            self._counters.pop(id(conn), None)
+            line.close_session()
             return False
-        conn.authorizer = None
-        conn.exec_trace = None
         with self._lock:
-            self._idle.append((key, conn))
+            self._idle.append((key, line))
             evicted = self._idle.popleft()[1] if len(self._idle) > PARK_LIMIT else None
         if evicted is not None:
-            self._counters.pop(id(evicted), None)
             evicted.close()
         return True
 
@@ -191,12 +207,13 @@ class ConnectionPool:
         conn = do._conn
         do._trusted = True
         try:
-            master = conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+            master = _run(conn, "SELECT type, name, sql FROM sqlite_master").fetchall()
             tables = {
                 str(name): bool(wr)
-                for name, wr in conn.execute(
+                for name, wr in _run(
+                    conn,
                     "SELECT name, wr FROM pragma_table_list WHERE schema = 'main' "
-                    "AND type = 'table'"
+                    "AND type = 'table'",
                 ).fetchall()
             }
             exact = not any(
@@ -214,71 +231,96 @@ class ConnectionPool:
             )
             sequence = None
             if "sqlite_sequence" in tables:
-                sequence = conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
-            state = _ints(conn, _FILE_STATE)
+                sequence = _run(conn, "SELECT name, seq FROM sqlite_sequence").fetchall()
+            parents = _run(
+                conn,
+                'SELECT DISTINCT f."table", f.on_delete, f.on_update FROM sqlite_master AS m '
+                "JOIN pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table'",
+            ).fetchall()
             baseline = _Baseline(
-                schema_version=state[0],
-                page_count=state[1],
-                freelist_count=state[2],
+                state=_ints(conn, _STATE),
                 sequence=sequence,
                 exact=exact,
                 unrecordable=unrecordable,
                 any_table=next((n for n in tables if not n.startswith("sqlite_")), None),
+                action_parents=frozenset(
+                    str(t).lower()
+                    for t, on_delete, on_update in parents
+                    if {str(on_delete).upper(), str(on_update).upper()} - _NO_ACTION
+                ),
             )
         finally:
             do._trusted = False
         with self._lock:
             self._baselines[key] = baseline
 
-    def _restore(self, key: Hashable, do: DurableObjectStorage, loan: _Loan) -> bool:
-        conn = loan.conn
-        if do.wrote_stats or do._event_depth or do._sp_depth or not conn.get_autocommit():
+    def _restore(self, key: Hashable, do: DurableObjectStorage, line: _Line) -> bool:
+        conn = line.conn
+        if do.changed_connection or do._event_depth or do._sp_depth or not conn.get_autocommit():
             return False
-        do._trusted = True  # our statements pass the DO's authorizer and tracer
         base = self._baselines.get(key)
-        if base is None:
+        if base is None or line.session is None:
             return False
-        changed = int(conn.total_changes()) != loan.total_changes
+        changed = int(conn.total_changes()) != line.total_at_loan
         if changed:
-            if not base.exact or loan.unrecorded:
+            if not base.exact or line.unrecorded:
                 return False
-            changes = loan.session.changeset()
+            changes = line.session.changeset()
             if len(changes) > UNDO_LIMIT:
                 return False
             if changes:
-                # foreign keys off (not SQLITE_CHANGESETAPPLY_FKNOACTION, which makes SQLite read
-                # the whole schema again): undoing a delete must not cascade a second time
-                conn.execute("PRAGMA foreign_keys = OFF")
+                line.session.enabled = False  # the undo is not a change to record
                 try:
-                    apsw.Changeset.apply(changes, conn, flags=apsw.SQLITE_CHANGESETAPPLY_INVERT)
+                    _undo(conn, changes, base.action_parents)
                 finally:
-                    conn.execute("PRAGMA foreign_keys = ON")
+                    line.session.enabled = True
             if base.sequence is not None:
-                now = conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
+                now = _run(conn, "SELECT name, seq FROM sqlite_sequence").fetchall()
                 if now != base.sequence:
-                    conn.execute("DELETE FROM sqlite_sequence")
-                    conn.executemany("INSERT INTO sqlite_sequence VALUES (?, ?)", base.sequence)
-        if _ints(conn, _FILE_STATE) != (base.schema_version, base.page_count, base.freelist_count):
-            return False
-        if _ints(conn, _PRAGMAS) != _DEFAULT_PRAGMAS:
+                    _run(conn, "DELETE FROM sqlite_sequence")
+                    _run_many(conn, "INSERT INTO sqlite_sequence VALUES (?, ?)", base.sequence)
+        if _ints(conn, _STATE) != base.state:
             return False
         if changed:
             if base.any_table is not None:  # a statement that changes no row: changes() is 0
-                conn.execute(
-                    f'DELETE FROM "{base.any_table.replace(chr(34), chr(34) * 2)}" WHERE 0'
-                )
+                _run(conn, f'DELETE FROM "{base.any_table.replace(chr(34), chr(34) * 2)}" WHERE 0')
             conn.set_last_insert_rowid(0)
-            counters = self._counters.get(id(conn))
-            if counters is None:
-                counters = self._counters[id(conn)] = _Counters(conn)
-                conn.create_scalar_function("total_changes", counters.total_changes, 0)
-            counters.offset = int(conn.total_changes())
+            if not line.counting:
+                conn.create_scalar_function("total_changes", line.total_changes, 0)
+                line.counting = True
+            line.offset = int(conn.total_changes())
         return True
+
+
+def _undo(conn: apsw.Connection, changes: bytes, action_parents: frozenset[str]) -> None:
+    """Apply the inverse of ``changes`` (conflicts abort: the undo is exact or nothing)."""
+    if action_parents and any(
+        c.name.lower() in action_parents for c in apsw.Changeset.iter(changes)
+    ):
+        # foreign keys off (not SQLITE_CHANGESETAPPLY_FKNOACTION, which makes SQLite read the
+        # whole schema again): undoing a delete must not cascade a second time
+        _run(conn, "PRAGMA foreign_keys = OFF")
+        try:
+            apsw.Changeset.apply(changes, conn, flags=apsw.SQLITE_CHANGESETAPPLY_INVERT)
+        finally:
+            _run(conn, "PRAGMA foreign_keys = ON")
+    else:
+        apsw.Changeset.apply(changes, conn, flags=apsw.SQLITE_CHANGESETAPPLY_INVERT)
+
+
+def _run(conn: apsw.Connection, sql: str, *args: Any) -> apsw.Cursor:
+    """Run one of the pool's statements. Each carries the storage's nonce: a DO's identical
+    text must never reuse our cached statement, which the DO's authorizer never saw."""
+    return conn.execute(f"{sql} /*{_NONCE}*/", *args)
+
+
+def _run_many(conn: apsw.Connection, sql: str, rows: Any) -> None:
+    conn.executemany(f"{sql} /*{_NONCE}*/", rows)
 
 
 def _ints(conn: apsw.Connection, sql: str) -> tuple[int, ...]:
     """The first row of ``sql``, as integers."""
-    row: Any = conn.execute(sql).fetchall()[0]
+    row: Any = _run(conn, sql).fetchall()[0]
     return tuple(int(v) for v in row)
 
 
@@ -286,9 +328,7 @@ def _rows_recordable(conn: apsw.Connection, table: str, without_rowid: bool, sql
     """The session extension records every row of ``table``: it has a rowid (no declared key,
     or an INTEGER PRIMARY KEY alias) or key columns that cannot hold NULL."""
     quoted = str(table).replace("'", "''")
-    cols = conn.execute(
-        f"SELECT pk, \"notnull\", type FROM pragma_table_info('{quoted}')"
-    ).fetchall()
+    cols = _run(conn, f"SELECT pk, \"notnull\", type FROM pragma_table_info('{quoted}')").fetchall()
     keys = [(bool(nn), str(ty or "").upper()) for pk, nn, ty in cols if pk]
     if not keys or without_rowid or all(nn for nn, _ in keys):
         return True

@@ -63,10 +63,14 @@ _RENAME_TO = re.compile(
 
 
 _DATA_VERSION = re.compile(r"\s*PRAGMA\s+(?:main\s*\.\s*)?data_version\s*;?\s*$", re.I)
-#: statements that change what the session extension cannot see (``sqlite_stat1``), so a DO
-#: that ran one is never recycled (see :mod:`pytest_dosqlite.recycling`)
-_STATS_WRITE = re.compile(
-    r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?:ANALYZE\b|PRAGMA\s+(?:\S+\s*\.\s*)?[\"`\[]?optimize\b)",
+#: statements that change what no undo log sees: statistics (ANALYZE, ``PRAGMA optimize``)
+#: and the connection's settings (a pragma set); a DO that ran one is not recycled (see
+#: :mod:`pytest_dosqlite.recycling`). Decided on the text, so a cached statement counts too.
+_CONNECTION_WRITE = re.compile(
+    r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?:ANALYZE\b|PRAGMA\s+(?:\S+\s*\.\s*)?[\"`\[]?"
+    r"(?:optimize\b|(?:case_sensitive_like|foreign_keys|defer_foreign_keys|"
+    r"ignore_check_constraints|legacy_alter_table|recursive_triggers|reverse_unordered_selects)"
+    r"[\"`\]]?\s*[=(]))",
     re.I | re.S,
 )
 
@@ -110,8 +114,8 @@ class _Step:
     refused: bool
     #: ``PRAGMA data_version``, whose value a DO reports one higher than plain SQLite
     data_version: bool
-    #: ANALYZE or ``PRAGMA optimize``: rewrites statistics no undo log records
-    writes_stats: bool
+    #: ANALYZE, ``PRAGMA optimize`` or a pragma set (see ``_CONNECTION_WRITE``)
+    changes_connection: bool
 
 
 def _plan(sql: str) -> tuple[_Step, ...]:
@@ -123,7 +127,7 @@ def _plan(sql: str) -> tuple[_Step, ...]:
                 p,
                 _renames_to_reserved(p.text),
                 bool(_DATA_VERSION.match(p.text)),
-                bool(_STATS_WRITE.match(p.text)),
+                bool(_CONNECTION_WRITE.match(p.text)),
             )
             for p in split(sql)
         )
@@ -328,7 +332,7 @@ class DurableObjectStorage:
         #: (start, end) of the statement the last ``exec`` ran or failed on, in its text
         self.last_statement: tuple[int, int] = (0, 0)
         #: ran a statement whose effect no undo log sees (the connection is not recycled)
-        self.wrote_stats = False
+        self.changed_connection = False
         #: the pool that lent this DO's connection (takes it back on close), if any
         self._lender: Lender | None = None
 
@@ -687,8 +691,8 @@ class DurableObjectStorage:
     def _run(self, step: _Step, values: list[object] | None, *, intermediate: bool) -> Cursor:
         if step.refused:
             raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
-        if step.writes_stats:
-            self.wrote_stats = True
+        if step.changes_connection:
+            self.changed_connection = True
         text = step.piece.text
         cur = self._conn.cursor()
         self._auth_note = None
