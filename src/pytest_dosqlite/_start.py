@@ -15,12 +15,11 @@ and reads JSON event lines from stdout::
         alone is released by ``go``, pauses inside its transaction right after recording the
         first migration ("holding") until ``continue``; ``go-others`` releases the rest.
     python -m pytest_dosqlite._start serve SPEC
-        crash worker: one JSON job per stdin line, one JSON result per stdout line. A crash job
-        is one migration: a forked child runs the start and copies the database files at each
-        of the job's crash points (then kills itself); the worker inspects every copy and runs
-        the next start on it.
-    python -m pytest_dosqlite._start snapshots SPEC JOB
-        one crash child, for platforms without os.fork.
+        worker: one JSON job per stdin line, one JSON result line per unit of the job. A crash
+        job is a chain of consecutive migrations (see ``_Worker.crash``): each runs once with
+        copies of the database files taken at each of its crash points, the copies are
+        judged, and the next start runs on the files a crash right after its ledger INSERT
+        leaves. An upgrade job upgrades fresh DOs at given versions to head.
 """
 
 from __future__ import annotations
@@ -35,10 +34,10 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
-
-import apsw
+from typing import Any
 
 from .bundle import Bundle, Migration
 from .errors import DosqliteError
@@ -46,30 +45,18 @@ from .fleet import (
     StartFn,
     _upgrade,
     database_state,
+    drizzle_start,
     error_fields,
     inspect_file,
     outcome_fields,
     resolve_start,
     write_image,
 )
+from .images import reads_connection_state, sets_connection_state
 from .sqltext import split
 from .storage import Cursor, DurableObjectStorage, SqlStorage
 
 __all__ = ["main"]
-
-#: exit codes of a crash child that did not die at its kill point
-EXIT_NOT_REACHED = 5
-EXIT_ERROR = 3
-#: where SIGKILL does not exist (Windows), os._exit stands in for it
-EXIT_KILLED = 9
-
-
-def _die() -> NoReturn:
-    """Abrupt death: no rollback, no close, no flush (what an evicted DO host does)."""
-    kill = getattr(signal, "SIGKILL", None)
-    if kill is not None:
-        os.kill(os.getpid(), kill)
-    os._exit(EXIT_KILLED)
 
 
 class _Tap(SqlStorage):
@@ -107,29 +94,59 @@ class _Tap(SqlStorage):
         return super().exec(query, *bindings)
 
 
+class _Abandoned(BaseException):
+    """The instance is gone at its last crash point: nothing of the start runs after it.
+
+    A BaseException, so that a start's ``except Exception`` cannot carry on; its ``finally``
+    blocks and the storage's rollback do run, on files whose crash state is already copied.
+    """
+
+
+class _Killable(DurableObjectStorage):
+    """A file-backed DO whose start can be abandoned at a crash point (:class:`_Abandoned`).
+
+    A DO whose start throws is reset (a new instance, a new connection); an abandoned one is
+    closed instead, so the reset, which would read the whole schema again, is skipped.
+    """
+
+    abandoned = False
+
+    def _reset_instance(self) -> None:
+        if not self.abandoned:
+            super()._reset_instance()
+
+
 class _Snapshots(_Tap):
-    """Copies the database files at each crash point of one migration, then goes on.
+    """Copies the database files at each crash point of one migration.
 
     A process killed at a point leaves the files exactly as they are at that moment (its page
     cache, its locks and everything it would have done next are gone), so one run that copies
     them at every point stands for one killed run per point, and runs each statement once
     instead of once per later point. Points are ``(chunk, statement)`` as in
     :class:`~pytest_dosqlite.fleet.CrashPoint`; ``(None, None)`` is right after the ledger
-    INSERT. The statements between two points of a chunk run in one exec, as workerd's loop
-    runs them. After the last point the process dies: nothing it commits matters any more.
+    INSERT, the last point: there the run is abandoned (:class:`_Abandoned`). The statements
+    between two points of a chunk run in one exec, as workerd's loop runs them.
+
+    At a point the small files (``-wal``, ``-journal``; ``-shm`` too at the last point, whose
+    files the next start runs on) are copied to ``out/p{i}.db...``, and the main file only if
+    it changed since the run began (``main``: its ``_stat_key`` then, with the mtime set to 0:
+    any write to the file moves it). Each recorded point leaves ``p{i}.db.mark``.
     """
 
     def __init__(
         self,
-        storage: DurableObjectStorage,
+        storage: _Killable,
         migration: Migration,
         points: list[tuple[int | None, int | None]],
-        db: str,
         out: str,
+        main: tuple[int, int, int],
     ) -> None:
         super().__init__(storage, migration)
-        self._db = db
+        assert storage.path is not None
+        self._killable = storage
+        self._db = str(storage.path)
         self._out = out
+        self._main = main
         self._stops: dict[int, list[tuple[int, int]]] = {}
         self._ledger: int | None = None
         for i, (chunk, statement) in enumerate(points):
@@ -139,10 +156,17 @@ class _Snapshots(_Tap):
                 self._stops.setdefault(chunk, []).append((statement or 0, i))
 
     def _snapshot(self, point: int) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            source = self._db + suffix
-            if os.path.exists(source):
-                shutil.copyfile(source, os.path.join(self._out, f"p{point}.db{suffix}"))
+        out = os.path.join(self._out, f"p{point}.db")
+        if _stat_key(self._db) != self._main:
+            shutil.copyfile(self._db, out)
+        # the shared memory only where the next start runs on the copy's files: any other
+        # copy is opened alone, and SQLite rebuilds the index of a WAL nobody has open
+        last = point == self._ledger
+        for suffix in ("-wal", "-shm", "-journal") if last else ("-wal", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copyfile(self._db + suffix, out + suffix)
+        with open(out + ".mark", "wb"):
+            pass
 
     def exec(self, query: str, *bindings: object) -> Cursor:
         if self._next < len(self._chunks) and query == self._chunks[self._next]:
@@ -165,7 +189,14 @@ class _Snapshots(_Tap):
     def recorded(self) -> None:
         if self._ledger is not None:
             self._snapshot(self._ledger)
-        _die()
+        self._killable.abandoned = True
+        raise _Abandoned
+
+
+def _stat_key(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """What any write to a file changes: its mtime (set to 0 before a run), size and inode."""
+    st = os.stat(path)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 class _Holder(_Tap):
@@ -380,31 +411,92 @@ def _tb() -> str:
 
 # ---------------------------------------------------------------------------------- crash
 
+#: header bytes equal databases may differ in: the file format (WAL or rollback journal,
+#: 18-19), the change counter (24-27) and the version-valid-for number (92-95)
+_HEADER_NOISE = ((18, 20), (24, 28), (92, 96))
+_WAL_MAGIC = (0x377F0682, 0x377F0683)
 
-def _snapshot_child(spec: dict[str, Any], job: dict[str, Any]) -> NoReturn:
-    """Migrate from version ``count - 1``, copying the files at every point (never returns)."""
-    db = job["db"]
-    alarm = getattr(signal, "alarm", None)
-    if alarm is not None:  # never outlive a worker killed by the parent's watchdog
-        alarm(max(1, int(float(job.get("timeout", 600)))))
+
+def _wal_may_commit(path: str) -> bool:
+    """The WAL file may hold a committed transaction: some frame carries a commit marker.
+
+    SQLite's recovery uses the frames of a WAL only up to its last valid commit frame (the
+    ``-shm`` index of a dead process is rebuilt, not trusted), so a WAL without any frame whose
+    commit field (frame header bytes 4-7) is set adds nothing to the database. Anything unusual
+    (an unknown header, a file shorter than one) counts as "may commit": SQLite judges it then.
+    """
     try:
-        bundle: Bundle = spec["bundle"]
-        count = int(job["count"])
-        prefix = bundle.prefix(count)
-        start = resolve_start(spec.get("start"))
-        do = DurableObjectStorage(db)
-        points = [(p["chunk"], p["statement"]) for p in job["points"]]
-        do.sql = _Snapshots(do, bundle.migrations[count - 1], points, db, job["snapshots"])
-        start(do, prefix)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            Path(db + ".err").write_text(f"{type(exc).__name__}: {exc}")
-        os._exit(EXIT_ERROR)
-    os._exit(EXIT_NOT_REACHED)
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return False
+    if size == 0:
+        return False
+    with open(path, "rb") as fh:
+        header = fh.read(32)
+        if len(header) < 32 or int.from_bytes(header[:4], "big") not in _WAL_MAGIC:
+            return True
+        page = int.from_bytes(header[8:12], "big")
+        page = 65536 if page == 1 else page
+        if page < 512 or page > 65536 or page & (page - 1):
+            return True
+        for offset in range(32, size - 8 + 1, 24 + page):
+            fh.seek(offset + 4)
+            if fh.read(4) != b"\0\0\0\0":
+                return True
+    return False
+
+
+def _wal_pages(path: str) -> set[int] | None:
+    """The page numbers of every frame in a WAL file, committed, valid or not (None when the
+    file does not look like a WAL: then nothing is assumed about it)."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return set()
+    found: set[int] = set()
+    if size == 0:
+        return found
+    with open(path, "rb") as fh:
+        header = fh.read(32)
+        if len(header) < 32 or int.from_bytes(header[:4], "big") not in _WAL_MAGIC:
+            return None
+        page = int.from_bytes(header[8:12], "big")
+        page = 65536 if page == 1 else page
+        if page < 512 or page > 65536 or page & (page - 1):
+            return None
+        for offset in range(32, size - 4 + 1, 24 + page):
+            fh.seek(offset)
+            found.add(int.from_bytes(fh.read(4), "big"))
+    return found
+
+
+def _leaves_previous(base: str) -> bool:
+    """The files at ``base`` (``-wal``, ``-journal``) add nothing to the main file's database:
+    no hot rollback journal, no committed WAL frame (see :func:`_wal_may_commit`)."""
+    return not os.path.exists(base + "-journal") and not _wal_may_commit(base + "-wal")
+
+
+@dataclass
+class _Run:
+    """How the run of one migration with its crash points ended."""
+
+    #: abandoned at its last crash point (right after the ledger INSERT), as planned
+    abandoned: bool = False
+    #: the start returned without reaching the last point
+    returned: bool = False
+    #: the start failed before it (its error)
+    failure: str = ""
+    #: the main file was untouched by the run, its close included
+    main_kept: bool = False
+
+
+def _result(points: list[dict[str, Any] | None], restart: dict[str, Any]) -> dict[str, Any]:
+    """A migration's result: each point's, the restart's for those that wait for it (None)."""
+    return {"status": "ok", "points": [dict(restart) if r is None else r for r in points]}
 
 
 class _Worker:
-    """Runs crash jobs (one migration each: snapshot, inspect, restart) and upgrade jobs."""
+    """Runs crash jobs (chains of consecutive migrations, see :meth:`crash`) and upgrade jobs."""
 
     def __init__(self, spec_path: str) -> None:
         self.spec_path = spec_path
@@ -412,35 +504,97 @@ class _Worker:
         self.bundle: Bundle = self.spec["bundle"]
         self.start: StartFn = resolve_start(self.spec.get("start"))
         self.store: dict[str, Any] = self.spec.get("images") or {}
-        self._pages: bytes | None = None
-        self._template: tuple[int, Path] | None = None
-        #: the template file's bytes (to recognise an untouched database)
-        self._template_bytes = b""
+        self._pages: list[bytes] | None = None
         self._states: dict[tuple[int, bool], Any] = {}
+        self._buffer = bytearray()
+        self._prefix: tuple[int, Bundle] | None = None
+        #: for tests: fresh database files written from an image, database opens by a start
+        self.fresh_files = 0
+        self.opens = 0
+
+    def _page_list(self) -> list[bytes]:
+        """The distinct pages of the page store, each its own bytes (read once)."""
+        if self._pages is None:
+            blob = Path(self.store["file"]).read_bytes() if self.store.get("file") else b""
+            self._pages = [blob[o : o + n] for o, n in self.store.get("spans", [])]
+        return self._pages
 
     def image(self, k: int) -> bytes | None:
         """Version ``k``'s image from the page store (None when it does not build)."""
         refs = self.store.get("versions", {}).get(k)
         if refs is None:
             return None
-        if self._pages is None:
-            self._pages = Path(self.store["file"]).read_bytes()
-        view = memoryview(self._pages)
-        spans = self.store["spans"]
-        return b"".join(view[o : o + n] for o, n in (spans[i] for i in refs))
+        pages = self._page_list()
+        return b"".join([pages[i] for i in refs])
 
-    def template(self, k: int, db: Path) -> Path | None:
-        """A WAL-mode database file at version ``k`` to copy per crash (built once per k)."""
-        if self._template is not None and self._template[0] == k:
-            return self._template[1]
-        image = self.image(k)
-        if image is None:
-            return None
-        path = db.with_name(db.name + ".template")
-        write_image(path, image)
-        self._template = (k, path)
-        self._template_bytes = path.read_bytes()
-        return path
+    def holds(self, path: str | os.PathLike[str], k: int) -> bool:
+        """The database file ``path`` (no WAL content) is version ``k``'s image byte for byte,
+        except the header fields that only say how and how often it was written
+        (:data:`_HEADER_NOISE`). Page by page against the store: no image is joined."""
+        refs = self.store.get("versions", {}).get(k)
+        if not refs:
+            return False
+        pages = self._page_list()
+        first = pages[refs[0]]
+        page_size = len(first)
+        size = page_size * len(refs)
+        if page_size < 100 or os.stat(path).st_size != size:
+            return False
+        if len(self._buffer) < size:
+            self._buffer = bytearray(size)
+        data = self._buffer  # reused: a fresh buffer costs a page fault per 4 KiB
+        with open(path, "rb", buffering=0) as fh:
+            if fh.readinto(memoryview(data)[:size]) != size:
+                return False
+        for start, end in _HEADER_NOISE:
+            data[start:end] = first[start:end]
+        startswith = data.startswith
+        offset = 0
+        for i in refs:
+            page = pages[i]
+            if len(page) != page_size or not startswith(page, offset):  # a memcmp, no copy
+                return False
+            offset += page_size
+        return True
+
+    def holds_after(self, db: str | os.PathLike[str], k: int, written: set[int]) -> bool:
+        """Like :meth:`holds`, for a file that held version ``k - 1``'s image and since then
+        was written only in the pages numbered ``written``: those, the pages beyond version
+        ``k - 1``'s end and page 1 are read and compared; every other page must be equal in
+        both versions' images (compared in memory)."""
+        versions = self.store.get("versions", {})
+        new, old = versions.get(k), versions.get(k - 1)
+        if not new or not old:
+            return False
+        pages = self._page_list()
+        first = pages[new[0]]
+        page_size = len(first)
+        if page_size < 100 or os.stat(db).st_size != page_size * len(new):
+            return False
+        check = {1, *range(len(old) + 1, len(new) + 1)}
+        check.update(p for p in written if 1 <= p <= len(new))
+        for number, (a, b) in enumerate(zip(new, old, strict=False), start=1):
+            if a != b and number not in check and pages[a] != pages[b]:
+                return False  # differs between the versions, but the file was not written there
+        with open(db, "rb", buffering=0) as fh:
+            for number in sorted(check):
+                want = pages[new[number - 1]]
+                fh.seek((number - 1) * page_size)
+                got = fh.read(page_size)
+                if number == 1:
+                    header = bytearray(got)
+                    for start, end in _HEADER_NOISE:
+                        header[start:end] = want[start:end]
+                    got = bytes(header)
+                if len(want) != page_size or got != want:
+                    return False
+        return True
+
+    def prefix(self, k: int) -> Bundle:
+        """``bundle.prefix(k)``, kept for the restart of the migration just run."""
+        if self._prefix is None or self._prefix[0] != k:
+            self._prefix = (k, self.bundle.prefix(k))
+        return self._prefix[1]
 
     def state(self, k: int, data: bool) -> Any:
         key = (k, data)
@@ -449,72 +603,246 @@ class _Worker:
             self._states[key] = None if image is None else database_state(image, data=data)
         return self._states[key]
 
-    def upgrade(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Upgrade a fresh DO at version ``count`` to head (upgrade_from_every_version)."""
-        image = self.image(int(job["count"]))
-        head = self.state(len(self.bundle.migrations), False)
-        if image is None or head is None:
-            return {"status": "error", "detail": "missing image"}
-        outcome = _upgrade(image, self.bundle, head, self.start)
-        return {"status": "ok", "outcome": outcome_fields(outcome)}
+    def upgrade(self, job: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Upgrade a fresh DO at each unit's version to head (upgrade_from_every_version)."""
+        for unit in job["units"]:
+            image = self.image(int(unit["count"]))
+            head = self.state(len(self.bundle.migrations), False)
+            if image is None or head is None:
+                yield {"status": "error", "detail": "missing image"}
+                continue
+            outcome = _upgrade(image, self.bundle, head, self.start)
+            yield {"status": "ok", "outcome": outcome_fields(outcome)}
 
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        """A crash job: every point of migration ``count``, one result per point."""
-        k = int(job["count"])
-        points: list[dict[str, Any]] = job["points"]
+    # ------------------------------------------------------------------ crash chains
+
+    def crash(self, job: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every crash point of consecutive migrations; one result (per point) per migration.
+
+        Migration ``k`` runs once on a file-backed DO at version ``k - 1`` and the database
+        files are copied at each of its crash points; at the last one, right after the ledger
+        INSERT, the run is abandoned. A copy needs no inspection when the main file is still
+        the one the run began with (a fresh version image, or one proven byte-equal to it) and
+        its WAL and journal add no committed transaction to it: SQLite then reads exactly the
+        previous version, intact, with its schema, ledger and data. Any other copy is opened by
+        SQLite and judged in full: quick_check, state against the previous version, next start.
+
+        The copies that leave the previous version share one next start: it runs on the
+        database file itself, with the WAL and shared memory of the last point put back (the
+        files a kill there leaves), must succeed, and must leave the fresh image of version
+        ``k`` byte for byte (else the states are compared, to explain). Then the same file,
+        and, for drizzle's own start, the same connection, goes on with migration ``k + 1``.
+        So each migration costs one open of the database, one pass over its statements for the
+        crash and one for the restart, and one read of the file, whatever the number of
+        versions; a fresh image is written only where the chain breaks (the first migration of
+        the job, a point that does not leave the previous version, a failed or different
+        restart).
+        """
         db = Path(job["db"])
-        template = self.template(k - 1, db)
-        if template is None:
-            unbuilt = {"status": "unreached", "detail": "the previous version does not build"}
-            return {"status": "ok", "points": [dict(unbuilt) for _ in points]}
-        snapshots = db.with_name(db.name + ".snapshots")
-        _clean(db)
-        shutil.rmtree(snapshots, ignore_errors=True)
-        snapshots.mkdir()
-        shutil.copyfile(template, db)
+        out = db.with_name(db.name + ".snapshots")
+        crashed: int | None = None  # db holds the files a crash after this migration left
+        waiting: list[dict[str, Any] | None] = []
         try:
-            code = self._snapshot_run(dict(job, snapshots=str(snapshots)))
-            err = Path(str(db) + ".err")
-            failure = err.read_text("utf-8", "replace") if err.exists() else f"exit {code}"
-            restart: dict[str, Any] | None = None
-            results: list[dict[str, Any]] = []
-            for i in range(len(points)):
-                snap = snapshots / f"p{i}.db"
-                if not snap.exists():
-                    if code in (EXIT_NOT_REACHED, EXIT_KILLED):
-                        results.append(
-                            {
-                                "status": "unreached",
-                                "detail": "the start did not run this statement from the "
-                                "previous version (see upgrade_from_every_version)",
-                            }
-                        )
-                    else:
-                        results.append(
-                            {
-                                "status": "error",
-                                "detail": f"the start failed before the kill: {failure}",
-                            }
-                        )
-                elif self._untouched(snap):
-                    # byte for byte the previous version (so intact, with its schema, ledger
-                    # and data): every such point restarts from the same database
-                    if restart is None:
-                        restart = self._restart(snap, k)
-                    results.append(dict(restart))
-                else:
-                    results.append(self._inspect(snap, k))
-            return {"status": "ok", "points": results}
+            for unit in job["units"]:
+                k = int(unit["count"])
+                points: list[dict[str, Any]] = unit["points"]
+                do: _Killable | None = None
+                verified: tuple[int, int, int] | None = None
+                if crashed is not None:
+                    restart, do, verified = self._restart_chained(db, crashed, crashed == k - 1)
+                    yield _result(waiting, restart)
+                    crashed = None
+                if do is None:
+                    if not self._fresh(db, k - 1):
+                        unbuilt = {
+                            "status": "unreached",
+                            "detail": "the previous version does not build",
+                        }
+                        yield {"status": "ok", "points": [dict(unbuilt) for _ in points]}
+                        continue
+                    do = self._open(db)
+                run = self._run(do, k, points, out, verified)
+                results, clean = self._judge(k, points, out, run)
+                last = len(points) - 1
+                chain = run.abandoned and run.main_kept and points[last]["chunk"] is None
+                if chain and clean[-1:] == [last]:
+                    self._put_back(out / f"p{last}.db", db)
+                    crashed, waiting = k, results
+                    continue
+                if clean:  # one next start, on the first copy that left the previous version
+                    restart = self._restart(self._materialize(k, clean[0], out), k)
+                    for i in clean:
+                        results[i] = dict(restart)
+                yield {"status": "ok", "points": results}
+            if crashed is not None:
+                yield _result(waiting, self._restart_chained(db, crashed, False)[0])
         finally:
             _clean(db)
-            shutil.rmtree(snapshots, ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
 
-    def _untouched(self, snap: Path) -> bool:
-        """The snapshot holds exactly the template: nothing of the start reached the files."""
-        wal = Path(f"{snap}-wal")
-        if (not wal.exists() or wal.stat().st_size == 0) and not Path(f"{snap}-journal").exists():
-            return snap.read_bytes() == self._template_bytes
-        return _content(snap) == self._template_bytes
+    def _open(self, db: Path) -> _Killable:
+        self.opens += 1
+        return _Killable(db)
+
+    def _fresh(self, db: Path, k: int) -> bool:
+        """Make ``db`` a fresh file-backed DO at version ``k`` (False when it does not build)."""
+        image = self.image(k)
+        if image is None:
+            return False
+        _clean(db)
+        write_image(db, image)
+        self.fresh_files += 1
+        return True
+
+    def _run(
+        self,
+        do: _Killable,
+        k: int,
+        points: list[dict[str, Any]],
+        out: Path,
+        verified: tuple[int, int, int] | None,
+    ) -> _Run:
+        """Migration ``k`` on ``do``, with copies of the files at each crash point; closes
+        ``do``. ``verified``: the main file's ``_stat_key`` when it was proven to be version
+        ``k - 1`` (None: a fresh file written from that image)."""
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        db = str(do.path)
+        kept = verified is None or _stat_key(db) == verified
+        os.utime(db, ns=(0, 0))
+        main = _stat_key(db)
+        stops = [(p["chunk"], p["statement"]) for p in points]
+        do.sql = _Snapshots(do, self.bundle.migrations[k - 1], stops, str(out), main)
+        run = _Run()
+        try:
+            self.start(do, self.prefix(k))
+            run.returned = True
+        except _Abandoned:
+            run.abandoned = True
+        except Exception as exc:
+            run.failure = f"{type(exc).__name__}: {exc}"
+        finally:
+            do.close()
+        run.main_kept = kept and _stat_key(db) == main and not os.path.exists(f"{db}-wal")
+        return run
+
+    def _put_back(self, snap: Path, db: Path) -> None:
+        """Make ``db``'s WAL, shared memory and journal those of the copy ``snap``."""
+        for suffix in ("-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{db}{suffix}")
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copyfile(f"{snap}{suffix}", f"{db}{suffix}")
+
+    def _restart_chained(
+        self, db: Path, k: int, go_on: bool
+    ) -> tuple[dict[str, Any], _Killable | None, tuple[int, int, int] | None]:
+        """The next start on the files a crash after migration ``k``'s ledger INSERT left in
+        ``db`` (whose main file is version ``k - 1``'s image).
+
+        With ``go_on``, also the storage to run migration ``k + 1`` on, when the file now holds
+        exactly the fresh image of version ``k`` (None: start it from a fresh image), and the
+        main file's ``_stat_key`` at that moment (its mtime set to 0 first).
+        """
+        do = self._open(db)
+        try:
+            self.start(do, self.prefix(k))
+        except Exception as exc:
+            do.close()
+            failed = {"status": "restart-failed", "detail": f"the next start fails: {exc}"}
+            return failed, None, None
+        # one transaction (drizzle's start): every page it can have changed in the main file
+        # is in a frame of the WAL until the checkpoint below
+        written = _wal_pages(f"{db}-wal") if self.start is drizzle_start else None
+        busy = do._internal("PRAGMA wal_checkpoint(TRUNCATE)")[0][0]
+        exact = not busy and (
+            self.holds(db, k) if written is None else self.holds_after(db, k, written)
+        )
+        if not exact:
+            result = self._judge_restart(database_state(do, data=False), k)
+            do.close()
+            return result, None, None
+        if not go_on:
+            do.close()
+            return {"status": "ok"}, None, None
+        if not self._reuses_connection(k):
+            do.close()
+            do = self._open(db)
+        os.utime(db, ns=(0, 0))
+        return {"status": "ok"}, do, _stat_key(db)
+
+    def _reuses_connection(self, k: int) -> bool:
+        """After restarting migration ``k``, its connection is as fresh as a new one for
+        migration ``k + 1``: drizzle's own start, migration ``k`` sets no connection state and
+        migration ``k + 1`` reads none (the argument of ``images.ImageCache``)."""
+        migrations = self.bundle.migrations
+        if self.start is not drizzle_start or k >= len(migrations):
+            return False
+        return not sets_connection_state(migrations[k - 1]) and not reads_connection_state(
+            migrations[k]
+        )
+
+    def _restart(self, db: Path, k: int) -> dict[str, Any]:
+        """The next start on a crashed copy at ``db`` must reach version ``k`` like a fresh DO."""
+        do = self._open(db)
+        try:
+            self.start(do, self.prefix(k))
+        except Exception as exc:
+            do.close()
+            return {"status": "restart-failed", "detail": f"the next start fails: {exc}"}
+        do.close()  # the last connection: checkpoints the WAL into the main file
+        if not os.path.exists(f"{db}-wal") and self.holds(db, k):
+            return {"status": "ok"}
+        return self._judge_restart(database_state(db, data=False), k)
+
+    def _judge_restart(self, after: Any, k: int) -> dict[str, Any]:
+        target = self.state(k, False)
+        if target is not None and not after.same_as(target, data=False):
+            return {
+                "status": "restart-differs",
+                "detail": "after the next start the database differs from a fresh DO at "
+                "this version (- fresh, + restarted):\n" + target.diff(after, data=False),
+            }
+        return {"status": "ok"}
+
+    def _judge(
+        self, k: int, points: list[dict[str, Any]], out: Path, run: _Run
+    ) -> tuple[list[dict[str, Any] | None], list[int]]:
+        """Each point's result, None for the copies that left exactly the previous version
+        (they wait for the next start; their indices are returned too)."""
+        results: list[dict[str, Any] | None] = []
+        clean: list[int] = []
+        for i in range(len(points)):
+            snap = out / f"p{i}.db"
+            if not Path(f"{snap}.mark").exists():
+                if run.failure:
+                    detail = f"the start failed before the kill: {run.failure}"
+                    results.append({"status": "error", "detail": detail})
+                else:
+                    results.append(
+                        {
+                            "status": "unreached",
+                            "detail": "the start did not run this statement from the "
+                            "previous version (see upgrade_from_every_version)",
+                        }
+                    )
+            elif not snap.exists() and _leaves_previous(str(snap)):
+                results.append(None)
+                clean.append(i)
+            else:
+                results.append(self._inspect(self._materialize(k, i, out), k))
+        return results, clean
+
+    def _materialize(self, k: int, i: int, out: Path) -> Path:
+        """Point ``i``'s copy as a database SQLite can open (``out/p{i}.db``)."""
+        snap = out / f"p{i}.db"
+        if not snap.exists():  # the main file was the run's first: version k - 1
+            image = self.image(k - 1)
+            assert image is not None
+            main = bytearray(image)
+            main[18:20] = b"\x02\x02"  # WAL mode, as the file was
+            snap.write_bytes(main)
+        return snap
 
     def _inspect(self, snap: Path, k: int) -> dict[str, Any]:
         check, got = inspect_file(snap)
@@ -529,73 +857,38 @@ class _Worker:
             }
         return self._restart(snap, k)
 
-    def _restart(self, db: Path, k: int) -> dict[str, Any]:
-        """The next start on the crashed database must reach version ``k`` like a fresh DO."""
-        do = DurableObjectStorage(db)
-        try:
-            self.start(do, self.bundle.prefix(k))
-            after = database_state(do, data=False)
-        except Exception as exc:
-            return {"status": "restart-failed", "detail": f"the next start fails: {exc}"}
-        finally:
-            do.close()
-        target = self.state(k, False)
-        if target is not None and not after.same_as(target, data=False):
-            return {
-                "status": "restart-differs",
-                "detail": "after the next start the database differs from a fresh DO at "
-                "this version (- fresh, + restarted):\n" + target.diff(after, data=False),
-            }
-        return {"status": "ok"}
-
-    def _snapshot_run(self, job: dict[str, Any]) -> int:
-        """Run the snapshot child; its exit code (EXIT_KILLED when it killed itself)."""
-        if _forking():
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child dies by SIGKILL or os._exit
-                _snapshot_child(self.spec, job)
-            _, status = os.waitpid(pid, 0)
-            if os.WIFSIGNALED(status):
-                return EXIT_KILLED if os.WTERMSIG(status) == signal.SIGKILL else -1
-            return os.WEXITSTATUS(status)
-        proc = subprocess.run(_command("snapshots", self.spec_path, json.dumps(job)), check=False)
-        code = proc.returncode
-        return EXIT_KILLED if code == -getattr(signal, "SIGKILL", 9) else code
-
-
-def _content(path: Path) -> bytes:
-    """The database as SQLite reads it (main file plus committed WAL frames), as bytes."""
-    conn = apsw.Connection(str(path))
-    try:
-        conn.set_busy_timeout(60_000)
-        data = conn.serialize("main")
-    finally:
-        conn.close()
-    return bytes(data) if data is not None else b""
-
 
 def _clean(db: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal", ".err"):
+    for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{db}{suffix}")
 
 
 def _serve(spec_path: str) -> int:
+    """One JSON job per stdin line; one JSON result line per unit of the job, in order."""
     worker = _Worker(spec_path)
     for line in sys.stdin:
         if not line.strip():
             continue
         job = json.loads(line)
+        units = len(job.get("units") or [])
+        sent = 0
         try:
-            result = worker.upgrade(job) if job.get("op") == "upgrade" else worker.run(job)
+            results = worker.upgrade(job) if job.get("op") == "upgrade" else worker.crash(job)
+            for result in results:
+                _reply(result, job.get("id"), sent)
+                sent += 1
         except Exception as exc:
-            result = {"status": "error", "detail": f"{type(exc).__name__}: {exc}\n{_tb()}"}
-        result["id"] = job.get("id")
-        sys.stdout.write(json.dumps(result, default=str) + "\n")
-        sys.stdout.flush()
+            failure = {"status": "error", "detail": f"{type(exc).__name__}: {exc}\n{_tb()}"}
+            while sent < units:
+                _reply(failure, job.get("id"), sent)
+                sent += 1
     return 0
+
+
+def _reply(result: dict[str, Any], job: Any, unit: int) -> None:
+    sys.stdout.write(json.dumps(dict(result, id=job, unit=unit), default=str) + "\n")
+    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -612,8 +905,6 @@ def main(argv: list[str] | None = None) -> int:
         return _race_child(_load_spec(rest[0]), rest[1], int(rest[2]), hold, barriers)
     if mode == "serve" and len(rest) == 1:
         return _serve(rest[0])
-    if mode == "snapshots" and len(rest) == 2:
-        _snapshot_child(_load_spec(rest[0]), json.loads(rest[1]))
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -611,8 +611,8 @@ def _run_upgrades(ctx: CheckContext, versions: list[int]) -> dict[int, _Outcome]
         spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start, images=images)
         # the longest upgrades first, so no worker is left with one at the end
         order = sorted(versions)
-        jobs = [{"op": "upgrade", "count": k} for k in order]
-        results = _run_pool(spec, tmp, jobs, workers, _timeout(ctx))
+        jobs = [{"op": "upgrade", "units": [{"count": k}]} for k in order]
+        results = [job[0] for job in _run_pool(spec, tmp, jobs, workers, _timeout(ctx))]
     outcomes = {}
     for k, result in zip(order, results, strict=True):
         if result.get("status") != "ok":
@@ -1439,23 +1439,22 @@ def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
     for i, p in enumerate(points):
         by_count.setdefault(p.count, []).append(i)
     counts = sorted(by_count)
-    workers = min(_limit(ctx, "fleet_workers", default_workers()), len(counts))
+    workers = _limit(ctx, "fleet_workers", default_workers())
     start = _start_spec(ctx)
+    units = [{"count": k, "points": [points[i].job() for i in by_count[k]]} for k in counts]
+    jobs = [{"op": "crash", "units": chunk} for chunk in _chains(units, workers)]
     with tempfile.TemporaryDirectory(prefix="dosqlite-crash-", dir=_fast_tmp()) as tmp_name:
         tmp = Path(tmp_name)
         images = _write_images(ctx, tmp, range(len(bundle.migrations) + 1))
         spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start, images=images)
-        # one job per migration: its child copies the files at each of its points
-        jobs = [
-            {"op": "crash", "count": k, "points": [points[i].job() for i in by_count[k]]}
-            for k in counts
+        unit_results = [
+            r for job in _run_pool(spec, tmp, jobs, workers, _timeout(ctx)) for r in job
         ]
-        job_results = _run_pool(spec, tmp, jobs, workers, _timeout(ctx))
     results: list[dict[str, Any]] = [{} for _ in points]
-    for k, job_result in zip(counts, job_results, strict=True):
-        per_point = job_result.get("points") if job_result.get("status") == "ok" else None
+    for k, unit_result in zip(counts, unit_results, strict=True):
+        per_point = unit_result.get("points") if unit_result.get("status") == "ok" else None
         for j, i in enumerate(by_count[k]):
-            results[i] = per_point[j] if per_point is not None else dict(job_result)
+            results[i] = per_point[j] if per_point is not None else dict(unit_result)
     out: list[CrashResult] = []
     for point, r in zip(points, results, strict=True):
         status, detail = str(r.get("status")), str(r.get("detail", ""))
@@ -1469,6 +1468,29 @@ def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
             )
         out.append(CrashResult(point, status, detail))
     return out
+
+
+#: crash chains per worker process: enough to even out uneven migrations, few enough that the
+#: fresh image each chain starts from stays negligible
+CHAINS_PER_WORKER = 4
+
+
+def _chains(units: list[dict[str, Any]], workers: int) -> list[list[dict[str, Any]]]:
+    """Consecutive migrations cut into chains of about equal work (crash points, plus the
+    restart and the open of each migration), ``CHAINS_PER_WORKER`` per worker at most."""
+    if not units:
+        return []
+    weights = [len(u["points"]) + 2 for u in units]
+    parts = max(1, min(len(units), workers * CHAINS_PER_WORKER))
+    share = sum(weights) / parts
+    chains: list[list[dict[str, Any]]] = [[]]
+    done = 0.0
+    for unit, weight in zip(units, weights, strict=True):
+        if chains[-1] and done >= share * len(chains):
+            chains.append([])
+        chains[-1].append(unit)
+        done += weight
+    return chains
 
 
 def _skipped_from_previous(bundle: Bundle, count: int) -> bool:
@@ -1536,19 +1558,21 @@ def _fast_tmp() -> str | None:
 
 def _run_pool(
     spec: Path, tmp: Path, jobs: list[dict[str, Any]], workers: int, timeout: float
-) -> list[dict[str, Any]]:
-    """Feed ``jobs`` to ``workers`` ``_start serve`` processes; results in job order.
+) -> list[list[dict[str, Any]]]:
+    """Feed ``jobs`` to ``workers`` ``_start serve`` processes; per job, one result per unit.
 
-    A job that takes longer than ``timeout`` seconds gets its worker killed and is reported.
+    A worker answers each unit of a job (``job["units"]``) with one line, in order. A unit that
+    takes longer than ``timeout`` seconds gets its worker killed and is reported; the job's
+    later units go back to the queue as a job of their own.
     """
-    pending: queue.Queue[int] = queue.Queue()
+    pending: queue.Queue[tuple[int, int]] = queue.Queue()  # (job, first unit to run)
     for i in range(len(jobs)):
-        pending.put(i)
-    results: list[dict[str, Any] | None] = [None] * len(jobs)
+        pending.put((i, 0))
+    results: list[list[dict[str, Any] | None]] = [[None] * len(job["units"]) for job in jobs]
 
     def drive(w: int) -> None:
         stderr_path = tmp / f"worker{w}.err"
-        with stderr_path.open("wb") as stderr:
+        with stderr_path.open("ab") as stderr:
             proc = subprocess.Popen(
                 _child_command("serve", str(spec)),
                 stdin=subprocess.PIPE,
@@ -1560,27 +1584,40 @@ def _run_pool(
         try:
             while True:
                 try:
-                    i = pending.get_nowait()
+                    i, first = pending.get_nowait()
                 except queue.Empty:
                     return
-                job = dict(jobs[i], id=i, db=str(tmp / f"w{w}.db"), timeout=timeout)
-                watchdog = threading.Timer(timeout, proc.kill)
-                watchdog.start()
+                units = jobs[i]["units"]
+                job = dict(jobs[i], units=units[first:], id=i, db=str(tmp / f"w{w}.db"))
+                job["timeout"] = timeout
                 try:
                     proc.stdin.write(json.dumps(job).encode() + b"\n")
                     proc.stdin.flush()
-                    line = proc.stdout.readline()
                 except OSError:
-                    line = b""
-                finally:
-                    watchdog.cancel()
-                if not line:
-                    proc.wait()
-                    text = stderr_path.read_text("utf-8", "replace")[-2000:]
-                    why = "timed out" if proc.returncode in (-9, 9) else f"exit {proc.returncode}"
-                    results[i] = {"status": "error", "detail": f"worker {why}: {text}".strip()}
-                    return
-                results[i] = json.loads(line)
+                    pass
+                for u in range(first, len(units)):
+                    watchdog = threading.Timer(timeout, proc.kill)
+                    watchdog.start()
+                    try:
+                        line = proc.stdout.readline()
+                    except OSError:
+                        line = b""
+                    finally:
+                        watchdog.cancel()
+                    if not line:
+                        proc.wait()
+                        text = stderr_path.read_text("utf-8", "replace")[-2000:]
+                        why = (
+                            "timed out" if proc.returncode in (-9, 9) else f"exit {proc.returncode}"
+                        )
+                        results[i][u] = {
+                            "status": "error",
+                            "detail": f"worker {why}: {text}".strip(),
+                        }
+                        if u + 1 < len(units):
+                            pending.put((i, u + 1))
+                        return
+                    results[i][u] = json.loads(line)
         finally:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
@@ -1590,15 +1627,17 @@ def _run_pool(
                 proc.kill()
                 proc.wait()
 
-    # a worker that dies (timeout) takes only its own job with it; the others go on, and a
-    # new round starts workers for what is left: every round consumes at least one job
+    # a worker that dies (timeout) takes only its own unit with it; the others go on, and a
+    # new round starts workers for what is left: every round consumes at least one unit
     while not pending.empty():
-        threads = [threading.Thread(target=drive, args=(w,), daemon=True) for w in range(workers)]
+        count = min(workers, pending.qsize())
+        threads = [threading.Thread(target=drive, args=(w,), daemon=True) for w in range(count)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-    return [r if r is not None else {"status": "error", "detail": "not run"} for r in results]
+    missing = {"status": "error", "detail": "not run"}
+    return [[r if r is not None else dict(missing) for r in job] for job in results]
 
 
 BUILTIN_STARTS.update({"drizzle": drizzle_start, "drizzle-fk-off": drizzle_start_fk_off})
