@@ -286,3 +286,22 @@ def test_any_sequence_of_row_changes_is_undone(statements: list[str]) -> None:
                 do.sql.exec(sql)
 
     check_after(op)
+
+
+def test_image_cache_lends_recycled_dos_per_version() -> None:
+    from conftest import REPO
+    from pytest_dosqlite import load_bundle
+    from pytest_dosqlite.images import ImageCache
+
+    bundle = load_bundle(REPO / "example_project" / "drizzle")
+    cache = ImageCache()
+    head = cache.fresh(bundle)
+    tables = head.sql.exec("SELECT count(*) AS n FROM sqlite_master").one()["n"]
+    head.close()
+    old = cache.fresh(bundle, 1)
+    assert old.sql.exec("SELECT count(*) AS n FROM sqlite_master").one()["n"] < tables
+    old.close()
+    again = cache.fresh(bundle)
+    assert again.sql.exec("SELECT count(*) AS n FROM sqlite_master").one()["n"] == tables
+    again.close()
+    assert (cache.pool.reused, cache.pool.discarded) == (1, 0)
