@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -11,12 +12,17 @@ from pytest_dosqlite import load_bundle
 from pytest_dosqlite.budget import (
     BudgetEstimate,
     DosqliteBudgetWarning,
+    _analyse,
     _extrapolate,
+    _fill,
+    _plan,
     estimate_startup,
     startup_budget,
 )
+from pytest_dosqlite.bundle import Bundle, Migration
 from pytest_dosqlite.errors import CheckFailure
 from pytest_dosqlite.images import ImageCache
+from pytest_dosqlite.storage import DurableObjectStorage
 from test_preservation import KARAKEEP, ctx_for
 
 
@@ -83,3 +89,157 @@ def test_budget_finds_the_quadratic_migration_of_a_real_bundle() -> None:
     assert est.slowest(1)[0][0] == "0012_noisy_grim_reaper"
     assert est.total > 30
     assert "0012_noisy_grim_reaper" in info.value.render()
+
+
+# ----------------------------------------------------------------------------- what is filled
+
+BP = "--> statement-breakpoint"
+SCHEMA = (
+    f"CREATE TABLE `a` (`id` integer PRIMARY KEY, `v` text);{BP}\n"
+    "CREATE TABLE `b` (`id` integer PRIMARY KEY, `a_id` integer NOT NULL "
+    f"REFERENCES `a`(`id`) ON DELETE cascade, `w` text);{BP}\n"
+    "CREATE TABLE `c` (`id` integer PRIMARY KEY, `x` text);"
+)
+
+
+def make_bundle(*sqls: str) -> Bundle:
+    migrations = tuple(
+        Migration(
+            idx=i,
+            tag=f"{i:04d}_m{i}",
+            when=1000 * (i + 1),
+            key=f"m{i:04d}",
+            sql=sql,
+            path=Path(f"{i:04d}_m{i}.sql"),
+        )
+        for i, sql in enumerate(sqls)
+    )
+    return Bundle(root=Path("drizzle"), format="durable-sqlite", migrations=migrations)
+
+
+def filled_before(bundle: Bundle, index: int, rows: int = 50) -> dict[str, int]:
+    """Row counts of a, b and c after the fill that precedes migration ``index``."""
+    plan = _plan(bundle.migrations)
+    do = DurableObjectStorage(image=ImageCache().version(bundle, index).image)
+    _fill(do, plan.fill[index], rows, set())
+    return {
+        n: int(do.sql.exec(f"SELECT count(*) FROM {n}").raw().to_array()[0][0])
+        for n in ("a", "b", "c")
+    }
+
+
+def test_only_tables_a_later_migration_reaches_are_filled() -> None:
+    # an index on b reads b, and b's rows need a's keys; c is never touched again
+    bundle = make_bundle(SCHEMA, "CREATE INDEX `b_w` ON `b` (`w`);")
+    assert filled_before(bundle, 1) == {"a": 50, "b": 50, "c": 0}
+    plan = _plan(bundle.migrations)
+    assert plan.need[1] == {"a", "b"}
+    assert not plan.independent[1]
+
+
+def test_a_statement_that_cannot_be_analysed_fills_every_table() -> None:
+    bundle = make_bundle(SCHEMA, "CREATE INDEX `b_w` ON `b` (`w`);", "ANALYZE;")
+    plan = _plan(bundle.migrations)
+    assert plan.need[2] is None and plan.fill[1] is None and plan.fill[2] is None
+    assert filled_before(bundle, 1) == {"a": 50, "b": 50, "c": 50}
+    # ANALYZE of a known table is understood; of anything else (a schema) it is not
+    assert _plan(make_bundle(SCHEMA, "ANALYZE `c`;").migrations).need[1] == {"c"}
+    assert _plan(make_bundle(SCHEMA, "ANALYZE main;").migrations).need[1] is None
+    assert _plan(make_bundle(SCHEMA, "VACUUM;").migrations).need[1] is None
+
+
+def test_deleting_reaches_children_updating_other_columns_does_not() -> None:
+    dropped = _plan(make_bundle(SCHEMA, "DELETE FROM `a` WHERE `v` IS NULL;").migrations)
+    assert dropped.need[1] == {"a", "b"}  # each deleted parent row cascades into b
+    assert "b" in (dropped.changed[1] or set())  # b may be empty afterwards: probed again
+    plain = _plan(make_bundle(SCHEMA, "UPDATE `a` SET `v` = 'x';").migrations)
+    assert plain.need[1] == {"a"}
+    rekey = _plan(make_bundle(SCHEMA, "UPDATE `a` SET `id` = `id` + 1;").migrations)
+    assert rekey.need[1] == {"a", "b"}  # b references a.id: every change looks b up
+    # inserting into a child reads its parent
+    insert = _plan(make_bundle(SCHEMA, "INSERT INTO `b` (`a_id`) SELECT `id` FROM `a`;").migrations)
+    assert insert.need[1] == {"a", "b"}
+
+
+def test_recreation_and_renames_are_followed() -> None:
+    recreate = (
+        f"PRAGMA foreign_keys=OFF;{BP}\n"
+        "CREATE TABLE `__new_a` (`id` integer PRIMARY KEY, `v` text NOT NULL);"
+        f"{BP}\nINSERT INTO `__new_a`(`id`, `v`) SELECT `id`, coalesce(`v`, '') FROM `a`;{BP}\n"
+        f"DROP TABLE `a`;{BP}\nALTER TABLE `__new_a` RENAME TO `a`;{BP}\nPRAGMA foreign_keys=ON;"
+    )
+    plan = _plan(make_bundle(SCHEMA, recreate, "CREATE INDEX `a_v` ON `a` (`v`);").migrations)
+    assert plan.need[1] == {"a", "b"}  # DROP TABLE a deletes every row: b is scanned
+    assert {"a", "b", "__new_a"} <= (plan.changed[1] or set())
+    assert plan.need[2] == {"a"}
+
+
+def test_schema_only_changes_do_not_depend_on_rows() -> None:
+    bundle = make_bundle(
+        SCHEMA,
+        "ALTER TABLE `c` ADD `y` text;",
+        "ALTER TABLE `c` RENAME COLUMN `x` TO `z`;",
+        "CREATE TABLE `d` (`id` integer PRIMARY KEY);" + BP + "CREATE INDEX `d_id` ON `d` (`id`);",
+    )
+    plan = _plan(bundle.migrations)
+    assert plan.independent == (True, True, True, True)
+    assert plan.fill[1] == frozenset()  # nothing ever reads c's rows: never filled
+    # a table with a CHECK constraint is scanned by ADD COLUMN (pragma_quick_check)
+    checked = _plan(
+        make_bundle(
+            "CREATE TABLE `c` (`id` integer PRIMARY KEY, `n` integer CHECK (`n` > 0));",
+            "ALTER TABLE `c` ADD `y` text;",
+        ).migrations
+    )
+    assert checked.need[1] == {"c"}
+    # adding a column to a table a later migration reads: filled first, old rows get NULL
+    later = _plan(
+        make_bundle(SCHEMA, "ALTER TABLE `c` ADD `y` text;", "UPDATE `c` SET `y` = 1;").migrations
+    )
+    assert later.ready[1] == {"c"} and later.need[1] == frozenset()
+
+
+def test_independent_migrations_are_not_extrapolated() -> None:
+    bundle = make_bundle(
+        SCHEMA, "ALTER TABLE `c` ADD `y` text;", "CREATE INDEX `b_w` ON `b` (`w`);"
+    )
+    est = estimate_startup(bundle, rows=100_000, sample_rows=1000, images=ImageCache())
+    assert sorted(est.measured) == [10, 100, 1000]
+    measured = [est.measured[n]["0001_m1"] for n in est.measured]
+    assert est.per_migration["0001_m1"] == min(measured)
+    assert "0001_m1" not in est.growth
+    # the index on a filled table is extrapolated (the estimate is above every measurement)
+    assert est.per_migration["0002_m2"] > max(est.measured[n]["0002_m2"] for n in est.measured)
+
+
+def test_a_failing_migration_inside_a_batch_is_reported_and_the_rest_timed() -> None:
+    bundle = make_bundle(
+        SCHEMA,
+        "CREATE INDEX `b_w` ON `b` (`w`);",
+        # fails once b holds rows: a NOT NULL column needs a default
+        "ALTER TABLE `b` ADD `must` text NOT NULL;",
+        "CREATE INDEX `a_v` ON `a` (`v`);",
+        "UPDATE `a` SET `v` = 'y';",
+    )
+    est = estimate_startup(bundle, rows=200, sample_rows=1000, images=ImageCache())
+    assert list(est.failures) == ["0002_m2"]
+    assert "NOT NULL" in est.failures["0002_m2"]
+    assert {"0001_m1", "0003_m3", "0004_m4"} <= set(est.measured[200])
+
+
+def test_statement_reading_understands_the_forms_drizzle_writes() -> None:
+    e = _analyse('UPDATE OR IGNORE "main"."A" SET ("x", y) = (1, 2), z = f(1, 2) WHERE q = 1')
+    assert e.updates == {"a": frozenset({"x", "y", "z"})} and not e.unknown
+    e = _analyse("INSERT OR REPLACE INTO `t` VALUES (1)")
+    assert e.writes == {"t"}  # REPLACE deletes the conflicting row
+    # names are every word of the text; only those that are tables of the bundle count later
+    e = _analyse("CREATE TRIGGER `tr` AFTER INSERT ON `t` BEGIN DELETE FROM `u`; END")
+    assert [(obj, "u" in names, "t" in names) for obj, names in e.deps] == [("t", True, False)]
+    e = _analyse("CREATE VIEW v AS SELECT * FROM t JOIN u")
+    assert [(obj, {"t", "u"} <= names) for obj, names in e.deps] == [("v", True)]
+    e = _analyse("-- a comment naming x\nSELECT 1 FROM t")
+    assert "t" in e.reads and not e.unknown
+    assert _analyse("EXPLAIN SELECT 1").unknown
+    assert not _analyse("PRAGMA foreign_keys=OFF").unknown
+    assert _analyse("PRAGMA foreign_key_check").unknown
+    assert _analyse("PRAGMA foreign_key_check(`t`)").reads == {"t"}

@@ -9,15 +9,17 @@ request again. :func:`estimate_startup` times each migration on large tables and
 from __future__ import annotations
 
 import math
+import re
+import string
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .bundle import Bundle
-from .errors import CheckFailure, DosqliteWarning, MigrationError
+from .bundle import Bundle, Migration
+from .errors import CheckFailure, DosqliteWarning, MigrationError, SqlError
 from .migrator import migrate
-from .seed import bulk_seed
+from .seed import _bulk_sql, is_user_table, quote_ident, read_tables, seed_order, sql_literal
 from .storage import DurableObjectStorage
 
 if TYPE_CHECKING:
@@ -86,46 +88,707 @@ class BudgetEstimate:
         return "\n".join(lines)
 
 
-def _progressive_run(
-    bundle: Bundle, images: Any, target: int, rows: int, skip: Iterable[str] = ()
-) -> tuple[dict[str, float], dict[str, str]]:
-    """Time each migration on one DO whose empty tables are filled to ``rows`` before each step.
+# ----------------------------------------------------------------------------- what to fill
+#
+# A migration's time depends on the rows of the tables it reads or writes: the tables its
+# statements name, the children of a table it deletes from, updates or drops (each deleted parent
+# row looks up, cascades to or nulls its children), the parents of every table it writes (each
+# inserted row looks its parents up), the tables a trigger on a written table touches and the
+# tables under a view it reads. Tables no later migration can reach that way only cost seeding
+# time, so the estimate fills just the tables each migration can reach (``_Plan``), right before
+# the first migration that needs them.
 
-    A migration that fails on the bulk rows is timed again from the image before it with every
-    table freshly filled; migrations in ``skip`` are not run on this DO (the run continues from
-    the image after them).
+_TOKEN = re.compile(
+    r"\s+|--[^\n]*|/\*.*?(?:\*/|\Z)"
+    r'|"((?:[^"]|"")*)"?|`((?:[^`]|``)*)`?|\[([^\]]*)\]?|\'((?:[^\']|\'\')*)\'?'
+    r"|([^\W\d][\w$]*)|(\d[\w.]*)|(.)",
+    re.S,
+)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+#: pragmas that read or change no table's rows
+_SAFE_PRAGMAS = frozenset(
+    [
+        "foreign_keys",
+        "defer_foreign_keys",
+        "legacy_alter_table",
+        "recursive_triggers",
+        "ignore_check_constraints",
+        "case_sensitive_like",
+        "reverse_unordered_selects",
+        "automatic_index",
+        "trusted_schema",
+        "query_only",
+        "user_version",
+        "application_id",
+        "data_version",
+        "schema_version",
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "foreign_key_list",
+        "collation_list",
+        "function_list",
+        "module_list",
+        "pragma_list",
+        "compile_options",
+        "encoding",
+        "busy_timeout",
+        "cache_size",
+        "temp_store",
+        "synchronous",
+    ]
+)
+#: pragmas that scan the table they name, or every table without one
+_SCAN_PRAGMAS = frozenset(["integrity_check", "quick_check", "foreign_key_check"])
+#: words of a table definition that make ALTER TABLE ADD COLUMN scan the table's rows
+_CHECKED = frozenset(["CHECK", "STRICT", "GENERATED", "AS"])
+_TRANSACTION = frozenset(["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"])
+
+
+def _lower(name: str) -> str:
+    """SQLite compares identifiers case-insensitively in ASCII only."""
+    return name.translate(_ASCII_LOWER)
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    #: "id" quoted identifier, "str" string literal, "word" bare word, "num", "p" punctuation
+    kind: str
+    text: str
+
+    @property
+    def kw(self) -> str:
+        return self.text.upper() if self.kind == "word" else ""
+
+    @property
+    def name(self) -> str | None:
+        return _lower(self.text) if self.kind in ("id", "word", "str") else None
+
+
+def _tokens(sql: str) -> list[_Token]:
+    out: list[_Token] = []
+    for m in _TOKEN.finditer(sql):
+        dq, bq, br, sq, word, num, punct = m.groups()
+        if dq is not None:
+            out.append(_Token("id", dq.replace('""', '"')))
+        elif bq is not None:
+            out.append(_Token("id", bq.replace("``", "`")))
+        elif br is not None:
+            out.append(_Token("id", br))
+        elif sq is not None:
+            out.append(_Token("str", sq.replace("''", "'")))
+        elif word is not None:
+            out.append(_Token("word", word))
+        elif num is not None:
+            out.append(_Token("num", num))
+        elif punct is not None:
+            out.append(_Token("p", punct))
+    return out
+
+
+@dataclass
+class _Effect:
+    """What one statement does to tables, read from its text (names lower-case)."""
+
+    #: a statement whose effect on rows is not known (ANALYZE, VACUUM, an unparsed form, ...)
+    unknown: bool = False
+    #: names whose rows it reads (or writes without deleting: ALTER, CREATE INDEX, ...)
+    reads: set[str] = field(default_factory=set)
+    #: tables it deletes from, replaces into or drops (their children are reached)
+    writes: set[str] = field(default_factory=set)
+    #: tables it updates -> the columns it sets (None: not known); children are reached
+    #: when a set column is one a foreign key references
+    updates: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    #: tables it only inserts into
+    inserts: set[str] = field(default_factory=set)
+    created: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    altered: list[str] = field(default_factory=list)
+    #: tables it adds a column to (a schema change that reads no row unless ``checked``)
+    added: list[str] = field(default_factory=list)
+    #: tables whose rows ALTER TABLE ADD COLUMN checks: a CHECK constraint, STRICT, a
+    #: generated column (SQLite then runs ``pragma_quick_check`` on the table)
+    checked: list[str] = field(default_factory=list)
+    #: (child, parent) foreign keys it declares
+    #: (child, parent, referenced columns or None for the parent's primary key)
+    fks: list[tuple[str, str, frozenset[str] | None]] = field(default_factory=list)
+    #: (object, names): using the object (a view, an index, a trigger's table) reaches the names
+    deps: list[tuple[str, set[str]]] = field(default_factory=list)
+    #: a name that must be a table or index of the bundle (else: a collation, a schema: unknown)
+    check_name: str | None = None
+
+
+def _name_at(t: list[_Token], i: int) -> tuple[str | None, int]:
+    """The (schema-qualified) object name starting at token ``i`` and the index after it."""
+    if i >= len(t):
+        return None, i
+    if i + 2 < len(t) and t[i + 1].kind == "p" and t[i + 1].text == ".":
+        return t[i + 2].name, i + 3
+    return t[i].name, i + 1
+
+
+def _skip_kw(t: list[_Token], i: int, *words: str) -> int:
+    """``i`` moved past the keyword sequence ``words`` if it is there."""
+    if all(i + k < len(t) and t[i + k].kw == w for k, w in enumerate(words)):
+        return i + len(words)
+    return i
+
+
+def _is(tok: _Token, punct: str) -> bool:
+    return tok.kind == "p" and tok.text == punct
+
+
+def _names_in_parens(t: list[_Token], i: int) -> tuple[frozenset[str] | None, int]:
+    """The names of a ``( a, b )`` list at token ``i`` (None if there is none) and the end."""
+    if i >= len(t) or not _is(t[i], "("):
+        return None, i
+    names: set[str] = set()
+    j = i + 1
+    while j < len(t) and not _is(t[j], ")"):
+        if (name := t[j].name) is not None:
+            names.add(name)
+        j += 1
+    return frozenset(names), j + 1
+
+
+def _references(t: list[_Token], child: str, e: _Effect) -> None:
+    for i, tok in enumerate(t):
+        if tok.kw == "REFERENCES":
+            parent, after = _name_at(t, i + 1)
+            if parent is not None:
+                e.fks.append((child, parent, _names_in_parens(t, after)[0]))
+
+
+#: what ends the SET list of an UPDATE
+_AFTER_SET = frozenset(["WHERE", "FROM", "RETURNING", "ORDER", "LIMIT"])
+
+
+def _set_columns(t: list[_Token], i: int) -> frozenset[str] | None:
+    """The columns an UPDATE's ``SET`` list (at token ``i``) assigns; None if not understood."""
+    if i >= len(t) or t[i].kw != "SET":
+        return None
+    cols: set[str] = set()
+    depth = 0
+    expect = True  # a column (or a parenthesised column list) comes next
+    j = i + 1
+    while j < len(t):
+        tok = t[j]
+        if depth == 0 and tok.kw in _AFTER_SET:
+            break
+        if expect:
+            if _is(tok, "("):
+                names, j = _names_in_parens(t, j)
+                cols |= names or set()
+            elif (name := tok.name) is not None:
+                cols.add(name)
+                j += 1
+            else:
+                return None
+            expect = False
+            continue
+        if _is(tok, "("):
+            depth += 1
+        elif _is(tok, ")"):
+            depth -= 1
+        elif depth == 0 and _is(tok, ","):
+            expect = True
+        j += 1
+    return frozenset(cols) if cols else None
+
+
+def _analyse(sql: str) -> _Effect:
+    """The tables one statement reads, writes, creates, drops or renames."""
+    t = _tokens(sql)
+    e = _Effect()
+    if not t:
+        return e
+    names = {n for tok in t if (n := tok.name) is not None}
+    k0 = t[0].kw
+    if k0 in _TRANSACTION:
+        return e
+    if k0 in ("SELECT", "VALUES"):
+        e.reads |= names
+        return e
+    if k0 == "WITH":  # its target is somewhere inside: every name may be written
+        e.reads |= names
+        e.writes |= names
+        return e
+    if k0 in ("INSERT", "REPLACE"):
+        i = 1
+        while i < len(t) and t[i].kw != "INTO":
+            i += 1
+        target, _ = _name_at(t, i + 1)
+        if target is None:
+            e.unknown = True
+            return e
+        e.reads |= names
+        kws = {tok.kw for tok in t}
+        if k0 == "REPLACE" or "REPLACE" in kws or "UPDATE" in kws:
+            e.writes.add(target)
+        else:
+            e.inserts.add(target)
+        return e
+    if k0 in ("UPDATE", "DELETE"):
+        i = _skip_kw(t, 1, "FROM") if k0 == "DELETE" else 1
+        if t[i].kw == "OR" if i < len(t) else False:
+            i += 2
+        target, after = _name_at(t, i)
+        if target is None:
+            e.unknown = True
+            return e
+        e.reads |= names
+        if k0 == "DELETE":
+            e.writes.add(target)
+        else:
+            e.updates[target] = _set_columns(t, after)
+        return e
+    if k0 == "CREATE":
+        i = 1
+        if i < len(t) and t[i].kw in ("TEMP", "TEMPORARY"):
+            i += 1
+        unique = t[i].kw == "UNIQUE" if i < len(t) else False
+        i += unique
+        what = t[i].kw if i < len(t) else ""
+        if what == "VIRTUAL":
+            i = _skip_kw(t, i + 1, "TABLE") - 1
+        i = _skip_kw(t, i + 1, "IF", "NOT", "EXISTS")
+        name, i = _name_at(t, i)
+        if name is None or what not in ("TABLE", "VIRTUAL", "INDEX", "VIEW", "TRIGGER"):
+            e.unknown = True
+            return e
+        if what == "TABLE":
+            e.created.append(name)
+            _references(t, name, e)
+            if _CHECKED & {tok.kw for tok in t}:
+                e.checked.append(name)
+            if i < len(t) and t[i].kw == "AS":  # CREATE TABLE ... AS SELECT reads its sources
+                e.reads |= names - {name}
+        elif what == "VIRTUAL":  # a module may read the tables it names (fts5 content=)
+            e.created.append(name)
+            e.reads |= names - {name}
+            e.deps.append((name, names - {name}))
+        elif what == "INDEX":
+            if i >= len(t) or t[i].kw != "ON":
+                e.unknown = True
+                return e
+            table, _ = _name_at(t, i + 1)
+            if table is None:
+                e.unknown = True
+                return e
+            e.reads.add(table)
+            e.deps.append((name, {table}))
+        elif what == "VIEW":
+            e.deps.append((name, names - {name}))
+        else:  # TRIGGER ... ON table: writing the table runs the body on the others
+            on = next((j for j in range(i, len(t)) if t[j].kw == "ON"), None)
+            table = _name_at(t, on + 1)[0] if on is not None else None
+            if table is None:
+                e.unknown = True
+                return e
+            e.deps.append((table, names - {name, table}))
+        return e
+    if k0 == "DROP":
+        what = t[1].kw if len(t) > 1 else ""
+        name, _ = _name_at(t, _skip_kw(t, 2, "IF", "EXISTS"))
+        if name is None or what not in ("TABLE", "INDEX", "VIEW", "TRIGGER"):
+            e.unknown = True
+            return e
+        if what == "TABLE":  # an implicit DELETE: children are looked up, cascaded, nulled
+            e.writes.add(name)
+            e.dropped.append(name)
+        elif what == "INDEX":  # freeing the index costs its pages
+            e.reads.add(name)
+        return e
+    if k0 == "ALTER":
+        name, i = _name_at(t, _skip_kw(t, 1, "TABLE"))
+        if name is None or len(t) < 3 or t[1].kw != "TABLE" or i >= len(t):
+            e.unknown = True
+            return e
+        action = t[i].kw
+        e.altered.append(name)
+        if action == "RENAME" and i + 1 < len(t) and t[i + 1].kw == "TO":
+            new, _ = _name_at(t, i + 2)
+            if new is None:
+                e.unknown = True
+                return e
+            e.renamed.append((name, new))
+        elif action == "ADD":
+            _references(t, name, e)
+            e.added.append(name)
+            if _CHECKED & {tok.kw for tok in t}:
+                e.checked.append(name)
+        elif action == "DROP":  # the table is rewritten without the column
+            e.reads.add(name)
+        elif action != "RENAME":  # RENAME [COLUMN] a TO b rewrites only the schema
+            e.unknown = True
+        return e
+    if k0 == "PRAGMA":
+        pragma, i = _name_at(t, 1)
+        arg = next((tok.name for tok in t[i:] if tok.name is not None), None)
+        if pragma in _SAFE_PRAGMAS:
+            return e
+        if pragma in _SCAN_PRAGMAS and arg is not None:
+            e.reads.add(arg)
+            e.check_name = arg
+            return e
+        e.unknown = True
+        return e
+    if k0 in ("ANALYZE", "REINDEX"):
+        arg, _ = _name_at(t, 1)
+        if arg is None:
+            e.unknown = True  # every table (or every index)
+        else:
+            e.reads.add(arg)
+            e.check_name = arg
+        return e
+    e.unknown = True
+    return e
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What each migration (0-based) needs filled and may change, from the SQL text alone.
+
+    Names are lower-case; ``None`` means every table (a statement that cannot be analysed).
+    ``need[i]``: the existing tables whose rows migration ``i`` can reach (its time depends on
+    their size). ``ready[i]``: the tables that must be filled before it runs: ``need``, and the
+    tables it adds a column to that a later migration reads (filled before, their old rows hold
+    NULL in the new column, as on a real instance). ``fill[i]``: every existing table that a
+    migration from ``i`` on needs ready; a fill before ``i`` tops all of them up, so that the
+    fills are few. ``changed[i]``: the tables whose existence or emptiness it can change.
+    ``independent[i]``: it reaches no table that exists before it, so its time cannot depend on
+    how many rows the tables hold.
     """
+
+    need: tuple[frozenset[str] | None, ...]
+    ready: tuple[frozenset[str] | None, ...]
+    fill: tuple[frozenset[str] | None, ...]
+    changed: tuple[frozenset[str] | None, ...]
+    independent: tuple[bool, ...]
+
+
+def _closure(start: Iterable[str], *edges: dict[str, set[str]]) -> set[str]:
+    seen = set(start)
+    stack = list(seen)
+    while stack:
+        node = stack.pop()
+        for edge in edges:
+            for nxt in edge.get(node, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+    return seen
+
+
+def _plan(migrations: Sequence[Migration]) -> _Plan:
+    """Which tables each migration can reach (see the comment above ``_TOKEN``).
+
+    Names are tracked across the bundle, not per version: a table renamed (drizzle's
+    ``__new_x`` -> ``x``) is one node with all its names, and a foreign key, trigger, view or
+    index declared anywhere counts everywhere. That can only fill more tables than needed.
+    """
+    from .sqltext import split
+
+    effects = [
+        [_analyse(p.text) for chunk in m.chunks for p in split(chunk) if p.has_statement]
+        for m in migrations
+    ]
+    alias: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = alias.setdefault(x, x)
+        while root != alias[root]:
+            root = alias[root]
+        alias[x] = root
+        return root
+
+    objects: set[str] = set()
+    for effs in effects:
+        for e in effs:
+            objects.update(e.created)
+            objects.update(obj for obj, _ in e.deps)
+            for old, new in e.renamed:
+                objects.update((old, new))
+                ra, rb = find(old), find(new)
+                if ra != rb:
+                    alias[ra] = rb
+    parents: dict[str, set[str]] = {}
+    children: dict[str, set[str]] = {}
+    deps: dict[str, set[str]] = {}
+    #: table -> the columns foreign keys reference ("*": its primary key, not named)
+    referenced: dict[str, set[str]] = {}
+    for effs in effects:
+        for e in effs:
+            for child, parent, cols in e.fks:
+                if parent in objects and find(child) != find(parent):
+                    parents.setdefault(find(child), set()).add(find(parent))
+                    children.setdefault(find(parent), set()).add(find(child))
+                if parent in objects:
+                    referenced.setdefault(find(parent), set()).update(cols or {"*"})
+            for obj, names in e.deps:
+                deps.setdefault(find(obj), set()).update(find(n) for n in names if n in objects)
+    checked = {find(n) for effs in effects for e in effs for n in e.checked if n in objects}
+    members: dict[str, set[str]] = {}
+    for name in objects:
+        members.setdefault(find(name), set()).add(name)
+
+    def nodes(names: Iterable[str]) -> set[str]:
+        return {find(n) for n in names if n in objects}
+
+    def names_of(group: Iterable[str]) -> set[str]:
+        return {n for node in group for n in members[node]}
+
+    def triggered(start: set[str]) -> set[str]:
+        """What triggers on ``start`` reach (a trigger body may delete: children too)."""
+        fired = _closure(start, deps) - start
+        return _closure(fired, deps, children) if fired else set()
+
+    need: list[frozenset[str] | None] = []
+    altered: list[frozenset[str]] = []  # existing tables a migration adds columns to
+    changed: list[frozenset[str] | None] = []
+    independent: list[bool] = []
+    before: list[set[str] | None] = []  # the tables that exist before each migration
+    exists: set[str] | None = set()  # None once a statement cannot be analysed
+    for effs in effects:
+        unknown = any(
+            e.unknown or (e.check_name is not None and e.check_name not in objects) for e in effs
+        )
+        deletes = _closure(nodes(n for e in effs for n in e.writes), deps, children)
+        updates = nodes(n for e in effs for n in e.updates)
+        # an UPDATE that sets no referenced column neither looks up nor changes children
+        rekeyed = {
+            find(n)
+            for e in effs
+            for n, cols in e.updates.items()
+            if n in objects
+            and (cols is None or bool(referenced.get(find(n), set()) & (cols | {"*"})))
+        }
+        inserts = nodes(n for e in effs for n in e.inserts)
+        reads = nodes(n for e in effs for n in e.reads)
+        added = nodes(n for e in effs for n in e.added)
+        reads |= added & checked
+        fired = triggered(updates | inserts)
+        reached = _closure(
+            _closure(reads, deps)
+            | deletes
+            | updates
+            | _closure(rekeyed, deps, children)
+            | inserts
+            | fired,
+            parents,
+        )
+        touched = nodes(
+            n for e in effs for n in (*e.created, *e.dropped, *(x for r in e.renamed for x in r))
+        )
+        before.append(None if exists is None else set(exists))
+        if unknown or exists is None:
+            exists = None
+        if unknown:
+            need.append(None)
+            altered.append(frozenset())
+            changed.append(None)
+            independent.append(False)
+            continue
+        reach = names_of(reached)
+        have = reach if exists is None else reach & exists
+        need.append(frozenset(have))
+        new_columns = names_of(added)
+        altered.append(frozenset(new_columns if exists is None else new_columns & exists))
+        changed.append(frozenset(names_of(deletes | fired | touched)))
+        independent.append(exists is not None and not have)
+        for e in effs:
+            if exists is not None:
+                exists.update(e.created)
+                exists.difference_update(e.dropped)
+                for old, new in e.renamed:
+                    exists.discard(old)
+                    exists.add(new)
+    # ready[i]: need[i], and the tables i adds columns to when a later migration reads them
+    # (filled before, their old rows hold NULL in the new column, as on a real instance);
+    # fill[i]: the tables existing before i that a migration from i on needs ready
+    ready: list[frozenset[str] | None] = [None] * len(effects)
+    fill: list[frozenset[str] | None] = [None] * len(effects)
+    later: set[str] | None = set()  # what migrations after i need
+    pending: set[str] | None = set()  # what migrations from i on need ready
+    for i in range(len(effects) - 1, -1, -1):
+        own = need[i]
+        if own is not None:
+            ready[i] = own | (altered[i] if later is None else altered[i] & later)
+        r = ready[i]
+        pending = None if pending is None or r is None else pending | r
+        later = None if later is None or own is None else later | own
+        have_before = before[i]
+        if pending is not None and have_before is not None:
+            fill[i] = frozenset(pending & have_before)
+    return _Plan(tuple(need), tuple(ready), tuple(fill), tuple(changed), tuple(independent))
+
+
+_TRIGGERS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' LIMIT 1"
+#: result columns per statement (a DO allows 100)
+_PROBES_PER_QUERY = 90
+
+
+def _with_rows(do: DurableObjectStorage, names: Sequence[str]) -> set[str]:
+    """The tables of ``names`` that hold at least one row (one statement per 90 tables)."""
+    found: set[str] = set()
+    for i in range(0, len(names), _PROBES_PER_QUERY):
+        batch = names[i : i + _PROBES_PER_QUERY]
+        probes = ", ".join(f"EXISTS (SELECT 1 FROM {quote_ident(n)})" for n in batch)
+        row = do.sql.exec(f"SELECT {probes}").raw().to_array()[0]
+        found.update(n for n, hit in zip(batch, row, strict=True) if hit)
+    return found
+
+
+def _fill(
+    do: DurableObjectStorage, need: frozenset[str] | None, rows: int, known: set[str]
+) -> None:
+    """Fill the empty tables of ``need`` (every table when None) that are not in ``known``.
+
+    The rows are :func:`~pytest_dosqlite.seed.bulk_seed`'s (its per-table ``INSERT ... SELECT``),
+    parents first; a table whose insert fails is left empty, as there. ``known`` (lower-case
+    names whose state is known: absent, holding rows, or unfillable) gains every name looked at.
+    """
+    asked = None if need is None else sorted(need - known)
+    if asked == []:
+        return
+    where = ""
+    if asked is not None:
+        where = f" AND name COLLATE NOCASE IN ({', '.join(sql_literal(n) for n in asked)})"
+    master = do.sql.exec(f"SELECT name, sql FROM sqlite_master WHERE type = 'table'{where}")
+    tables = {
+        _lower(str(name)): str(name)
+        for name, sql in master.raw()
+        if is_user_table(str(name)) and not str(sql or "").upper().startswith("CREATE VIRTUAL")
+    }
+    look = [name for low, name in tables.items() if low not in known]
+    known.update(asked if asked is not None else tables)
+    empty = set(look) - _with_rows(do, look)
+    if not empty:
+        return
+
+    def body() -> None:
+        schema = read_tables(do)
+        triggers = bool(do.sql.exec(_TRIGGERS_SQL).raw().to_array())
+        for name in seed_order({n: schema[n] for n in empty if n in schema}):
+            # through a trigger an earlier insert may have filled it
+            if triggers and _with_rows(do, [name]):
+                continue
+            for minimal in (False, True):
+                sql = _bulk_sql(do, schema[name], schema, rows, minimal)
+                if sql.startswith("!"):
+                    break
+                try:
+                    do.sql.exec(sql)
+                except SqlError:
+                    continue
+                break
+
+    do.transaction_sync(body)
+
+
+def _progressive_run(
+    bundle: Bundle,
+    images: Any,
+    target: int,
+    rows: int,
+    skip: Iterable[str] = (),
+    plan: _Plan | None = None,
+    prefixes: dict[int, Bundle] | None = None,
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Time each migration on one DO whose tables hold ``rows`` rows when a migration needs them.
+
+    Before each migration, the empty tables it can reach (``plan.need``) are filled with
+    ``rows`` rows (see :func:`_fill`); consecutive migrations with nothing to fill between them
+    run in one ``migrate()`` call (as the real start-up runs them all in one), each timed on its
+    own. A migration that fails on the bulk rows is timed again from the image before it with
+    its tables freshly filled; migrations in ``skip`` are not run on this DO (the run continues
+    from the image after them).
+    """
+    migrations = bundle.migrations
+    plan = plan if plan is not None else _plan(migrations[:target])
+    cache = prefixes if prefixes is not None else {}
     skipped = set(skip)
     times: dict[str, float] = {}
     failures: dict[str, str] = {}
-    do = DurableObjectStorage(image=images.version(bundle, 0).image)
-    for j in range(1, target + 1):
-        m = bundle.migrations[j - 1]
-        if m.tag in skipped:
-            do.close()
-            do = DurableObjectStorage(image=images.version(bundle, j).image)
-            continue
-        if j > 1:
-            bulk_seed(do, rows)
+
+    def prefix(count: int) -> Bundle:
+        got = cache.get(count)
+        if got is None:
+            got = cache[count] = bundle.prefix(count)
+        return got
+
+    def image(count: int) -> DurableObjectStorage:
+        return DurableObjectStorage(image=images.version(bundle, count).image)
+
+    def flush(do: DurableObjectStorage, start: int, end: int) -> tuple[int, str] | None:
+        """Run migrations ``start..end`` (1-based); on failure, those before the failing one."""
+        if end < start:
+            return None
         try:
-            times[m.tag] = migrate(do, bundle.prefix(j)).timings.get(m.tag, 0.0)
-            continue
+            times.update(migrate(do, prefix(end)).timings)
+            return None
         except MigrationError as exc:
-            do.close()
             error = str(exc.cause or exc.message)
+            tags = [m.tag for m in migrations[start - 1 : end]]
+            at = start + tags.index(exc.tag) if exc.tag in tags else start
+        return flush(do, start, at - 1) or (at, error)
+
+    def failed(do: DurableObjectStorage, at: int, error: str) -> DurableObjectStorage:
+        """The DO to go on with after migration ``at`` failed with ``error``."""
+        do.close()
+        tag = migrations[at - 1].tag
         if "constraint failed" in error:
             # rows carried over from earlier versions broke it (NULLs copied into a new NOT
             # NULL column, say: data_preserved reports that); time it on fresh rows instead
-            do = DurableObjectStorage(image=images.version(bundle, j - 1).image)
-            bulk_seed(do, rows)
+            do = image(at - 1)
+            _fill(do, plan.fill[at - 1], rows, set())
             try:
-                times[m.tag] = migrate(do, bundle.prefix(j)).timings.get(m.tag, 0.0)
-                continue
+                times[tag] = migrate(do, prefix(at)).timings.get(tag, 0.0)
+                return do
             except MigrationError as exc:
                 do.close()
                 error = str(exc.cause or exc.message)
-        failures[m.tag] = error
-        do = DurableObjectStorage(image=images.version(bundle, j).image)
+        failures[tag] = error
+        return image(at)
+
+    do = image(0)
+    known: set[str] = set()
+    start = j = 1  # migrations start..j-1 are decided but not run yet
+    while True:
+        if j > target or migrations[j - 1].tag in skipped:
+            broke = flush(do, start, j - 1)
+            if broke is None and j > target:
+                break
+            if broke is None:
+                do.close()
+                do = image(j)
+            else:
+                j = broke[0]
+                do = failed(do, j, broke[1])
+            known.clear()
+            start = j = j + 1
+            continue
+        ready = plan.ready[j - 1]
+        if j > 1 and (ready is None or not ready <= known):
+            broke = flush(do, start, j - 1)
+            if broke is not None:
+                j = broke[0]
+                do = failed(do, j, broke[1])
+                known.clear()
+                start = j = j + 1
+                continue
+            start = j
+            _fill(do, plan.fill[j - 1], rows, known)
+        changed = plan.changed[j - 1]
+        if changed is None:
+            known.clear()
+        else:
+            known.difference_update(changed)
+        j += 1
     do.close()
     return times, failures
 
@@ -168,14 +831,21 @@ def estimate_startup(
 ) -> BudgetEstimate:
     """Estimate how long every migration takes when each table holds ``rows`` rows.
 
-    Method: one DO starts empty and takes the migrations one at a time; before each migration,
-    every empty table is filled by :func:`~pytest_dosqlite.seed.bulk_seed` (so each migration
-    meets full tables, as on an old, busy instance) and the migration is timed as drizzle runs
-    it (``migrate()``'s per-migration timing). When ``rows <= sample_rows`` this is done once at
-    ``rows``. Otherwise it is done at ``sample_rows // 100``, ``sample_rows // 10`` and
-    ``sample_rows`` rows, and each migration's time at ``rows`` is extrapolated from the two
-    largest sizes it was measured at (see :func:`_extrapolate`: linear, or a power law when the
-    growth is clearly superlinear). A migration whose time, extrapolated from the two smaller
+    Method: one DO starts empty and takes the migrations in order; before each migration, the
+    empty tables it can reach are filled with :func:`~pytest_dosqlite.seed.bulk_seed`'s rows (so
+    each migration meets full tables, as on an old, busy instance) and the migration is timed as
+    drizzle runs it (``migrate()``'s per-migration timing). The tables a migration can reach
+    are read from the bundle's SQL (:func:`_plan`): the tables its statements name, the children
+    of those it deletes from, updates or drops, the tables triggers and views on them use, and
+    the parents of all of these; a statement that cannot be analysed (``ANALYZE``, an unknown
+    form) makes it reach every table. Tables no migration reaches stay empty: their size changes
+    no migration's time. When ``rows <= sample_rows`` this is done once at ``rows``. Otherwise
+    it is done at ``sample_rows // 100``, ``sample_rows // 10`` and ``sample_rows`` rows, and
+    each migration's time at ``rows`` is extrapolated from the two largest sizes it was measured
+    at (see :func:`_extrapolate`: linear, or a power law when the growth is clearly
+    superlinear). A migration that reaches no table existing before it (it creates its own
+    tables) cannot depend on the row count: its estimate is its smallest measured time, not an
+    extrapolation of timing noise. A migration whose time, extrapolated from the two smaller
     sizes, would exceed ``measure_cap`` seconds at ``sample_rows`` is not run at that size, to
     keep the check cheap; its estimate comes from the smaller sizes. The times are this
     machine's SQLite (the DO's version) in memory, without the DO's storage I/O.
@@ -192,16 +862,18 @@ def estimate_startup(
     measured: dict[int, dict[str, float]] = {}
     failures: dict[str, str] = {}
     tags = [m.tag for m in bundle.migrations[:target]]
+    plan = _plan(bundle.migrations[:target])
+    prefixes: dict[int, Bundle] = {}
     per: dict[str, float] = {}
     growth: dict[str, float] = {}
     if rows <= sample_rows or sample_rows < 100:
         size = max(rows, 1)
-        measured[size], failures = _progressive_run(bundle, cache, target, size)
+        measured[size], failures = _progressive_run(bundle, cache, target, size, (), plan, prefixes)
         per = {t: measured[size].get(t, 0.0) for t in tags}
     else:
         n0, n1, n2 = sample_rows // 100, sample_rows // 10, sample_rows
         for n in (n0, n1):
-            measured[n], failed = _progressive_run(bundle, cache, target, n)
+            measured[n], failed = _progressive_run(bundle, cache, target, n, (), plan, prefixes)
             failures.update(failed)
         skip = [
             t
@@ -209,17 +881,22 @@ def estimate_startup(
             if _extrapolate(n0, measured[n0].get(t, 0.0), n1, measured[n1].get(t, 0.0), n2)
             > measure_cap
         ]
-        measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip)
+        measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip, plan, prefixes)
         failures.update(failed)
-        for t in tags:
+        for i, t in enumerate(tags):
+            if plan.independent[i]:
+                continue
             na, nb = (n1, n2) if t in measured[n2] else (n0, n1)
             ta, tb = measured[na].get(t, 0.0), measured[nb].get(t, 0.0)
             per[t] = _extrapolate(na, ta, nb, tb, rows)
             p = _growth(na, ta, nb, tb)
             if p is not None:
                 growth[t] = p
-    if tags:  # the first migration always runs on an empty DO
-        per[tags[0]] = min(measured[n].get(tags[0], 0.0) for n in measured)
+    for i, t in enumerate(tags):
+        # the first migration always runs on an empty DO; others may create all they touch
+        if i == 0 or plan.independent[i]:
+            per[t] = min((measured[n][t] for n in measured if t in measured[n]), default=0.0)
+    per = {t: per.get(t, 0.0) for t in tags}
     return BudgetEstimate(
         rows=rows,
         per_migration=per,
