@@ -282,3 +282,200 @@ def test_large_real_bundle_passes_in_seconds() -> None:
 def test_seed_json_example_is_valid() -> None:
     data = json.loads((EXAMPLES / "preservation-user-seed" / "seed.json").read_text())
     assert list(data) == ["0000_users"]
+
+
+# ----------------------------------------------------------------------------- one pass
+
+
+def growing_bundle(n: int, *, rebuild_teams_last: bool = False, linked: bool = True) -> Bundle:
+    """``n`` migrations of the usual kinds (tables with foreign keys, added columns, rebuilds
+    of leaf tables, backfills), every one preserving data, and optionally a last one that
+    rebuilds the parent ``teams`` and so deletes every ``members`` row (and, ``linked``, cuts
+    every leaf's link to them)."""
+    link = "references members(id) on delete set null" if linked else ""
+    migrations: list[tuple[str, list[str]]] = [
+        (
+            "0000_teams",
+            [
+                "CREATE TABLE teams (id integer primary key, name text not null);",
+                "CREATE TABLE members (id integer primary key, team_id integer not null "
+                "references teams(id) on delete cascade, note text);",
+            ],
+        )
+    ]
+    leaves: list[str] = []
+    while len(migrations) < (n - 1 if rebuild_teams_last else n):
+        i = len(migrations)
+        kind = i % 4
+        if kind == 1 or not leaves:
+            leaves.append(f"leaf{i}")
+            sql = [
+                f"CREATE TABLE leaf{i} (id integer primary key, member_id integer "
+                f"{link}, label text not null);"
+            ]
+        elif kind == 2:
+            sql = [f"ALTER TABLE {leaves[-1]} ADD extra{i} text;"]
+        elif kind == 3:
+            leaf = leaves[-1]
+            sql = [
+                f"CREATE TABLE __new_{leaf} (id integer primary key, member_id integer "
+                f"{link}, label text not null);",
+                f'INSERT INTO __new_{leaf}("id", "member_id", "label") '
+                f'SELECT "id", "member_id", "label" FROM {leaf};',
+                f"DROP TABLE {leaf};",
+                f"ALTER TABLE __new_{leaf} RENAME TO {leaf};",
+            ]
+        else:
+            sql = [f"UPDATE {leaves[-1]} SET label = upper(label);"]
+        migrations.append((f"{i:04d}_step", sql))
+    if rebuild_teams_last:
+        migrations.append(
+            (
+                f"{len(migrations):04d}_rebuild_teams",
+                [
+                    "CREATE TABLE __new_teams (id integer primary key, name text not null, "
+                    "slug text);",
+                    'INSERT INTO __new_teams("id", "name") SELECT "id", "name" FROM teams;',
+                    "DROP TABLE teams;",
+                    "ALTER TABLE __new_teams RENAME TO teams;",
+                ],
+            )
+        )
+    return inline_bundle(*migrations)
+
+
+@pytest.mark.parametrize("n", [12, 40])
+def test_a_clean_bundle_costs_one_upgrade_per_migration(n: int) -> None:
+    # every version 1..n-1 is checked, with one migrate() per migration in all: checking each
+    # version on its own applied n*(n-1)/2 migrations (780 for 40)
+    ctx = ctx_for(growing_bundle(n))
+    data_preserved(ctx)
+    stats = ctx.extra["data_preserved"]
+    assert stats["versions"] == list(range(1, n))
+    assert stats["rechecked"] == []
+    assert stats["migrations_applied"] <= n
+
+
+def test_a_loss_is_checked_on_its_own_only_where_the_rows_were_seeded() -> None:
+    # members get rows at version 1 only (they never change): the pass sees them deleted by
+    # the last migration, version 1 alone is checked again to name the statement, and every
+    # version that holds such members is reported (as checking each version did)
+    n = 16
+    ctx = ctx_for(growing_bundle(n, rebuild_teams_last=True, linked=False))
+    text = failure(ctx)
+    stats = ctx.extra["data_preserved"]
+    assert stats["rechecked"] == [1]
+    assert f"rows of `members` are deleted by DROP TABLE teams in {n - 1:04d}_rebuild_teams" in (
+        text
+    )
+    assert "members.team_id -> teams ON DELETE cascade" in text
+    assert (
+        "seen when upgrading from version 1 (0000_teams) ... "
+        f"version {n - 1} ({n - 2:04d}_step) ({n - 1} versions)"
+    ) in text
+    assert stats["migrations_applied"] < 3 * n
+
+
+def test_losses_of_many_batches_are_checked_at_their_oldest_and_newest() -> None:
+    # every leaf gets rows at each of its changes, and every batch loses its links to the
+    # members: per leaf, its oldest and newest batch are checked on their own (they blame the
+    # same DROP TABLE), the batches between share their finding
+    n = 24
+    ctx = ctx_for(growing_bundle(n, rebuild_teams_last=True))
+    text = failure(ctx)
+    stats = ctx.extra["data_preserved"]
+    leaves = len(range(1, n - 1, 4))
+    assert len(stats["rechecked"]) <= 1 + 2 * leaves < n - 1
+    assert "`leaf21.member_id` foreign-key values are set to NULL by DROP TABLE teams" in text
+    assert (
+        "seen when upgrading from version 22 (0021_step), version 23 (0022_step) "
+        f"to {n - 1:04d}_rebuild_teams"
+    ) in text
+    assert (
+        "`leaf5.member_id` foreign-key values are set to NULL by DROP TABLE teams in "
+        f"{n - 1:04d}_rebuild_teams:\n    seen when upgrading from version 6 (0005_step) ... "
+        f"version {n - 1} ({n - 2:04d}_step) ({n - 6} versions)"
+    ) in text
+
+
+def test_null_into_not_null_then_a_cascade_without_shared_bundles() -> None:
+    # bio is added nullable, posts come next, then users is rebuilt with bio NOT NULL: every
+    # version fails with a NULL bio, and with bio filled the versions holding posts lose them
+    bundle = inline_bundle(
+        ("0000_users", ["CREATE TABLE users (id integer primary key, name text not null);"]),
+        ("0001_bio", ["ALTER TABLE users ADD bio text;"]),
+        (
+            "0002_posts",
+            [
+                "CREATE TABLE posts (id integer primary key, author_id integer not null "
+                "references users(id) on delete cascade);"
+            ],
+        ),
+        (
+            "0003_bio_not_null",
+            [
+                "CREATE TABLE __new_users (id integer primary key, name text not null, "
+                "bio text default '' not null);",
+                'INSERT INTO __new_users("id", "name", "bio") SELECT "id", "name", "bio" '
+                "FROM users;",
+                "DROP TABLE users;",
+                "ALTER TABLE __new_users RENAME TO users;",
+            ],
+        ),
+    )
+    ctx = ctx_for(bundle)
+    text = failure(ctx)
+    assert "migration 0003_bio_not_null fails on a DO with data: NOT NULL constraint failed" in text
+    assert (
+        "seen when upgrading from version 1 (0000_users) ... version 3 (0002_posts) (3 versions)"
+    ) in text
+    assert "3 of 3 rows of `posts` are deleted by DROP TABLE users in 0003_bio_not_null" in text
+    assert "seen when upgrading from version 3 (0002_posts) to 0003_bio_not_null" in text
+    assert text.index("fails on a DO with data") < text.index("rows of `posts` are deleted")
+
+
+def test_rows_of_several_versions_together_do_not_make_a_failure() -> None:
+    # the pass holds the counters of versions 1 and 2 (ids 1-3 and 4-6); the unique index
+    # fails on them together, but the rows of either version alone (ids 1-3) pass: the pass
+    # is split until each part is one version's rows, and nothing is reported (as when every
+    # version was checked on its own)
+    bundle = inline_bundle(
+        ("0000_counters", ["CREATE TABLE counters (id integer primary key, n integer);"]),
+        ("0001_label", ["ALTER TABLE counters ADD label text;"]),
+        (
+            "0002_one_high",
+            ["CREATE UNIQUE INDEX one_high ON counters (id > 3) WHERE id > 3;"],
+        ),
+        ("0003_more", ["ALTER TABLE counters ADD more text;"]),
+    )
+    ctx = ctx_for(bundle)
+    data_preserved(ctx)
+    stats = ctx.extra["data_preserved"]
+    assert set(stats["rechecked"]) <= {1, 2}
+    assert stats["versions"] == [1, 2, 3]
+
+
+def test_a_table_without_key_is_compared_by_counts() -> None:
+    bundle = inline_bundle(
+        (
+            "0000_users",
+            [
+                "CREATE TABLE users (id integer primary key, name text not null);",
+                "CREATE TABLE audit (user_id integer not null references users(id) "
+                "on delete cascade, message text);",
+            ],
+        ),
+        ("0001_other", ["CREATE TABLE other (id integer primary key);"]),
+        (
+            "0002_rebuild_users",
+            [
+                "CREATE TABLE __new_users (id integer primary key, name text not null, x text);",
+                'INSERT INTO __new_users("id", "name") SELECT "id", "name" FROM users;',
+                "DROP TABLE users;",
+                "ALTER TABLE __new_users RENAME TO users;",
+            ],
+        ),
+    )
+    text = failure(ctx_for(bundle))
+    assert "3 of 3 rows of `audit` are deleted by DROP TABLE users in 0002_rebuild_users" in text
+    assert "version 1 (0000_users), version 2 (0001_other) to 0002_rebuild_users" in text

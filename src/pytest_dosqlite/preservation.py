@@ -1316,15 +1316,30 @@ class _Check:
         reps: list[tuple[_FailureConcern, list[_Batch]]] = [
             (f, self.failing_batches(f)) for f in self.failures
         ]
+        groups: dict[tuple[str, str], list[_LossConcern]] = {}
+        for c in sorted(self.losses, key=lambda c: c.batch.version):
+            groups.setdefault((c.loss.table.lower(), (c.loss.column or "").lower()), []).append(c)
         versions = set(self.user_images)
-        versions.update(c.batch.version for c in self.losses)
+        versions.update(c.batch.version for g in groups.values() for c in (g[0], g[-1]))
         versions.update(b.version for _, batches in reps for b in batches)
         for v in sorted(versions):
             self.recheck(v)
         for concern, batches in reps:
             self.explain_failure(concern, batches)
-        for c in self.losses:
-            self.explain_loss(c)
+        for (table, col), group in groups.items():
+            # the batches of one table losing the same thing: when its oldest and newest batch
+            # checked on their own blame the same statements, so do the ones between
+            first = self.recheck(group[0].batch.version)
+            last = self.recheck(group[-1].batch.version)
+            keys = [k for k in first.loss_keys if k[1] == table and k[2] == col]
+            same = [k for k in last.loss_keys if k[1] == table and k[2] == col]
+            if len(group) > 2 and keys and keys == same:
+                for c in group:
+                    for key in keys:
+                        self.findings.extend(key, range(c.batch.version, self.loss_end(c, key) + 1))
+                continue
+            for c in group:
+                self.explain_loss(c)
 
     def failing_batches(self, f: _FailureConcern) -> list[_Batch]:
         """The batches of the pass whose rows can be what migration ``m`` fails on."""
