@@ -391,3 +391,62 @@ def test_seeds_a_large_real_schema_without_problems(k: int) -> None:
     assert rows(do, "PRAGMA foreign_key_check") == []
     bulk = bulk_seed(DurableObjectStorage(image=do.image()), 50)
     assert bulk.problems == {}
+
+
+def test_read_tables_from_the_last_schema_equals_a_fresh_read() -> None:
+    from pytest_dosqlite import seed as seed_module
+
+    steps = [
+        "CREATE TABLE p (id integer primary key, name text)",
+        "CREATE TABLE c (id integer primary key, p_id integer references p on delete cascade)",
+        "CREATE UNIQUE INDEX p_name ON p (name)",
+        "ALTER TABLE p ADD extra text",
+        "CREATE TABLE __new_p (pk integer primary key, name text, extra text)",
+        "DROP TABLE p",  # c's foreign key dangles: its parent columns resolve to nothing
+        "ALTER TABLE __new_p RENAME TO p",  # and now to the new primary key
+        "DROP INDEX IF EXISTS p_name",
+        "ALTER TABLE c RENAME COLUMN p_id TO parent",
+        "CREATE TABLE Other (id text primary key) WITHOUT ROWID",
+        "DROP TABLE c",
+    ]
+    do = DurableObjectStorage()
+    do.sql.exec("PRAGMA foreign_keys=OFF")
+    for sql in steps:
+        do.sql.exec(sql)
+        incremental = read_tables(do)
+        seed_module._SCHEMA_CACHE.clear()
+        seed_module._LAST_READ.clear()
+        assert read_tables(do) == incremental, sql
+        assert list(incremental) == sorted(incremental)
+    assert read_tables(do)["p"].pk == ("pk",)
+
+
+def test_read_tables_resolves_a_child_again_when_its_parent_changes() -> None:
+    do = DurableObjectStorage()
+    do.sql.exec("PRAGMA foreign_keys=OFF")
+    do.sql.exec("CREATE TABLE p (id integer primary key)")
+    do.sql.exec("CREATE TABLE c (id integer primary key, p_id integer references p)")
+    assert read_tables(do)["c"].foreign_keys[0].parent_columns == ("id",)
+    do.sql.exec("CREATE TABLE __new_p (pk integer primary key)")
+    do.sql.exec("DROP TABLE p")
+    do.sql.exec("ALTER TABLE __new_p RENAME TO p")
+    assert read_tables(do)["c"].foreign_keys[0].parent_columns == ("pk",)
+
+
+def test_seeding_some_tables_links_them_to_their_own_new_rows() -> None:
+    do = fresh()
+    seed(do)
+    before = {r[0] for r in rows(do, "SELECT id FROM users")}
+    report = seed(do, tables=["users", "profiles", "posts"], link_new=True, rng_seed=7)
+    assert set(report.rows) == {"users", "profiles", "posts"}
+    new_users = {r[0] for r in rows(do, "SELECT id FROM users")} - before
+    assert len(new_users) == 3
+    # the new posts and profiles point at the new users only
+    assert {r[0] for r in rows(do, "SELECT author_id FROM posts ORDER BY id DESC LIMIT 3")} <= (
+        new_users
+    )
+    assert {r[0] for r in rows(do, "SELECT user_id FROM profiles")} - before == new_users
+    assert rows(do, "PRAGMA foreign_key_check") == []
+    # without link_new the foreign keys may point at any row
+    seed(do, tables=["posts"], rng_seed=8)
+    assert rows(do, "PRAGMA foreign_key_check") == []
