@@ -110,7 +110,10 @@ def do_storage(request: pytest.FixtureRequest) -> Iterator[DurableObjectStorage]
 def migrated_do(
     request: pytest.FixtureRequest, dosqlite_bundle: Bundle, dosqlite_images: ImageCache
 ) -> Iterator[DurableObjectStorage]:
-    """A fresh DO with every migration of the bundle applied (a copy of a cached image)."""
+    """A fresh DO with every migration of the bundle applied (a copy of a cached image).
+
+    Closing it recycles its connection for the next test (:mod:`pytest_dosqlite.recycling`).
+    """
     runtime = _workerd(request.config)
     if runtime is not None:
         yield _remote(lambda: runtime.fresh(dosqlite_bundle, label=request.node.nodeid))
