@@ -9,6 +9,7 @@ check reports its titled sections, never a traceback from our internals. Under
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from .bundle import Bundle
     from .session import DosqliteSession, FoundBundle
 
-__all__ = ["BundleFile", "CheckItem", "LoadErrorItem", "anchor_of"]
+__all__ = ["BundleFile", "CheckItem", "LoadErrorItem", "anchor_of", "import_checks"]
 
 
 def anchor_of(bundle: Bundle) -> Path:
@@ -34,6 +35,21 @@ def anchor_of(bundle: Bundle) -> Path:
     if bundle.migrations and bundle.migrations[0].path is not None:
         return bundle.migrations[0].path
     return bundle.root
+
+
+def import_checks(items: list[pytest.Item], backend: str) -> None:
+    """Import the modules of the checks about to run, once collection is done.
+
+    Otherwise the first check a process runs pays for them, and its duration says so: the
+    ``--durations`` table, and the xdist scheduler, which learns what each check costs from
+    the durations the workers report (see scheduling.py).
+    """
+    from .registry import get_check
+
+    for name in sorted({i.check_name for i in items if isinstance(i, CheckItem)}):
+        # a module that cannot be imported: the check says so when it runs, as before
+        with contextlib.suppress(Exception):
+            get_check(name, backend)
 
 
 class BundleFile(pytest.File):
@@ -104,6 +120,10 @@ class CheckItem(pytest.Item):
                 self.user_properties.append(("dosqlite_tables", ctx.extra["tables"]))
             if self.parent.found.slowest is not None:
                 self.user_properties.append(("dosqlite_slowest", self.parent.found.slowest))
+            if self.parent.found.images_seconds is not None:
+                # what starting on this bundle costs a worker (the xdist scheduler weighs it)
+                seconds = round(self.parent.found.images_seconds, 6)
+                self.user_properties.append(("dosqlite_images_seconds", seconds))
             for note in ctx.extra.get("notes") or ():
                 self.add_report_section("call", "dosqlite", str(note))
 

@@ -8,6 +8,7 @@ options, session, collect, fixtures.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,10 @@ def pytest_configure(config: pytest.Config) -> None:
     ds = DosqliteSession(config, resolve(config))
     config.stash[_KEY] = ds
     _DSESSIONS.append(ds)
+    if config.pluginmanager.hasplugin("xdist"):
+        from .scheduling import XdistHooks
+
+        config.pluginmanager.register(XdistHooks(ds), "dosqlite-xdist")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -136,6 +141,15 @@ def pytest_collection_modifyitems(
     items[:0] = added
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    ds = _session(session.config)
+    if ds is None or not ds.settings.enabled or session.config.option.collectonly:
+        return
+    from .collect import import_checks
+
+    import_checks(session.items, ds.settings.backend)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "dosqlite_bundle" not in metafunc.fixturenames:
         return
@@ -153,12 +167,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("dosqlite_bundle", found, ids=ids, indirect=True, scope="session")
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
     ds = _session(session.config)
-    if ds is None:
-        return
-    ds.check_backend()  # --dosqlite-backend=workerd without Node: one usage error
-    if not ds.settings.enabled:
+    if ds is not None:
+        ds.check_backend()  # --dosqlite-backend=workerd without Node: one usage error
+    # after the other plugins: an xdist controller has started its workers by then, and they
+    # boot while it discovers the bundles itself (for the summary and the report)
+    yield
+    if ds is None or not ds.settings.enabled:
         return
     if not ds.found and not ds.errors:
         raise pytest.UsageError(

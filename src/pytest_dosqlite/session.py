@@ -47,6 +47,9 @@ class FoundBundle:
     seconds: float = 0.0
     #: tables at head (from upgrade_from_empty), None until known
     tables: int | None = None
+    #: seconds the migrations took when the version images were built (None until known):
+    #: what a worker pays to start on this bundle, for the xdist scheduler
+    images_seconds: float | None = None
 
     @property
     def label(self) -> str:
@@ -78,6 +81,8 @@ class DosqliteSession:
         self._workerd: WorkerdRuntime | None = None
         self._workerd_images: WorkerdImages | None = None
         self._emulator: EmulatorBackend | None = None
+        #: node id path -> bundle (the xdist scheduler asks many times)
+        self._by_anchor: dict[str, FoundBundle | None] = {}
 
     # ------------------------------------------------------------------ backend
     def check_backend(self) -> None:
@@ -165,6 +170,8 @@ class DosqliteSession:
                 found.tables = value
             elif key == "dosqlite_slowest" and isinstance(value, list | tuple) and len(value) == 2:
                 found.slowest = (str(value[0]), float(value[1]))
+            elif key == "dosqlite_images_seconds" and isinstance(value, int | float):
+                found.images_seconds = float(value)
         if report.when == "call" or report.outcome != "passed":
             found.results[name] = report.outcome
             found.seconds += report.duration
@@ -222,6 +229,27 @@ class DosqliteSession:
                 where = f"line {err.line}: " if err.line else ""
                 self.errors.append(BundleLoadError(Path(err.path), where + err.message))
         return found
+
+    # ------------------------------------------------------------------ facts for the scheduler
+    def _found_at(self, anchor: str) -> FoundBundle | None:
+        if anchor not in self._by_anchor:
+            from .registry import CHECK_NAMES
+
+            self.found  # noqa: B018 - discovery, once
+            entry = self._entry_from_nodeid(f"{anchor}::{CHECK_NAMES[0]}")
+            self._by_anchor[anchor] = entry[0] if entry is not None else None
+        return self._by_anchor[anchor]
+
+    def migrations_of(self, anchor: str) -> int:
+        """Migrations of the bundle whose items hang from ``anchor`` (a node id's path part;
+        1 when unknown): how the xdist scheduler sizes a bundle's checks."""
+        found = self._found_at(anchor)
+        return len(found.bundle.migrations) if found is not None else 1
+
+    def images_seconds_of(self, anchor: str) -> float | None:
+        """Seconds building the bundle's images took on a worker (None until reported)."""
+        found = self._found_at(anchor)
+        return found.images_seconds if found is not None else None
 
     def _entry_from_nodeid(self, nodeid: str) -> tuple[FoundBundle, str] | None:
         """Reports from xdist workers: the controller never collected the items itself."""
@@ -387,3 +415,4 @@ class DosqliteSession:
         if isinstance(timings, dict) and timings:
             tag, seconds = max(timings.items(), key=lambda kv: kv[1])
             found.slowest = (str(tag), float(seconds))
+            found.images_seconds = float(sum(timings.values()))

@@ -1,0 +1,481 @@
+"""pytest-xdist scheduling for ``--dosqlite``: a bundle's checks stay together, longest first.
+
+Why: a worker process keeps what it learned about a bundle (the version images of images.py,
+the seed caches of seed.py) for all the checks it runs on it, and the heavy checks walk every
+version. xdist's default ``--dist load`` hands consecutive chunks of the collection to whichever
+worker asks, so every worker ends up building the images of every bundle, and the order it sends
+in (collection order: the heavy checks of the last bundle last) leaves one worker on a long check
+while the others idle.
+
+:class:`BundleScheduling` replaces ``--dist load`` (what ``-n N`` uses) when ``--dosqlite`` is on;
+any other ``--dist`` mode is left to xdist:
+
+* longest processing time first: a worker that needs work gets the heaviest check left (so the
+  heavy checks of the largest bundle start first and the light ones fill the end);
+* the checks of one bundle are a group, and starting on a bundle that another worker already
+  has warm costs the estimated price of building its images again: so a worker stays with its
+  bundles and takes a new one rather than one that is another worker's, unless that worker
+  would still be at it when this one is done (one large bundle still uses every worker);
+* other tests (not dosqlite checks) are handed out in collection order, in chunks as
+  ``--dist load`` sends them, ranked by their mean duration like a check;
+* estimates are seconds per migration per check, learned from the durations the workers report
+  as the run goes; before a check's first report, a prior weight scaled like the checks seen.
+
+A worker runs an item only once it holds the next one (or was told to shut down), so every
+worker is kept at two items sent and not finished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+
+if TYPE_CHECKING:
+    from .session import DosqliteSession
+
+#: xdist ships no type information: its worker controllers and log producers are duck-typed
+WorkerController = Any
+Producer = Any
+
+__all__ = ["BundleFacts", "BundleScheduling", "XdistHooks", "check_key"]
+
+#: relative cost per migration of each check before its first duration is known: the checks
+#: that start processes or seed data at every version are heavy, the rest read text or one image
+PRIOR_WEIGHTS: dict[str, float] = {
+    "crash_recovery": 20.0,
+    "data_preserved": 20.0,
+    "startup_budget": 20.0,
+    "concurrent_starts": 10.0,
+    "do_contract": 10.0,
+    "upgrade_from_every_version": 3.0,
+    "upgrade_from_empty": 1.0,
+    "schema_snapshot": 1.0,
+    "matches_drizzle_snapshot": 1.0,
+    "lint": 1.0,
+    "idempotent": 0.5,
+    "bundle_integrity": 0.5,
+    "wrangler_contract": 0.2,
+}
+#: seconds per migration of weight 1 until any check reported a duration
+DEFAULT_SCALE = 0.002
+#: seconds a test that is not a dosqlite check is assumed to take until some reported theirs
+DEFAULT_PLAIN_SECONDS = 0.05
+#: the check whose prior stands for building a bundle's images until a build time is known
+WARMUP_CHECK = "upgrade_from_empty"
+#: what a worker pays to start on a bundle, in image build times: the images, and what the
+#: checks derive from them per process (seed plans, parsed statements; measured about as much)
+WARMUP_FACTOR = 2.0
+#: the files check items hang from (collect.anchor_of)
+_ANCHORS = ("_journal.json", "migrations.js", "migration.sql")
+
+#: items a worker holds: the one it runs and the next (it runs one only once it has the next)
+_HOLD = 2
+
+
+def check_key(nodeid: str) -> tuple[str, str] | None:
+    """``(bundle anchor path, check name)`` of a dosqlite check's node id, else None."""
+    from .registry import CHECK_SOURCES
+
+    path, sep, name = nodeid.rpartition("::")
+    if not sep or name not in CHECK_SOURCES or "::" in path:
+        return None
+    if path.replace("\\", "/").rsplit("/", 1)[-1] not in _ANCHORS:
+        return None
+    return path, name
+
+
+class BundleFacts(Protocol):
+    """What the scheduler asks the controller's session about a bundle (by anchor path)."""
+
+    def migrations_of(self, anchor: str) -> int: ...
+
+    def images_seconds_of(self, anchor: str) -> float | None: ...
+
+
+class _NoFacts:
+    def migrations_of(self, anchor: str) -> int:
+        return 1
+
+    def images_seconds_of(self, anchor: str) -> float | None:
+        return None
+
+
+@dataclass
+class _Group:
+    """The checks of one bundle."""
+
+    key: str
+    migrations: int
+    #: item indices not sent yet, heaviest first (re-sorted when estimates change)
+    todo: list[int] = field(default_factory=list)
+    #: workers that ran or run checks of this bundle (they have its images)
+    owners: list[Any] = field(default_factory=list)
+    #: ``_Costs.version`` when ``todo`` was last sorted
+    sorted_at: int = -1
+
+
+class _Costs:
+    """Estimated seconds of an item, learned from the durations workers report."""
+
+    def __init__(self) -> None:
+        #: check name -> (seconds, migrations) summed over completed items
+        self.learned: dict[str, tuple[float, int]] = {}
+        self.plain: tuple[float, int] = (0.0, 0)
+        #: bumped by every :meth:`add` (estimates changed)
+        self.version = 0
+
+    def rate(self, name: str) -> float:
+        """Seconds per migration of check ``name``."""
+        hit = self.learned.get(name)
+        if hit is not None and hit[1] > 0:
+            return hit[0] / hit[1]
+        return PRIOR_WEIGHTS.get(name, 1.0) * self._scale()
+
+    def _scale(self) -> float:
+        """Seconds per migration of prior weight 1, from the checks with known durations."""
+        ratios = [
+            (s / n) / PRIOR_WEIGHTS.get(name, 1.0)
+            for name, (s, n) in self.learned.items()
+            if n > 0 and s > 0
+        ]
+        if not ratios:
+            return DEFAULT_SCALE
+        ratios.sort()
+        return ratios[len(ratios) // 2]
+
+    def check(self, name: str, migrations: int) -> float:
+        return self.rate(name) * max(1, migrations)
+
+    def plain_seconds(self) -> float:
+        s, n = self.plain
+        return s / n if n else DEFAULT_PLAIN_SECONDS
+
+    def add(self, name: str | None, migrations: int, seconds: float) -> None:
+        self.version += 1
+        if name is None:
+            s, n = self.plain
+            self.plain = (s + seconds, n + 1)
+            return
+        s, n = self.learned.get(name, (0.0, 0))
+        self.learned[name] = (s + max(0.0, seconds), n + max(1, migrations))
+
+
+class BundleScheduling:
+    """An xdist scheduler (``xdist.scheduler.Scheduling``): see the module docstring."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        log: Producer | None = None,
+        facts: BundleFacts | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from xdist.workermanage import parse_tx_spec_config  # type: ignore[import-untyped]
+
+        self.config = config
+        self.numnodes = len(parse_tx_spec_config(config))
+        self.log: Any = log.bundlesched if log is not None else (lambda *args: None)
+        self.maxschedchunk: int | None = config.getoption("maxschedchunk", None)
+        self.facts: BundleFacts = facts if facts is not None else _NoFacts()
+        self.node2collection: dict[WorkerController, list[str]] = {}
+        self.node2pending: dict[WorkerController, list[int]] = {}
+        self.collection: list[str] | None = None
+        self.costs = _Costs()
+        self.groups: dict[str, _Group] = {}
+        #: index -> (group, check name) for check items
+        self.item_group: dict[int, tuple[_Group, str]] = {}
+        #: tests that are not dosqlite checks, not sent yet, in collection order
+        self.plain: list[int] = []
+        self._clock = clock
+        #: when the item a worker runs now (its first pending one) started
+        self._started: dict[WorkerController, float] = {}
+
+    # ------------------------------------------------------------------ the Scheduling protocol
+    @property
+    def nodes(self) -> list[WorkerController]:
+        return list(self.node2pending)
+
+    @property
+    def collection_is_completed(self) -> bool:
+        return len(self.node2collection) >= self.numnodes
+
+    @property
+    def tests_finished(self) -> bool:
+        if not self.collection_is_completed or self._has_todo():
+            return False
+        return all(len(p) < _HOLD for p in self.node2pending.values())
+
+    @property
+    def has_pending(self) -> bool:
+        return self._has_todo() or any(self.node2pending.values())
+
+    def add_node(self, node: WorkerController) -> None:
+        assert node not in self.node2pending
+        self.node2pending[node] = []
+
+    def add_node_collection(self, node: WorkerController, collection: Sequence[str]) -> None:
+        assert node in self.node2pending
+        # a node added later (a restarted worker) must collect what the others did
+        if self.collection is not None and list(collection) != self.collection:
+            other = next(iter(self.node2collection))
+            self.log(_diff(self.collection, list(collection), other, node))
+            return
+        self.node2collection[node] = list(collection)
+
+    def mark_test_complete(
+        self, node: WorkerController, item_index: int, duration: float = 0
+    ) -> None:
+        self.node2pending[node].remove(item_index)
+        self._started[node] = self._clock()  # its next item starts now
+        entry = self.item_group.get(item_index)
+        if entry is None:
+            self.costs.add(None, 0, duration)
+        else:
+            group, name = entry
+            self.costs.add(name, group.migrations, duration)
+        self._fill_all(first=node)
+
+    def mark_test_pending(self, item: str) -> None:
+        assert self.collection is not None
+        self._requeue([self.collection.index(item)])
+        self._fill_all()
+
+    def remove_pending_tests_from_node(
+        self, node: WorkerController, indices: Sequence[int]
+    ) -> None:
+        raise NotImplementedError()  # this scheduler never sends "steal"
+
+    def remove_node(self, node: WorkerController) -> str | None:
+        pending = self.node2pending.pop(node)
+        for group in self.groups.values():
+            if node in group.owners:
+                group.owners.remove(node)
+        if not pending:
+            return None
+        assert self.collection is not None
+        crashitem = self.collection[pending.pop(0)]
+        self._requeue(pending)
+        self._fill_all()
+        return crashitem
+
+    def schedule(self) -> None:
+        assert self.collection_is_completed
+        if self.collection is not None:  # a node added later: give it work
+            self._fill_all()
+            return
+        if not self._same_collections():
+            self.log("**Different tests collected, aborting run**")
+            return
+        self.collection = next(iter(self.node2collection.values()))
+        if self.maxschedchunk is None:
+            self.maxschedchunk = len(self.collection)
+        for index, nodeid in enumerate(self.collection):
+            key = check_key(nodeid)
+            if key is None:
+                self.plain.append(index)
+                continue
+            anchor, name = key
+            group = self.groups.get(anchor)
+            if group is None:
+                group = self.groups[anchor] = _Group(
+                    anchor, max(1, self.facts.migrations_of(anchor))
+                )
+            group.todo.append(index)
+            self.item_group[index] = (group, name)
+        for group in self.groups.values():
+            self._sort(group)
+        self._fill_all()
+
+    # ------------------------------------------------------------------ choosing work
+    def _has_todo(self) -> bool:
+        return bool(self.plain) or any(g.todo for g in self.groups.values())
+
+    def _cost(self, index: int) -> float:
+        entry = self.item_group.get(index)
+        if entry is None:
+            return self.costs.plain_seconds()
+        group, name = entry
+        return self.costs.check(name, group.migrations)
+
+    def _sort(self, group: _Group) -> None:
+        """Heaviest first by the current estimates (stable: ties keep collection order)."""
+        if group.sorted_at != self.costs.version:
+            group.todo.sort(key=lambda i: -self._cost(i))
+            group.sorted_at = self.costs.version
+
+    def _todo_cost(self, group: _Group) -> float:
+        return sum(self._cost(i) for i in group.todo)
+
+    def _left(self, node: WorkerController, index: int, position: int) -> float:
+        """Estimated seconds item ``index`` still needs on ``node`` (running when first)."""
+        cost = self._cost(index)
+        if position == 0:
+            cost -= self._clock() - self._started.get(node, self._clock())
+        return max(0.0, cost)
+
+    def _in_flight(self, group: _Group | None) -> float:
+        """Estimated seconds the group's items sent to workers still need (None: all items)."""
+        total = 0.0
+        for node, pending in self.node2pending.items():
+            for position, index in enumerate(pending):
+                entry = self.item_group.get(index)
+                if group is None or (entry is not None and entry[0] is group):
+                    total += self._left(node, index, position)
+        return total
+
+    def _active(self, group: _Group) -> int:
+        """Workers that have the group's checks in hand."""
+        return sum(
+            1
+            for node in group.owners
+            if any(
+                (e := self.item_group.get(i)) is not None and e[0] is group
+                for i in self.node2pending.get(node, ())
+            )
+        )
+
+    def _pick(self, node: WorkerController) -> list[int]:
+        """The next items for ``node`` (empty: nothing worth sending it).
+
+        In this order: the heaviest check of a bundle another worker has that it would still be
+        at when all the other work could be done (a bottleneck: one large bundle, or the last
+        one); the heaviest check of the node's own bundles; the largest bundle nobody started;
+        other tests; at the end, another worker's bundle when helping beats waiting for it
+        even after building its images once more.
+        """
+        groups = [g for g in self.groups.values() if g.todo]
+        for group in groups:
+            self._sort(group)
+        foreign = [g for g in groups if g.owners and node not in g.owners]
+        workers = sum(1 for n in self.node2pending if not n.shutting_down) or 1
+        everything = sum(self._todo_cost(g) for g in groups) + self._in_flight(None)
+        everything += len(self.plain) * self.costs.plain_seconds()
+        share = everything / workers
+        best: tuple[float, _Group] | None = None
+        for group in foreign:
+            finish = (self._todo_cost(group) + self._in_flight(group)) / max(1, self._active(group))
+            excess = finish - share - self._warmup(group)
+            if excess > 0 and (best is None or excess > best[0]):
+                best = (excess, group)
+        if best is not None:
+            return [self._take(best[1], node)]
+        own = [g for g in groups if node in g.owners]
+        if own:
+            return [self._take(max(own, key=lambda g: self._cost(g.todo[0])), node)]
+        fresh = [g for g in groups if not g.owners]
+        if fresh:
+            return [self._take(max(fresh, key=self._todo_cost), node)]
+        if self.plain:
+            return self._take_plain()
+        for group in foreign:
+            remaining = (self._todo_cost(group) + self._in_flight(group)) / max(
+                1, self._active(group)
+            )
+            gain = remaining - self._warmup(group) - self._cost(group.todo[0])
+            if gain > 0 and (best is None or gain > best[0]):
+                best = (gain, group)
+        if best is not None:
+            return [self._take(best[1], node)]
+        return []
+
+    def _warmup(self, group: _Group) -> float:
+        """What starting on the bundle costs a worker that has not run any of its checks."""
+        built = self.facts.images_seconds_of(group.key)
+        if built is None:  # per migration as in the bundles built so far, else the prior
+            rates = sorted(
+                seconds / g.migrations
+                for g in self.groups.values()
+                if (seconds := self.facts.images_seconds_of(g.key)) is not None
+            )
+            rate = rates[len(rates) // 2] if rates else self.costs.rate(WARMUP_CHECK)
+            built = rate * group.migrations
+        return WARMUP_FACTOR * built
+
+    def _take(self, group: _Group, node: WorkerController) -> int:
+        if node not in group.owners:
+            group.owners.append(node)
+        return group.todo.pop(0)
+
+    def _take_plain(self) -> list[int]:
+        nodes = max(1, len(self.node2pending))
+        chunk = max(1, len(self.plain) // nodes // 4)
+        if self.maxschedchunk is not None:
+            chunk = min(chunk, max(1, self.maxschedchunk))
+        taken, self.plain[:chunk] = self.plain[:chunk], []
+        return taken
+
+    def _requeue(self, indices: Sequence[int]) -> None:
+        """Items a worker will not run (it crashed): back to the front of their queues."""
+        plain: list[int] = []
+        for index in indices:
+            entry = self.item_group.get(index)
+            if entry is None:
+                plain.append(index)
+            else:
+                entry[0].todo.insert(0, index)
+                entry[0].sorted_at = -1
+        self.plain[:0] = plain
+
+    def _fill_all(self, first: WorkerController | None = None) -> None:
+        order = list(self.node2pending)
+        if first is not None and first in self.node2pending:
+            order.remove(first)
+            order.insert(0, first)
+        for node in order:
+            self._fill(node)
+
+    def _fill(self, node: WorkerController) -> None:
+        """Keep ``node`` holding two items; shut it down when nothing is worth sending it."""
+        if node.shutting_down or self.collection is None:
+            return
+        pending = self.node2pending[node]
+        while len(pending) < _HOLD:
+            indices = self._pick(node)
+            if not indices:
+                break
+            if not pending:
+                self._started[node] = self._clock()
+            pending.extend(indices)
+            node.send_runtest_some(indices)
+        if len(pending) < _HOLD:
+            # it runs what it holds and leaves: whatever is left belongs to busier workers,
+            # for whom it is cheaper to finish it than for this one to start on it
+            node.shutdown()
+
+    def _same_collections(self) -> bool:
+        items = list(self.node2collection.items())
+        first_node, first = items[0]
+        same = True
+        for node, collection in items[1:]:
+            msg = _diff(first, collection, first_node, node)
+            if msg:
+                same = False
+                self.log(msg)
+                report = pytest.CollectReport(
+                    nodeid=node.gateway.id, outcome="failed", longrepr=msg, result=[]
+                )
+                self.config.hook.pytest_collectreport(report=report)
+        return same
+
+
+def _diff(a: list[str], b: list[str], node_a: WorkerController, node_b: WorkerController) -> str:
+    from xdist.report import report_collection_diff  # type: ignore[import-untyped]
+
+    return str(report_collection_diff(a, b, node_a.gateway.id, node_b.gateway.id) or "")
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is installed (its hooks are unknown otherwise)."""
+
+    def __init__(self, dsession: DosqliteSession) -> None:
+        self.dsession = dsession
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Producer) -> Any:
+        ds = self.dsession
+        if not ds.settings.enabled or config.getvalue("dist") != "load":
+            return None  # xdist's own choice
+        return BundleScheduling(config, log, ds)
