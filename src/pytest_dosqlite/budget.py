@@ -915,9 +915,10 @@ def startup_budget(ctx: CheckContext) -> None:
     oldest version runs every later migration there at once, and the runtime resets the object
     when the callback takes longer than ``Settings.budget_seconds`` (30 s on Cloudflare). The
     time is estimated by :func:`estimate_startup` with ``Settings.budget_rows`` rows per table
-    (default 100,000; measured at up to ``budget_sample_rows`` rows, default 10,000, and
-    extrapolated linearly). Rule: estimated total > ``budget_warn_ratio`` (0.5) x limit ->
-    :class:`DosqliteBudgetWarning`; > ``budget_fail_ratio`` (1.0) x limit -> CheckFailure. The
+    (default 100,000; measured at up to ``budget_sample_rows`` rows, default 10,000, on the
+    tables each migration reaches, and extrapolated). Rule: estimated total >
+    ``budget_warn_ratio`` (0.5) x limit -> :class:`DosqliteBudgetWarning`; >
+    ``budget_fail_ratio`` (1.0) x limit -> CheckFailure. The
     estimate is stored in ``ctx.extra["budget"]`` (a :class:`BudgetEstimate`;
     ``.per_migration`` is the per-migration dict) for reports.
     """
@@ -962,9 +963,11 @@ def startup_budget(ctx: CheckContext) -> None:
             )
         )
     method = (
-        f"each migration timed on tables topped up to {', '.join(f'{n:,}' for n in est.measured)} "
-        f"rows and extrapolated to {rows:,} rows (linearly, or as a power law where the time "
-        "grows faster than the rows); SQLite in memory on this machine, "
+        "each migration timed on the tables it reaches (named, foreign-key children it deletes "
+        "from, parents, trigger and view sources) topped up to "
+        f"{', '.join(f'{n:,}' for n in est.measured)} rows and extrapolated to {rows:,} rows "
+        "(linearly, or as a power law where the time grows faster than the rows; migrations "
+        "that reach no existing table are not extrapolated); SQLite in memory on this machine, "
         "without the DO's storage I/O"
     )
     if total > fail_ratio * limit:
