@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 from conftest import EXAMPLES, shared_path
@@ -477,3 +478,292 @@ def test_crash_points_a_start_never_reaches_fail_unless_the_high_water_mark_skip
     merge = context(EXAMPLES / "fleet-branch-merge" / "drizzle")
     skipped = [r for r in fleet.run_crash_points(merge) if r.point.tag == "0004_feature_flags"]
     assert [r.status for r in skipped] == ["unreached", "unreached"]  # skipped from v4: fine
+
+
+# ------------------------------------------------------------------ crash chains (the fast path)
+
+CRASH_HOOKS = '''
+import time
+
+from pytest_dosqlite.fleet import drizzle_start
+from pytest_dosqlite.migrator import INSERT_SQL, LEDGER_DDL, MigrationRun, js_number
+
+LAST_WHEN = 'SELECT max(created_at) FROM "__drizzle_migrations"'
+
+
+def _pending(do, bundle):
+    do.sql.exec(LEDGER_DDL)
+    rows = do.sql.exec(LAST_WHEN).raw().to_array()
+    hwm = None if rows[0][0] is None else js_number(rows[0][0])
+    return hwm, [m for m in bundle.migrations if hwm is None or hwm < m.when]
+
+
+def ledger_apart_start(do, bundle):
+    """Each migration's statements in one event, its ledger row in the next one."""
+    hwm, pending = _pending(do, bundle)
+    run = MigrationRun(high_water_mark=hwm)
+    for m in pending:
+        with do.event():
+            for chunk in m.chunks:
+                do.sql.exec(chunk)
+        with do.event():
+            do.sql.exec(INSERT_SQL, "", m.when)
+        run.applied.append(m.tag)
+    return run
+
+
+def checkpointing_start(do, bundle):
+    """Every statement its own commit, each folded into the main file at once."""
+    hwm, pending = _pending(do, bundle)
+    run = MigrationRun(high_water_mark=hwm)
+    for m in pending:
+        for chunk in m.chunks:
+            do.sql.exec(chunk)
+            do._internal("PRAGMA wal_checkpoint(TRUNCATE)")
+        do.sql.exec(INSERT_SQL, "", m.when)
+        run.applied.append(m.tag)
+    return run
+
+
+def extra_table_start(do, bundle):
+    """drizzle's start, then a table of its own (a fresh image has no such table)."""
+    run = drizzle_start(do, bundle)
+    with do.event():
+        do.sql.exec("CREATE TABLE IF NOT EXISTS start_bookkeeping (x integer)")
+    return run
+
+
+def hang_on_second_start(do, bundle):
+    """Hangs whenever the bundle ends with its second migration."""
+    if bundle.migrations and bundle.migrations[-1].idx == 1:
+        time.sleep(3600)
+    return drizzle_start(do, bundle)
+'''
+
+
+@pytest.fixture
+def crash_hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The module ``crash_hooks`` (start functions), importable here and in the workers."""
+    folder = tmp_path / "hooks"
+    folder.mkdir()
+    (folder / "crash_hooks.py").write_text(CRASH_HOOKS)
+    monkeypatch.syspath_prepend(str(folder))
+    return "crash_hooks"
+
+
+def make_bundle(folder: Path, count: int) -> Path:
+    """A drizzle-kit style bundle of ``count`` migrations: tables, indexes, rows, columns."""
+    folder.mkdir(parents=True)
+    (folder / "meta").mkdir()
+    bp = "--> statement-breakpoint\n"
+    entries = []
+    for i in range(count):
+        tag = f"{i:04d}_step"
+        statements = [
+            f"CREATE TABLE `t{i}` (`id` integer PRIMARY KEY NOT NULL, `name` text NOT NULL);\n",
+            f"CREATE INDEX `t{i}_name` ON `t{i}` (`name`);\n",
+            f"INSERT INTO `t{i}` (`id`, `name`) VALUES (1, 'row {i}');\n",
+        ]
+        if i:
+            statements.append(f"ALTER TABLE `t{i - 1}` ADD `extra{i}` integer;\n")
+        (folder / f"{tag}.sql").write_text(bp.join(statements))
+        entries.append(
+            {"idx": i, "version": "6", "when": 1767225600000 + i, "tag": tag, "breakpoints": True}
+        )
+    journal = {"version": "7", "dialect": "sqlite", "entries": entries}
+    (folder / "meta" / "_journal.json").write_text(json.dumps(journal))
+    imports = "".join(f"import m{i:04d} from './{i:04d}_step.sql';\n" for i in range(count))
+    keys = ", ".join(f"m{i:04d}" for i in range(count))
+    (folder / "migrations.js").write_text(
+        "import journal from './meta/_journal.json';\n"
+        + imports
+        + f"\nexport default {{ journal, migrations: {{ {keys} }} }}\n"
+    )
+    return folder
+
+
+def chain_worker(ctx: CheckContext, tmp_path: Path, start: str | None = None) -> _start._Worker:
+    """A crash worker in this process, on the spec run_crash_points would hand it."""
+    bundle = ctx.bundle
+    images = fleet._write_images(ctx, tmp_path, range(len(bundle.migrations) + 1))
+    spec = fleet._write_spec(tmp_path / "spec.pkl", bundle=bundle, start=start, images=images)
+    return _start._Worker(str(spec))
+
+
+def crash_job(bundle: Any, db: Path) -> dict[str, Any]:
+    by_count: dict[int, list[dict[str, Any]]] = {}
+    for point in fleet.crash_points(bundle):
+        by_count.setdefault(point.count, []).append(point.job())
+    units = [{"count": k, "points": by_count[k]} for k in sorted(by_count)]
+    return {"op": "crash", "units": units, "db": str(db), "timeout": 60}
+
+
+@pytest.mark.parametrize("count", [3, 12])
+def test_a_crash_chain_costs_the_same_per_migration_whatever_the_versions(
+    count: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = context(make_bundle(tmp_path / "bundle", count))
+    worker = chain_worker(ctx, tmp_path)
+    calls: Counter[str] = Counter()
+
+    def counting(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("database_state", "inspect_file", "write_image"):
+        monkeypatch.setattr(_start, name, counting(name, getattr(_start, name)))
+    monkeypatch.setattr(worker, "holds", counting("holds", worker.holds))
+    monkeypatch.setattr(worker, "holds_after", counting("holds_after", worker.holds_after))
+    results = list(worker.crash(crash_job(ctx.bundle, tmp_path / "w.db")))
+    assert len(results) == count
+    assert {p["status"] for r in results for p in r["points"]} == {"ok"}
+    # one image written for the whole chain, one open per migration (plus the last restart's),
+    # no schema state read and no full file comparison: nothing per point or per version grows
+    assert worker.fresh_files == calls["write_image"] == 1
+    assert worker.opens == count + 1
+    assert calls["database_state"] == calls["inspect_file"] == calls["holds"] == 0
+    assert calls["holds_after"] == count  # each restart: the pages it wrote, against the store
+
+
+def test_a_crash_chain_reports_what_separate_runs_report(tmp_path: Path) -> None:
+    ctx = context(make_bundle(tmp_path / "bundle", 6), fleet_workers=1)
+    chained = fleet.run_crash_points(ctx)
+    assert len(chained) == len(fleet.crash_points(ctx.bundle)) == 4 + 5 * 5
+    assert {r.status for r in chained} == {"ok"}
+    # the same points one migration per job (every chain broken), judged the same way
+    worker = chain_worker(ctx, tmp_path)
+    job = crash_job(ctx.bundle, tmp_path / "w.db")
+    alone = [
+        point
+        for unit in job["units"]
+        for result in worker.crash(dict(job, units=[unit]))
+        for point in result["points"]
+    ]
+    assert [p["status"] for p in alone] == [r.status for r in chained]
+    assert worker.fresh_files == 6
+
+
+def test_a_start_that_commits_the_migration_before_its_ledger_row_is_caught(
+    crash_hooks: str,
+) -> None:
+    ctx = context(CLEAN, fleet_start=f"{crash_hooks}:ledger_apart_start")
+    results = fleet.run_crash_points(ctx)
+    by_label = {r.point.label: r for r in results}
+    # inside the migration's event a kill rolls everything back: those points are fine
+    assert by_label["0002_posts_title_default: before chunk 3 statement 0"].status == "ok"
+    # between the two events the schema is new and the ledger old: every migration's last
+    # point, which the chain would otherwise go on from (a fresh DO also keeps the ledger table
+    # this start creates in an event of its own: v0 has none)
+    torn = {r.point.label for r in results if r.status != "ok"}
+    ledger_points = {
+        f"{m.tag}: after the ledger INSERT, before commit" for m in ctx.bundle.migrations
+    }
+    assert ledger_points <= torn
+    assert {label for label in torn - ledger_points if not label.startswith("0000_init")} == set()
+    assert {r.status for r in results if r.point.label in torn} == {"partial"}
+    posts = by_label["0001_posts: after the ledger INSERT, before commit"]
+    assert "+table posts" in posts.detail and "+ledger row" not in posts.detail
+    failure = failure_of(fleet.crash_recovery, ctx)
+    assert failure.summary.startswith(f"{len(torn)} of 20 crash points leave")
+
+
+def test_a_start_that_checkpoints_between_statements_is_caught_in_the_main_file(
+    crash_hooks: str,
+) -> None:
+    ctx = context(CLEAN, fleet_start=f"{crash_hooks}:checkpointing_start")
+    by_label = {r.point.label: r for r in fleet.run_crash_points(ctx)}
+    # the WAL is empty at every point: what was done is in the main file only
+    rename = by_label["0002_posts_title_default: before chunk 4 statement 0"]
+    assert rename.status == "partial"
+    assert "-table posts" in rename.detail and "+table __new_posts" in rename.detail
+    insert = by_label["0003_audit: before chunk 0 statement 2"]
+    assert "+table audit" in insert.detail and "+trigger users_audit" in insert.detail
+    assert by_label["0001_posts: before chunk 0 statement 0"].status == "ok"
+
+
+def test_a_restart_that_does_not_reach_the_fresh_image_is_reported(crash_hooks: str) -> None:
+    ctx = context(CLEAN, fleet_start=f"{crash_hooks}:extra_table_start")
+    results = fleet.run_crash_points(ctx)
+    assert {r.status for r in results} == {"restart-differs"}
+    assert all("+table start_bookkeeping" in r.detail for r in results)
+
+
+def test_a_unit_that_times_out_takes_only_itself_with_it(crash_hooks: str) -> None:
+    ctx = context(
+        CLEAN, fleet_start=f"{crash_hooks}:hang_on_second_start", fleet_timeout=1, fleet_workers=1
+    )
+    statuses: dict[str, set[str]] = {}
+    for r in fleet.run_crash_points(ctx):
+        statuses.setdefault(r.point.tag, set()).add(r.status)
+    assert statuses == {
+        "0000_init": {"ok"},
+        "0001_posts": {"error"},
+        "0002_posts_title_default": {"ok"},  # run by a new worker, from a fresh image of v2
+        "0003_audit": {"ok"},
+    }
+
+
+def test_wal_frames_are_read_as_sqlite_reads_them(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    writer = apsw.Connection(str(db))
+    writer.execute(
+        "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=2; "
+        "PRAGMA cache_spill=1"
+    )
+    writer.execute("CREATE TABLE t (x blob)")
+    committed = _start._wal_pages(f"{db}-wal")
+    assert committed and _start._wal_may_commit(f"{db}-wal")
+    writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert _start._wal_pages(f"{db}-wal") == set() and not _start._wal_may_commit(f"{db}-wal")
+    before = db.read_bytes()
+    # a transaction too big for the cache spills uncommitted frames into the WAL
+    writer.execute(
+        "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+        "INSERT INTO t SELECT randomblob(3000) FROM n"
+    )
+    spilled = _start._wal_pages(f"{db}-wal")
+    assert spilled and len(spilled) > 10
+    assert not _start._wal_may_commit(f"{db}-wal")
+    for suffix in ("", "-wal"):
+        shutil.copyfile(f"{db}{suffix}", tmp_path / f"copy.db{suffix}")
+    copy = apsw.Connection(str(tmp_path / "copy.db"))
+    assert copy.execute("SELECT count(*) FROM t").fetchall() == [(0,)]  # SQLite agrees
+    copy.close()
+    assert db.read_bytes() == before
+    writer.execute("COMMIT")
+    assert _start._wal_may_commit(f"{db}-wal")
+    writer.close()
+    (tmp_path / "junk-wal").write_bytes(b"not a wal at all, but long enough to have a header")
+    assert _start._wal_may_commit(str(tmp_path / "junk-wal"))
+    assert _start._wal_pages(str(tmp_path / "junk-wal")) is None
+
+
+def test_holds_compares_every_page_that_can_differ(tmp_path: Path) -> None:
+    ctx = context(make_bundle(tmp_path / "bundle", 3))
+    worker = chain_worker(ctx, tmp_path)
+    image = worker.image(3)
+    assert image is not None
+    path = tmp_path / "v3.db"
+    fleet.write_image(path, image)  # WAL mode: the header differs, the pages do not
+    assert worker.holds(path, 3) and not worker.holds(path, 2)
+    pages = len(image) // 4096
+    assert worker.holds_after(path, 3, set(range(1, pages + 1)))
+    # a page equal in versions 2 and 3 that the restart did not write: found without reading
+    # it only if the file is assumed unwritten there, so it must be read when it is listed
+    old = worker.store["versions"][2]
+    new = worker.store["versions"][3]
+    same = next(n for n, (a, b) in enumerate(zip(new, old, strict=False), 1) if a == b and n > 1)
+    data = bytearray(path.read_bytes())
+    data[(same - 1) * 4096 + 200] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert not worker.holds(path, 3)
+    assert not worker.holds_after(path, 3, {same})
+    # a page that differs between the versions must have been written by the restart
+    differs = [n for n, (a, b) in enumerate(zip(new, old, strict=False), 1) if a != b]
+    assert differs
+    fleet.write_image(path, image)
+    assert not worker.holds_after(path, 3, set())
+    assert worker.holds_after(path, 3, set(differs))

@@ -1439,7 +1439,7 @@ def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
     for i, p in enumerate(points):
         by_count.setdefault(p.count, []).append(i)
     counts = sorted(by_count)
-    workers = _limit(ctx, "fleet_workers", default_workers())
+    workers = _limit(ctx, "fleet_workers", default_workers())  # _run_pool: at most one a job
     start = _start_spec(ctx)
     units = [{"count": k, "points": [points[i].job() for i in by_count[k]]} for k in counts]
     jobs = [{"op": "crash", "units": chunk} for chunk in _chains(units, workers)]
@@ -1473,15 +1473,18 @@ def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
 #: crash chains per worker process: enough to even out uneven migrations, few enough that the
 #: fresh image each chain starts from stays negligible
 CHAINS_PER_WORKER = 4
+#: migrations of a chain at least (a small bundle is one chain: a worker starts in ~0.2 s)
+MIN_CHAIN = 16
 
 
 def _chains(units: list[dict[str, Any]], workers: int) -> list[list[dict[str, Any]]]:
     """Consecutive migrations cut into chains of about equal work (crash points, plus the
-    restart and the open of each migration), ``CHAINS_PER_WORKER`` per worker at most."""
+    restart and the open of each migration): ``CHAINS_PER_WORKER`` per worker at most, and
+    ``MIN_CHAIN`` migrations per chain at least."""
     if not units:
         return []
     weights = [len(u["points"]) + 2 for u in units]
-    parts = max(1, min(len(units), workers * CHAINS_PER_WORKER))
+    parts = max(1, min(-(-len(units) // MIN_CHAIN), workers * CHAINS_PER_WORKER))
     share = sum(weights) / parts
     chains: list[list[dict[str, Any]]] = [[]]
     done = 0.0
