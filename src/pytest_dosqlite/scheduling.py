@@ -72,6 +72,8 @@ WARMUP_FACTOR = 2.0
 #: the files check items hang from (collect.anchor_of)
 _ANCHORS = ("_journal.json", "migrations.js", "migration.sql")
 
+#: relative change of a check's estimate that re-sorts the queues
+_REORDER = 0.25
 #: items a worker holds: the one it runs and the next (it runs one only once it has the next)
 _HOLD = 2
 
@@ -114,22 +116,37 @@ class _Group:
     todo: list[int] = field(default_factory=list)
     #: workers that ran or run checks of this bundle (they have its images)
     owners: list[Any] = field(default_factory=list)
-    #: ``_Costs.version`` when ``todo`` was last sorted
+    #: estimated seconds of ``todo``, as of ``sorted_at``
+    todo_cost: float = 0.0
+    #: ``_Costs.version`` when ``todo`` was last sorted and costed (-1: never)
     sorted_at: int = -1
 
 
 class _Costs:
-    """Estimated seconds of an item, learned from the durations workers report."""
+    """Estimated seconds of an item, learned from the durations workers report.
+
+    ``version`` changes when an estimate moved enough to reorder work (a check's first report,
+    or its rate off by more than :data:`_REORDER` from what the queues were sorted by), not on
+    every report: sorting every bundle's queue on every report would cost the controller more
+    than it saves.
+    """
 
     def __init__(self) -> None:
         #: check name -> (seconds, migrations) summed over completed items
         self.learned: dict[str, tuple[float, int]] = {}
         self.plain: tuple[float, int] = (0.0, 0)
-        #: bumped by every :meth:`add` (estimates changed)
         self.version = 0
+        #: check name -> seconds per migration, as of ``version``
+        self._rates: dict[str, float] = {}
 
     def rate(self, name: str) -> float:
-        """Seconds per migration of check ``name``."""
+        """Seconds per migration of check ``name`` (as of ``version``)."""
+        cached = self._rates.get(name)
+        if cached is None:
+            cached = self._rates[name] = self._current(name)
+        return cached
+
+    def _current(self, name: str) -> float:
         hit = self.learned.get(name)
         if hit is not None and hit[1] > 0:
             return hit[0] / hit[1]
@@ -137,15 +154,12 @@ class _Costs:
 
     def _scale(self) -> float:
         """Seconds per migration of prior weight 1, from the checks with known durations."""
-        ratios = [
+        ratios = sorted(
             (s / n) / PRIOR_WEIGHTS.get(name, 1.0)
             for name, (s, n) in self.learned.items()
             if n > 0 and s > 0
-        ]
-        if not ratios:
-            return DEFAULT_SCALE
-        ratios.sort()
-        return ratios[len(ratios) // 2]
+        )
+        return ratios[len(ratios) // 2] if ratios else DEFAULT_SCALE
 
     def check(self, name: str, migrations: int) -> float:
         return self.rate(name) * max(1, migrations)
@@ -155,13 +169,18 @@ class _Costs:
         return s / n if n else DEFAULT_PLAIN_SECONDS
 
     def add(self, name: str | None, migrations: int, seconds: float) -> None:
-        self.version += 1
         if name is None:
             s, n = self.plain
-            self.plain = (s + seconds, n + 1)
+            self.plain = (s + max(0.0, seconds), n + 1)
             return
+        first = name not in self.learned
         s, n = self.learned.get(name, (0.0, 0))
         self.learned[name] = (s + max(0.0, seconds), n + max(1, migrations))
+        before = self._rates.get(name)
+        now = self._current(name)
+        if first or before is None or abs(now - before) > _REORDER * max(before, 1e-9):
+            self.version += 1
+            self._rates.clear()
 
 
 class BundleScheduling:
@@ -186,6 +205,8 @@ class BundleScheduling:
         self.collection: list[str] | None = None
         self.costs = _Costs()
         self.groups: dict[str, _Group] = {}
+        #: the groups with checks not sent yet, in collection order
+        self._open: list[_Group] = []
         #: index -> (group, check name) for check items
         self.item_group: dict[int, tuple[_Group, str]] = {}
         #: tests that are not dosqlite checks, not sent yet, in collection order
@@ -286,13 +307,12 @@ class BundleScheduling:
                 )
             group.todo.append(index)
             self.item_group[index] = (group, name)
-        for group in self.groups.values():
-            self._sort(group)
+        self._open = list(self.groups.values())
         self._fill_all()
 
     # ------------------------------------------------------------------ choosing work
     def _has_todo(self) -> bool:
-        return bool(self.plain) or any(g.todo for g in self.groups.values())
+        return bool(self.plain) or any(g.todo for g in self._open)
 
     def _cost(self, index: int) -> float:
         entry = self.item_group.get(index)
@@ -301,42 +321,34 @@ class BundleScheduling:
         group, name = entry
         return self.costs.check(name, group.migrations)
 
-    def _sort(self, group: _Group) -> None:
+    def _refresh(self, group: _Group) -> None:
         """Heaviest first by the current estimates (stable: ties keep collection order)."""
         if group.sorted_at != self.costs.version:
-            group.todo.sort(key=lambda i: -self._cost(i))
+            costs = {i: self._cost(i) for i in group.todo}
+            group.todo.sort(key=lambda i: -costs[i])
+            group.todo_cost = sum(costs.values())
             group.sorted_at = self.costs.version
 
-    def _todo_cost(self, group: _Group) -> float:
-        return sum(self._cost(i) for i in group.todo)
-
-    def _left(self, node: WorkerController, index: int, position: int) -> float:
-        """Estimated seconds item ``index`` still needs on ``node`` (running when first)."""
-        cost = self._cost(index)
-        if position == 0:
-            cost -= self._clock() - self._started.get(node, self._clock())
-        return max(0.0, cost)
-
-    def _in_flight(self, group: _Group | None) -> float:
-        """Estimated seconds the group's items sent to workers still need (None: all items)."""
+    def _in_hand(self) -> tuple[float, dict[int, tuple[float, int]]]:
+        """What the workers hold: estimated seconds left in all, and per group (by id) the
+        seconds left and how many workers hold some of it."""
+        now = self._clock()
         total = 0.0
+        per: dict[int, tuple[float, int]] = {}
         for node, pending in self.node2pending.items():
+            seen: set[int] = set()
             for position, index in enumerate(pending):
+                left = self._cost(index)
+                if position == 0:  # running since its predecessor finished
+                    left = max(0.0, left - (now - self._started.get(node, now)))
+                total += left
                 entry = self.item_group.get(index)
-                if group is None or (entry is not None and entry[0] is group):
-                    total += self._left(node, index, position)
-        return total
-
-    def _active(self, group: _Group) -> int:
-        """Workers that have the group's checks in hand."""
-        return sum(
-            1
-            for node in group.owners
-            if any(
-                (e := self.item_group.get(i)) is not None and e[0] is group
-                for i in self.node2pending.get(node, ())
-            )
-        )
+                if entry is not None:
+                    key = id(entry[0])
+                    seconds, workers = per.get(key, (0.0, 0))
+                    per[key] = (seconds + left, workers + (key not in seen))
+                    seen.add(key)
+        return total, per
 
     def _pick(self, node: WorkerController) -> list[int]:
         """The next items for ``node`` (empty: nothing worth sending it).
@@ -347,58 +359,71 @@ class BundleScheduling:
         other tests; at the end, another worker's bundle when helping beats waiting for it
         even after building its images once more.
         """
-        groups = [g for g in self.groups.values() if g.todo]
-        for group in groups:
-            self._sort(group)
-        foreign = [g for g in groups if g.owners and node not in g.owners]
+        self._open = [g for g in self._open if g.todo]
+        for group in self._open:
+            self._refresh(group)
+        held, per = self._in_hand()
         workers = sum(1 for n in self.node2pending if not n.shutting_down) or 1
-        everything = sum(self._todo_cost(g) for g in groups) + self._in_flight(None)
-        everything += len(self.plain) * self.costs.plain_seconds()
-        share = everything / workers
+        everything = held + sum(g.todo_cost for g in self._open)
+        share = (everything + len(self.plain) * self.costs.plain_seconds()) / workers
+        warmup = self._warmups()
+        foreign: list[tuple[float, _Group]] = []  # (seconds until its workers are done, group)
+        own: _Group | None = None
+        fresh: _Group | None = None
+        for group in self._open:
+            if node in group.owners:
+                if own is None or self._cost(group.todo[0]) > self._cost(own.todo[0]):
+                    own = group
+            elif not group.owners:
+                if fresh is None or group.todo_cost > fresh.todo_cost:
+                    fresh = group
+            else:
+                seconds, holders = per.get(id(group), (0.0, 0))
+                foreign.append(((group.todo_cost + seconds) / max(1, holders), group))
         best: tuple[float, _Group] | None = None
-        for group in foreign:
-            finish = (self._todo_cost(group) + self._in_flight(group)) / max(1, self._active(group))
-            excess = finish - share - self._warmup(group)
+        for finish, group in foreign:
+            excess = finish - share - warmup(group)
             if excess > 0 and (best is None or excess > best[0]):
                 best = (excess, group)
-        if best is not None:
-            return [self._take(best[1], node)]
-        own = [g for g in groups if node in g.owners]
-        if own:
-            return [self._take(max(own, key=lambda g: self._cost(g.todo[0])), node)]
-        fresh = [g for g in groups if not g.owners]
-        if fresh:
-            return [self._take(max(fresh, key=self._todo_cost), node)]
-        if self.plain:
-            return self._take_plain()
-        for group in foreign:
-            remaining = (self._todo_cost(group) + self._in_flight(group)) / max(
-                1, self._active(group)
-            )
-            gain = remaining - self._warmup(group) - self._cost(group.todo[0])
-            if gain > 0 and (best is None or gain > best[0]):
-                best = (gain, group)
-        if best is not None:
-            return [self._take(best[1], node)]
-        return []
+        if best is None:
+            group_or_none = own or fresh
+            if group_or_none is not None:
+                return [self._take(group_or_none, node)]
+            if self.plain:
+                return self._take_plain()
+            for finish, group in foreign:
+                gain = finish - warmup(group) - self._cost(group.todo[0])
+                if gain > 0 and (best is None or gain > best[0]):
+                    best = (gain, group)
+        if best is None:
+            return []
+        return [self._take(best[1], node)]
 
-    def _warmup(self, group: _Group) -> float:
-        """What starting on the bundle costs a worker that has not run any of its checks."""
-        built = self.facts.images_seconds_of(group.key)
-        if built is None:  # per migration as in the bundles built so far, else the prior
-            rates = sorted(
-                seconds / g.migrations
-                for g in self.groups.values()
-                if (seconds := self.facts.images_seconds_of(g.key)) is not None
-            )
-            rate = rates[len(rates) // 2] if rates else self.costs.rate(WARMUP_CHECK)
-            built = rate * group.migrations
-        return WARMUP_FACTOR * built
+    def _warmups(self) -> Callable[[_Group], float]:
+        """What starting on a bundle costs a worker that has not run any of its checks."""
+        rate: list[float] = []  # per migration, computed when first needed
+
+        def warmup(group: _Group) -> float:
+            built = self.facts.images_seconds_of(group.key)
+            if built is None:  # per migration as in the bundles built so far, else the prior
+                if not rate:
+                    known = sorted(
+                        seconds / g.migrations
+                        for g in self.groups.values()
+                        if (seconds := self.facts.images_seconds_of(g.key)) is not None
+                    )
+                    rate.append(known[len(known) // 2] if known else self.costs.rate(WARMUP_CHECK))
+                built = rate[0] * group.migrations
+            return WARMUP_FACTOR * built
+
+        return warmup
 
     def _take(self, group: _Group, node: WorkerController) -> int:
         if node not in group.owners:
             group.owners.append(node)
-        return group.todo.pop(0)
+        index = group.todo.pop(0)
+        group.todo_cost = max(0.0, group.todo_cost - self._cost(index))
+        return index
 
     def _take_plain(self) -> list[int]:
         nodes = max(1, len(self.node2pending))
@@ -416,8 +441,11 @@ class BundleScheduling:
             if entry is None:
                 plain.append(index)
             else:
-                entry[0].todo.insert(0, index)
-                entry[0].sorted_at = -1
+                group = entry[0]
+                group.todo.insert(0, index)
+                group.sorted_at = -1
+                if group not in self._open:
+                    self._open.append(group)
         self.plain[:0] = plain
 
     def _fill_all(self, first: WorkerController | None = None) -> None:
