@@ -47,8 +47,21 @@ def test_estimate_measures_every_migration() -> None:
     assert est.total == pytest.approx(sum(est.per_migration.values()))
     assert est.failures == {}
     big = estimate_startup(bundle, rows=1_000_000, sample_rows=2000, images=ImageCache())
-    assert sorted(big.measured) == [20, 200, 2000]
+    # the smallest size is only measured when a migration could be too slow for the largest
+    assert sorted(big.measured) == [200, 2000]
     assert "0001_posts_author_set_null" in big.render()
+    capped = estimate_startup(
+        bundle, rows=1_000_000, sample_rows=2000, images=ImageCache(), measure_cap=1e-12
+    )
+    assert sorted(capped.measured) == [20, 200, 2000]
+    independent = _plan(bundle.migrations).independent
+    data = [t for t, free in zip(tags, independent, strict=True) if not free]
+    assert data, "no migration of the example reads rows"
+    for t in data:  # over the cap: not run at 2,000 rows, estimated from 20 and 200
+        assert t in capped.measured[20] and t not in capped.measured[2000]
+    for t, free in zip(tags, independent, strict=True):
+        if free:  # schema-only: as cheap at 2,000 rows, never left out
+            assert t in capped.measured[2000]
 
 
 def test_estimate_times_migrations_that_fail_on_carried_over_rows() -> None:
@@ -204,7 +217,7 @@ def test_independent_migrations_are_not_extrapolated() -> None:
         SCHEMA, "ALTER TABLE `c` ADD `y` text;", "CREATE INDEX `b_w` ON `b` (`w`);"
     )
     est = estimate_startup(bundle, rows=100_000, sample_rows=1000, images=ImageCache())
-    assert sorted(est.measured) == [10, 100, 1000]
+    assert sorted(est.measured) == [100, 1000]
     measured = [est.measured[n]["0001_m1"] for n in est.measured]
     assert est.per_migration["0001_m1"] == min(measured)
     assert "0001_m1" not in est.growth

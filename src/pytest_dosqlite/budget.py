@@ -81,7 +81,9 @@ class BudgetEstimate:
         ]
         sizes = sorted(self.measured)
         for tag, est in self.per_migration.items():
-            measured = ", ".join(f"{self.measured[n].get(tag, 0.0):.4f} s @ {n:,}" for n in sizes)
+            measured = ", ".join(
+                f"{self.measured[n][tag]:.4f} s @ {n:,}" for n in sizes if tag in self.measured[n]
+            )
             lines.append(f"{tag}: {est:.4f} s (measured {measured})")
         for tag, why in self.failures.items():
             lines.append(f"{tag}: not timed: {why}")
@@ -840,15 +842,18 @@ def estimate_startup(
     the parents of all of these; a statement that cannot be analysed (``ANALYZE``, an unknown
     form) makes it reach every table. Tables no migration reaches stay empty: their size changes
     no migration's time. When ``rows <= sample_rows`` this is done once at ``rows``. Otherwise
-    it is done at ``sample_rows // 100``, ``sample_rows // 10`` and ``sample_rows`` rows, and
-    each migration's time at ``rows`` is extrapolated from the two largest sizes it was measured
-    at (see :func:`_extrapolate`: linear, or a power law when the growth is clearly
-    superlinear). A migration that reaches no table existing before it (it creates its own
-    tables) cannot depend on the row count: its estimate is its smallest measured time, not an
-    extrapolation of timing noise. A migration whose time, extrapolated from the two smaller
-    sizes, would exceed ``measure_cap`` seconds at ``sample_rows`` is not run at that size, to
-    keep the check cheap; its estimate comes from the smaller sizes. The times are this
-    machine's SQLite (the DO's version) in memory, without the DO's storage I/O.
+    it is done at ``sample_rows // 10`` and ``sample_rows`` rows, and each migration's time at
+    ``rows`` is extrapolated from the two largest sizes it was measured at (see
+    :func:`_extrapolate`: linear, or a power law when the growth is clearly superlinear). A
+    migration whose time, extrapolated from ``sample_rows // 100`` and ``sample_rows // 10``
+    rows, would exceed ``measure_cap`` seconds at ``sample_rows`` is not run at that size, to
+    keep the check cheap; its estimate comes from those two smaller sizes. The run at
+    ``sample_rows // 100`` rows happens only when some migration's time at ``sample_rows // 10``
+    is high enough for that (whatever its time at the smallest size), and stops after the last
+    such migration. A migration that reaches no table existing before it (it creates its own
+    tables, or only changes the schema) cannot depend on the row count: its estimate is its
+    smallest measured time, not an extrapolation of timing noise, and it is never left out. The
+    times are this machine's SQLite (the DO's version) in memory, without the DO's storage I/O.
     """
     import time
 
@@ -872,22 +877,38 @@ def estimate_startup(
         per = {t: measured[size].get(t, 0.0) for t in tags}
     else:
         n0, n1, n2 = sample_rows // 100, sample_rows // 10, sample_rows
-        for n in (n0, n1):
-            measured[n], failed = _progressive_run(bundle, cache, target, n, (), plan, prefixes)
-            failures.update(failed)
-        skip = [
-            t
-            for t in tags
-            if _extrapolate(n0, measured[n0].get(t, 0.0), n1, measured[n1].get(t, 0.0), n2)
-            > measure_cap
+        measured[n1], failed = _progressive_run(bundle, cache, target, n1, (), plan, prefixes)
+        failures.update(failed)
+        # whatever its time at n0, _extrapolate from n0 and n1 to n2 gives at most `bound` times
+        # the time at n1 (power law: exponent at most 2; linear: slope at most t1 / (n1 - n0)):
+        # only migrations above cap / bound at n1 can be too slow to run at n2, and only those
+        # need n0, so the run at n0 stops after the last of them (usually: no run at all)
+        bound = max((n2 / n1) ** 2, 1 + (n2 - n1) / (n1 - n0))
+        could = [
+            i
+            for i, t in enumerate(tags)
+            if not plan.independent[i] and measured[n1].get(t, 0.0) * bound > measure_cap
         ]
+        skip: list[str] = []
+        if could:
+            last = could[-1] + 1
+            measured[n0], failed = _progressive_run(bundle, cache, last, n0, (), plan, prefixes)
+            failures.update(failed)
+            skip = [
+                tags[i]
+                for i in could
+                if _extrapolate(
+                    n0, measured[n0].get(tags[i], 0.0), n1, measured[n1].get(tags[i], 0.0), n2
+                )
+                > measure_cap
+            ]
         measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip, plan, prefixes)
         failures.update(failed)
         for i, t in enumerate(tags):
             if plan.independent[i]:
                 continue
             na, nb = (n1, n2) if t in measured[n2] else (n0, n1)
-            ta, tb = measured[na].get(t, 0.0), measured[nb].get(t, 0.0)
+            ta, tb = measured.get(na, {}).get(t, 0.0), measured[nb].get(t, 0.0)
             per[t] = _extrapolate(na, ta, nb, tb, rows)
             p = _growth(na, ta, nb, tb)
             if p is not None:
