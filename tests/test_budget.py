@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -256,3 +257,15 @@ def test_statement_reading_understands_the_forms_drizzle_writes() -> None:
     assert not _analyse("PRAGMA foreign_keys=OFF").unknown
     assert _analyse("PRAGMA foreign_key_check").unknown
     assert _analyse("PRAGMA foreign_key_check(`t`)").reads == {"t"}
+
+
+def test_existence_is_not_guessed_when_drizzle_may_skip_a_migration() -> None:
+    # 0002 is older than 0001: drizzle's high-water mark never applies it after 0001, so `c`
+    # is still there when 0003 updates it, although the text drops it before
+    bundle = make_bundle(
+        SCHEMA, "CREATE INDEX `b_w` ON `b` (`w`);", "DROP TABLE `c`;", "UPDATE `c` SET `x` = 1;"
+    )
+    m = bundle.migrations
+    plan = _plan((m[0], m[1], dataclasses.replace(m[2], when=1500), m[3]))
+    assert plan.need[3] == {"c"} and not plan.independent[3]
+    assert _plan(m).need[3] == frozenset()  # in order, c is gone before 0003

@@ -93,12 +93,13 @@ class BudgetEstimate:
 # ----------------------------------------------------------------------------- what to fill
 #
 # A migration's time depends on the rows of the tables it reads or writes: the tables its
-# statements name, the children of a table it deletes from, updates or drops (each deleted parent
-# row looks up, cascades to or nulls its children), the parents of every table it writes (each
-# inserted row looks its parents up), the tables a trigger on a written table touches and the
-# tables under a view it reads. Tables no later migration can reach that way only cost seeding
-# time, so the estimate fills just the tables each migration can reach (``_Plan``), right before
-# the first migration that needs them.
+# statements name, the children of a table it deletes from or drops and of one whose referenced
+# column it updates (each such parent row looks up, cascades to or nulls its children), the
+# parents of every table it writes (each inserted row looks its parents up), the tables a trigger
+# on a written table touches and the tables under a view it reads. Schema-only statements (ADD
+# COLUMN without CHECK, RENAME, CREATE) read no row. Tables no later migration can reach that way
+# only cost seeding time, so the estimate fills just the tables some migration can reach
+# (``_Plan``), right before the first migration that needs them.
 
 _TOKEN = re.compile(
     r"\s+|--[^\n]*|/\*.*?(?:\*/|\Z)"
@@ -555,10 +556,14 @@ def _plan(migrations: Sequence[Migration]) -> _Plan:
     independent: list[bool] = []
     before: list[set[str] | None] = []  # the tables that exist before each migration
     exists: set[str] | None = set()  # None once a statement cannot be analysed
-    for effs in effects:
+    newest = -math.inf
+    for m, effs in zip(migrations, effects, strict=True):
         unknown = any(
             e.unknown or (e.check_name is not None and e.check_name not in objects) for e in effs
         )
+        if m.when <= newest:  # drizzle may never apply it: which tables exist is not known
+            exists = None
+        newest = max(newest, m.when)
         deletes = _closure(nodes(n for e in effs for n in e.writes), deps, children)
         updates = nodes(n for e in effs for n in e.updates)
         # an UPDATE that sets no referenced column neither looks up nor changes children
