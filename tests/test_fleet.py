@@ -533,6 +533,13 @@ def extra_table_start(do, bundle):
     return run
 
 
+def marker_start(do, bundle):
+    """Commits a table of its own first, then drizzle's start (which may throw)."""
+    with do.event():
+        do.sql.exec("CREATE TABLE IF NOT EXISTS start_marker (x integer)")
+    return drizzle_start(do, bundle)
+
+
 def hang_on_second_start(do, bundle):
     """Hangs whenever the bundle ends with its second migration."""
     if bundle.migrations and bundle.migrations[-1].idx == 1:
@@ -767,3 +774,11 @@ def test_holds_compares_every_page_that_can_differ(tmp_path: Path) -> None:
     fleet.write_image(path, image)
     assert not worker.holds_after(path, 3, set())
     assert worker.holds_after(path, 3, set(differs))
+
+
+def test_a_failed_start_that_leaves_a_change_breaks_the_restart_loop(crash_hooks: str) -> None:
+    ctx = context(CLEAN, fleet_start=f"{crash_hooks}:marker_start", concurrency=2)
+    failure = failure_of(fleet.concurrent_starts, ctx)
+    body = section(failure, "Restart loop (start from v3")
+    assert "the failed start changed the database (- before, + after):\n+table start_marker" in body
+    assert "differs from a fresh DO at head:\n+table start_marker" in body

@@ -42,6 +42,7 @@ from typing import Any
 from .bundle import Bundle, Migration
 from .errors import DosqliteError
 from .fleet import (
+    HEADER_NOISE,
     StartFn,
     _upgrade,
     database_state,
@@ -163,8 +164,7 @@ class _Snapshots(_Tap):
         # copy is opened alone, and SQLite rebuilds the index of a WAL nobody has open
         last = point == self._ledger
         for suffix in ("-wal", "-shm", "-journal") if last else ("-wal", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copyfile(self._db + suffix, out + suffix)
+            _copy_if_any(self._db + suffix, out + suffix)
         with open(out + ".mark", "wb"):
             pass
 
@@ -191,6 +191,17 @@ class _Snapshots(_Tap):
             self._snapshot(self._ledger)
         self._killable.abandoned = True
         raise _Abandoned
+
+
+def _copy_if_any(source: str, target: str) -> None:
+    """Copy ``source`` unless it is missing or empty (an empty WAL or journal is no WAL or
+    journal to SQLite)."""
+    try:
+        if os.stat(source).st_size == 0:
+            return
+        shutil.copyfile(source, target)
+    except FileNotFoundError:
+        pass
 
 
 def _stat_key(path: str | os.PathLike[str]) -> tuple[int, int, int]:
@@ -411,9 +422,6 @@ def _tb() -> str:
 
 # ---------------------------------------------------------------------------------- crash
 
-#: header bytes equal databases may differ in: the file format (WAL or rollback journal,
-#: 18-19), the change counter (24-27) and the version-valid-for number (92-95)
-_HEADER_NOISE = ((18, 20), (24, 28), (92, 96))
 _WAL_MAGIC = (0x377F0682, 0x377F0683)
 
 
@@ -530,7 +538,7 @@ class _Worker:
     def holds(self, path: str | os.PathLike[str], k: int) -> bool:
         """The database file ``path`` (no WAL content) is version ``k``'s image byte for byte,
         except the header fields that only say how and how often it was written
-        (:data:`_HEADER_NOISE`). Page by page against the store: no image is joined."""
+        (:data:`HEADER_NOISE`). Page by page against the store: no image is joined."""
         refs = self.store.get("versions", {}).get(k)
         if not refs:
             return False
@@ -546,7 +554,7 @@ class _Worker:
         with open(path, "rb", buffering=0) as fh:
             if fh.readinto(memoryview(data)[:size]) != size:
                 return False
-        for start, end in _HEADER_NOISE:
+        for start, end in HEADER_NOISE:
             data[start:end] = first[start:end]
         startswith = data.startswith
         offset = 0
@@ -583,7 +591,7 @@ class _Worker:
                 got = fh.read(page_size)
                 if number == 1:
                     header = bytearray(got)
-                    for start, end in _HEADER_NOISE:
+                    for start, end in HEADER_NOISE:
                         header[start:end] = want[start:end]
                     got = bytes(header)
                 if len(want) != page_size or got != want:
@@ -731,8 +739,7 @@ class _Worker:
         for suffix in ("-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{db}{suffix}")
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copyfile(f"{snap}{suffix}", f"{db}{suffix}")
+            _copy_if_any(f"{snap}{suffix}", f"{db}{suffix}")
 
     def _restart_chained(
         self, db: Path, k: int, go_on: bool

@@ -75,6 +75,7 @@ __all__ = [
     "crash_recovery",
     "database_state",
     "drizzle_start",
+    "file_holds",
     "git_past_states",
     "inspect_file",
     "load_past_bundle",
@@ -267,6 +268,30 @@ def _diff(expected: Sequence[str], got: Sequence[str], limit: int = _DIFF_LINES)
     if len(lines) > limit:
         lines = [*lines[:limit], f"… {len(lines) - limit} more differing lines"]
     return "\n".join(lines) if lines else "(none)"
+
+
+#: header bytes equal databases may differ in: the file format (WAL or rollback journal,
+#: 18-19), the change counter (24-27) and the version-valid-for number (92-95)
+HEADER_NOISE = ((18, 20), (24, 28), (92, 96))
+
+
+def file_holds(path: str | os.PathLike[str], image: bytes) -> bool:
+    """The database file ``path`` (its WAL empty or gone) holds ``image`` byte for byte, except
+    the header fields that only say how and how often it was written (:data:`HEADER_NOISE`).
+
+    Byte-equal databases are equal in every respect (schema, ledger, data, integrity), so this
+    settles a comparison without reading the schema; a difference is explained by comparing
+    :func:`database_state`.
+    """
+    wal = f"{os.fspath(path)}-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        return False
+    if os.path.getsize(path) != len(image) or len(image) < 100:
+        return False
+    data = bytearray(Path(path).read_bytes())
+    for start, end in HEADER_NOISE:
+        data[start:end] = image[start:end]
+    return data == image
 
 
 def write_image(path: Path, image: bytes) -> None:
@@ -1159,19 +1184,25 @@ def concurrent_starts(ctx: CheckContext) -> None:
     deadline = time.monotonic() + _timeout(ctx)
     start = _start_spec(ctx)
     sections: list[tuple[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="dosqlite-race-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="dosqlite-race-", dir=_fast_tmp()) as tmp_name:
         tmp = Path(tmp_name)
         spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start)
         stderr_path = tmp / "stderr.txt"
         with stderr_path.open("wb") as stderr:
             launchers: list[_Launcher] = []
             try:
-                # both launchers start now (their start-up overlaps); each race runs alone
+                # the two races run at the same time, on their own files (each is a whole
+                # migration from an empty DO), and the restart loop runs here meanwhile
                 simultaneous = _launch(tmp / "race.db", spec, concurrency, False, stderr)
                 launchers.append(simultaneous)
                 held = _launch(tmp / "held.db", spec, concurrency, True, stderr)
                 launchers.append(held)
-                race = _race(simultaneous, tmp / "race.db", concurrency, False, deadline)
+                _release(simultaneous, concurrency, False, deadline)
+                _release(held, concurrency, True, deadline)
+                restart: list[tuple[str, str]] = []
+                if head_result.image is not None:
+                    restart = _restart_loop(ctx, tmp, start)
+                race = _finish(simultaneous, tmp / "race.db", concurrency, deadline)
                 failed = [r for r in race.results if not r.get("ok")]
                 if failed and len(failed) == len(race.results):
                     exc = _error_from(failed[0])
@@ -1193,12 +1224,11 @@ def concurrent_starts(ctx: CheckContext) -> None:
                 sections += _judge_race(
                     "Simultaneous starts on a fresh DO", race, bundle, head, holder=None
                 )
-                race = _race(held, tmp / "held.db", concurrency, True, deadline)
+                race = _finish(held, tmp / "held.db", concurrency, deadline)
                 sections += _judge_race(
                     "Starts racing a migration in progress", race, bundle, head, holder=0
                 )
-                if head_result.image is not None:
-                    sections += _restart_loop(ctx, tmp, start)
+                sections += restart
             except (TimeoutError, ChildProcessError) as exc:
                 stderr.flush()
                 sections.append(
@@ -1232,18 +1262,32 @@ def _launch(db: Path, spec: Path, count: int, hold: bool, stderr: IO[bytes]) -> 
 
 
 def _race(launcher: _Launcher, db: Path, count: int, hold: bool, deadline: float) -> _Race:
+    try:
+        _release(launcher, count, hold, deadline)
+    except BaseException:
+        launcher.close()
+        raise
+    return _finish(launcher, db, count, deadline)
+
+
+def _release(launcher: _Launcher, count: int, hold: bool, deadline: float) -> None:
+    """Release the starts of a race (all at once, or the holder first: see ``_start``)."""
+    launcher.wait("ready", range(count), deadline)
+    if hold:
+        launcher.send("go")
+        launcher.wait("holding", [0], deadline)
+        launcher.send("go-others")
+        launcher.wait("started", range(1, count), deadline)
+        time.sleep(0.1)  # let them reach the write lock while the holder keeps it
+        launcher.send("continue")
+    else:
+        launcher.send("go")  # the barrier: every start is polling for it
+
+
+def _finish(launcher: _Launcher, db: Path, count: int, deadline: float) -> _Race:
+    """Wait for every start of a released race; what each did and what the database holds."""
     everyone = range(count)
     try:
-        launcher.wait("ready", everyone, deadline)
-        if hold:
-            launcher.send("go")
-            launcher.wait("holding", [0], deadline)
-            launcher.send("go-others")
-            launcher.wait("started", range(1, count), deadline)
-            time.sleep(0.1)  # let them reach the write lock while the holder keeps it
-            launcher.send("continue")
-        else:
-            launcher.send("go")  # the barrier: every start is polling for it
         done = launcher.wait("done", everyone, deadline)
     finally:
         launcher.close()
@@ -1325,7 +1369,6 @@ def _restart_loop(ctx: CheckContext, tmp: Path, start: str | None) -> list[tuple
         return []
     db = tmp / "restart.db"
     write_image(db, before_version.image)
-    before = database_state(db)
     run_start = resolve_start(start)
     problems: list[str] = []
     do = DurableObjectStorage(db)
@@ -1340,28 +1383,32 @@ def _restart_loop(ctx: CheckContext, tmp: Path, start: str | None) -> list[tuple
         pass  # expected: the start throws, blockConcurrencyWhile resets the instance
     finally:
         do.close()
-    after = database_state(db)
-    if not after.same_as(before):
-        problems.append(
-            "the failed start changed the database (- before, + after):\n" + before.diff(after)
-        )
+    # byte for byte the image it was written from: unchanged (else compare, to explain)
+    if not file_holds(db, before_version.image):
+        before = database_state(before_version.image)
+        after = database_state(db)
+        if not after.same_as(before):
+            problems.append(
+                "the failed start changed the database (- before, + after):\n" + before.diff(after)
+            )
     do = DurableObjectStorage(db)
+    completed = False
     try:
         run_start(do, bundle)
+        completed = True
     except Exception as exc:
         problems.append(f"the next start, with the fixed bundle, fails: {exc}")
-    else:
-        head = ctx.images.head(bundle)
-        final = database_state(db, data=False)
-        if head.image is not None:
-            want = database_state(head.image, data=False)
-            if not final.same_as(want, data=False):
-                problems.append(
-                    "after the next start the database differs from a fresh DO at head:\n"
-                    + want.diff(final, data=False)
-                )
     finally:
-        do.close()
+        do.close()  # the last connection: the WAL goes into the main file
+    head = ctx.images.head(bundle)
+    if completed and head.image is not None and not file_holds(db, head.image):
+        final = database_state(db, data=False)
+        want = database_state(head.image, data=False)
+        if not final.same_as(want, data=False):
+            problems.append(
+                "after the next start the database differs from a fresh DO at head:\n"
+                + want.diff(final, data=False)
+            )
     if not problems:
         return []
     return [
