@@ -339,8 +339,8 @@ def pytest_runtest_logreport(report):
     if report.when == "call":
         RAN.append(report.nodeid)
 
-def pytest_sessionfinish(session):
-    name = worker(session.config)
+def pytest_unconfigure(config):  # after the terminal summary
+    name = worker(config)
     if name:
         with open(f"ran-{name}.json", "w") as f:
             json.dump({"ran": RAN, "builds": default_cache().builds}, f)
