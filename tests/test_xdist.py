@@ -183,6 +183,7 @@ def test_check_key_recognises_check_items_only() -> None:
     assert check_key("tests/test_x.py::lint") is None
     assert check_key("tests/test_x.py::TestA::lint") is None
     assert check_key("dosqlite-load[x]") is None
+    assert check_key("db/drizzle::lint") == ("db/drizzle", "lint")  # anchored on the folder
 
 
 def test_each_bundle_stays_on_one_worker_unlike_dist_load() -> None:

@@ -69,8 +69,6 @@ WARMUP_CHECK = "upgrade_from_empty"
 #: what a worker pays to start on a bundle, in image build times: the images, and what the
 #: checks derive from them per process (seed plans, parsed statements; measured about as much)
 WARMUP_FACTOR = 2.0
-#: the files check items hang from (collect.anchor_of)
-_ANCHORS = ("_journal.json", "migrations.js", "migration.sql")
 
 #: relative change of a check's estimate that re-sorts the queues
 _REORDER = 0.25
@@ -79,13 +77,15 @@ _HOLD = 2
 
 
 def check_key(nodeid: str) -> tuple[str, str] | None:
-    """``(bundle anchor path, check name)`` of a dosqlite check's node id, else None."""
+    """``(bundle anchor path, check name)`` of a dosqlite check's node id, else None.
+
+    Check items hang from a bundle file (collect.anchor_of: the journal, ``migrations.js``, a
+    ``migration.sql``, or the bundle folder itself), never from a Python module.
+    """
     from .registry import CHECK_SOURCES
 
     path, sep, name = nodeid.rpartition("::")
-    if not sep or name not in CHECK_SOURCES or "::" in path:
-        return None
-    if path.replace("\\", "/").rsplit("/", 1)[-1] not in _ANCHORS:
+    if not sep or name not in CHECK_SOURCES or "::" in path or path.endswith(".py"):
         return None
     return path, name
 
