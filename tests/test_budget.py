@@ -16,6 +16,7 @@ from pytest_dosqlite.budget import (
     _analyse,
     _extrapolate,
     _fill,
+    _may_exceed,
     _plan,
     estimate_startup,
     startup_budget,
@@ -36,6 +37,21 @@ def test_extrapolation_rules() -> None:
     assert _extrapolate(1000, 0.01, 10_000, 10.0, 100_000) == pytest.approx(1000.0)
     # below noise: linear even if the ratio looks superlinear
     assert _extrapolate(1000, 0.00001, 10_000, 0.001, 100_000) < 0.011
+
+
+def test_only_migrations_that_may_be_too_slow_need_the_smallest_size() -> None:
+    sizes = (100, 1000, 10_000)
+    # 5 ms at 1,000 rows: even quadratic growth stays under the 1 s cap at 10,000
+    assert not _may_exceed(sizes, 0.005, 0.0, 1.0)
+    # 45 ms at 1,000 rows, 0.3 ms on empty tables: it may grow like rows^2 (karakeep 0012)
+    assert _may_exceed(sizes, 0.045, 0.0003, 1.0)
+    assert _may_exceed(sizes, 0.045, 0.0, 1.0)
+    # 12 ms at 1,000 rows, 10 ms on empty tables: schema work (a rebuild on a big schema)
+    assert not _may_exceed(sizes, 0.012, 0.010, 1.0)
+    # the bound agrees with _extrapolate at the worst time at the smallest size
+    assert _may_exceed(sizes, 0.012, 0.0, 1.0) == (
+        _extrapolate(100, 0.0005, 1000, 0.012, 10_000) > 1.0
+    )
 
 
 def test_estimate_measures_every_migration() -> None:

@@ -820,6 +820,22 @@ def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
     return max(tb, tb + slope * (rows - nb))
 
 
+def _may_exceed(sizes: tuple[int, int, int], t1: float, t_empty: float, cap: float) -> bool:
+    """Whether ``_extrapolate(n0, t0, n1, t1, n2)`` can exceed ``cap`` for some time ``t0``.
+
+    ``t0`` is at least about the migration's time on empty tables (``t_empty``, taken when the
+    version images were built; halved for timing noise). Within each of _extrapolate's regimes
+    (below noise: linear; above: power law, then linear as the exponent falls) the result falls
+    as ``t0`` grows, so the largest value is at the low end of one of them. A migration that
+    mostly changes the schema (``t_empty`` close to ``t1``) never gets there.
+    """
+    n0, n1, n2 = sizes
+    if t1 * max((n2 / n1) ** 2, 1 + (n2 - n1) / (n1 - n0)) <= cap:
+        return False  # the exponent is capped at 2, the linear slope at t1 / (n1 - n0)
+    low = t_empty / 2
+    return max(_extrapolate(n0, t0, n1, t1, n2) for t0 in (low, max(low, _NOISE / 10))) > cap
+
+
 def _growth(na: int, ta: float, nb: int, tb: float) -> float | None:
     """The measured exponent ``p`` of ``t ~ n ** p``, when both times are above noise."""
     if ta >= _NOISE / 10 and tb >= _NOISE:
@@ -853,9 +869,9 @@ def estimate_startup(
     migration whose time, extrapolated from ``sample_rows // 100`` and ``sample_rows // 10``
     rows, would exceed ``measure_cap`` seconds at ``sample_rows`` is not run at that size, to
     keep the check cheap; its estimate comes from those two smaller sizes. The run at
-    ``sample_rows // 100`` rows happens only when some migration's time at ``sample_rows // 10``
-    is high enough for that (whatever its time at the smallest size), and stops after the last
-    such migration. A migration that reaches no table existing before it (it creates its own
+    ``sample_rows // 100`` rows happens only when some migration may be left out that way,
+    judging from its time at ``sample_rows // 10`` and on empty tables (see
+    :func:`_may_exceed`), and stops after the last such migration. A migration that reaches no table existing before it (it creates its own
     tables, or only changes the schema) cannot depend on the row count: its estimate is its
     smallest measured time, not an extrapolation of timing noise, and it is never left out. The
     times are this machine's SQLite (the DO's version) in memory, without the DO's storage I/O.
@@ -884,15 +900,15 @@ def estimate_startup(
         n0, n1, n2 = sample_rows // 100, sample_rows // 10, sample_rows
         measured[n1], failed = _progressive_run(bundle, cache, target, n1, (), plan, prefixes)
         failures.update(failed)
-        # whatever its time at n0, _extrapolate from n0 and n1 to n2 gives at most `bound` times
-        # the time at n1 (power law: exponent at most 2; linear: slope at most t1 / (n1 - n0)):
-        # only migrations above cap / bound at n1 can be too slow to run at n2, and only those
-        # need n0, so the run at n0 stops after the last of them (usually: no run at all)
-        bound = max((n2 / n1) ** 2, 1 + (n2 - n1) / (n1 - n0))
+        # only the migrations that may be too slow to run at n2 need n0 (see _may_exceed), so
+        # the run at n0 stops after the last of them (usually: no run at all)
+        built = getattr(cache, "timings", None)
+        empty: dict[str, float] = built(bundle) if callable(built) else {}
         could = [
             i
             for i, t in enumerate(tags)
-            if not plan.independent[i] and measured[n1].get(t, 0.0) * bound > measure_cap
+            if not plan.independent[i]
+            and _may_exceed((n0, n1, n2), measured[n1].get(t, 0.0), empty.get(t, 0.0), measure_cap)
         ]
         skip: list[str] = []
         if could:
