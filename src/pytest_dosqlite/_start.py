@@ -641,10 +641,10 @@ class _Worker:
         ``k`` byte for byte (else the states are compared, to explain). Then the same file,
         and, for drizzle's own start, the same connection, goes on with migration ``k + 1``.
         So each migration costs one open of the database, one pass over its statements for the
-        crash and one for the restart, and one read of the file, whatever the number of
-        versions; a fresh image is written only where the chain breaks (the first migration of
-        the job, a point that does not leave the previous version, a failed or different
-        restart).
+        crash and one for the restart, and a read of the pages the restart wrote, whatever the
+        number of versions; a fresh image is written only where the chain breaks (the first
+        migration of the job, a point that does not leave the previous version, a failed or
+        different restart).
         """
         db = Path(job["db"])
         out = db.with_name(db.name + ".snapshots")

@@ -1153,7 +1153,8 @@ def concurrent_starts(ctx: CheckContext) -> None:
 
     Runs ``ctx.settings.concurrency`` OS processes that open the same file-backed DO and run the
     start-up migration (``blockConcurrencyWhile(() => migrate(...))``, or ``fleet_start``) at the
-    same moment (they wait on a barrier first). Then:
+    same moment (they wait on a barrier first). The two races below run at the same time, each
+    on its own file, and the restart loop runs in this process meanwhile. Then:
 
     1. *Simultaneous starts on a fresh DO*: no start fails, each migration is applied by exactly
        one process, the ledger has one row per migration, and the schema equals a single start's.
@@ -1489,14 +1490,15 @@ def run_crash_points(ctx: CheckContext) -> list[CrashResult]:
     workers = _limit(ctx, "fleet_workers", default_workers())  # _run_pool: at most one a job
     start = _start_spec(ctx)
     units = [{"count": k, "points": [points[i].job() for i in by_count[k]]} for k in counts]
-    jobs = [{"op": "crash", "units": chunk} for chunk in _chains(units, workers)]
+    # the last chains first: their databases are the largest, so they take the longest
+    chains = _chains(units, workers)[::-1]
+    jobs = [{"op": "crash", "units": chain} for chain in chains]
     with tempfile.TemporaryDirectory(prefix="dosqlite-crash-", dir=_fast_tmp()) as tmp_name:
         tmp = Path(tmp_name)
         images = _write_images(ctx, tmp, range(len(bundle.migrations) + 1))
         spec = _write_spec(tmp / "spec.pkl", bundle=bundle, start=start, images=images)
-        unit_results = [
-            r for job in _run_pool(spec, tmp, jobs, workers, _timeout(ctx)) for r in job
-        ]
+        done = _run_pool(spec, tmp, jobs, workers, _timeout(ctx))
+        unit_results = [r for job in done[::-1] for r in job]
     results: list[dict[str, Any]] = [{} for _ in points]
     for k, unit_result in zip(counts, unit_results, strict=True):
         per_point = unit_result.get("points") if unit_result.get("status") == "ok" else None
@@ -1525,12 +1527,15 @@ MIN_CHAIN = 16
 
 
 def _chains(units: list[dict[str, Any]], workers: int) -> list[list[dict[str, Any]]]:
-    """Consecutive migrations cut into chains of about equal work (crash points, plus the
-    restart and the open of each migration): ``CHAINS_PER_WORKER`` per worker at most, and
-    ``MIN_CHAIN`` migrations per chain at least."""
+    """Consecutive migrations cut into chains of about equal work: ``CHAINS_PER_WORKER`` per
+    worker at most, and ``MIN_CHAIN`` migrations per chain at least.
+
+    A migration's work: its crash points, plus the restart and the open, each of which reads
+    or rewrites a schema that grows with the version (measured: three times the cost at a
+    thousand tables)."""
     if not units:
         return []
-    weights = [len(u["points"]) + 2 for u in units]
+    weights = [(len(u["points"]) + 2) * (1 + int(u["count"]) / 500) for u in units]
     parts = max(1, min(-(-len(units) // MIN_CHAIN), workers * CHAINS_PER_WORKER))
     share = sum(weights) / parts
     chains: list[list[dict[str, Any]]] = [[]]
@@ -1555,17 +1560,18 @@ def crash_recovery(ctx: CheckContext) -> None:
     For every statement of every migration, a process migrating a file-backed DO from the
     previous version is stopped just before executing it (and once more right after the ledger
     INSERT, before commit), and the database files are taken as a kill there leaves them. Then
-    the database must hold exactly the previous version (schema, ledger and data), ``PRAGMA
-    quick_check`` must be ok, and the next start must migrate it to the same state as a fresh DO
-    at that version (from there, upgrade_from_every_version covers the way to head).
+    the database must hold exactly the previous version (schema, ledger and data) and be intact
+    (byte for byte the previous version's image, or else ``PRAGMA quick_check`` ok), and the
+    next start must migrate it to the same state as a fresh DO at that version (from there,
+    upgrade_from_every_version covers the way to head).
 
-    Cost is linear in the number of statements: a pool of worker processes forks one child per
-    migration, starting from the cached image of the previous version; the child copies the
-    files (database, WAL, shared memory, journal) at each of the migration's points and kills
-    itself (SIGKILL) after the last one. A process killed at a point leaves exactly those files,
-    so each copy is one crash; every statement runs once. A copy that is byte for byte the
-    previous version needs no inspection, and its restart is the same for every such point of
-    the migration: it runs once.
+    Cost is linear in the number of statements (see ``_start._Worker.crash``): worker
+    processes run chains of consecutive migrations on one database file each. A migration runs
+    once, with copies of the files taken at each of its points; a copy whose main file is
+    untouched and whose WAL holds no commit frame is exactly the previous version (no SQLite
+    open needed), any other copy is inspected in full. The next start runs once per
+    migration, on the files the last point left; when it leaves the fresh image of the version
+    byte for byte, the chain goes on from there with the next migration.
 
     On a DO this stands for an instance dying mid-migration (exceeded CPU or memory, eviction,
     a host restart): drizzle's run is one transaction, so nothing of it may survive. It cannot
