@@ -871,10 +871,11 @@ def estimate_startup(
     keep the check cheap; its estimate comes from those two smaller sizes. The run at
     ``sample_rows // 100`` rows happens only when some migration may be left out that way,
     judging from its time at ``sample_rows // 10`` and on empty tables (see
-    :func:`_may_exceed`), and stops after the last such migration. A migration that reaches no table existing before it (it creates its own
-    tables, or only changes the schema) cannot depend on the row count: its estimate is its
-    smallest measured time, not an extrapolation of timing noise, and it is never left out. The
-    times are this machine's SQLite (the DO's version) in memory, without the DO's storage I/O.
+    :func:`_may_exceed`), and stops after the last such migration. A migration that reaches no
+    table existing before it (it creates its own tables, or only changes the schema) cannot
+    depend on the row count: its estimate is its smallest measured time, not an extrapolation
+    of timing noise, and it is never left out. The times are this machine's SQLite (the DO's
+    version) in memory, without the DO's storage I/O.
     """
     import time
 
