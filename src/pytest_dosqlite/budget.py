@@ -708,12 +708,15 @@ def _progressive_run(
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Time each migration on one DO whose tables hold ``rows`` rows when a migration needs them.
 
-    Before each migration, the empty tables it can reach (``plan.need``) are filled with
-    ``rows`` rows (see :func:`_fill`); consecutive migrations with nothing to fill between them
-    run in one ``migrate()`` call (as the real start-up runs them all in one), each timed on its
-    own. A migration that fails on the bulk rows is timed again from the image before it with
-    its tables freshly filled; migrations in ``skip`` are not run on this DO (the run continues
-    from the image after them).
+    Before a migration whose tables (``plan.ready``) are not all known to hold rows (or to be
+    absent, or unfillable), every empty table that a migration from there on reaches
+    (``plan.fill``) is filled with ``rows`` rows (see :func:`_fill`); which tables may have
+    been emptied or created since is read from ``plan.changed``, so the database is not probed
+    before every migration. Consecutive migrations with nothing to fill between them run in one
+    ``migrate()`` call (as the real start-up runs them all in one), each timed on its own. A
+    migration that fails on the bulk rows is timed again from the image before it with its
+    tables freshly filled; migrations in ``skip`` are not run on this DO (the run continues from
+    the image after them).
     """
     migrations = bundle.migrations
     plan = plan if plan is not None else _plan(migrations[:target])
