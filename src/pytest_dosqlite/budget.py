@@ -422,8 +422,16 @@ def _analyse(sql: str) -> _Effect:
         elif action == "ADD":
             _references(t, name, e)
             e.added.append(name)
-            if _CHECKED & {tok.kw for tok in t}:
+            kws = {tok.kw for tok in t}
+            if _CHECKED & kws:
                 e.checked.append(name)
+            default = next((j for j, tok in enumerate(t) if tok.kw == "DEFAULT"), None)
+            if (default is None and {"NOT", "NULL"} <= kws) or (
+                default is not None and default + 1 < len(t) and _is(t[default + 1], "(")
+            ):
+                # NOT NULL without a default, or an expression default (unixepoch()): SQLite
+                # refuses it on a table with rows, which an old instance has: fill it first
+                e.reads.add(name)
         elif action == "DROP":  # the table is rewritten without the column
             e.reads.add(name)
         elif action != "RENAME":  # RENAME [COLUMN] a TO b rewrites only the schema
