@@ -435,3 +435,11 @@ def test_without_xdist_nothing_is_registered(pytester: pytest.Pytester) -> None:
     )
     result.assert_outcomes(passed=2)
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_no_bundle_under_xdist_is_one_usage_error(pytester: pytest.Pytester) -> None:
+    # the controller discovers after its workers started: the error still ends the run cleanly
+    result = pytester.runpytest_subprocess("--dosqlite", "-p", "no:cacheprovider", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pytest --dosqlite found no drizzle bundle under*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -3,23 +3,25 @@
 Why: a worker process keeps what it learned about a bundle (the version images of images.py,
 the seed caches of seed.py) for all the checks it runs on it, and the heavy checks walk every
 version. xdist's default ``--dist load`` hands consecutive chunks of the collection to whichever
-worker asks, so every worker ends up building the images of every bundle, and the order it sends
-in (collection order: the heavy checks of the last bundle last) leaves one worker on a long check
-while the others idle.
+worker asks, so the workers build the images of most bundles each (4 bundles, 2 workers: 7 of
+8 pairs), and the order it sends in (collection order: the heavy checks of the last bundle
+last) can leave one worker on a long check while the others idle.
 
 :class:`BundleScheduling` replaces ``--dist load`` (what ``-n N`` uses) when ``--dosqlite`` is on;
-any other ``--dist`` mode is left to xdist:
+any other ``--dist`` mode is left to xdist. A worker that needs work gets, in this order:
 
-* longest processing time first: a worker that needs work gets the heaviest check left (so the
-  heavy checks of the largest bundle start first and the light ones fill the end);
-* the checks of one bundle are a group, and starting on a bundle that another worker already
-  has warm costs the estimated price of building its images again: so a worker stays with its
-  bundles and takes a new one rather than one that is another worker's, unless that worker
-  would still be at it when this one is done (one large bundle still uses every worker);
-* other tests (not dosqlite checks) are handed out in collection order, in chunks as
-  ``--dist load`` sends them, ranked by their mean duration like a check;
-* estimates are seconds per migration per check, learned from the durations the workers report
-  as the run goes; before a check's first report, a prior weight scaled like the checks seen.
+* the heaviest check of a bundle another worker has, if that worker would still be at it when
+  all the rest of the work could be done, even counting the price of building the bundle's
+  images once more (a bottleneck: one bundle larger than a worker's share, or the last one);
+* the heaviest check of a bundle it has started (a bundle's checks stay on one worker);
+* the bundle nobody started with the most work (longest processing time first: the heavy checks
+  of the largest bundles start first, light checks fill the end);
+* other tests (not dosqlite checks), in collection order, in chunks as ``--dist load`` does;
+* at the end, a check of a bundle another worker has, if helping beats waiting for it.
+
+Estimates are seconds per migration per check, learned from the durations the workers report
+as the run goes (before a check's first report, a prior weight scaled like the checks seen),
+and the image build time the checks report (``dosqlite_images_seconds``, see collect.py).
 
 A worker runs an item only once it holds the next one (or was told to shut down), so every
 worker is kept at two items sent and not finished.
