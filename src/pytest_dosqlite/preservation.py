@@ -27,6 +27,7 @@ from .errors import CheckFailure, MigrationError, SqlError
 from .migrator import migrate
 from .seed import (
     ForeignKeyInfo,
+    SchemaTracker,
     SeedReport,
     TableInfo,
     quote_ident,
@@ -862,8 +863,8 @@ class _StatementIndex:
         """The statements after ``version`` that can change the fates of tables ``names``."""
         start = self.starts[version]
         tracked = {n.lower() for n in names}
-        for i, old, new in self.renames:
-            if i >= start and old in tracked:
+        for _, old, new in self.renames[bisect_left(self.renames, (start,)) :]:
+            if old in tracked:
                 tracked.add(new)
         picked: set[int] = set()
         for n in tracked:
@@ -1023,8 +1024,10 @@ class _Check:
         # tables seeded without getting a row: not tried again while their definition stays
         barren: dict[str, TableInfo] = {}
         try:
-            schema = read_tables(do)
-            self.batch(do, run, seg.start, schema, None, barren)
+            # the schema after each migration: only the tables its statements name are read
+            # again (reading all of it at every step cost in proportion to the schema)
+            tracker = SchemaTracker(do)
+            self.batch(do, run, seg.start, tracker, None, barren)
             for k in range(seg.start + 1, self.target + 1):
                 tag = self.upto.migrations[k - 1].tag
                 try:
@@ -1043,10 +1046,9 @@ class _Check:
                         queue.append(_Segment(nxt, stop, seg.nulls))
                     stop = k - 1
                     continue
-                changed = read_tables(do)
-                wanted = self.wanted(do, k, schema, changed, barren)
-                schema = changed
-                self.batch(do, run, k, schema, wanted, barren)
+                changed = tracker.after(s.text for s in self.classified[k - 1])
+                wanted = self.wanted(do, k, tracker, changed, barren)
+                self.batch(do, run, k, tracker, wanted, barren)
             self.compare(do, run)
         finally:
             do.close()
@@ -1055,35 +1057,33 @@ class _Check:
         self,
         do: DurableObjectStorage,
         k: int,
-        old: dict[str, TableInfo],
-        new: dict[str, TableInfo],
+        tracker: SchemaTracker,
+        changed: set[str],
         barren: dict[str, TableInfo],
     ) -> set[str]:
         """The tables that get rows at version ``k``: the ones migration ``k`` created or
-        changed, the ones it wrote rows of, and the ones it left without any row."""
-        # (an unchanged table keeps its TableInfo object: identity first, equality if not)
-        wanted = {n for n, t in new.items() if old.get(n) is not t and old.get(n) != t}
-        low = {n.lower(): n for n in new}
+        changed (``changed``), the ones it wrote rows of, and the ones it left without any row.
+        Only the tables concerned are looked at, not the whole schema."""
+        new = tracker.tables
+        wanted = set(changed)
         removing: set[str] = set()
         for s in self.classified[k - 1]:
-            if s.kind in _WRITES and s.table and s.table.lower() in low:
-                wanted.add(low[s.table.lower()])
+            if s.kind in _WRITES and s.table:
+                real = tracker.real_name(s.table)
+                if real is not None:
+                    wanted.add(real)
             if s.kind in _REMOVES:
-                removing.update(n.lower() for n in (s.table, s.rebuilds) if n)
+                removing.update(n for n in (s.table, s.rebuilds) if n)
         if removing:
             # the tables that can have lost every row: the ones named and, through ON DELETE
             # actions, their descendants
-            children: dict[str, list[str]] = {}
-            for n, t in new.items():
-                for fk in t.foreign_keys:
-                    children.setdefault(fk.parent.lower(), []).append(n)
-            todo = [low[r] for r in removing if r in low]
+            todo = [r for r in map(tracker.real_name, removing) if r is not None]
             hit: set[str] = set()
             while todo:
                 n = todo.pop()
                 if n not in hit:
                     hit.add(n)
-                    todo.extend(children.get(n.lower(), ()))
+                    todo.extend(tracker.children(n))
             names = sorted(hit - wanted)
             for n in set(names) - tables_with_rows(do, names):
                 if barren.get(n) != new[n]:
@@ -1095,7 +1095,7 @@ class _Check:
         do: DurableObjectStorage,
         run: _Pass,
         k: int,
-        schema: dict[str, TableInfo],
+        tracker: SchemaTracker,
         wanted: set[str] | None,
         barren: dict[str, TableInfo],
     ) -> None:
@@ -1107,16 +1107,17 @@ class _Check:
         sets ``bookmarks.type`` NOT NULL from whichever subtype row a bookmark has). The batch's
         foreign keys point at the batch's own rows; other foreign keys point at rows the DO holds.
         """
+        schema = tracker.tables
         if wanted is not None:
-            links = _one_to_one(schema)
             todo = list(wanted)
             wanted = set()
             while todo:
                 n = todo.pop()
                 if n in schema and n not in wanted:
                     wanted.add(n)
-                    todo.extend(links.get(n, ()))
-        names = [n for n in schema if wanted is None or n in wanted]
+                    todo.extend(_one_to_one(n, schema, tracker))
+        # (in name order, as the schema is read)
+        names = sorted(schema if wanted is None else wanted)
         if not names:
             return
         seen = {n: _keys(do, schema[n]) for n in names}
@@ -1211,14 +1212,23 @@ class _Check:
     def compare(self, do: DurableObjectStorage, run: _Pass) -> None:
         """Compare every batch of a pass that reached the target with its rows at head."""
         after_tables = read_tables(do)
+        after_low = {n.lower(): t for n, t in after_tables.items()}
         reads: dict[tuple[object, ...], _Snap] = {}
         pooled: list[_Pooled] = []
         consecutive = self.tag_index
+        # how many of the pass's last migrations are the bundle's last ones, in order: a batch
+        # whose migrations after it are all among them ran exactly the bundle's (found once,
+        # not by comparing every batch's rest of the log with the bundle)
+        tags = [m.tag for m in self.upto.migrations]
+        same = 0
+        while same < min(len(run.log), len(tags)) and run.log[-1 - same] == tags[-1 - same]:
+            same += 1
         for b in run.batches:
-            rest = run.log[b.log_at :]
-            if rest == [m.tag for m in self.upto.migrations[b.version :]]:
+            rest_len = len(run.log) - b.log_at
+            if rest_len == len(tags) - b.version and rest_len <= same:
                 stmts = self.index.after(b.version, b.tables)
             else:
+                rest = run.log[b.log_at :]
                 stmts = [s for tag in rest for s in self.classified[consecutive[tag] - 1]]
             fates = _fates(b.tables, stmts)
             for loss in _compare(
@@ -1227,6 +1237,7 @@ class _Check:
                 b.before,
                 fates,
                 after_tables=after_tables,
+                after_low=after_low,
                 reads=reads,
                 pooled=pooled,
                 version=b.version,
@@ -1423,24 +1434,30 @@ class _Check:
         return end
 
 
-def _one_to_one(schema: dict[str, TableInfo]) -> dict[str, list[str]]:
-    """Table -> the tables a unique foreign key joins it to (both ways)."""
-    links: dict[str, list[str]] = {}
-    for name, t in schema.items():
-        hit = _UNIQUE_PARENTS.get(id(t))
-        if hit is None or hit[0] is not t:
-            parents = tuple(
-                fk.parent
-                for fk in t.foreign_keys
-                if fk.parent != name and any(set(u) <= set(fk.columns) for u in t.unique)
-            )
-            if len(_UNIQUE_PARENTS) > 8192:
-                _UNIQUE_PARENTS.clear()
-            hit = _UNIQUE_PARENTS[id(t)] = (t, parents)
-        for parent in hit[1]:
-            links.setdefault(name, []).append(parent)
-            links.setdefault(parent, []).append(name)
+def _one_to_one(name: str, schema: dict[str, TableInfo], tracker: SchemaTracker) -> list[str]:
+    """The tables a unique foreign key joins table ``name`` to (both ways): its parents, and
+    its children, the only tables that can point at it."""
+    links = list(_unique_parents(schema[name]))
+    for child in tracker.children(name):
+        t = schema.get(child)
+        if t is not None and name in _unique_parents(t):
+            links.append(child)
     return links
+
+
+def _unique_parents(t: TableInfo) -> tuple[str, ...]:
+    """The parents ``t``'s unique foreign keys point at (itself left out)."""
+    hit = _UNIQUE_PARENTS.get(id(t))
+    if hit is None or hit[0] is not t:
+        parents = tuple(
+            fk.parent
+            for fk in t.foreign_keys
+            if fk.parent != t.name and any(set(u) <= set(fk.columns) for u in t.unique)
+        )
+        if len(_UNIQUE_PARENTS) > 8192:
+            _UNIQUE_PARENTS.clear()
+        hit = _UNIQUE_PARENTS[id(t)] = (t, parents)
+    return hit[1]
 
 
 #: id(TableInfo) -> (it, the parents its unique foreign keys point at); a schema's tables are
@@ -1628,17 +1645,21 @@ def _compare(
     fates: dict[str, _Fate],
     *,
     after_tables: dict[str, TableInfo] | None = None,
+    after_low: dict[str, TableInfo] | None = None,
     reads: dict[tuple[object, ...], _Snap] | None = None,
     pooled: list[_Pooled] | None = None,
     version: int = 0,
 ) -> list[_Loss]:
     """The rows and foreign-key values of ``before`` that are gone from ``do``, except where
     ``fates`` says it is deliberate. A pass compares many batches with one DO: ``after_tables``
-    and ``reads`` keep its schema and table reads, and ``pooled`` receives the keyless tables
-    (their batches are compared together, by counts, see :func:`_pooled_losses`)."""
+    (``after_low``: the same by lower-case name) and ``reads`` keep its schema and table reads,
+    and ``pooled`` receives the keyless tables (their batches are compared together, by counts,
+    see :func:`_pooled_losses`)."""
     if after_tables is None:
         after_tables = read_tables(do)
-    by_low = {n.lower(): t for n, t in after_tables.items()}
+    by_low = after_low
+    if by_low is None:
+        by_low = {n.lower(): t for n, t in after_tables.items()}
     losses: list[_Loss] = []
     for name, snap in before.items():
         fate = fates[name]

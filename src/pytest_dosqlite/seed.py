@@ -31,6 +31,7 @@ __all__ = [
     "ColumnHints",
     "ColumnInfo",
     "ForeignKeyInfo",
+    "SchemaTracker",
     "SeedReport",
     "TableInfo",
     "bulk_seed",
@@ -322,22 +323,47 @@ def _read_tables(do: DurableObjectStorage, text: str) -> dict[str, TableInfo]:
     for row in rows if base is _EMPTY else changed:
         changed_by.setdefault(_owner(row), []).append(row)
     affected = set(changed_by) | {_owner(row) for row in removed}
-    by_table = dict(base.by_table)
-    sqls = dict(base.sqls)
-    raws = dict(base.raws)
-    by_lower = dict(base.by_lower)
-    children = dict(base.children)
-    for low in affected:
-        old = base.by_lower.get(low)
+    known = _Known(
+        current,
+        dict(base.by_table),
+        dict(base.sqls),
+        dict(base.raws),
+        dict(base.by_lower),
+        dict(base.tables),
+        dict(base.children),
+    )
+    owned = {
+        low: tuple(r for r in base.by_table.get(low, ()) if r not in removed)
+        + tuple(changed_by.get(low, ()))
+        for low in affected
+    }
+    _update(do, known, owned)
+    known.tables = dict(sorted(known.tables.items()))
+    _LAST_READ[:] = [known]
+    return known.tables
+
+
+def _update(
+    do: DurableObjectStorage, known: _Known, owned: dict[str, tuple[str, ...]]
+) -> dict[str, TableInfo | None]:
+    """Bring ``known`` (changed in place) to the ``sqlite_master`` rows ``owned`` gives for
+    each table name (lower case) they belong to; the other tables' rows are as they were.
+
+    Returns the tables described again (the changed ones and their children), each with what
+    it was before (None: it is new).
+    """
+    by_table, sqls, raws = known.by_table, known.sqls, known.raws
+    by_lower, children, tables = known.by_lower, known.children, known.tables
+    olds = {low: by_lower.get(low) for low in owned}
+    for low, mine in owned.items():
+        old = olds[low]
         if old is not None:
+            for fk in raws[old].fks:
+                parent = fk[1].lower()
+                children[parent] = children.get(parent, frozenset()) - {old}
             sqls.pop(old, None)
             raws.pop(old, None)
             del by_lower[low]
-            for fk in base.raws[old].fks:
-                parent = fk[1].lower()
-                children[parent] = children.get(parent, frozenset()) - {old}
-        kept = tuple(r for r in base.by_table.get(low, ()) if r not in removed)
-        mine = kept + tuple(changed_by.get(low, ()))
         if mine:
             by_table[low] = mine
         else:
@@ -373,20 +399,279 @@ def _read_tables(do: DurableObjectStorage, text: str) -> dict[str, TableInfo]:
             children[parent] = children.get(parent, frozenset()) | {name}
     # the tables read again, and the ones whose parents were (a foreign key's parent columns
     # and names are resolved against the parent)
-    redo = {by_lower[low] for low in affected if low in by_lower}
-    for low in affected:
+    redo = {by_lower[low] for low in owned if low in by_lower}
+    for low in owned:
         redo.update(children.get(low, ()))
-    tables = dict(base.tables)
-    for low in affected:
-        old = base.by_lower.get(low)
+    for old in olds.values():
         if old is not None and old not in raws:
             tables.pop(old, None)
+    before: dict[str, TableInfo | None] = {}
     for name in redo:
         if name in raws:
+            before[name] = tables.get(name)
             tables[name] = _table_info(name, raws, by_lower, sqls)
-    tables = dict(sorted(tables.items()))
-    _LAST_READ[:] = [_Known(current, by_table, sqls, raws, by_lower, tables, children)]
-    return tables
+    return before
+
+
+class SchemaTracker:
+    """The user tables of one DO, kept up to date statement by statement.
+
+    Why: :func:`read_tables` reads the whole ``sqlite_master`` (one text, diffed with the last
+    read) to find what changed; applied after every migration of a long bundle that costs in
+    proportion to the schema at every step. The tracker is told the statements that ran and
+    reads again only the tables they name, plus what that implies: both names of a renamed
+    table, the table of a dropped index, the children whose ``REFERENCES`` clauses a table or
+    column rename rewrites, and (resolved again, not read) the children of every changed
+    table. A statement it cannot analyse (``CREATE VIRTUAL TABLE``, ``TEMP`` objects, another
+    schema, an unknown ``PRAGMA``, non-ASCII names, ...) makes it read everything, as
+    :func:`read_tables` does. The result always equals what :func:`read_tables` returns, in
+    whatever order (``tests/test_seed.py`` checks each kind of DDL statement).
+    """
+
+    def __init__(self, do: DurableObjectStorage) -> None:
+        self.do = do
+        #: how many times the whole schema was read (1 at the start, then one per fallback)
+        self.full_reads = 0
+        self._known = _EMPTY
+        self._index_owner: dict[str, str] = {}
+        self._read_all()
+
+    @property
+    def tables(self) -> dict[str, TableInfo]:
+        """The user tables now (the tracker's own dict: it changes with :meth:`after`)."""
+        return self._known.tables
+
+    def real_name(self, name: str) -> str | None:
+        """The table called ``name`` in any case, if there is one."""
+        return self._known.by_lower.get(name.lower())
+
+    def children(self, name: str) -> frozenset[str]:
+        """The tables with a foreign key that names table ``name`` (in any case)."""
+        return self._known.children.get(name.lower(), frozenset())
+
+    def after(self, statements: Iterable[str]) -> set[str]:
+        """Take in the statements that just ran (each text one statement, as
+        :func:`~pytest_dosqlite.sqltext.split` cuts them); returns the tables that are new or
+        whose :class:`TableInfo` changed."""
+        known = self._known
+        owners: set[str] = set()
+        for text in statements:
+            effect = _ddl_effect(text)
+            if effect is None:
+                return self._read_all()
+            touched, rewritten, indexes = effect
+            owners.update(n.lower() for n in touched)
+            for n in rewritten:
+                # their REFERENCES clauses name the table: SQLite rewrites them (a table
+                # whose clause is rewritten twice names the first name before the first)
+                owners.update(c.lower() for c in known.children.get(n.lower(), ()))
+            for n, if_exists in indexes:
+                owner = self._index_owner.get(n.lower())
+                if owner is not None:
+                    owners.add(owner)
+                elif not if_exists:
+                    # every index of the schema is known: a DROP INDEX of another one ran
+                    # only if the tracker is wrong
+                    return self._read_all()
+        if not owners:
+            return set()
+        if not all(n.isascii() for n in owners):
+            return self._read_all()  # SQLite folds only ASCII case
+        fetched: dict[str, list[str]] = {}
+        names = sorted(owners)
+        for start in range(0, len(names), _EXISTS_PER_QUERY):
+            part = names[start : start + _EXISTS_PER_QUERY]
+            marks = ", ".join("?" for _ in part)
+            for (row,) in self.do.sql.exec(f"{_OWNED_SQL} ({marks})", *part).raw():
+                text = str(row)
+                fetched.setdefault(_owner(text), []).append(text)
+        owned = {low: tuple(fetched.get(low, ())) for low in owners}
+        for low in owners:
+            for row in known.by_table.get(low, ()):
+                typ, name, _ = row.split("\x01", 2)
+                if typ == "index" and self._index_owner.get(name.lower()) == low:
+                    del self._index_owner[name.lower()]
+            self._note_indexes(low, owned[low])
+        before = _update(self.do, known, owned)
+        return {n for n, was in before.items() if was != known.tables[n]}
+
+    def _note_indexes(self, low: str, rows: Iterable[str]) -> None:
+        for row in rows:
+            typ, name, _ = row.split("\x01", 2)
+            if typ == "index":
+                self._index_owner[name.lower()] = low
+
+    def _read_all(self) -> set[str]:
+        previous = self._known.tables
+        text = str(self.do.sql.exec(_MASTER_SQL).raw().to_array()[0][0] or "")
+        _read_tables(self.do, text)
+        last = _LAST_READ[0]
+        # a copy: the tracker changes its state in place, read_tables diffs from this one
+        self._known = _Known(
+            frozenset(),
+            dict(last.by_table),
+            dict(last.sqls),
+            dict(last.raws),
+            dict(last.by_lower),
+            dict(last.tables),
+            dict(last.children),
+        )
+        self._index_owner = {}
+        for low, rows in last.by_table.items():
+            self._note_indexes(low, rows)
+        self.full_reads += 1
+        return {
+            n
+            for n, t in self._known.tables.items()
+            if previous.get(n) is not t and previous.get(n) != t
+        }
+
+
+#: (tables a statement can change, tables whose children it can rewrite, dropped indexes with
+#: whether the statement said IF EXISTS)
+_Effect = tuple[list[str], list[str], list[tuple[str, bool]]]
+#: the ``sqlite_master`` rows of some tables (by lower-case name), as :data:`_MASTER_SQL` joins
+#: them (names are ASCII here, where SQLite's NOCASE and Python's ``lower`` agree; a comparison
+#: costs less than calling ``lower`` on every row)
+_OWNED_SQL = (
+    "SELECT type || char(1) || name || char(1) || tbl_name || char(1) || coalesce(sql, char(2)) "
+    "FROM sqlite_master WHERE tbl_name COLLATE NOCASE IN"
+)
+_TOKEN = re.compile(
+    r"""\s+|--[^\n]*|/\*.*?(?:\*/|$)|;"""  # skipped
+    r"""|("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|'(?:[^']|'')*'|[^\W\d][\w$]*|\S)""",
+    re.DOTALL,
+)
+#: statements that change no table definition
+_NO_DDL = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE", "SELECT", "VALUES", "WITH"})
+#: pragmas that change no table definition (drizzle-kit writes foreign_keys around rebuilds)
+_SAFE_PRAGMAS = frozenset(
+    {
+        "foreign_keys",
+        "defer_foreign_keys",
+        "foreign_key_check",
+        "foreign_key_list",
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "quick_check",
+        "integrity_check",
+    }
+)
+
+
+def _head_tokens(text: str, limit: int = 12) -> list[str]:
+    """The first tokens of a statement (comments, blanks and ``;`` skipped)."""
+    out: list[str] = []
+    for m in _TOKEN.finditer(text):
+        tok = m.group(1)
+        if tok is not None:
+            out.append(tok)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _ident(tok: str | None) -> str | None:
+    if not tok:
+        return None
+    first = tok[0]
+    if first in "\"`'" and len(tok) >= 2 and tok[-1] == first:
+        return tok[1:-1].replace(first * 2, first)
+    if first == "[" and tok[-1] == "]":
+        return tok[1:-1]
+    if first.isalpha() or first == "_":
+        return tok
+    return None
+
+
+def _ddl_effect(text: str) -> _Effect | None:
+    """What one statement can do to table definitions: (the tables it can change, the tables
+    whose children's ``REFERENCES`` clauses it can rewrite, the indexes it drops with whether
+    ``IF EXISTS`` was said); None when it cannot be told."""
+    if ";" in text.rstrip().rstrip(";"):
+        # maybe several statements (or a ';' in a literal): each one on its own
+        from .sqltext import split
+
+        pieces = [p.text for p in split(text) if p.has_statement]
+        if len(pieces) != 1:
+            effects = [_ddl_effect(p) for p in pieces]
+            if any(e is None for e in effects):
+                return None
+            return (
+                [n for e in effects if e for n in e[0]],
+                [n for e in effects if e for n in e[1]],
+                [n for e in effects if e for n in e[2]],
+            )
+    toks = _head_tokens(text)
+    words = [t.upper() for t in toks]
+    pos = 0
+
+    def word(i: int) -> str:
+        return words[i] if i < len(words) else ""
+
+    def qname(i: int) -> tuple[str | None, int]:
+        """A possibly schema-qualified name at ``i``: (name, next position); a schema other
+        than ``main`` gives no name."""
+        name = _ident(toks[i]) if i < len(toks) else None
+        if name is not None and word(i + 1) == ".":
+            if name.lower() != "main":
+                return None, i
+            return qname(i + 2)[0], i + 3
+        return name, i + 1
+
+    def skip(i: int, *phrase: str) -> int:
+        if tuple(words[i : i + len(phrase)]) == phrase:
+            return i + len(phrase)
+        return i
+
+    if not words:
+        return [], [], []
+    head = words[0]
+    if head in _NO_DDL:
+        return [], [], []
+    if head == "PRAGMA":
+        name, _ = qname(1)
+        return ([], [], []) if name is not None and name.lower() in _SAFE_PRAGMAS else None
+    if head == "CREATE":
+        pos = skip(1, "UNIQUE")
+        if word(pos) == "INDEX":
+            _, pos = qname(skip(pos + 1, "IF", "NOT", "EXISTS"))
+            if word(pos) != "ON":
+                return None
+            table, _ = qname(pos + 1)
+            return None if table is None else ([table], [], [])
+        if word(1) == "TABLE":
+            table, _ = qname(skip(2, "IF", "NOT", "EXISTS"))
+            return None if table is None else ([table], [], [])
+        if word(1) in ("VIEW", "TRIGGER"):
+            return [], [], []
+        return None  # TEMP, VIRTUAL, ...
+    if head == "DROP":
+        if word(1) in ("VIEW", "TRIGGER"):
+            return [], [], []
+        if word(1) not in ("TABLE", "INDEX"):
+            return None
+        at = skip(2, "IF", "EXISTS")
+        name, _ = qname(at)
+        if name is None:
+            return None
+        return ([name], [], []) if word(1) == "TABLE" else ([], [], [(name, at > 2)])
+    if head == "ALTER" and word(1) == "TABLE":
+        table, pos = qname(2)
+        if table is None:
+            return None
+        if word(pos) == "RENAME":
+            if word(pos + 1) == "TO":
+                new = _ident(toks[pos + 2]) if pos + 2 < len(toks) else None
+                return None if new is None else ([table, new], [table], [])
+            return [table], [table], []  # RENAME [COLUMN] a TO b
+        if word(pos) in ("ADD", "DROP"):
+            return [table], [], []
+    return None
 
 
 def _table_info(
