@@ -25,6 +25,7 @@ and reads JSON event lines from stdout::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pickle
@@ -140,7 +141,7 @@ class _Snapshots(_Tap):
         migration: Migration,
         points: list[tuple[int | None, int | None]],
         out: str,
-        main: tuple[int, int, int],
+        main: _StatKey,
     ) -> None:
         super().__init__(storage, migration)
         assert storage.path is not None
@@ -204,10 +205,19 @@ def _copy_if_any(source: str, target: str) -> None:
         pass
 
 
-def _stat_key(path: str | os.PathLike[str]) -> tuple[int, int, int]:
-    """What any write to a file changes: its mtime (set to 0 before a run), size and inode."""
+#: POSIX moves a file's mtime on every write(); elsewhere the content is compared as well
+_MTIME_SEES_WRITES = os.name == "posix"
+_StatKey = tuple[int, int, int, str]
+
+
+def _stat_key(path: str | os.PathLike[str]) -> _StatKey:
+    """What any write to a file changes: its mtime (set to 0 before a run), size and inode
+    (and, where the mtime may lag behind writes, a digest of the content)."""
     st = os.stat(path)
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    digest = ""
+    if not _MTIME_SEES_WRITES:
+        digest = hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+    return (st.st_mtime_ns, st.st_size, st.st_ino, digest)
 
 
 class _Holder(_Tap):
@@ -655,7 +665,7 @@ class _Worker:
                 k = int(unit["count"])
                 points: list[dict[str, Any]] = unit["points"]
                 do: _Killable | None = None
-                verified: tuple[int, int, int] | None = None
+                verified: _StatKey | None = None
                 if crashed is not None:
                     restart, do, verified = self._restart_chained(db, crashed, crashed == k - 1)
                     yield _result(waiting, restart)
@@ -708,7 +718,7 @@ class _Worker:
         k: int,
         points: list[dict[str, Any]],
         out: Path,
-        verified: tuple[int, int, int] | None,
+        verified: _StatKey | None,
     ) -> _Run:
         """Migration ``k`` on ``do``, with copies of the files at each crash point; closes
         ``do``. ``verified``: the main file's ``_stat_key`` when it was proven to be version
@@ -743,7 +753,7 @@ class _Worker:
 
     def _restart_chained(
         self, db: Path, k: int, go_on: bool
-    ) -> tuple[dict[str, Any], _Killable | None, tuple[int, int, int] | None]:
+    ) -> tuple[dict[str, Any], _Killable | None, _StatKey | None]:
         """The next start on the files a crash after migration ``k``'s ledger INSERT left in
         ``db`` (whose main file is version ``k - 1``'s image).
 
