@@ -356,6 +356,31 @@ def test_a_clean_bundle_costs_one_upgrade_per_migration(n: int) -> None:
     assert stats["migrations_applied"] <= n
 
 
+def test_the_pass_reads_the_whole_schema_a_fixed_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # after each migration only the tables its statements name are read again (SchemaTracker):
+    # reading all of sqlite_master at every step cost in proportion to the schema
+    from pytest_dosqlite import seed as seed_module
+
+    def full_reads(n: int) -> int:
+        calls: list[str] = []
+        real = seed_module._read_tables
+
+        def spy(do: DurableObjectStorage, text: str) -> Any:
+            calls.append(text)
+            return real(do, text)
+
+        monkeypatch.setattr(seed_module, "_read_tables", spy)
+        seed_module._SCHEMA_CACHE.clear()
+        ctx = ctx_for(growing_bundle(n))
+        data_preserved(ctx)
+        assert ctx.extra["data_preserved"]["versions"] == list(range(1, n))
+        return len(calls)
+
+    assert full_reads(40) == full_reads(12) <= 4
+
+
 def test_a_loss_is_checked_on_its_own_only_where_the_rows_were_seeded() -> None:
     # members get rows at version 1 only (they never change): the pass sees them deleted by
     # the last migration, version 1 alone is checked again to name the statement, and every

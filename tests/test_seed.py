@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from pytest_dosqlite import DurableObjectStorage, load_bundle, migrate
 from pytest_dosqlite.bundle import Bundle, Migration
 from pytest_dosqlite.seed import (
     ColumnHints,
+    SchemaTracker,
     bulk_seed,
     check_hints,
     read_tables,
@@ -450,3 +452,150 @@ def test_seeding_some_tables_links_them_to_their_own_new_rows() -> None:
     # without link_new the foreign keys may point at any row
     seed(do, tables=["posts"], rng_seed=8)
     assert rows(do, "PRAGMA foreign_key_check") == []
+
+
+# ----------------------------------------------------------------------------- SchemaTracker
+
+#: one step per kind of DDL statement (each step a list of statements run together), with
+#: foreign keys that resolve through their parents (no parent columns: the parent's primary key)
+TRACKED_STEPS: list[list[str]] = [
+    ["CREATE TABLE p (id integer primary key, name text)"],
+    ["CREATE TABLE c (id integer primary key, p_id integer references p on delete cascade)"],
+    ["CREATE TABLE g (id integer primary key, c_id integer references C(id), note text)"],
+    ["CREATE UNIQUE INDEX p_name ON p (name)"],
+    ["ALTER TABLE p ADD extra text"],
+    ["INSERT INTO p (name) VALUES ('a')", "UPDATE p SET extra = 'x'", "DELETE FROM g"],
+    # drizzle-kit's rebuild, with another primary key: c's foreign key follows it
+    [
+        "PRAGMA foreign_keys=OFF",
+        "CREATE TABLE __new_p (pk integer primary key, name text, extra text)",
+        'INSERT INTO __new_p("pk", "name") SELECT "id", "name" FROM p',
+        "DROP TABLE p",
+        "ALTER TABLE __new_p RENAME TO p",
+        "PRAGMA foreign_keys=ON",
+    ],
+    ["DROP INDEX IF EXISTS p_name"],  # dropped with the old p: nothing to do
+    ["CREATE INDEX c_p ON c (p_id)", "CREATE UNIQUE INDEX c_p_u ON c (p_id)"],
+    ["DROP INDEX c_p_u"],
+    ["ALTER TABLE c RENAME COLUMN p_id TO parent"],
+    # renaming a parent and its key column rewrites the children's REFERENCES clauses
+    ["ALTER TABLE c RENAME TO kids"],
+    ["ALTER TABLE kids RENAME COLUMN id TO kid_id"],
+    ["DROP INDEX c_p", "ALTER TABLE kids DROP COLUMN parent"],  # c_p moved to kids
+    ["CREATE TABLE `Mixed Case` (a text, b text, primary key (a, b)) WITHOUT ROWID"],
+    [
+        'CREATE TABLE "main"."comp" (x text, y text, '
+        'foreign key (x, y) references "mixed case"(a, b))'
+    ],
+    ["CREATE UNIQUE INDEX IF NOT EXISTS main.[comp_xy] ON comp (x, y)"],
+    ["CREATE TABLE tree (id integer primary key, up integer references tree(id))"],
+    ["CREATE VIEW v AS SELECT * FROM p", "CREATE TRIGGER t AFTER INSERT ON p BEGIN SELECT 1; END"],
+    ["DROP TRIGGER t", "DROP VIEW v"],
+    ["CREATE TABLE s1 (a); CREATE TABLE s2 (b references s1)"],  # two statements in one text
+    ["ALTER TABLE `Mixed Case` RENAME TO mc"],  # comp's composite key now names mc
+    ["DROP TABLE kids", "DROP TABLE IF EXISTS nothing_here"],
+    ["CREATE TABLE kids (id integer primary key, p_id integer references p)"],
+]
+
+
+def _fresh_read(do: DurableObjectStorage) -> dict[str, Any]:
+    from pytest_dosqlite import seed as seed_module
+
+    seed_module._SCHEMA_CACHE.clear()
+    seed_module._LAST_READ.clear()
+    return read_tables(do)
+
+
+def test_schema_tracker_equals_a_full_read_after_each_kind_of_ddl() -> None:
+    do = DurableObjectStorage()
+    do.sql.exec("PRAGMA foreign_keys=OFF")
+    tracker = SchemaTracker(do)
+    for step in TRACKED_STEPS:
+        before = dict(tracker.tables)
+        for sql in step:
+            do.sql.exec(sql)
+        changed = tracker.after(step)
+        full = _fresh_read(do)
+        assert tracker.tables == full, step
+        assert changed == {n for n, t in full.items() if before.get(n) != t}, step
+        for name in full:
+            assert tracker.real_name(name.upper()) == name
+            assert tracker.children(name) == {
+                n for n, t in full.items() if any(fk.parent == name for fk in t.foreign_keys)
+            }
+    # every step was analysed: the whole schema was read once, at the start
+    assert tracker.full_reads == 1
+    tables = tracker.tables
+    assert tables["p"].pk == ("pk",)
+    assert tables["kids"].foreign_keys[0].parent_columns == ("pk",)
+    # g wrote "C": the rename of c rewrote it, and kids is there again
+    assert tables["g"].foreign_keys[0].parent == "kids"
+    assert tables["comp"].foreign_keys[0].parent == "mc"
+    assert tables["comp"].foreign_keys[0].parent_columns == ("a", "b")
+    assert ("x", "y") in tables["comp"].unique
+
+
+def test_schema_tracker_reports_what_a_rename_rewrites() -> None:
+    do = DurableObjectStorage()
+    do.sql.exec("CREATE TABLE p (id integer primary key)")
+    do.sql.exec("CREATE TABLE c (id integer primary key, p_id integer references p(id))")
+    tracker = SchemaTracker(do)
+    do.sql.exec("ALTER TABLE p RENAME COLUMN id TO ident")
+    # c was not named, but SQLite rewrote its REFERENCES p(id) to p(ident)
+    assert tracker.after(["ALTER TABLE p RENAME COLUMN id TO ident"]) == {"p", "c"}
+    assert tracker.tables["c"].foreign_keys[0].parent_columns == ("ident",)
+    do.sql.exec("ALTER TABLE p RENAME TO parent")
+    assert tracker.after(["ALTER TABLE p RENAME TO parent"]) == {"parent", "c"}
+    assert set(tracker.tables) == {"parent", "c"}
+    assert tracker.tables["c"].foreign_keys[0].parent == "parent"
+    assert tracker.after(
+        ["SELECT 1", "INSERT INTO c DEFAULT VALUES", "PRAGMA foreign_keys=ON"]
+    ) == (set())
+
+
+def test_schema_tracker_reads_only_the_tables_a_statement_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_dosqlite import seed as seed_module
+
+    do = DurableObjectStorage()
+    for i in range(40):
+        do.sql.exec(f"CREATE TABLE t{i} (id integer primary key, v{i} text)")
+    do.sql.exec("CREATE TABLE child (id integer primary key, t7 integer references t7)")
+    tracker = SchemaTracker(do)
+    read: list[str] = []
+    real_raw_table = seed_module._raw_table
+
+    def spy(do: DurableObjectStorage, name: str) -> Any:
+        read.append(name)
+        return real_raw_table(do, name)
+
+    monkeypatch.setattr(seed_module, "_raw_table", spy)
+    monkeypatch.setattr(seed_module, "_MASTER_SQL", "SELECT no_full_read_expected()")
+    do.sql.exec("ALTER TABLE t7 ADD added text")
+    assert tracker.after(["ALTER TABLE t7 ADD added text"]) == {"t7"}
+    assert read == ["t7"]  # child is resolved again (its parent changed), not read again
+    assert tracker.tables["t7"].column("added") is not None
+    assert tracker.full_reads == 1
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE VIRTUAL TABLE f USING fts5(a)",
+        "PRAGMA legacy_alter_table=ON",
+        "ANALYZE",
+        "DROP INDEX never_created",
+        "CREATE TABLE ünï (a)",
+    ],
+)
+def test_schema_tracker_reads_everything_after_what_it_cannot_analyse(sql: str) -> None:
+    do = DurableObjectStorage()
+    do.sql.exec("CREATE TABLE a (id integer primary key)")
+    tracker = SchemaTracker(do)
+    do.sql.exec("CREATE TABLE b (id integer primary key)")
+    if not sql.startswith("DROP"):
+        do.sql.exec(sql)
+    tracker.after(["CREATE TABLE b (id integer primary key)", sql])
+    assert tracker.full_reads == 2
+    assert tracker.tables == _fresh_read(do)
