@@ -591,6 +591,7 @@ def make_bundle(folder: Path, count: int) -> Path:
 
 def chain_worker(ctx: CheckContext, tmp_path: Path, start: str | None = None) -> _start._Worker:
     """A crash worker in this process, on the spec run_crash_points would hand it."""
+    tmp_path.mkdir(exist_ok=True)
     bundle = ctx.bundle
     images = fleet._write_images(ctx, tmp_path, range(len(bundle.migrations) + 1))
     spec = fleet._write_spec(tmp_path / "spec.pkl", bundle=bundle, start=start, images=images)
@@ -782,3 +783,22 @@ def test_a_failed_start_that_leaves_a_change_breaks_the_restart_loop(crash_hooks
     body = section(failure, "Restart loop (start from v3")
     assert "the failed start changed the database (- before, + after):\n+table start_marker" in body
     assert "differs from a fresh DO at head:\n+table start_marker" in body
+
+
+@pytest.mark.parametrize("mtime_sees_writes", [True, False])
+def test_the_main_file_check_with_and_without_trusting_the_mtime(
+    mtime_sees_writes: bool, crash_hooks: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_start, "_MTIME_SEES_WRITES", mtime_sees_writes)
+    ctx = context(CLEAN)
+    clean = chain_worker(ctx, tmp_path / "clean")
+    results = list(clean.crash(crash_job(ctx.bundle, tmp_path / "clean.db")))
+    assert {p["status"] for r in results for p in r["points"]} == {"ok"}
+    assert clean.fresh_files == 1
+    torn = chain_worker(ctx, tmp_path / "torn", start=f"{crash_hooks}:checkpointing_start")
+    results = list(torn.crash(crash_job(ctx.bundle, tmp_path / "torn.db")))
+    # 0002 is a table recreation: killed before its RENAME, only the copy is left (in the main
+    # file: this start folds every commit into it at once)
+    rename = results[2]["points"][4]
+    assert rename["status"] == "partial"
+    assert "-table posts" in rename["detail"] and "+table __new_posts" in rename["detail"]
