@@ -36,7 +36,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,8 @@ class _Snapshots(_Tap):
     At a point the small files (``-wal``, ``-journal``; ``-shm`` too at the last point, whose
     files the next start runs on) are copied to ``out/p{i}.db...``, and the main file only if
     it changed since the run began (``main``: its ``_stat_key`` then, with the mtime set to 0:
-    any write to the file moves it). Each recorded point leaves ``p{i}.db.mark``.
+    any write to the file moves it). ``reached`` lists the points recorded, ``copied`` the
+    files written to ``out``.
     """
 
     def __init__(
@@ -151,6 +152,8 @@ class _Snapshots(_Tap):
         self._main = main
         self._stops: dict[int, list[tuple[int, int]]] = {}
         self._ledger: int | None = None
+        self.reached: set[int] = set()
+        self.copied: list[str] = []
         for i, (chunk, statement) in enumerate(points):
             if chunk is None:
                 self._ledger = i
@@ -161,13 +164,14 @@ class _Snapshots(_Tap):
         out = os.path.join(self._out, f"p{point}.db")
         if _stat_key(self._db) != self._main:
             shutil.copyfile(self._db, out)
+            self.copied.append(out)
         # the shared memory only where the next start runs on the copy's files: any other
         # copy is opened alone, and SQLite rebuilds the index of a WAL nobody has open
         last = point == self._ledger
         for suffix in ("-wal", "-shm", "-journal") if last else ("-wal", "-journal"):
-            _copy_if_any(self._db + suffix, out + suffix)
-        with open(out + ".mark", "wb"):
-            pass
+            if _copy_if_any(self._db + suffix, out + suffix):
+                self.copied.append(out + suffix)
+        self.reached.add(point)
 
     def exec(self, query: str, *bindings: object) -> Cursor:
         if self._next < len(self._chunks) and query == self._chunks[self._next]:
@@ -194,15 +198,16 @@ class _Snapshots(_Tap):
         raise _Abandoned
 
 
-def _copy_if_any(source: str, target: str) -> None:
+def _copy_if_any(source: str, target: str) -> bool:
     """Copy ``source`` unless it is missing or empty (an empty WAL or journal is no WAL or
-    journal to SQLite)."""
+    journal to SQLite); whether it did."""
     try:
         if os.stat(source).st_size == 0:
-            return
+            return False
         shutil.copyfile(source, target)
     except FileNotFoundError:
-        pass
+        return False
+    return True
 
 
 #: POSIX moves a file's mtime on every write(); elsewhere the content is compared as well
@@ -498,6 +503,8 @@ def _leaves_previous(base: str) -> bool:
 class _Run:
     """How the run of one migration with its crash points ended."""
 
+    #: the crash points recorded
+    reached: set[int] = field(default_factory=set)
     #: abandoned at its last crash point (right after the ledger INSERT), as planned
     abandoned: bool = False
     #: the start returned without reaching the last point
@@ -526,6 +533,9 @@ class _Worker:
         self._states: dict[tuple[int, bool], Any] = {}
         self._buffer = bytearray()
         self._prefix: tuple[int, Bundle] | None = None
+        #: the copies directory may hold files other than the last run's copies
+        self._dirty = True
+        self._leftovers: list[str] = []
         #: for tests: fresh database files written from an image, database opens by a start
         self.fresh_files = 0
         self.opens = 0
@@ -723,15 +733,21 @@ class _Worker:
         """Migration ``k`` on ``do``, with copies of the files at each crash point; closes
         ``do``. ``verified``: the main file's ``_stat_key`` when it was proven to be version
         ``k - 1`` (None: a fresh file written from that image)."""
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir()
+        if self._dirty or not out.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            self._dirty = False
+        for name in self._leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
         db = str(do.path)
         kept = verified is None or _stat_key(db) == verified
         os.utime(db, ns=(0, 0))
         main = _stat_key(db)
         stops = [(p["chunk"], p["statement"]) for p in points]
-        do.sql = _Snapshots(do, self.bundle.migrations[k - 1], stops, str(out), main)
-        run = _Run()
+        tap = _Snapshots(do, self.bundle.migrations[k - 1], stops, str(out), main)
+        do.sql = tap
+        run = _Run(reached=tap.reached)
         try:
             self.start(do, self.prefix(k))
             run.returned = True
@@ -742,6 +758,7 @@ class _Worker:
         finally:
             do.close()
         run.main_kept = kept and _stat_key(db) == main and not os.path.exists(f"{db}-wal")
+        self._leftovers = tap.copied
         return run
 
     def _put_back(self, snap: Path, db: Path) -> None:
@@ -831,7 +848,7 @@ class _Worker:
         clean: list[int] = []
         for i in range(len(points)):
             snap = out / f"p{i}.db"
-            if not Path(f"{snap}.mark").exists():
+            if i not in run.reached:
                 if run.failure:
                     detail = f"the start failed before the kill: {run.failure}"
                     results.append({"status": "error", "detail": detail})
@@ -853,6 +870,7 @@ class _Worker:
     def _materialize(self, k: int, i: int, out: Path) -> Path:
         """Point ``i``'s copy as a database SQLite can open (``out/p{i}.db``)."""
         snap = out / f"p{i}.db"
+        self._dirty = True  # the copy is opened, restarted: new files next to it
         if not snap.exists():  # the main file was the run's first: version k - 1
             image = self.image(k - 1)
             assert image is not None
