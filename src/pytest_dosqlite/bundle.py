@@ -446,8 +446,9 @@ class Bundle:
     def prefix(self, count: int) -> Bundle:
         """The bundle as it was with only its first ``count`` migrations."""
         kept = self.migrations[:count]
-        entry_errors = {m.error for m in self.migrations if m.error}
-        bundle_error = self.drizzle_error if self.drizzle_error not in entry_errors else None
+        bundle_error = self.drizzle_error
+        if bundle_error and bundle_error in {m.error for m in self.migrations if m.error}:
+            bundle_error = None
         first = next((m.error for m in kept if m.error), None)
         return Bundle(
             root=self.root,

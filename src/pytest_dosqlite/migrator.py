@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .bundle import Bundle, Migration
@@ -113,19 +114,24 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
         last = rows[0] if rows else None
         hwm = js_number(last[2]) if last is not None else None
         run.high_water_mark = hwm
-        for m in migrations:
-            if last is None or (hwm is not None and hwm < m.when):
-                started = time.thread_time()
-                state["migration"] = m
-                for index, chunk in enumerate(m.chunks):
-                    state["chunk"] = index
-                    do.sql.exec(chunk)
-                state.pop("chunk", None)
-                do.sql.exec(INSERT_SQL, "", m.when)
-                run.applied.append(m.tag)
-                run.timings[m.tag] = time.thread_time() - started
-            else:
-                run.not_applied.append(m.tag)
+        # drizzle's loop: every entry newer than the high-water mark runs, in bundle order
+        if last is None:
+            pending: Sequence[Migration] = migrations
+        else:
+            pending = [m for m in migrations if hwm is not None and hwm < m.when]
+            if len(pending) < len(migrations):
+                chosen = {id(m) for m in pending}
+                run.not_applied.extend(m.tag for m in migrations if id(m) not in chosen)
+        for m in pending:
+            started = time.thread_time()
+            state["migration"] = m
+            for index, chunk in enumerate(m.chunks):
+                state["chunk"] = index
+                do.sql.exec(chunk)
+            state.pop("chunk", None)
+            do.sql.exec(INSERT_SQL, "", m.when)
+            run.applied.append(m.tag)
+            run.timings[m.tag] = time.thread_time() - started
 
     try:
         do.transaction_sync(body)
