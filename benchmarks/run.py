@@ -465,6 +465,14 @@ def main(argv: list[str] | None = None) -> int:
     repeat = max(1, args.repeat)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     began = time.perf_counter()
+    # Python's default: compiled modules are cached in __pycache__. A sandbox that sets
+    # PYTHONDONTWRITEBYTECODE makes every child process (fleet checks, xdist workers) compile
+    # the whole package again, which no user's machine does after its first run.
+    bytecode_note = ""
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+        sys.dont_write_bytecode = False
+        bytecode_note = "PYTHONDONTWRITEBYTECODE was set: unset for this run (Python's default)"
+        log(bytecode_note)
     load_before = load()
     log(f"load average {load_before}; {os.cpu_count()} CPUs")
 
@@ -564,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.python_version()}, {os.cpu_count()} CPUs, load average before "
         f"{load_before}, after {load_after}; medians"
     )
+    if bytecode_note:
+        out.append(f"  {bytecode_note}")
     out.append("")
     out.append("Bundles:")
     for target in [*targets, *synthetic.values()]:
