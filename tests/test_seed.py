@@ -371,6 +371,15 @@ def test_bulk_seed_fills_tables_fast_and_consistently() -> None:
     assert again.rows == {}
 
 
+def test_bulk_seed_fills_only_the_tables_asked_for() -> None:
+    do = fresh()
+    report = bulk_seed(do, 50, tables=["users"])
+    assert set(report.rows) == {"users"}
+    assert rows(do, "SELECT count(*) FROM users") == [[50]]
+    others = [t for t in read_tables(do) if t != "users"]
+    assert others and all(rows(do, f'SELECT count(*) FROM "{t}"') == [[0]] for t in others)
+
+
 def test_bulk_seed_reports_a_table_it_cannot_fill() -> None:
     do = fresh(
         "CREATE TABLE t (id integer primary key, x integer NOT NULL CHECK (x > 10 AND x < 5))"

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle, Migration
-from .errors import CheckFailure, DosqliteWarning, MigrationError, SqlError
+from .errors import CheckFailure, DosqliteWarning, MigrationError
 from .migrator import migrate
-from .seed import _bulk_sql, is_user_table, quote_ident, read_tables, seed_order, sql_literal
+from .seed import bulk_seed, is_user_table, quote_ident, sql_literal
 from .storage import DurableObjectStorage
 
 if TYPE_CHECKING:
@@ -642,7 +642,6 @@ def _plan(migrations: Sequence[Migration]) -> _Plan:
     return _Plan(tuple(need), tuple(ready), tuple(fill), tuple(changed), tuple(independent))
 
 
-_TRIGGERS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' LIMIT 1"
 #: result columns per statement (a DO allows 100)
 _PROBES_PER_QUERY = 90
 
@@ -682,27 +681,8 @@ def _fill(
     look = [name for low, name in tables.items() if low not in known]
     known.update(asked if asked is not None else tables)
     empty = set(look) - _with_rows(do, look)
-    if not empty:
-        return
-
-    def body() -> None:
-        schema = read_tables(do)
-        triggers = bool(do.sql.exec(_TRIGGERS_SQL).raw().to_array())
-        for name in seed_order({n: schema[n] for n in empty if n in schema}):
-            # through a trigger an earlier insert may have filled it
-            if triggers and _with_rows(do, [name]):
-                continue
-            for minimal in (False, True):
-                sql = _bulk_sql(do, schema[name], schema, rows, minimal)
-                if sql.startswith("!"):
-                    break
-                try:
-                    do.sql.exec(sql)
-                except SqlError:
-                    continue
-                break
-
-    do.transaction_sync(body)
+    if empty:
+        bulk_seed(do, rows, tables=empty)
 
 
 def _progressive_run(

@@ -20,7 +20,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1777,8 +1777,12 @@ def _bulk_expr(
     return expr
 
 
-def bulk_seed(do: DurableObjectStorage, rows: int) -> SeedReport:
+def bulk_seed(
+    do: DurableObjectStorage, rows: int, tables: Collection[str] | None = None
+) -> SeedReport:
     """Fill every empty user table with ``rows`` rows, one ``INSERT ... SELECT`` per table.
+
+    ``tables``: only these (names as in the schema; default every user table).
 
     For timing estimates: values are deterministic functions of the row number (distinct where
     a column is unique), nullable columns are filled, and foreign keys point at existing parent
@@ -1800,7 +1804,11 @@ def bulk_seed(do: DurableObjectStorage, rows: int) -> SeedReport:
 
     def body() -> None:
         schema = read_tables(do)
-        order = seed_order(schema)
+        if tables is None:
+            order = seed_order(schema)
+        else:
+            wanted = set(tables)
+            order = seed_order({n: t for n, t in schema.items() if n in wanted})
         # which tables hold rows, a few statements for all of them (count(*) per table scanned
         # every row of every table before each migration: quadratic in the bundle)
         triggers = do.sql.exec(_TRIGGER_SQL).raw().to_array()
