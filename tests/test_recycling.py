@@ -305,3 +305,48 @@ def test_image_cache_lends_recycled_dos_per_version() -> None:
     assert again.sql.exec("SELECT count(*) AS n FROM sqlite_master").one()["n"] == tables
     again.close()
     assert (cache.pool.reused, cache.pool.discarded) == (1, 0)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_users_tests_stay_isolated_while_connections_are_recycled(
+    pytester: pytest.Pytester, workers: str
+) -> None:
+    from test_plugin import make_project
+
+    make_project(pytester.path)
+    pytester.makepyfile(
+        test_isolation="""
+        import pytest
+        import pytest_dosqlite as dosqlite
+
+        @pytest.mark.parametrize("n", range(20))
+        def test_writes(migrated_do, n):
+            q = migrated_do.sql.exec
+            assert q("SELECT count(*) AS c FROM users").one() == {"c": 0}
+            assert q("SELECT total_changes() AS t, last_insert_rowid() AS r").one() == {
+                "t": 0, "r": 0}
+            q("INSERT INTO users (id, name) VALUES (1, 'same key every time')")
+            q("INSERT INTO posts (title) VALUES ('p')")
+            if n % 5 == 0:
+                q("PRAGMA foreign_keys = OFF")  # this one is not recycled
+            if n % 7 == 0:
+                q("CREATE TABLE extra (x)")  # nor this one
+            assert q("SELECT count(*) AS c FROM posts").one() == {"c": 1}
+
+        @pytest.mark.parametrize("n", range(5))
+        def test_reads_see_foreign_keys_on(migrated_do, n):
+            assert migrated_do.sql.exec("PRAGMA foreign_keys").raw().to_array() == [[1]]
+            names = [r[0] for r in migrated_do.sql.exec(
+                "SELECT name FROM sqlite_master WHERE name = 'extra'").raw()]
+            assert names == []
+
+        @pytest.mark.parametrize("n", range(5))
+        def test_data_migration(do_at, dosqlite_bundle, n):
+            do = do_at("0000_init")
+            do.sql.exec("INSERT INTO users (id, name) VALUES (1, 'a')")
+            dosqlite.migrate(do, dosqlite_bundle)
+            assert do.sql.exec("SELECT count(*) AS c FROM users").one() == {"c": 1}
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", workers)
+    result.assert_outcomes(passed=30)
