@@ -350,3 +350,15 @@ def test_users_tests_stay_isolated_while_connections_are_recycled(
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", workers)
     result.assert_outcomes(passed=30)
+
+
+def test_a_do_dropped_without_close_does_not_keep_its_connection() -> None:
+    import gc
+    import weakref
+
+    pool = ConnectionPool()
+    do = pool.lend("k", IMAGE)
+    conn = weakref.ref(do._conn)
+    del do
+    gc.collect()
+    assert conn() is None

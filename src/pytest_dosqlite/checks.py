@@ -200,18 +200,25 @@ def upgrade_from_empty(ctx: CheckContext) -> None:
 
 def idempotent(ctx: CheckContext) -> None:
     """A second and a third migrate() change nothing: schema, ledger and data stay the same."""
-    from .migrator import migrate
-
     try:
         do = ctx.images.fresh(ctx.bundle)
     except MigrationError as exc:
         raise migration_failure(
             exc, "cannot check idempotence: migrating a fresh DO fails"
         ) from None
+    try:
+        _migrate_again(do, ctx.bundle)
+    finally:
+        do.close()
+
+
+def _migrate_again(do: Any, bundle: Any) -> None:
+    from .migrator import migrate
+
     dump_before = _dump(do)
     for attempt in (2, 3):
         try:
-            run = migrate(do, ctx.bundle)
+            run = migrate(do, bundle)
         except MigrationError as exc:
             raise migration_failure(
                 exc, f"migrate() call #{attempt} on an up-to-date DO fails"
@@ -259,7 +266,10 @@ def schema_snapshot(ctx: CheckContext) -> None:
         raise migration_failure(
             exc, "cannot snapshot the schema: migrating a fresh DO fails"
         ) from None
-    schema = introspect(_query(do))
+    try:
+        schema = introspect(_query(do))
+    finally:
+        do.close()
     text = render_snapshot(ctx.bundle, render(schema), RENDER_VERSION)
     path = snapshot_path(ctx.bundle.root)
     pins = read_pins(path)

@@ -28,7 +28,10 @@ def _schema(path: str) -> int:
     except MigrationError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    print(render(introspect(_query(do))), end="")
+    try:
+        print(render(introspect(_query(do))), end="")
+    finally:
+        do.close()
     return 0
 
 

@@ -350,7 +350,10 @@ def matches_drizzle_snapshot(ctx: Any) -> None:
         raise migration_failure(
             exc, "cannot compare with drizzle's snapshot: migrate fails"
         ) from None
-    applied = introspect(_query(do))
+    try:
+        applied = introspect(_query(do))
+    finally:
+        do.close()
     expected = load_snapshot(last)
     mismatches = compare(applied, expected)
     if mismatches:

@@ -131,7 +131,6 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._baselines: dict[Hashable, _Baseline] = {}
         self._idle: deque[tuple[Hashable, _Line]] = deque()
-        self._loans: dict[int, tuple[Hashable, _Line]] = {}
         #: DOs that reused a parked connection / connections closed instead of parked
         self.reused = 0
         self.discarded = 0
@@ -160,19 +159,19 @@ class ConnectionPool:
         line.watch = base.unrecordable if base is not None else frozenset()
         if line.watch:
             line.conn.set_update_hook(line.on_row)
-        with self._lock:
-            self._loans[id(do)] = (key, line)
+        # kept on the DO itself: a DO dropped without close() takes its connection with it
+        do._loan = (key, line)
         return do
 
     def forget(self, do: DurableObjectStorage) -> None:
-        with self._lock:
-            entry = self._loans.pop(id(do), None)
+        entry: tuple[Hashable, _Line] | None = do._loan
+        do._loan = None
         if entry is not None:
             entry[1].close_session()
 
     def take_back(self, do: DurableObjectStorage) -> bool:
-        with self._lock:
-            entry = self._loans.pop(id(do), None)
+        entry: tuple[Hashable, _Line] | None = do._loan
+        do._loan = None
         if entry is None:
             return False
         key, line = entry

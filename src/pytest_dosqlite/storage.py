@@ -333,8 +333,10 @@ class DurableObjectStorage:
         self.last_statement: tuple[int, int] = (0, 0)
         #: ran a statement whose effect no undo log sees (the connection is not recycled)
         self.changed_connection = False
-        #: the pool that lent this DO's connection (takes it back on close), if any
+        #: the pool that lent this DO's connection (takes it back on close), if any, and
+        #: what it needs to do so
         self._lender: Lender | None = None
+        self._loan: Any = None
 
     @classmethod
     def _adopt(cls, conn: apsw.Connection, lender: Lender) -> DurableObjectStorage:
