@@ -793,6 +793,8 @@ def _progressive_run(
 
 #: below this many seconds a measurement is noise: extrapolate linearly
 _NOISE = 0.005
+#: a measured exponent from here on is a scan per row (quadratic)
+_QUADRATIC = 1.6
 
 
 def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
@@ -801,30 +803,25 @@ def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
     Linear (``tb + slope * (rows - nb)``, slope >= 0, never below ``tb``) unless both times are
     above noise and grow faster than linearly; then a power law ``tb * (rows / nb) ** p`` with
     the measured exponent ``p`` capped at 2 (a scan per row: DROP TABLE of a parent whose child
-    foreign-key column has no index, an UPDATE with a correlated subquery, ...).
+    foreign-key column has no index, an UPDATE with a correlated subquery, ...). A measured
+    exponent of 1.6 or more is taken as 2: a scan per row is quadratic, its fixed costs make it
+    measure a little less, and extrapolating a noisy exponent 10-30 times further swings the
+    estimate several-fold from run to run.
     """
     if ta >= _NOISE / 10 and tb >= _NOISE:
         p = math.log(tb / ta) / math.log(nb / na)
         if p > 1.3:  # n log n from 1k to 10k rows is about 1.1
-            return float(tb * (rows / nb) ** min(p, 2.0))
+            return float(tb * (rows / nb) ** (2.0 if p >= _QUADRATIC else p))
     slope = max(0.0, (tb - ta) / (nb - na))
     return max(tb, tb + slope * (rows - nb))
 
 
-def _may_exceed(sizes: tuple[int, int, int], t1: float, t_empty: float, cap: float) -> bool:
-    """Whether ``_extrapolate(n0, t0, n1, t1, n2)`` can exceed ``cap`` for some time ``t0``.
-
-    ``t0`` is at least about the migration's time on empty tables (``t_empty``, taken when the
-    version images were built; halved for timing noise). Within each of _extrapolate's regimes
-    (below noise: linear; above: power law, then linear as the exponent falls) the result falls
-    as ``t0`` grows, so the largest value is at the low end of one of them. A migration that
-    mostly changes the schema (``t_empty`` close to ``t1``) never gets there.
-    """
-    n0, n1, n2 = sizes
-    if t1 * max((n2 / n1) ** 2, 1 + (n2 - n1) / (n1 - n0)) <= cap:
-        return False  # the exponent is capped at 2, the linear slope at t1 / (n1 - n0)
-    low = t_empty / 2
-    return max(_extrapolate(n0, t0, n1, t1, n2) for t0 in (low, max(low, _NOISE / 10))) > cap
+def _too_slow(sizes: tuple[int, int], t1: float, t_empty: float, cap: float) -> bool:
+    """Whether a migration timed ``t1`` at ``sizes[0]`` rows (``t_empty`` on empty tables) could
+    take more than ``cap`` seconds at ``sizes[1]``: its data-dependent part grown
+    quadratically (a scan per row, the worst _extrapolate assumes) plus its schema work."""
+    n1, n2 = sizes
+    return max(t1 - t_empty, 0.0) * (n2 / n1) ** 2 + t_empty > cap
 
 
 def _growth(na: int, ta: float, nb: int, tb: float) -> float | None:
@@ -855,14 +852,14 @@ def estimate_startup(
     form) makes it reach every table. Tables no migration reaches stay empty: their size changes
     no migration's time. When ``rows <= sample_rows`` this is done once at ``rows``. Otherwise
     it is done at ``sample_rows // 10`` and ``sample_rows`` rows, and each migration's time at
-    ``rows`` is extrapolated from the two largest sizes it was measured at (see
-    :func:`_extrapolate`: linear, or a power law when the growth is clearly superlinear). A
-    migration whose time, extrapolated from ``sample_rows // 100`` and ``sample_rows // 10``
-    rows, would exceed ``measure_cap`` seconds at ``sample_rows`` is not run at that size, to
-    keep the check cheap; its estimate comes from those two smaller sizes. The run at
-    ``sample_rows // 100`` rows happens only when some migration may be left out that way,
-    judging from its time at ``sample_rows // 10`` and on empty tables (see
-    :func:`_may_exceed`), and stops after the last such migration. A migration that reaches no
+    ``rows`` is extrapolated from those two sizes (see :func:`_extrapolate`: linear, or a power
+    law when the growth is clearly superlinear). A migration that could take more than
+    ``measure_cap`` seconds at ``sample_rows`` (its time at ``sample_rows // 10``, less its time
+    on empty tables, grown quadratically: :func:`_too_slow`) is timed at the geometric mean of
+    the two sizes instead (about 3,162 rows for 10,000: a tenth of the cost of a quadratic
+    migration at 10,000) and extrapolated from there; that run stops after the last such
+    migration. Both sizes are large enough for the growth of a slow migration to show, so its
+    estimate does not depend on timing noise at small sizes. A migration that reaches no
     table existing before it (it creates its own tables, or only changes the schema) cannot
     depend on the row count: its estimate is its smallest measured time, not an extrapolation
     of timing noise, and it is never left out. The times are this machine's SQLite (the DO's
@@ -889,41 +886,35 @@ def estimate_startup(
         measured[size], failures = _progressive_run(bundle, cache, target, size, (), plan, prefixes)
         per = {t: measured[size].get(t, 0.0) for t in tags}
     else:
-        n0, n1, n2 = sample_rows // 100, sample_rows // 10, sample_rows
+        n1, n2 = sample_rows // 10, sample_rows
+        mid = round(math.sqrt(n1 * n2))
         measured[n1], failed = _progressive_run(bundle, cache, target, n1, (), plan, prefixes)
         failures.update(failed)
-        # only the migrations that may be too slow to run at n2 need n0 (see _may_exceed), so
-        # the run at n0 stops after the last of them (usually: no run at all)
         built = getattr(cache, "timings", None)
         empty: dict[str, float] = built(bundle) if callable(built) else {}
-        could = [
+        slow = [
             i
             for i, t in enumerate(tags)
             if not plan.independent[i]
-            and _may_exceed((n0, n1, n2), measured[n1].get(t, 0.0), empty.get(t, 0.0), measure_cap)
+            and _too_slow((n1, n2), measured[n1].get(t, 0.0), empty.get(t, 0.0), measure_cap)
         ]
-        skip: list[str] = []
-        if could:
-            last = could[-1] + 1
-            measured[n0], failed = _progressive_run(bundle, cache, last, n0, (), plan, prefixes)
+        if slow:
+            last = slow[-1] + 1
+            measured[mid], failed = _progressive_run(bundle, cache, last, mid, (), plan, prefixes)
             failures.update(failed)
-            skip = [
-                tags[i]
-                for i in could
-                if _extrapolate(
-                    n0, measured[n0].get(tags[i], 0.0), n1, measured[n1].get(tags[i], 0.0), n2
-                )
-                > measure_cap
-            ]
+        skip = [tags[i] for i in slow]
         measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip, plan, prefixes)
         failures.update(failed)
         for i, t in enumerate(tags):
             if plan.independent[i]:
                 continue
-            na, nb = (n1, n2) if t in measured[n2] else (n0, n1)
-            ta, tb = measured.get(na, {}).get(t, 0.0), measured[nb].get(t, 0.0)
-            per[t] = _extrapolate(na, ta, nb, tb, rows)
-            p = _growth(na, ta, nb, tb)
+            nb = n2 if t in measured[n2] else mid
+            ta, tb = measured[n1].get(t, 0.0), measured.get(nb, {}).get(t)
+            if tb is None:  # failed at the larger size: linear from the one it has
+                per[t] = _extrapolate(0, 0.0, n1, ta, rows)
+                continue
+            per[t] = _extrapolate(n1, ta, nb, tb, rows)
+            p = _growth(n1, ta, nb, tb)
             if p is not None:
                 growth[t] = p
     for i, t in enumerate(tags):
