@@ -816,6 +816,24 @@ def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
     return max(tb, tb + slope * (rows - nb))
 
 
+def _time_alone(
+    bundle: Bundle, images: Any, k: int, rows: int, plan: _Plan, prefixes: dict[int, Bundle]
+) -> tuple[float, str | None]:
+    """Migration ``k`` (1-based) timed on the image before it, with the tables it reaches
+    (``plan.need``) filled to ``rows``: the cost is this one migration, wherever it is."""
+    prefix = prefixes.get(k)
+    if prefix is None:
+        prefix = prefixes[k] = bundle.prefix(k)
+    do = DurableObjectStorage(image=images.version(bundle, k - 1).image)
+    try:
+        _fill(do, plan.need[k - 1], rows, set())
+        return migrate(do, prefix).timings.get(bundle.migrations[k - 1].tag, 0.0), None
+    except MigrationError as exc:
+        return 0.0, str(exc.cause or exc.message)
+    finally:
+        do.close()
+
+
 def _too_slow(sizes: tuple[int, int], t1: float, t_empty: float, cap: float) -> bool:
     """Whether a migration timed ``t1`` at ``sizes[0]`` rows (``t_empty`` on empty tables) could
     take more than ``cap`` seconds at ``sizes[1]``: its data-dependent part grown
@@ -857,8 +875,10 @@ def estimate_startup(
     ``measure_cap`` seconds at ``sample_rows`` (its time at ``sample_rows // 10``, less its time
     on empty tables, grown quadratically: :func:`_too_slow`) is timed at the geometric mean of
     the two sizes instead (about 3,162 rows for 10,000: a tenth of the cost of a quadratic
-    migration at 10,000) and extrapolated from there; that run stops after the last such
-    migration. Both sizes are large enough for the growth of a slow migration to show, so its
+    migration at 10,000), on its own (on the image before it, with the tables it reaches
+    filled); if its growth from there would still take it over the cap, it is left out of the
+    run at ``sample_rows`` and extrapolated from the middle size. Both sizes are large enough
+    for the growth of a slow migration to show, so its
     estimate does not depend on timing noise at small sizes. A migration that reaches no
     table existing before it (it creates its own tables, or only changes the schema) cannot
     depend on the row count: its estimate is its smallest measured time, not an extrapolation
@@ -899,10 +919,21 @@ def estimate_startup(
             and _too_slow((n1, n2), measured[n1].get(t, 0.0), empty.get(t, 0.0), measure_cap)
         ]
         if slow:
-            last = slow[-1] + 1
-            measured[mid], failed = _progressive_run(bundle, cache, last, mid, (), plan, prefixes)
-            failures.update(failed)
-        skip = [tags[i] for i in slow]
+            measured[mid] = {}
+            for i in slow:
+                timed, error = _time_alone(bundle, cache, i + 1, mid, plan, prefixes)
+                if error is None:
+                    measured[mid][tags[i]] = timed
+                else:
+                    failures.setdefault(tags[i], error)
+        # left out at n2: what its growth from n1 to mid says would take over the cap there
+        skip = [
+            tags[i]
+            for i in slow
+            if tags[i] in measured[mid]
+            and _extrapolate(n1, measured[n1].get(tags[i], 0.0), mid, measured[mid][tags[i]], n2)
+            > measure_cap
+        ]
         measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip, plan, prefixes)
         failures.update(failed)
         for i, t in enumerate(tags):
