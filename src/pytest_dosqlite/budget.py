@@ -35,13 +35,6 @@ class DosqliteBudgetWarning(DosqliteWarning):
     """
 
 
-def _setting(ctx: CheckContext, name: str, default: Any) -> Any:
-    value = getattr(ctx.settings, name, None)
-    if value is None:
-        value = ctx.extra.get(name, default)
-    return value
-
-
 @dataclass
 class BudgetEstimate:
     """Estimated time of every migration on tables of ``rows`` rows (see :func:`estimate_startup`).
@@ -978,12 +971,12 @@ def startup_budget(ctx: CheckContext) -> None:
     estimate is stored in ``ctx.extra["budget"]`` (a :class:`BudgetEstimate`;
     ``.per_migration`` is the per-migration dict) for reports.
     """
-    limit = float(_setting(ctx, "budget_seconds", 30.0))
-    rows = int(_setting(ctx, "budget_rows", 100_000))
-    sample = int(_setting(ctx, "budget_sample_rows", 10_000))
-    cap = float(_setting(ctx, "budget_measure_cap", 1.0))
-    warn_ratio = float(_setting(ctx, "budget_warn_ratio", 0.5))
-    fail_ratio = float(_setting(ctx, "budget_fail_ratio", 1.0))
+    limit = float(ctx.setting("budget_seconds", 30.0))
+    rows = int(ctx.setting("budget_rows", 100_000))
+    sample = int(ctx.setting("budget_sample_rows", 10_000))
+    cap = float(ctx.setting("budget_measure_cap", 1.0))
+    warn_ratio = float(ctx.setting("budget_warn_ratio", 0.5))
+    fail_ratio = float(ctx.setting("budget_fail_ratio", 1.0))
     est = estimate_startup(
         ctx.bundle,
         rows=rows,

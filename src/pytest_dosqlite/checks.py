@@ -75,6 +75,11 @@ class CheckContext:
     def for_bundle(cls, path: str | Path, **kwargs: Any) -> CheckContext:
         return cls(bundle=load_bundle(path), **kwargs)
 
+    def setting(self, name: str, default: Any) -> Any:
+        """``settings.<name>`` when set, else ``extra[name]``, else ``default``."""
+        value = getattr(self.settings, name, None)
+        return self.extra.get(name, default) if value is None else value
+
 
 def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckFailure:
     """A CheckFailure with the standard sections for a failed migration."""

@@ -49,16 +49,6 @@ __all__ = [
 ]
 
 
-# ----------------------------------------------------------------------------- settings
-
-
-def _setting(ctx: CheckContext, name: str, default: Any) -> Any:
-    value = getattr(ctx.settings, name, None)
-    if value is None:
-        value = ctx.extra.get(name, default)
-    return value
-
-
 # ----------------------------------------------------------------------------- statements
 
 _IDENT = r'(?:"(?:[^"]|"")+"|`(?:[^`]|``)+`|\[[^\]]+\]|[^\s(),;."`\[]+)'
@@ -649,7 +639,7 @@ class _UserSeed:
 
 
 def _load_user_seed(ctx: CheckContext) -> _UserSeed | None:
-    spec = _setting(ctx, "seed", None)
+    spec = ctx.setting("seed", None)
     if spec is None:
         return None
     if callable(spec):
@@ -895,9 +885,9 @@ class _Check:
             self.bundle if target == len(self.bundle.migrations) else self.bundle.prefix(target)
         )
         self.head = self.upto.migrations[-1].tag
-        self.rows = int(_setting(ctx, "seed_rows", 3))
-        self.rng = int(_setting(ctx, "seed_rng", 0))
-        self.fk_off = bool(_setting(ctx, "foreign_keys_off", False)) or (
+        self.rows = int(ctx.setting("seed_rows", 3))
+        self.rng = int(ctx.setting("seed_rng", 0))
+        self.fk_off = bool(ctx.setting("foreign_keys_off", False)) or (
             ctx.extra.get("fleet_start") == "drizzle-fk-off"
         )
         self.user_seed = _load_user_seed(ctx)
