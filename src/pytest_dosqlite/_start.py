@@ -440,45 +440,17 @@ def _tb() -> str:
 _WAL_MAGIC = (0x377F0682, 0x377F0683)
 
 
-def _wal_may_commit(path: str) -> bool:
-    """The WAL file may hold a committed transaction: some frame carries a commit marker.
-
-    SQLite's recovery uses the frames of a WAL only up to its last valid commit frame (the
-    ``-shm`` index of a dead process is rebuilt, not trusted), so a WAL without any frame whose
-    commit field (frame header bytes 4-7) is set adds nothing to the database. Anything unusual
-    (an unknown header, a file shorter than one) counts as "may commit": SQLite judges it then.
-    """
+def _wal_frames(path: str) -> list[bytes] | None:
+    """The first 8 bytes (page number, commit field) of every frame header of a WAL file, as
+    far as the file holds them: ``[]`` when there is no file or it is empty, None when it does
+    not look like a WAL (an unknown header, a file shorter than one)."""
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:
-        return False
+        return []
     if size == 0:
-        return False
-    with open(path, "rb") as fh:
-        header = fh.read(32)
-        if len(header) < 32 or int.from_bytes(header[:4], "big") not in _WAL_MAGIC:
-            return True
-        page = int.from_bytes(header[8:12], "big")
-        page = 65536 if page == 1 else page
-        if page < 512 or page > 65536 or page & (page - 1):
-            return True
-        for offset in range(32, size - 8 + 1, 24 + page):
-            fh.seek(offset + 4)
-            if fh.read(4) != b"\0\0\0\0":
-                return True
-    return False
-
-
-def _wal_pages(path: str) -> set[int] | None:
-    """The page numbers of every frame in a WAL file, committed, valid or not (None when the
-    file does not look like a WAL: then nothing is assumed about it)."""
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        return set()
-    found: set[int] = set()
-    if size == 0:
-        return found
+        return []
+    frames: list[bytes] = []
     with open(path, "rb") as fh:
         header = fh.read(32)
         if len(header) < 32 or int.from_bytes(header[:4], "big") not in _WAL_MAGIC:
@@ -489,8 +461,31 @@ def _wal_pages(path: str) -> set[int] | None:
             return None
         for offset in range(32, size - 4 + 1, 24 + page):
             fh.seek(offset)
-            found.add(int.from_bytes(fh.read(4), "big"))
-    return found
+            frames.append(fh.read(8))
+    return frames
+
+
+def _wal_may_commit(path: str) -> bool:
+    """The WAL file may hold a committed transaction: some frame carries a commit marker.
+
+    SQLite's recovery uses the frames of a WAL only up to its last valid commit frame (the
+    ``-shm`` index of a dead process is rebuilt, not trusted), so a WAL without any frame whose
+    commit field (frame header bytes 4-7) is set adds nothing to the database. Anything unusual
+    (an unknown header, a file shorter than one) counts as "may commit": SQLite judges it then.
+    """
+    frames = _wal_frames(path)
+    if frames is None:
+        return True
+    return any(len(f) == 8 and f[4:8] != b"\0\0\0\0" for f in frames)
+
+
+def _wal_pages(path: str) -> set[int] | None:
+    """The page numbers of every frame in a WAL file, committed, valid or not (None when the
+    file does not look like a WAL: then nothing is assumed about it)."""
+    frames = _wal_frames(path)
+    if frames is None:
+        return None
+    return {int.from_bytes(f[:4], "big") for f in frames}
 
 
 def _leaves_previous(base: str) -> bool:
