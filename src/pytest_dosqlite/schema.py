@@ -1404,12 +1404,7 @@ def differences(a: Schema, b: Schema, *, mode: Mode = "full") -> list[Difference
     for key in sorted(ia.keys() | ib.keys()):
         i, j = ia.get(key), ib.get(key)
         if i is None or j is None:
-            name = (i or j).name  # type: ignore[union-attr]
-            out.append(
-                Difference(
-                    f"index {name}", None, None if i is None else "", None if j is None else ""
-                )
-            )
+            out.append(_presence("index", i, j))
             continue
         subj = f"index {i.name}"
         if i.table.lower() != j.table.lower():
@@ -1427,12 +1422,7 @@ def differences(a: Schema, b: Schema, *, mode: Mode = "full") -> list[Difference
     for key in sorted(va.keys() | vb.keys()):
         v, w = va.get(key), vb.get(key)
         if v is None or w is None:
-            name = (v or w).name  # type: ignore[union-attr]
-            out.append(
-                Difference(
-                    f"view {name}", None, None if v is None else "", None if w is None else ""
-                )
-            )
+            out.append(_presence("view", v, w))
         elif _canon_text(v.definition) != _canon_text(w.definition):
             out.append(Difference(f"view {v.name}", "definition", v.definition, w.definition))
     if full:
@@ -1441,15 +1431,7 @@ def differences(a: Schema, b: Schema, *, mode: Mode = "full") -> list[Difference
         for key in sorted(ga.keys() | gb.keys()):
             g, h = ga.get(key), gb.get(key)
             if g is None or h is None:
-                name = (g or h).name  # type: ignore[union-attr]
-                out.append(
-                    Difference(
-                        f"trigger {name}",
-                        None,
-                        None if g is None else "",
-                        None if h is None else "",
-                    )
-                )
+                out.append(_presence("trigger", g, h))
             elif _canon_text(g.definition) != _canon_text(h.definition):
                 out.append(
                     Difference(f"trigger {g.name}", "definition", g.definition, h.definition)
