@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .bundle import Bundle, Migration
 from .errors import CheckFailure, DosqliteWarning, MigrationError
 from .migrator import migrate
-from .seed import bulk_seed, is_user_table, quote_ident, sql_literal
+from .seed import bulk_seed, is_user_table, sql_literal, tables_with_rows
 from .storage import DurableObjectStorage
 
 if TYPE_CHECKING:
@@ -635,21 +635,6 @@ def _plan(migrations: Sequence[Migration]) -> _Plan:
     return _Plan(tuple(need), tuple(ready), tuple(fill), tuple(changed), tuple(independent))
 
 
-#: result columns per statement (a DO allows 100)
-_PROBES_PER_QUERY = 90
-
-
-def _with_rows(do: DurableObjectStorage, names: Sequence[str]) -> set[str]:
-    """The tables of ``names`` that hold at least one row (one statement per 90 tables)."""
-    found: set[str] = set()
-    for i in range(0, len(names), _PROBES_PER_QUERY):
-        batch = names[i : i + _PROBES_PER_QUERY]
-        probes = ", ".join(f"EXISTS (SELECT 1 FROM {quote_ident(n)})" for n in batch)
-        row = do.sql.exec(f"SELECT {probes}").raw().to_array()[0]
-        found.update(n for n, hit in zip(batch, row, strict=True) if hit)
-    return found
-
-
 def _fill(
     do: DurableObjectStorage, need: frozenset[str] | None, rows: int, known: set[str]
 ) -> None:
@@ -673,7 +658,7 @@ def _fill(
     }
     look = [name for low, name in tables.items() if low not in known]
     known.update(asked if asked is not None else tables)
-    empty = set(look) - _with_rows(do, look)
+    empty = set(look) - tables_with_rows(do, look)
     if empty:
         bulk_seed(do, rows, tables=empty)
 

@@ -1812,7 +1812,7 @@ def bulk_seed(
         # which tables hold rows, a few statements for all of them (count(*) per table scanned
         # every row of every table before each migration: quadratic in the bundle)
         triggers = do.sql.exec(_TRIGGER_SQL).raw().to_array()
-        filled = set() if triggers else _tables_with_rows(do, order)
+        filled = set() if triggers else tables_with_rows(do, order)
         for name in order:
             # through a trigger an insert can fill or empty another table: then look again
             # right before each table, as the inserts go
@@ -1846,11 +1846,6 @@ _EXISTS_PER_QUERY = 90
 
 
 def tables_with_rows(do: DurableObjectStorage, names: Sequence[str]) -> set[str]:
-    """The tables of ``names`` that hold at least one row (one statement per 90 tables)."""
-    return _tables_with_rows(do, list(names))
-
-
-def _tables_with_rows(do: DurableObjectStorage, names: list[str]) -> set[str]:
     """The tables of ``names`` that hold at least one row (one statement per 90 tables)."""
     found: set[str] = set()
     for i in range(0, len(names), _EXISTS_PER_QUERY):
