@@ -43,13 +43,13 @@ from typing import Any
 from .bundle import Bundle, Migration
 from .errors import DosqliteError
 from .fleet import (
-    HEADER_NOISE,
     StartFn,
     _upgrade,
     database_state,
     drizzle_start,
     error_fields,
     inspect_file,
+    mask_header_noise,
     outcome_fields,
     resolve_start,
     write_image,
@@ -569,8 +569,7 @@ class _Worker:
         with open(path, "rb", buffering=0) as fh:
             if fh.readinto(memoryview(data)[:size]) != size:
                 return False
-        for start, end in HEADER_NOISE:
-            data[start:end] = first[start:end]
+        mask_header_noise(data, first)
         startswith = data.startswith
         offset = 0
         for i in refs:
@@ -606,8 +605,7 @@ class _Worker:
                 got = fh.read(page_size)
                 if number == 1:
                     header = bytearray(got)
-                    for start, end in HEADER_NOISE:
-                        header[start:end] = want[start:end]
+                    mask_header_noise(header, want)
                     got = bytes(header)
                 if len(want) != page_size or got != want:
                     return False

@@ -289,9 +289,14 @@ def file_holds(path: str | os.PathLike[str], image: bytes) -> bool:
     if os.path.getsize(path) != len(image) or len(image) < 100:
         return False
     data = bytearray(Path(path).read_bytes())
-    for start, end in HEADER_NOISE:
-        data[start:end] = image[start:end]
+    mask_header_noise(data, image)
     return data == image
+
+
+def mask_header_noise(data: bytearray, reference: bytes) -> None:
+    """Copy :data:`HEADER_NOISE` from ``reference`` into ``data`` (both start at page 1)."""
+    for start, end in HEADER_NOISE:
+        data[start:end] = reference[start:end]
 
 
 def write_image(path: Path, image: bytes) -> None:
