@@ -692,10 +692,7 @@ def _progressive_run(
     failures: dict[str, str] = {}
 
     def prefix(count: int) -> Bundle:
-        got = cache.get(count)
-        if got is None:
-            got = cache[count] = bundle.prefix(count)
-        return got
+        return _prefix(bundle, cache, count)
 
     def image(count: int) -> DurableObjectStorage:
         return DurableObjectStorage(image=images.version(bundle, count).image)
@@ -794,14 +791,20 @@ def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
     return max(tb, tb + slope * (rows - nb))
 
 
+def _prefix(bundle: Bundle, prefixes: dict[int, Bundle], count: int) -> Bundle:
+    """``bundle.prefix(count)``, built once per estimate."""
+    got = prefixes.get(count)
+    if got is None:
+        got = prefixes[count] = bundle.prefix(count)
+    return got
+
+
 def _time_alone(
     bundle: Bundle, images: Any, k: int, rows: int, plan: _Plan, prefixes: dict[int, Bundle]
 ) -> tuple[float, str | None]:
     """Migration ``k`` (1-based) timed on the image before it, with the tables it reaches
     (``plan.need``) filled to ``rows``: the cost is this one migration, wherever it is."""
-    prefix = prefixes.get(k)
-    if prefix is None:
-        prefix = prefixes[k] = bundle.prefix(k)
+    prefix = _prefix(bundle, prefixes, k)
     do = DurableObjectStorage(image=images.version(bundle, k - 1).image)
     try:
         _fill(do, plan.need[k - 1], rows, set())

@@ -155,8 +155,7 @@ class ConnectionPool:
         line.open_session()
         line.total_at_loan = int(line.conn.total_changes())
         line.unrecorded = False
-        base = self._baselines.get(key)
-        line.watch = base.unrecordable if base is not None else frozenset()
+        line.watch = self._baselines[key].unrecordable
         if line.watch:
             line.conn.set_update_hook(line.on_row)
         # kept on the DO itself: a DO dropped without close() takes its connection with it
