@@ -15,7 +15,7 @@ import apsw
 import pytest
 
 from conftest import EXAMPLES, shared_path
-from pytest_dosqlite import _start, fleet
+from pytest_dosqlite import _start, fleet, forkserver
 from pytest_dosqlite.bundle import load_bundle
 from pytest_dosqlite.checks import CheckContext, Settings
 from pytest_dosqlite.errors import CheckFailure
@@ -51,6 +51,18 @@ def section(failure: CheckFailure, prefix: str) -> str:
 def hooks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The defective start functions, importable here and in the child processes."""
     monkeypatch.syspath_prepend(str(HOOKS))
+
+
+@pytest.fixture(params=["forked", "popen"])
+def spawner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Children forked by the fork server (the default), or ordinary subprocesses."""
+    if request.param == "popen":
+        monkeypatch.setenv(forkserver.NO_FORKSERVER_ENV, "1")
+    else:
+        if not forkserver._supported():
+            pytest.skip("no os.fork/SOCK_SEQPACKET on this platform")
+        monkeypatch.delenv(forkserver.NO_FORKSERVER_ENV, raising=False)
+    return str(request.param)
 
 
 # ------------------------------------------------------------------ clean bundles pass
@@ -283,6 +295,7 @@ def test_sprintjam_do_history_squash_is_caught(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ concurrent_starts
 
 
+@pytest.mark.usefixtures("spawner")
 def test_a_migration_that_throws_on_every_start_is_a_restart_loop() -> None:
     failure = failure_of(
         fleet.concurrent_starts, context(EXAMPLES / "fleet-restart-loop" / "drizzle")
@@ -294,6 +307,7 @@ def test_a_migration_that_throws_on_every_start_is_a_restart_loop() -> None:
 
 
 @pytest.mark.usefixtures("hooks")
+@pytest.mark.usefixtures("spawner")
 def test_racing_starts_without_block_concurrency_while_are_caught() -> None:
     ctx = context(CLEAN, fleet_start="fleet_hooks:racy_start")
     failure = failure_of(fleet.concurrent_starts, ctx)
@@ -382,6 +396,7 @@ def test_the_fleet_checks_work_without_fork(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.usefixtures("hooks")
+@pytest.mark.usefixtures("spawner")
 def test_a_hung_start_is_reported_not_waited_for() -> None:
     ctx = context(CLEAN, fleet_start="fleet_hooks:hanging_start", fleet_timeout=0.5)
     ctx.bundle = ctx.bundle.prefix(1)

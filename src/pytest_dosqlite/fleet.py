@@ -59,6 +59,7 @@ import apsw
 from .bundle import Bundle, Migration, load_bundle
 from .checks import CheckContext, migration_failure
 from .errors import CheckFailure, DosqliteError, MigrationError, SqlError
+from .forkserver import Child, spawn
 from .images import reads_connection_state, sets_connection_state
 from .migrator import LEDGER_TABLE, MigrationRun, migrate
 from .sqltext import split
@@ -1034,8 +1035,9 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _child_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest_dosqlite._start", *args]
+def _spawn_child(args: list[str], stderr: IO[bytes]) -> Child:
+    """``python -m pytest_dosqlite._start *args``, forked by :mod:`.forkserver` where it can."""
+    return spawn("pytest_dosqlite._start", args, env=_child_env(), stderr=stderr)
 
 
 def _write_spec(path: Path, **spec: Any) -> Path:
@@ -1048,13 +1050,7 @@ class _Launcher:
     """A ``_start race`` process: several starts, their events, the barrier commands."""
 
     def __init__(self, args: list[str], stderr: IO[bytes]) -> None:
-        self.proc = subprocess.Popen(
-            _child_command(*args),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=_child_env(),
-        )
+        self.proc = _spawn_child(args, stderr)
         self.events: list[dict[str, Any]] = []
         self._cond = threading.Condition()
         self._eof = False
@@ -1634,13 +1630,7 @@ def _run_pool(
     def drive(w: int) -> None:
         stderr_path = tmp / f"worker{w}.err"
         with stderr_path.open("ab") as stderr:
-            proc = subprocess.Popen(
-                _child_command("serve", str(spec)),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                env=_child_env(),
-            )
+            proc = _spawn_child(["serve", str(spec)], stderr)
         assert proc.stdin is not None and proc.stdout is not None
         try:
             while True:
