@@ -20,9 +20,11 @@ migrations generated into a temporary directory (see ``benchmarks/synth.py``):
   ``CheckContext`` with a fresh ``ImageCache``, wall time, with a per-check breakdown;
 * ``scaling``: the same check list on the synthetic bundles;
 * ``xdist_speedup``: ``pytest --dosqlite -n 0`` / ``-n 2`` wall time on a generated project of
-  4 bundles of 60 migrations, each with its own ``drizzle.config.ts`` and wrangler config
-  (``xdist_speedup_6x150``: the same on 6 bundles of 150 migrations, where starting the
-  workers weighs less).
+  6 bundles of 150 migrations, each with its own ``drizzle.config.ts`` and wrangler config
+  (about 15-20 s under ``-n 0`` here: a suite a team would parallelize), runs interleaved;
+  ``xdist_speedup_4x60``: the same on a small project of 4 bundles of 60 migrations (about
+  5 s), where the fixed cost of xdist weighs: ``xdist_fixed_s``, the wall time ``-n 2`` adds to
+  plain pytest (no plugin) on one empty test, starting the workers and collecting twice.
 
 karakeep's migration 0084 uses ``CREATE TEMPORARY TABLE``, which a Durable Object refuses (on
 the emulator and in workerd alike), so every karakeep number is measured on the largest prefix
@@ -366,8 +368,9 @@ def time_checks(bundle: Bundle, runs: int, limit: float | None = None) -> CheckT
 # ----------------------------------------------------------------------------- xdist
 
 
-def pytest_command(workers: int) -> list[str]:
-    cmd = [sys.executable, "-m", "pytest", "--dosqlite", "-q", "-p", "no:cacheprovider"]
+def pytest_command(workers: int, plugin: bool = True) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", *(["--dosqlite"] if plugin else []), "-q"]
+    cmd += ["-p", "no:cacheprovider"]
     # hypothesis (a dev dependency of this repository, not of the plugin) registers a pytest
     # plugin whose import costs ~1 s in every process: not what a user project pays
     cmd += ["-p", "no:hypothesispytest", "-n", str(workers)]
@@ -377,18 +380,20 @@ def pytest_command(workers: int) -> list[str]:
         registered = any(ep.name == "dosqlite" for ep in entry_points(group="pytest11"))
     except Exception:
         registered = False
-    if not registered:
+    if not registered and plugin:
         cmd += ["-p", "pytest_dosqlite.plugin"]
     return cmd
 
 
-def time_pytest(project: Path, workers: int, extra: list[str] | None = None) -> tuple[float, str]:
+def time_pytest(
+    project: Path, workers: int, extra: list[str] | None = None, plugin: bool = True
+) -> tuple[float, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("PYTEST_ADDOPTS", None)
     started = time.perf_counter()
     proc = subprocess.run(
-        pytest_command(workers) + (extra or []),
+        pytest_command(workers, plugin) + (extra or []),
         cwd=project,
         env=env,
         capture_output=True,
@@ -415,7 +420,8 @@ class XdistTimes:
         return self.serial / self.parallel if self.parallel else float("nan")
 
 
-def time_xdist(tmp: Path, runs: int, bundles: int = 4, migrations: int = 60) -> XdistTimes:
+def time_xdist(tmp: Path, runs: int, bundles: int, migrations: int) -> XdistTimes:
+    """``-n 0`` and ``-n 2`` runs alternate, so a change in the machine's load hits both."""
     project = tmp / f"xdist-project-{bundles}x{migrations}"
     generate_project(project, bundles, migrations)
     time_pytest(project, 0, ["--snapshot-update"])  # the reviewed schema snapshots
@@ -427,6 +433,20 @@ def time_xdist(tmp: Path, runs: int, bundles: int = 4, migrations: int = 60) -> 
         t, p_sum = time_pytest(project, 2)
         parallel.append(t)
     return XdistTimes(median(serial), median(parallel), s_sum, p_sum, bundles, migrations, runs)
+
+
+def time_xdist_fixed(tmp: Path, runs: int) -> float:
+    """What ``-n 2`` adds to ``-n 0`` on one empty test without this plugin: xdist's own cost
+    (two more interpreters, each importing pytest and collecting)."""
+    project = tmp / "xdist-fixed"
+    project.mkdir(exist_ok=True)
+    (project / "test_empty.py").write_text("def test_empty():\n    pass\n")
+    serial, parallel = [], []
+    base = ["-p", "no:dosqlite"]
+    for _ in range(runs):
+        serial.append(time_pytest(project, 0, base, plugin=False)[0])
+        parallel.append(time_pytest(project, 2, base, plugin=False)[0])
+    return median(parallel) - median(serial)
 
 
 # ----------------------------------------------------------------------------- report
@@ -561,13 +581,16 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- xdist -------------------------------------------------------------------------
         xdist: XdistTimes | None = None
-        xdist_large: XdistTimes | None = None
+        xdist_small: XdistTimes | None = None
+        xdist_fixed: float | None = None
         if not args.no_xdist:
-            log("pytest --dosqlite -n 0 / -n 2")
-            xdist = time_xdist(tmp, max(2, repeat - 1))
-            # a larger project: the fixed cost of starting the workers matters less
-            log("pytest --dosqlite -n 0 / -n 2 (6 bundles x 150 migrations)")
-            xdist_large = time_xdist(tmp, max(2, repeat - 1), bundles=6, migrations=150)
+            runs = max(3, repeat)
+            log(f"pytest --dosqlite -n 0 / -n 2 (6 bundles x 150 migrations) x{runs}")
+            xdist = time_xdist(tmp, runs, bundles=6, migrations=150)
+            log(f"pytest --dosqlite -n 0 / -n 2 (4 bundles x 60 migrations) x{runs}")
+            xdist_small = time_xdist(tmp, runs, bundles=4, migrations=60)
+            log(f"plain pytest -n 0 / -n 2 on one empty test x{runs}")
+            xdist_fixed = time_xdist_fixed(tmp, runs)
         load_after = load()
 
     # -- report ------------------------------------------------------------------------------
@@ -657,16 +680,30 @@ def main(argv: list[str] | None = None) -> int:
         bound = ">= " if str(large) in stopped else ""
         out.append(f"  time({large}) / time({small}) = {bound}{ratio:.1f}")
     out.append("")
-    for xd in (xdist, xdist_large):
+    for xd in (xdist, xdist_small):
         if xd is None:
             continue
         out.append(
             f"pytest --dosqlite on a project of {xd.bundles} bundles x {xd.migrations} "
-            f"migrations (median of {xd.runs}; -p no:hypothesispytest):"
+            f"migrations (median of {xd.runs}, runs interleaved; -p no:hypothesispytest):"
         )
         out.append(f"  -n 0: {xd.serial:.1f} s ({xd.summary_serial})")
         out.append(f"  -n 2: {xd.parallel:.1f} s ({xd.summary_parallel})")
         out.append(f"  speedup {xd.speedup:.2f}x")
+        out.append("")
+    if xdist_fixed is not None:
+        out.append(
+            "xdist's own cost: plain pytest (no plugin) on one empty test takes "
+            f"{xdist_fixed:.2f} s longer under -n 2 than under -n 0"
+        )
+        if xdist_small is not None:
+            # the best -n 2 can do: the serial run's work on two cores, plus xdist's own cost
+            best = xdist_small.serial / (xdist_small.serial / 2 + xdist_fixed)
+            out.append(
+                f"  on the {xdist_small.bundles}x{xdist_small.migrations} project that alone "
+                f"bounds the speedup at {best:.2f}x, even with two idle cores and no overhead "
+                "of the plugin"
+            )
         out.append("")
     headline = "karakeep" if "karakeep" in do_costs else "example_project"
     costs = do_costs.get(headline, {})
@@ -683,7 +720,9 @@ def main(argv: list[str] | None = None) -> int:
         "scaling": {k: round(v, 2) for k, v in scaling.items()},
         "scaling_lower_bound": sorted(stopped, key=int),
         "xdist_speedup": round(xdist.speedup, 2) if xdist is not None else None,
-        "xdist_speedup_6x150": (round(xdist_large.speedup, 2) if xdist_large is not None else None),
+        "xdist_project": f"{xdist.bundles}x{xdist.migrations}" if xdist is not None else None,
+        "xdist_speedup_4x60": (round(xdist_small.speedup, 2) if xdist_small is not None else None),
+        "xdist_fixed_s": rounded(xdist_fixed, 2),
         "load_average": load_after,
         "benchmark_s": round(time.perf_counter() - began, 1),
     }

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -852,20 +852,23 @@ class _Graph:
 def _resolve_import(base: Path, spec: str) -> Path | None:
     if not spec.startswith(("./", "../")) and spec not in (".", ".."):
         return None
-    target = Path(os.path.normpath(base / spec))
-    candidates = [target]
-    if target.suffix in (".js", ".mjs", ".cjs", ".jsx"):
-        stem = target.with_suffix("")
-        candidates += [stem.with_suffix(ext) for ext in (".ts", ".tsx", ".mts", ".cts")]
-    candidates += [Path(f"{target}{ext}") for ext in _SOURCE_EXTS]
-    candidates += [target / f"index{ext}" for ext in _SOURCE_EXTS]
-    for c in candidates:
+    target = os.path.normpath(os.path.join(base, spec))
+
+    def candidates() -> Iterator[str]:  # in the bundler's order, built only as far as needed
+        yield target
+        stem, ext = os.path.splitext(target)
+        if ext in (".js", ".mjs", ".cjs", ".jsx"):
+            yield from (stem + ts for ts in (".ts", ".tsx", ".mts", ".cts"))
+        yield from (target + ext for ext in _SOURCE_EXTS)
+        yield from (os.path.join(target, "index" + ext) for ext in _SOURCE_EXTS)
+
+    for c in candidates():
         try:
-            if c.is_file():
-                return c
-        except OSError:
+            if os.path.isfile(c):
+                return Path(c)
+        except (OSError, ValueError):
             continue
-    return target if spec.endswith((".json", ".sql")) else None
+    return Path(target) if spec.endswith((".json", ".sql")) else None
 
 
 def _build_graph(main: Path) -> _Graph:
