@@ -977,6 +977,7 @@ class _Replay:
         self._event.enter_context(self.do.event())
         self._tables: dict[str, str] | None = None
         self._fks: list[_FK] | None = None
+        self._cookie: list[tuple[Any, ...]] = []
 
     def close(self) -> None:
         with suppress(Exception):  # a deferred constraint left violated: irrelevant here
@@ -985,20 +986,24 @@ class _Replay:
 
     def run(self, sql: str) -> str | None:
         """Execute one statement; the DO's error message, or None."""
-        self._tables = None
-        self._fks = None
         try:
             self.do.sql.exec(sql)
         except Exception as exc:
             return str(exc)
+        finally:
+            cookie = self._rows("PRAGMA schema_version")
+            if cookie != self._cookie:  # only a schema change invalidates what was read
+                self._cookie = cookie
+                self._tables = None
+                self._fks = None
         return None
 
-    def _rows(self, sql: str, *args: object) -> list[list[Any]]:
+    def _rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        """Our own introspection: straight to SQLite, past the DO's authorizer."""
         try:
-            rows: list[list[Any]] = self.do.sql.exec(sql, *args).raw().to_array()
+            return self.do._internal(sql, args)
         except Exception:
             return []
-        return rows
 
     def tables(self) -> dict[str, str]:
         """lower-case name -> name of every table."""

@@ -463,10 +463,11 @@ class DurableObjectStorage:
         return True
 
     # ------------------------------------------------------------------ transactions
-    def _internal(self, sql: str) -> list[Row]:
+    def _internal(self, sql: str, bindings: tuple[Any, ...] = ()) -> list[Row]:
+        """Run our own statement (transactions, introspection): no authorizer, no plan cache."""
         self._trusted = True
         try:
-            return list(self._conn.execute(sql))
+            return list(self._conn.execute(sql, bindings))
         finally:
             self._trusted = False
 
