@@ -354,15 +354,29 @@ class CheckTimes:
 
 
 def time_checks(bundle: Bundle, runs: int, limit: float | None = None) -> CheckTimes:
-    totals: list[float] = []
-    pers: list[dict[str, float]] = []
-    outcome: dict[str, str] = {}
+    return time_checks_interleaved({"": bundle}, runs, limit)[""]
+
+
+def time_checks_interleaved(
+    bundles: dict[str, Bundle], runs: int, limit: float | None = None
+) -> dict[str, CheckTimes]:
+    """Round after round, each bundle's check list once: a slow spell of the machine then
+    falls on every size alike, which keeps a ratio between sizes honest."""
+    totals: dict[str, list[float]] = {label: [] for label in bundles}
+    pers: dict[str, list[dict[str, float]]] = {label: [] for label in bundles}
+    outcomes: dict[str, dict[str, str]] = {}
     for _ in range(runs):
-        total, per, outcome = run_checks(bundle, limit)
-        totals.append(total)
-        pers.append(per)
-    per_median = {name: median([p[name] for p in pers]) for name in pers[0]}
-    return CheckTimes(median(totals), per_median, outcome, runs, totals)
+        for label, bundle in bundles.items():
+            total, per, outcomes[label] = run_checks(bundle, limit)
+            totals[label].append(total)
+            pers[label].append(per)
+    out: dict[str, CheckTimes] = {}
+    for label in bundles:
+        per_median = {name: median([p[name] for p in pers[label]]) for name in pers[label][0]}
+        out[label] = CheckTimes(
+            median(totals[label]), per_median, outcomes[label], runs, totals[label]
+        )
+    return out
 
 
 # ----------------------------------------------------------------------------- xdist
@@ -575,9 +589,13 @@ def main(argv: list[str] | None = None) -> int:
         for target in targets:
             log(f"check list: {target.label} x{repeat}")
             check_times[target.label] = time_checks(target.bundle, repeat)
-        for target in synthetic.values():  # every size: a ratio is as steady as both medians
-            log(f"check list: {target.label} x{repeat}")
-            check_times[target.label] = time_checks(target.bundle, repeat, args.budget or None)
+        if synthetic:  # sizes interleaved: a ratio is as steady as both medians
+            log(f"check list: {', '.join(t.label for t in synthetic.values())} x{repeat}")
+            check_times.update(
+                time_checks_interleaved(
+                    {t.label: t.bundle for t in synthetic.values()}, repeat, args.budget or None
+                )
+            )
 
         # -- xdist -------------------------------------------------------------------------
         xdist: XdistTimes | None = None
@@ -678,7 +696,13 @@ def main(argv: list[str] | None = None) -> int:
         small, large = min(synthetic), max(synthetic)
         ratio = scaling[str(large)] / scaling[str(small)]
         bound = ">= " if str(large) in stopped else ""
-        out.append(f"  time({large}) / time({small}) = {bound}{ratio:.1f}")
+        out.append(f"  time({large}) / time({small}) = {bound}{ratio:.1f} (ratio of the medians)")
+        rounds = zip(
+            check_times[f"synthetic-{large}"].all_totals,
+            check_times[f"synthetic-{small}"].all_totals,
+            strict=True,
+        )
+        out.append("  per round: " + ", ".join(f"{a / b:.1f}" for a, b in rounds))
     out.append("")
     for xd in (xdist, xdist_small):
         if xd is None:
