@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_dosqlite import DurableObjectStorage, MigrationError, migrate
 from pytest_dosqlite.bundle import Bundle, Migration
@@ -288,3 +291,61 @@ def test_squashed_baseline_on_an_existing_do_fails() -> None:
 def test_js_number(value: object, expected: float) -> None:
     got = js_number(value)
     assert got == expected or (got != got and expected != expected)
+
+
+# ------------------------------------------------- the entries newer than the mark, fast path
+
+_WHENS = st.lists(st.integers(min_value=0, max_value=12), min_size=0, max_size=9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    whens=_WHENS,
+    sorted_first=st.booleans(),
+    mark=st.one_of(st.none(), st.integers(-1, 13), st.sampled_from(["5", "abc", " 3 "])),
+)
+def test_pending_entries_are_drizzles_whatever_the_order_of_whens(
+    whens: list[int], sorted_first: bool, mark: int | None
+) -> None:
+    """``migrate()`` finds the entries newer than the ledger's mark by bisection when the
+    journal's ``when`` never decreases; either way they are drizzle's loop's: every entry with
+    ``Number(mark) < when``, in journal order (NULL reads as 0, text that is no number as NaN,
+    which no entry is newer than)."""
+    if sorted_first:
+        whens = sorted(whens)
+    bundle = make_bundle(
+        *((f"{i:04d}_t{i}", w, f"CREATE TABLE `t{i}` (`id` integer);") for i, w in enumerate(whens))
+    )
+    do = DurableObjectStorage()
+    do.sql.exec(LEDGER_DDL)
+    do.sql.exec('INSERT INTO "__drizzle_migrations" ("hash", "created_at") VALUES (?, ?)', "", mark)
+    run = migrate(do, bundle)
+    expected = [m.tag for m in bundle.migrations if js_number(mark) < m.when]
+    assert run.applied == expected
+    assert run.not_applied == [m.tag for m in bundle.migrations if m.tag not in expected]
+    assert bundle.entry_index().ascending == (whens == sorted(whens))
+
+
+def test_a_prefix_shares_its_bundles_index_and_reads_as_a_new_bundle_would() -> None:
+    snap = Path("meta/0001_snapshot.json")
+    migrations = (
+        Migration(idx=0, tag="0000_a", when=1, key="m0000", sql="SELECT 1;", path=Path("a.sql")),
+        Migration(
+            idx=1, tag="0001_b", when=2, key="m0001", sql="", path=Path("b.sql"), error="broken b"
+        ),
+        Migration(
+            idx=2, tag="0002_c", when=3, key="m0002", sql="SELECT 1;", path=Path("c"), snapshot=snap
+        ),
+    )
+    whole = Bundle(root=Path("d"), format="durable-sqlite", migrations=migrations)
+    for count in range(4):
+        part = whole.prefix(count)
+        assert part.entry_index() is whole.entry_index()
+        kept = migrations[:count]
+        assert part.snapshot_paths == tuple(m.snapshot for m in kept if m.snapshot)
+        assert part.drizzle_error == next((m.error for m in kept if m.error), None)
+        assert part.prefix(1).migrations == migrations[: min(1, count)]
+    # a bundle built from another's fields with other migrations gets its own index
+    other = replace(whole.prefix(2), migrations=migrations[1:])
+    assert other.entry_index() is not whole.entry_index()
+    assert other.entry_index().tags == ["0001_b", "0002_c"]

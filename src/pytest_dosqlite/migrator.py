@@ -9,6 +9,7 @@ the statement with its line, and the real SQLite error instead of "Rollback".
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Sequence
@@ -112,16 +113,21 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
         do.sql.exec(LEDGER_DDL)
         rows = do.sql.exec(LAST_APPLIED_SQL).raw().to_array()
         last = rows[0] if rows else None
-        hwm = js_number(last[2]) if last is not None else None
-        run.high_water_mark = hwm
         # drizzle's loop: every entry newer than the high-water mark runs, in bundle order
         if last is None:
             pending: Sequence[Migration] = migrations
         else:
-            pending = [m for m in migrations if hwm is not None and hwm < m.when]
-            if len(pending) < len(migrations):
-                chosen = {id(m) for m in pending}
-                run.not_applied.extend(m.tag for m in migrations if id(m) not in chosen)
+            hwm = run.high_water_mark = js_number(last[2])
+            entries = bundle.entry_index()
+            if entries.ascending:  # the usual journal: the newer entries are a suffix
+                first = bisect.bisect_right(entries.whens, hwm, 0, len(migrations))
+                pending = migrations[first:]
+                run.not_applied.extend(entries.tags[:first])
+            else:
+                pending = [m for m in migrations if hwm < m.when]
+                if len(pending) < len(migrations):
+                    chosen = {id(m) for m in pending}
+                    run.not_applied.extend(m.tag for m in migrations if id(m) not in chosen)
         for m in pending:
             started = time.thread_time()
             state["migration"] = m
