@@ -83,6 +83,8 @@ class DosqliteSession:
         self._emulator: EmulatorBackend | None = None
         #: node id path -> bundle (the xdist scheduler asks many times)
         self._by_anchor: dict[str, FoundBundle | None] = {}
+        #: a report's node id path -> its bundle (the controller sees every check's reports)
+        self._by_path: dict[str, FoundBundle | None] = {}
 
     # ------------------------------------------------------------------ backend
     def check_backend(self) -> None:
@@ -259,6 +261,13 @@ class DosqliteSession:
         path, _, name = nodeid.rpartition("::")
         if name not in CHECK_SOURCES or not self._found:
             return None
+        if path not in self._by_path:
+            self._by_path[path] = self._found_by_path(path, anchor_of)
+        found = self._by_path[path]
+        return (found, name) if found is not None else None
+
+    def _found_by_path(self, path: str, anchor_of: Any) -> FoundBundle | None:
+        assert self._found is not None
         root = Path(str(self.config.rootpath)).resolve()
         candidates: list[tuple[FoundBundle, str]] = []
         for found in self._found:
@@ -268,12 +277,12 @@ class DosqliteSession:
             except ValueError:
                 rel = anchor.as_posix()
             if path == rel:
-                return found, name  # exact: the usual case
+                return found  # exact: the usual case
             candidates.append((found, rel))
         # the nodeid may be relative to another folder (e.g. `..`-prefixed): longest match wins
         best = [(f, rel) for f, rel in candidates if rel.endswith(path.lstrip("./"))]
         if best:
-            return min(best, key=lambda fr: len(fr[1]))[0], name
+            return min(best, key=lambda fr: len(fr[1]))[0]
         return None
 
     # ------------------------------------------------------------------ running checks
