@@ -130,11 +130,7 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
                     run.not_applied.extend(m.tag for m in migrations if id(m) not in chosen)
         for m in pending:
             started = time.thread_time()
-            state["migration"] = m
-            for index, chunk in enumerate(m.chunks):
-                state["chunk"] = index
-                do.sql.exec(chunk)
-            state.pop("chunk", None)
+            _run_chunks(do, m, state)
             do.sql.exec(INSERT_SQL, "", m.when)
             run.applied.append(m.tag)
             run.timings[m.tag] = time.thread_time() - started
@@ -146,6 +142,16 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
     except DosqliteError:
         raise
     return run
+
+
+def _run_chunks(do: DurableObjectStorage, m: Migration, state: dict[str, object]) -> None:
+    """Execute ``m``'s chunks in order, keeping in ``state`` the migration and chunk running,
+    which :func:`_failure` reads to name them when a statement fails."""
+    state["migration"] = m
+    for index, chunk in enumerate(m.chunks):
+        state["chunk"] = index
+        do.sql.exec(chunk)
+    state.pop("chunk", None)
 
 
 def _failure(
@@ -250,11 +256,7 @@ def _migrate_v1(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
                 run.not_applied.append(m.tag)
                 continue
             started = time.thread_time()
-            state["migration"] = m
-            for index, chunk in enumerate(m.chunks):
-                state["chunk"] = index
-                do.sql.exec(chunk)
-            state.pop("chunk", None)
+            _run_chunks(do, m, state)
             when: object = m.when if m.when_valid else None
             do.sql.exec(INSERT_SQL_V1, "", when, name, _iso_now())
             run.applied.append(m.tag)
