@@ -255,22 +255,23 @@ class DosqliteSession:
 
     def _entry_from_nodeid(self, nodeid: str) -> tuple[FoundBundle, str] | None:
         """Reports from xdist workers: the controller never collected the items itself."""
-        from .collect import anchor_of
         from .registry import CHECK_SOURCES
 
         path, _, name = nodeid.rpartition("::")
         if name not in CHECK_SOURCES or not self._found:
             return None
         if path not in self._by_path:
-            self._by_path[path] = self._found_by_path(path, anchor_of)
+            self._by_path[path] = self._found_by_path(path, self._found)
         found = self._by_path[path]
         return (found, name) if found is not None else None
 
-    def _found_by_path(self, path: str, anchor_of: Any) -> FoundBundle | None:
-        assert self._found is not None
+    def _found_by_path(self, path: str, bundles: list[FoundBundle]) -> FoundBundle | None:
+        """The bundle whose check items hang from the node id path ``path``."""
+        from .collect import anchor_of
+
         root = Path(str(self.config.rootpath)).resolve()
         candidates: list[tuple[FoundBundle, str]] = []
-        for found in self._found:
+        for found in bundles:
             anchor = anchor_of(found.bundle).resolve()
             try:
                 rel = anchor.relative_to(root).as_posix()
