@@ -82,16 +82,20 @@ def spawn(
 
 
 class ForkedChild:
-    """A child forked by the server: the parts of ``subprocess.Popen`` the fleet checks use."""
+    """A child forked by the server: the parts of ``subprocess.Popen`` the fleet checks use.
 
-    def __init__(self, pid: int, stdin: IO[bytes], stdout: IO[bytes], answer: socket.socket):
-        self.pid = pid
-        self.stdin: IO[bytes] | None = stdin
-        self.stdout: IO[bytes] | None = stdout
-        self.returncode: int | None = None
+    Built from the answer socket of its request; reads the pid the server writes there first
+    (ValueError when the server died before forking it).
+    """
+
+    def __init__(self, answer: socket.socket, stdin: IO[bytes], stdout: IO[bytes]) -> None:
         self._answer = answer
         self._buffer = b""
         self._lock = threading.Lock()
+        self.pid = int(self._line(60))
+        self.stdin: IO[bytes] | None = stdin
+        self.stdout: IO[bytes] | None = stdout
+        self.returncode: int | None = None
 
     def poll(self) -> int | None:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -101,27 +105,29 @@ class ForkedChild:
     def wait(self, timeout: float | None = None) -> int:
         with self._lock:
             if self.returncode is None:
-                self.returncode = self._read_returncode(timeout)
+                line = self._line(timeout)
+                self._answer.close()
+                try:
+                    self.returncode = int(line)
+                except ValueError:  # the server is gone: the exit status is lost
+                    self.returncode = -1
             return self.returncode
 
-    def _read_returncode(self, timeout: float | None) -> int:
+    def _line(self, timeout: float | None) -> bytes:
+        """The server's next line about this child; b"" once the server has gone."""
         self._answer.settimeout(timeout)
         while b"\n" not in self._buffer:
             try:
                 data = self._answer.recv(64)
             except (TimeoutError, BlockingIOError):
-                raise subprocess.TimeoutExpired([str(self.pid)], timeout or 0) from None
+                raise subprocess.TimeoutExpired("forked child", timeout or 0) from None
             except OSError:
                 data = b""
-            if not data:  # the server is gone: the exit status is lost
-                self._answer.close()
-                return -1
+            if not data:
+                return b""
             self._buffer += data
-        self._answer.close()
-        try:
-            return int(self._buffer.split(b"\n", 1)[0])
-        except ValueError:
-            return -1
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
 
     def kill(self) -> None:
         if self.returncode is None:
@@ -200,22 +206,13 @@ class _Server:
         os.close(stdout_w)
         stdin = os.fdopen(stdin_w, "wb")
         stdout = os.fdopen(stdout_r, "rb")
-        answer.settimeout(60)
-        line = b""
-        with contextlib.suppress(OSError):
-            while not line.endswith(b"\n"):
-                data = answer.recv(1)
-                if not data:
-                    break
-                line += data
         try:
-            pid = int(line)
-        except ValueError:  # the server died under us: nothing was started
+            return ForkedChild(answer, stdin, stdout)
+        except (ValueError, subprocess.TimeoutExpired):  # the server died: nothing started
             stdin.close()
             stdout.close()
             answer.close()
             return None
-        return ForkedChild(pid, stdin, stdout, answer)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
