@@ -490,6 +490,7 @@ class Bundle:
         if bundle_error and bundle_error in {e for i, e in index.errors if i < mine}:
             bundle_error = None
         first = next((e for i, e in index.errors if i < len(kept)), None)
+        kept_tags = set(index.tags[: len(kept)]) if self.missing else set()
         return Bundle(
             root=self.root,
             format=self.format,
@@ -499,7 +500,7 @@ class Bundle:
             migrations_js_path=self.migrations_js_path,
             snapshot_paths=tuple(index.snapshots[: index.snapshots_upto[len(kept)]]),
             js_keys=self.js_keys,
-            missing=tuple(t for t in self.missing if t in {m.tag for m in kept}),
+            missing=tuple(t for t in self.missing if t in kept_tags),
             drizzle_error=bundle_error or first,
             journal_version=self.journal_version,
             journal_dialect=self.journal_dialect,
