@@ -184,14 +184,25 @@ def test_a_slow_sample_at_the_small_size_does_not_make_a_quadratic_migration_lin
     assert est.per_migration["0002_m2"] == pytest.approx(5.0 * 10 ** (math.log(25) / math.log(10)))
 
 
-def test_growth_measured_as_quadratic_is_not_timed_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    # noise only adds time, so a small size that is already fast enough for a square cannot be
-    # made faster by timing it again
+def test_growth_is_not_timed_again_where_it_cannot_change_the_estimate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # noise only adds time, so a small size already fast enough for a square cannot be made
+    # faster by timing it again
     bundle = make_bundle(SCHEMA, "DELETE FROM `a`;")
     asked = _fake_timings(monkeypatch, {1000: 0.05, 10_000: 5.0}, [])
     est = estimate_startup(bundle, images=ImageCache(), measure_cap=1e9)
     assert asked == []
     assert est.per_migration["0001_m1"] == pytest.approx(500.0)
+    # 20 ms at 10,000 rows stays under 10% of the 30 s limit at 100,000 even as a square
+    asked = _fake_timings(monkeypatch, {1000: 0.01, 10_000: 0.02}, [])
+    est = estimate_startup(bundle, images=ImageCache(), measure_cap=1e9)
+    assert asked == []
+    assert est.per_migration["0001_m1"] == pytest.approx(0.02 + 0.01 / 9000 * 90_000)
+    # the same timings against a 1 s limit could matter: timed again
+    asked = _fake_timings(monkeypatch, {1000: 0.01, 10_000: 0.02}, [0.011])
+    estimate_startup(bundle, images=ImageCache(), measure_cap=1e9, limit_seconds=1.0)
+    assert asked == [1000]
 
 
 # ----------------------------------------------------------------------------- what is filled

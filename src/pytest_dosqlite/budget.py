@@ -773,6 +773,8 @@ _NOISE = 0.005
 _SUPERLINEAR = 1.3
 #: a measured exponent from here on is a scan per row (quadratic)
 _QUADRATIC = 1.6
+#: share of the limit a migration grown as a square must reach to have its growth timed again
+_RETIME_SHARE = 0.1
 
 
 def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
@@ -840,6 +842,13 @@ def _least(
     return best
 
 
+def _could_matter(nb: int, tb: float, rows: int, limit: float) -> bool:
+    """Whether a migration timed ``tb`` at ``nb`` rows would take a noticeable share of the
+    ``limit`` at ``rows`` if it grew like a square: only then is its growth worth timing again
+    (each timing alone copies an image and fills tables)."""
+    return tb * (rows / nb) ** 2 >= _RETIME_SHARE * limit
+
+
 def _too_slow(sizes: tuple[int, int], t1: float, t_empty: float, cap: float) -> bool:
     """Whether a migration timed ``t1`` at ``sizes[0]`` rows (``t_empty`` on empty tables) could
     take more than ``cap`` seconds at ``sizes[1]``: its data-dependent part grown
@@ -884,16 +893,16 @@ def estimate_startup(
     migration at 10,000), on its own (on the image before it, with the tables it reaches
     filled); if its growth from there would still take it over the cap, it is left out of the
     run at ``sample_rows`` and extrapolated from the middle size. Both sizes are large enough
-    for the growth of a slow migration to show, so its
-    estimate does not depend on timing noise at small sizes. A migration that reaches no
-    table existing before it (it creates its own tables, or only changes the schema) cannot
-    depend on the row count: its estimate is its smallest measured time, not an extrapolation
-    of timing noise, and it is never left out. Noise only adds time, and one slow sample at the
-    small size would make a quadratic migration look linear: a migration whose growth is
-    measured below a square is timed again alone at the small size until a timing stops
-    falling (the least is kept), and once more at the larger size when its growth is between
-    linear and square. The times are this machine's SQLite (the DO's
-    version) in memory, without the DO's storage I/O.
+    for the growth of a slow migration to show, so its estimate does not depend on timing
+    noise at small sizes. A migration that reaches no table existing before it (it creates its
+    own tables, or only changes the schema) cannot depend on the row count: its estimate is
+    its smallest measured time, not an extrapolation of timing noise, and it is never left
+    out. Noise only adds time, and one slow sample at the small size would make a quadratic
+    migration look linear: a migration whose growth is measured below a square, and that
+    would take 10% of ``limit_seconds`` or more if it grew as a square, is timed again alone
+    at the small size until a timing stops falling (the least is kept), and once more at the
+    larger size when its growth is between linear and square. The times are this machine's
+    SQLite (the DO's version) in memory, without the DO's storage I/O.
     """
     import time
 
@@ -955,7 +964,7 @@ def estimate_startup(
                 per[t] = _extrapolate(0, 0.0, n1, ta, rows)
                 continue
             p = _growth(n1, ta, nb, tb)
-            if p is not None and p < _QUADRATIC:
+            if p is not None and p < _QUADRATIC and _could_matter(nb, tb, rows, limit_seconds):
                 # one sample at each size sets the exponent, and noise only ever adds time: one
                 # slow sample at the small size turns a quadratic migration linear and its
                 # estimate ten times smaller. Timed again there until a timing stops falling.
