@@ -20,6 +20,7 @@ from .bundle import Bundle, Migration
 from .errors import CheckFailure, DosqliteWarning, MigrationError
 from .migrator import migrate
 from .seed import bulk_seed, is_user_table, sql_literal, tables_with_rows
+from .sqltext import Token, scan
 from .storage import DurableObjectStorage
 
 if TYPE_CHECKING:
@@ -94,12 +95,8 @@ class BudgetEstimate:
 # only cost seeding time, so the estimate fills just the tables some migration can reach
 # (``_Plan``), right before the first migration that needs them.
 
-_TOKEN = re.compile(
-    r"\s+|--[^\n]*|/\*.*?(?:\*/|\Z)"
-    r'|"((?:[^"]|"")*)"?|`((?:[^`]|``)*)`?|\[([^\]]*)\]?|\'((?:[^\']|\'\')*)\'?'
-    r"|([^\W\d][\w$]*)|(\d[\w.]*)|(.)",
-    re.S,
-)
+#: a number as this reading takes it: a digit and every word character or dot after it
+_NUMBER = re.compile(r"\d[\w.]*")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 #: pragmas that read or change no table's rows
 _SAFE_PRAGMAS = frozenset(
@@ -149,40 +146,57 @@ def _lower(name: str) -> str:
     return name.translate(_ASCII_LOWER)
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    #: "id" quoted identifier, "str" string literal, "word" bare word, "num", "p" punctuation
-    kind: str
-    text: str
-
-    @property
-    def kw(self) -> str:
-        return self.text.upper() if self.kind == "word" else ""
-
-    @property
-    def name(self) -> str | None:
-        return _lower(self.text) if self.kind in ("id", "word", "str") else None
+def _name(tok: Token) -> str | None:
+    """The lower-cased name a token may stand for (None for numbers and punctuation)."""
+    if not tok.is_name:
+        return None
+    if tok.kind == "str" and not tok.closed:  # ``value`` keeps the doubled quotes of a cut-off
+        return _lower(tok.text[1:].replace("''", "'"))  # string; this reading undoes them
+    return _lower(tok.value)
 
 
-def _tokens(sql: str) -> list[_Token]:
-    out: list[_Token] = []
-    for m in _TOKEN.finditer(sql):
-        dq, bq, br, sq, word, num, punct = m.groups()
-        if dq is not None:
-            out.append(_Token("id", dq.replace('""', '"')))
-        elif bq is not None:
-            out.append(_Token("id", bq.replace("``", "`")))
-        elif br is not None:
-            out.append(_Token("id", br))
-        elif sq is not None:
-            out.append(_Token("str", sq.replace("''", "'")))
-        elif word is not None:
-            out.append(_Token("word", word))
-        elif num is not None:
-            out.append(_Token("num", num))
-        elif punct is not None:
-            out.append(_Token("p", punct))
-    return out
+def _tokens(sql: str) -> list[Token]:
+    """The code tokens of ``sql`` as the table reading below takes them.
+
+    :func:`.sqltext.scan` with the cuts this reading was written and tested against: operators
+    one character each (``||`` is two), a number runs over every word character and dot after
+    its first digit (``1e+5`` is ``1e``, ``+``, ``5``), a blob prefix is a word before a string
+    and a variable's sigil stands alone before its name. Where a cut falls inside a token the
+    scan starts again right after it.
+    """
+    out: list[Token] = []
+    append = out.append
+    pos = 0
+    while True:
+        for tok in scan(sql, pos):
+            kind = tok.kind
+            if kind == "word" or kind == "qid" or kind == "str":
+                append(tok)
+                continue
+            if kind == "comment":
+                continue
+            start = tok.start
+            if kind == "op":
+                if tok.end - start == 1:
+                    append(tok)
+                else:
+                    out.extend(
+                        Token("op", c, start + k, start + k + 1) for k, c in enumerate(tok.text)
+                    )
+                continue
+            if kind == "num" and (m := _NUMBER.match(sql, start)) is not None:
+                if m.end() == tok.end:
+                    append(tok)
+                    continue
+                pos = m.end()
+                append(Token("num", m.group(), start, pos))
+                break
+            # blob (x'..'), variable (?1, :a, @a, $a), number from a dot (.5): one character
+            pos = start + 1
+            append(Token("word" if kind == "blob" else "op", sql[start], start, pos))
+            break
+        else:
+            return out
 
 
 @dataclass
@@ -218,42 +232,42 @@ class _Effect:
     check_name: str | None = None
 
 
-def _name_at(t: list[_Token], i: int) -> tuple[str | None, int]:
+def _name_at(t: list[Token], i: int) -> tuple[str | None, int]:
     """The (schema-qualified) object name starting at token ``i`` and the index after it."""
     if i >= len(t):
         return None, i
-    if i + 2 < len(t) and t[i + 1].kind == "p" and t[i + 1].text == ".":
-        return t[i + 2].name, i + 3
-    return t[i].name, i + 1
+    if i + 2 < len(t) and t[i + 1].kind == "op" and t[i + 1].text == ".":
+        return _name(t[i + 2]), i + 3
+    return _name(t[i]), i + 1
 
 
-def _skip_kw(t: list[_Token], i: int, *words: str) -> int:
+def _skip_kw(t: list[Token], i: int, *words: str) -> int:
     """``i`` moved past the keyword sequence ``words`` if it is there."""
-    if all(i + k < len(t) and t[i + k].kw == w for k, w in enumerate(words)):
+    if all(i + k < len(t) and t[i + k].up == w for k, w in enumerate(words)):
         return i + len(words)
     return i
 
 
-def _is(tok: _Token, punct: str) -> bool:
-    return tok.kind == "p" and tok.text == punct
+def _is(tok: Token, punct: str) -> bool:
+    return tok.kind == "op" and tok.text == punct
 
 
-def _names_in_parens(t: list[_Token], i: int) -> tuple[frozenset[str] | None, int]:
+def _names_in_parens(t: list[Token], i: int) -> tuple[frozenset[str] | None, int]:
     """The names of a ``( a, b )`` list at token ``i`` (None if there is none) and the end."""
     if i >= len(t) or not _is(t[i], "("):
         return None, i
     names: set[str] = set()
     j = i + 1
     while j < len(t) and not _is(t[j], ")"):
-        if (name := t[j].name) is not None:
+        if (name := _name(t[j])) is not None:
             names.add(name)
         j += 1
     return frozenset(names), j + 1
 
 
-def _references(t: list[_Token], child: str, e: _Effect) -> None:
+def _references(t: list[Token], child: str, e: _Effect) -> None:
     for i, tok in enumerate(t):
-        if tok.kw == "REFERENCES":
+        if tok.up == "REFERENCES":
             parent, after = _name_at(t, i + 1)
             if parent is not None:
                 e.fks.append((child, parent, _names_in_parens(t, after)[0]))
@@ -263,9 +277,9 @@ def _references(t: list[_Token], child: str, e: _Effect) -> None:
 _AFTER_SET = frozenset(["WHERE", "FROM", "RETURNING", "ORDER", "LIMIT"])
 
 
-def _set_columns(t: list[_Token], i: int) -> frozenset[str] | None:
+def _set_columns(t: list[Token], i: int) -> frozenset[str] | None:
     """The columns an UPDATE's ``SET`` list (at token ``i``) assigns; None if not understood."""
-    if i >= len(t) or t[i].kw != "SET":
+    if i >= len(t) or t[i].up != "SET":
         return None
     cols: set[str] = set()
     depth = 0
@@ -273,13 +287,13 @@ def _set_columns(t: list[_Token], i: int) -> frozenset[str] | None:
     j = i + 1
     while j < len(t):
         tok = t[j]
-        if depth == 0 and tok.kw in _AFTER_SET:
+        if depth == 0 and tok.up in _AFTER_SET:
             break
         if expect:
             if _is(tok, "("):
                 names, j = _names_in_parens(t, j)
                 cols |= names or set()
-            elif (name := tok.name) is not None:
+            elif (name := _name(tok)) is not None:
                 cols.add(name)
                 j += 1
             else:
@@ -302,8 +316,8 @@ def _analyse(sql: str) -> _Effect:
     e = _Effect()
     if not t:
         return e
-    names = {n for tok in t if (n := tok.name) is not None}
-    k0 = t[0].kw
+    names = {n for tok in t if (n := _name(tok)) is not None}
+    k0 = t[0].up
     if k0 in _TRANSACTION:
         return e
     if k0 in ("SELECT", "VALUES"):
@@ -315,14 +329,14 @@ def _analyse(sql: str) -> _Effect:
         return e
     if k0 in ("INSERT", "REPLACE"):
         i = 1
-        while i < len(t) and t[i].kw != "INTO":
+        while i < len(t) and t[i].up != "INTO":
             i += 1
         target, _ = _name_at(t, i + 1)
         if target is None:
             e.unknown = True
             return e
         e.reads |= names
-        kws = {tok.kw for tok in t}
+        kws = {tok.up for tok in t}
         if k0 == "REPLACE" or "REPLACE" in kws or "UPDATE" in kws:
             e.writes.add(target)
         else:
@@ -330,7 +344,7 @@ def _analyse(sql: str) -> _Effect:
         return e
     if k0 in ("UPDATE", "DELETE"):
         i = _skip_kw(t, 1, "FROM") if k0 == "DELETE" else 1
-        if t[i].kw == "OR" if i < len(t) else False:
+        if t[i].up == "OR" if i < len(t) else False:
             i += 2
         target, after = _name_at(t, i)
         if target is None:
@@ -344,11 +358,11 @@ def _analyse(sql: str) -> _Effect:
         return e
     if k0 == "CREATE":
         i = 1
-        if i < len(t) and t[i].kw in ("TEMP", "TEMPORARY"):
+        if i < len(t) and t[i].up in ("TEMP", "TEMPORARY"):
             i += 1
-        unique = t[i].kw == "UNIQUE" if i < len(t) else False
+        unique = t[i].up == "UNIQUE" if i < len(t) else False
         i += unique
-        what = t[i].kw if i < len(t) else ""
+        what = t[i].up if i < len(t) else ""
         if what == "VIRTUAL":
             i = _skip_kw(t, i + 1, "TABLE") - 1
         i = _skip_kw(t, i + 1, "IF", "NOT", "EXISTS")
@@ -359,16 +373,16 @@ def _analyse(sql: str) -> _Effect:
         if what == "TABLE":
             e.created.append(name)
             _references(t, name, e)
-            if _CHECKED & {tok.kw for tok in t}:
+            if _CHECKED & {tok.up for tok in t}:
                 e.checked.append(name)
-            if i < len(t) and t[i].kw == "AS":  # CREATE TABLE ... AS SELECT reads its sources
+            if i < len(t) and t[i].up == "AS":  # CREATE TABLE ... AS SELECT reads its sources
                 e.reads |= names - {name}
         elif what == "VIRTUAL":  # a module may read the tables it names (fts5 content=)
             e.created.append(name)
             e.reads |= names - {name}
             e.deps.append((name, names - {name}))
         elif what == "INDEX":
-            if i >= len(t) or t[i].kw != "ON":
+            if i >= len(t) or t[i].up != "ON":
                 e.unknown = True
                 return e
             table, _ = _name_at(t, i + 1)
@@ -380,7 +394,7 @@ def _analyse(sql: str) -> _Effect:
         elif what == "VIEW":
             e.deps.append((name, names - {name}))
         else:  # TRIGGER ... ON table: writing the table runs the body on the others
-            on = next((j for j in range(i, len(t)) if t[j].kw == "ON"), None)
+            on = next((j for j in range(i, len(t)) if t[j].up == "ON"), None)
             table = _name_at(t, on + 1)[0] if on is not None else None
             if table is None:
                 e.unknown = True
@@ -388,7 +402,7 @@ def _analyse(sql: str) -> _Effect:
             e.deps.append((table, names - {name, table}))
         return e
     if k0 == "DROP":
-        what = t[1].kw if len(t) > 1 else ""
+        what = t[1].up if len(t) > 1 else ""
         name, _ = _name_at(t, _skip_kw(t, 2, "IF", "EXISTS"))
         if name is None or what not in ("TABLE", "INDEX", "VIEW", "TRIGGER"):
             e.unknown = True
@@ -401,12 +415,12 @@ def _analyse(sql: str) -> _Effect:
         return e
     if k0 == "ALTER":
         name, i = _name_at(t, _skip_kw(t, 1, "TABLE"))
-        if name is None or len(t) < 3 or t[1].kw != "TABLE" or i >= len(t):
+        if name is None or len(t) < 3 or t[1].up != "TABLE" or i >= len(t):
             e.unknown = True
             return e
-        action = t[i].kw
+        action = t[i].up
         e.altered.append(name)
-        if action == "RENAME" and i + 1 < len(t) and t[i + 1].kw == "TO":
+        if action == "RENAME" and i + 1 < len(t) and t[i + 1].up == "TO":
             new, _ = _name_at(t, i + 2)
             if new is None:
                 e.unknown = True
@@ -415,10 +429,10 @@ def _analyse(sql: str) -> _Effect:
         elif action == "ADD":
             _references(t, name, e)
             e.added.append(name)
-            kws = {tok.kw for tok in t}
+            kws = {tok.up for tok in t}
             if _CHECKED & kws:
                 e.checked.append(name)
-            default = next((j for j, tok in enumerate(t) if tok.kw == "DEFAULT"), None)
+            default = next((j for j, tok in enumerate(t) if tok.up == "DEFAULT"), None)
             if (default is None and {"NOT", "NULL"} <= kws) or (
                 default is not None and default + 1 < len(t) and _is(t[default + 1], "(")
             ):
@@ -432,7 +446,7 @@ def _analyse(sql: str) -> _Effect:
         return e
     if k0 == "PRAGMA":
         pragma, i = _name_at(t, 1)
-        arg = next((tok.name for tok in t[i:] if tok.name is not None), None)
+        arg = next((n for tok in t[i:] if (n := _name(tok)) is not None), None)
         if pragma in _SAFE_PRAGMAS:
             return e
         if pragma in _SCAN_PRAGMAS and arg is not None:
@@ -489,7 +503,7 @@ def _closure(start: Iterable[str], *edges: dict[str, set[str]]) -> set[str]:
 
 
 def _plan(migrations: Sequence[Migration]) -> _Plan:
-    """Which tables each migration can reach (see the comment above ``_TOKEN``).
+    """Which tables each migration can reach (see the comment above ``_NUMBER``).
 
     Names are tracked across the bundle, not per version: a table renamed (drizzle's
     ``__new_x`` -> ``x``) is one node with all its names, and a foreign key, trigger, view or

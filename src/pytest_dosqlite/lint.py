@@ -8,11 +8,12 @@ reaches production one object at a time. The lint reads every statement of every
 as the DO's ``sql.exec`` cuts it (:mod:`.sqltext`), reports each hazard with its file and line, a
 stable rule id and a Drizzle-specific fix, and honours ``-- dosqlite:ignore`` comments.
 
-Statement heads (kind, names, TEMP, ``IF EXISTS`` ...) come from a small SQLite tokenizer, which
-reads every SQLite form; sqlglot (imported lazily) finds function calls in expressions, and when
-it cannot parse a statement a token scan for refused function names stands in. What the schema
-looks like before each statement (who references a table, which columns are ``NOT NULL``) comes
-from replaying the earlier statements on the DO emulator: exact, and a few milliseconds.
+Statement heads (kind, names, TEMP, ``IF EXISTS`` ...) come from the SQLite tokenizer of
+:mod:`.sqltext`, which reads every SQLite form; sqlglot (imported lazily) finds function calls in
+expressions, and when it cannot parse a statement a token scan for refused function names stands
+in. What the schema looks like before each statement (who references a table, which columns are
+``NOT NULL``) comes from replaying the earlier statements on the DO emulator: exact, and a few
+milliseconds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import runtime as rt
 from .bundle import BREAKPOINT, Bundle, Migration
 from .errors import CheckFailure
-from .sqltext import Piece
+from .sqltext import Piece, Token, comments, tokens
 from .sqltext import split as _split_exact
 
 if TYPE_CHECKING:
@@ -368,70 +369,6 @@ class Finding:
         return f"{self.location}: {self.rule} {self.name} ({self.severity}): {self.message}"
 
 
-# --------------------------------------------------------------------------------- tokens
-
-_TOKEN_RE = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<lc>--[^\n]*)
-  | (?P<bc>/\*(?:.*?\*/|.*\Z))
-  | (?P<blob>[xX]'[^']*'?)
-  | (?P<str>'(?:[^']|'')*'?)
-  | (?P<qid>"(?:[^"]|"")*"?|`(?:[^`]|``)*`?|\[[^\]]*\]?)
-  | (?P<num>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-  | (?P<word>[^\W\d][\w$]*)
-  | (?P<var>[?:@$][\w$]*)
-  | (?P<op>->>|->|\|\||<<|>>|<=|>=|==|!=|<>|.)
-    """,
-    re.X | re.S,
-)
-
-
-class _Tok:
-    """A SQL token; ``up`` is the upper-cased text of a bare word, "" for anything else."""
-
-    __slots__ = ("end", "kind", "start", "text", "up")
-
-    def __init__(self, kind: str, text: str, start: int, end: int) -> None:
-        self.kind = kind  # word, qid, str, blob, num, var, op, comment
-        self.text = text
-        self.start = start
-        self.end = end
-        self.up = text.upper() if kind == "word" else ""
-
-    @property
-    def value(self) -> str:
-        """The name or string value: quotes removed, doubled quotes undone."""
-        t = self.text
-        if self.kind == "str":
-            return t[1:-1].replace("''", "'") if len(t) > 1 and t.endswith("'") else t[1:]
-        if self.kind == "qid":
-            q = t[0]
-            close = "]" if q == "[" else q
-            inner = t[1:-1] if len(t) > 1 and t.endswith(close) else t[1:]
-            return inner if q == "[" else inner.replace(q + q, q)
-        return t
-
-    @property
-    def is_name(self) -> bool:
-        return self.kind in ("word", "qid", "str")
-
-
-def _tokenize(text: str) -> tuple[list[_Tok], list[_Tok]]:
-    """Code tokens and comment tokens (kind ``comment``) of ``text``."""
-    code: list[_Tok] = []
-    comments: list[_Tok] = []
-    for m in _TOKEN_RE.finditer(text):
-        kind = m.lastgroup or "op"
-        if kind == "ws":
-            continue
-        if kind in ("lc", "bc"):
-            comments.append(_Tok("comment", m.group(), m.start(), m.end()))
-            continue
-        code.append(_Tok(kind, m.group(), m.start(), m.end()))
-    return code, comments
-
-
 def split(text: str) -> list[Piece]:
     """:func:`.sqltext.split`, tolerant of NUL characters (same offsets)."""
     try:
@@ -470,7 +407,7 @@ class _Head:
 _TXN_WORDS = {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
 
-def _name_at(toks: list[_Tok], i: int) -> tuple[str | None, str, int]:
+def _name_at(toks: list[Token], i: int) -> tuple[str | None, str, int]:
     """``[schema.]name`` starting at token ``i``: (schema, name, index after)."""
     if i >= len(toks) or not toks[i].is_name:
         return None, "", i
@@ -480,7 +417,7 @@ def _name_at(toks: list[_Tok], i: int) -> tuple[str | None, str, int]:
     return None, first, i + 1
 
 
-def _skip_words(toks: list[_Tok], i: int, *words: str) -> int:
+def _skip_words(toks: list[Token], i: int, *words: str) -> int:
     """Skip an optional word sequence (e.g. IF NOT EXISTS) when it is there."""
     j = i
     for w in words:
@@ -491,7 +428,7 @@ def _skip_words(toks: list[_Tok], i: int, *words: str) -> int:
     return j
 
 
-def _classify(toks: list[_Tok]) -> _Head:
+def _classify(toks: list[Token]) -> _Head:
     h = _Head()
     if not toks:
         return h
@@ -601,13 +538,13 @@ def _classify(toks: list[_Tok]) -> _Head:
 # ----------------------------------------------------------------------- token scans
 
 
-def _groups(toks: list[_Tok], start: int) -> list[list[_Tok]]:
+def _groups(toks: list[Token], start: int) -> list[list[Token]]:
     """Comma-separated items of the parenthesised list opening at ``toks[start]``."""
-    items: list[list[_Tok]] = []
+    items: list[list[Token]] = []
     if start >= len(toks) or toks[start].text != "(":
         return items
     depth = 0
-    cur: list[_Tok] = []
+    cur: list[Token] = []
     for t in toks[start:]:
         if t.text == "(":
             depth += 1
@@ -630,7 +567,7 @@ def _groups(toks: list[_Tok], start: int) -> list[list[_Tok]]:
 _TABLE_CONSTRAINT = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}
 
 
-def _column_count(toks: list[_Tok], body: int) -> int:
+def _column_count(toks: list[Token], body: int) -> int:
     """Columns in a CREATE TABLE's definition list (table constraints excluded)."""
     count = 0
     for item in _groups(toks, body):
@@ -639,7 +576,7 @@ def _column_count(toks: list[_Tok], body: int) -> int:
     return count
 
 
-def _compound_terms(toks: list[_Tok]) -> int:
+def _compound_terms(toks: list[Token]) -> int:
     """Largest number of terms of one compound SELECT (per parenthesis level and statement)."""
     best = 0
     counts = [0]
@@ -659,7 +596,7 @@ def _compound_terms(toks: list[_Tok]) -> int:
     return best
 
 
-def _long_patterns(toks: list[_Tok], limit: int) -> list[tuple[str, int]]:
+def _long_patterns(toks: list[Token], limit: int) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     for a, b in itertools.pairwise(toks):
         if a.up in ("LIKE", "GLOB") and b.kind == "str":
@@ -669,7 +606,7 @@ def _long_patterns(toks: list[_Tok], limit: int) -> list[tuple[str, int]]:
     return out
 
 
-def _column_def_flags(toks: list[_Tok], body: int) -> tuple[bool, bool, bool]:
+def _column_def_flags(toks: list[Token], body: int) -> tuple[bool, bool, bool]:
     """(NOT NULL, has a non-NULL DEFAULT, generated) of a column definition at ``body``."""
     not_null = default = generated = False
     depth = 0
@@ -701,13 +638,13 @@ class _InsertSelect:
     #: lower-case columns the WHERE clause requires to be non-NULL (``x IS NOT NULL``)
     not_null: set[str] = field(default_factory=set)
     #: the tokens of every select item (for DO029: names that resolve to nothing)
-    item_toks: list[list[_Tok]] = field(default_factory=list)
+    item_toks: list[list[Token]] = field(default_factory=list)
 
 
 _SELECT_END = {"WHERE", "GROUP", "ORDER", "LIMIT", "WINDOW", "ON", "RETURNING", "HAVING"}
 
 
-def _insert_select(toks: list[_Tok], body: int) -> _InsertSelect | None:
+def _insert_select(toks: list[Token], body: int) -> _InsertSelect | None:
     """``INSERT INTO t(cols) SELECT a, b FROM s`` read from tokens (None for other shapes)."""
     n = len(toks)
     i = body
@@ -734,8 +671,8 @@ def _insert_select(toks: list[_Tok], body: int) -> _InsertSelect | None:
     if i < n and toks[i].up in ("DISTINCT", "ALL"):
         i += 1
     items: list[str | None] = []
-    item_toks: list[list[_Tok]] = []
-    cur: list[_Tok] = []
+    item_toks: list[list[Token]] = []
+    cur: list[Token] = []
     depth = 0
     source: str | None = None
     while i < n:
@@ -775,7 +712,7 @@ def _insert_select(toks: list[_Tok], body: int) -> _InsertSelect | None:
     return _InsertSelect(columns, source, items, not_null, item_toks)
 
 
-def _bare_column(item: list[_Tok]) -> str | None:
+def _bare_column(item: list[Token]) -> str | None:
     if len(item) == 1 and item[0].text == "*":
         return "*"
     if len(item) == 1 and item[0].kind in ("word", "qid"):
@@ -787,7 +724,7 @@ def _bare_column(item: list[_Tok]) -> str | None:
     return None
 
 
-def _update_sets(toks: list[_Tok], body: int) -> set[str]:
+def _update_sets(toks: list[Token], body: int) -> set[str]:
     """Lower-case names of the columns an UPDATE assigns."""
     out: set[str] = set()
     i = body
@@ -894,7 +831,7 @@ _DECLARERS = {
 }  # fmt: skip
 
 
-def _suspect_calls(toks: list[_Tok], head: _Head) -> bool:
+def _suspect_calls(toks: list[Token], head: _Head) -> bool:
     """True when a token looks like a call of a function the DO refuses (cheap pre-check)."""
     from apsw import keywords
 
@@ -919,7 +856,7 @@ def _suspect_calls(toks: list[_Tok], head: _Head) -> bool:
     return False
 
 
-def _called_functions(text: str, toks: list[_Tok], head: _Head) -> list[str]:
+def _called_functions(text: str, toks: list[Token], head: _Head) -> list[str]:
     """Names of the functions a statement calls that may be refused (lower case).
 
     A token pre-check decides whether anything looks suspicious; sqlglot's AST then tells
@@ -1078,7 +1015,7 @@ class _Unit:
     line: int
     end_line: int
     is_statement: bool
-    toks: list[_Tok] = field(default_factory=list)
+    toks: list[Token] = field(default_factory=list)
     head: _Head = field(default_factory=_Head)
 
 
@@ -1149,7 +1086,7 @@ class _Linter:
             for piece in split(chunk):
                 end = offset + piece.end
                 if piece.has_statement:
-                    toks = _tokenize(piece.text)[0]
+                    toks = tokens(piece.text)
                     while toks and toks[0].text == ";":
                         toks.pop(0)
                     lead = toks[0].start if toks else 0
@@ -1723,7 +1660,7 @@ class _Linter:
         self.findings.extend(found)
 
 
-def _index_columns(toks: list[_Tok], body: int) -> frozenset[str] | None:
+def _index_columns(toks: list[Token], body: int) -> frozenset[str] | None:
     """Lower-case column names of an index definition; None when it indexes expressions."""
     cols: set[str] = set()
     for item in _groups(toks, body):
@@ -1772,8 +1709,7 @@ def _file_comments(m: Migration) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     offset = 0
     for chunk in m.chunks:
-        _, comments = _tokenize(chunk)
-        out.extend((offset + c.start, c.text) for c in comments)
+        out.extend((offset + c.start, c.text) for c in comments(chunk))
         offset += len(chunk) + len(BREAKPOINT)
     return out
 

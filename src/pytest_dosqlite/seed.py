@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SqlError
+from .sqltext import scan, split
 from .storage import DurableObjectStorage
 
 __all__ = [
@@ -537,11 +538,6 @@ _OWNED_SQL = (
     "SELECT type || char(1) || name || char(1) || tbl_name || char(1) || coalesce(sql, char(2)) "
     "FROM sqlite_master WHERE tbl_name COLLATE NOCASE IN"
 )
-_TOKEN = re.compile(
-    r"""\s+|--[^\n]*|/\*.*?(?:\*/|$)|;"""  # skipped
-    r"""|("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|'(?:[^']|'')*'|[^\W\d][\w$]*|\S)""",
-    re.DOTALL,
-)
 #: statements that change no table definition
 _NO_DDL = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE", "SELECT", "VALUES", "WITH"})
 #: pragmas that change no table definition (drizzle-kit writes foreign_keys around rebuilds)
@@ -564,15 +560,47 @@ _SAFE_PRAGMAS = frozenset(
 
 
 def _head_tokens(text: str, limit: int = 12) -> list[str]:
-    """The first tokens of a statement (comments, blanks and ``;`` skipped)."""
+    """The texts of the first tokens of a statement (comments, blanks and ``;`` skipped).
+
+    :func:`.sqltext.scan` with the cuts :func:`_ddl_effect` was written and tested against: a
+    word, or a string or quoted name that is closed, is one token; anything else is one
+    character per token (``->`` is two, ``12`` is ``1`` and ``2``, ``x'00'`` is ``x`` and a
+    string), and a quote the text never closes is cut at its last doubled quote, or stands
+    alone. Where a cut falls inside a token the scan starts again right after it, lazily: a long
+    ``INSERT`` is read no further than its head.
+    """
     out: list[str] = []
-    for m in _TOKEN.finditer(text):
-        tok = m.group(1)
-        if tok is not None:
-            out.append(tok)
-            if len(out) >= limit:
+    pos = 0
+    while True:
+        for tok in scan(text, pos):
+            kind = tok.kind
+            if kind == "word" or ((kind == "str" or kind == "qid") and tok.closed):
+                out.append(tok.text)
+            elif kind == "op":
+                if tok.text == ";":
+                    continue
+                for c in tok.text:
+                    out.append(c)
+                    if len(out) >= limit:
+                        return out
+                continue
+            elif kind == "comment":
+                continue
+            else:
+                start = end = tok.start
+                quote = text[start]
+                if (kind == "str" or kind == "qid") and quote != "[":
+                    # what a closed quote would have matched: up to the last doubled quote
+                    end = max(end, text.rfind(quote * 2, start + 1, tok.end))
+                pos = end + 1
+                out.append(text[start:pos])
+                if len(out) >= limit:
+                    return out
                 break
-    return out
+            if len(out) >= limit:
+                return out
+        else:
+            return out
 
 
 def _ident(tok: str | None) -> str | None:
@@ -594,8 +622,6 @@ def _ddl_effect(text: str) -> _Effect | None:
     ``IF EXISTS`` was said); None when it cannot be told."""
     if ";" in text.rstrip().rstrip(";"):
         # maybe several statements (or a ';' in a literal): each one on its own
-        from .sqltext import split
-
         pieces = [p.text for p in split(text) if p.has_statement]
         if len(pieces) != 1:
             effects = [_ddl_effect(p) for p in pieces]

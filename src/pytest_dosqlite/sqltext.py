@@ -5,16 +5,35 @@ the rest, again and again; a remainder that prepares to no statement (only ``;``
 an error. To reproduce that exactly we need the statement boundaries SQLite itself would find:
 strings, quoted identifiers and comments hide ``;``, and ``CREATE TRIGGER ... BEGIN ... END``
 bodies hold several (``apsw.complete`` is SQLite's own ``sqlite3_complete`` for those).
+
+The lint, the start-up budget and the seeder also read the head of each statement (its kind and
+the names it touches); :func:`tokens` is the one tokenizer they share, so a quoting rule fixed
+here is fixed for all three.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import apsw
 
-__all__ = ["WHITESPACE", "Piece", "has_statement", "line_at", "next_statement", "split"]
+__all__ = [
+    "WHITESPACE",
+    "Piece",
+    "Token",
+    "TokenKind",
+    "comments",
+    "has_statement",
+    "line_at",
+    "next_statement",
+    "scan",
+    "split",
+    "tokens",
+]
 
 #: what workerd skips after a statement before preparing the rest
 WHITESPACE = " \t\n\r\v\f"
@@ -121,3 +140,142 @@ def has_statement(sql: str) -> bool:
 def line_at(text: str, offset: int) -> int:
     """1-based line number of a character offset."""
     return text.count("\n", 0, offset) + 1
+
+
+# --------------------------------------------------------------------------------- tokens
+
+TokenKind = Literal["word", "qid", "str", "blob", "num", "var", "op", "comment"]
+
+# Unterminated strings, quoted names and block comments run to the end of the text, as SQLite
+# reads them before it reports the error.
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<comment>--[^\n]*|/\*(?:.*?\*/|.*\Z))
+  | (?P<blob>[xX]'[^']*'?)
+  | (?P<str>'(?:[^']|'')*'?)
+  | (?P<qid>"(?:[^"]|"")*"?|`(?:[^`]|``)*`?|\[[^\]]*\]?)
+  | (?P<num>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<word>[^\W\d][\w$]*)
+  | (?P<var>[?:@$][\w$]*)
+  | (?P<op>->>|->|\|\||<<|>>|<=|>=|==|!=|<>|.)
+    """,
+    re.X | re.S,
+)
+#: group name -> kind (None: blanks), typed (``Match.lastgroup`` is a plain ``str | None``)
+_KINDS: dict[str | None, TokenKind | None] = {
+    "ws": None,
+    "comment": "comment",
+    "blob": "blob",
+    "str": "str",
+    "qid": "qid",
+    "num": "num",
+    "word": "word",
+    "var": "var",
+    "op": "op",
+}
+
+
+class Token:
+    """One SQL token: ``text`` is ``source[start:end]``; ``up`` is the upper-cased text of a
+    bare word (keywords compare against it) and "" for anything else.
+
+    A plain class with ``__slots__`` rather than a dataclass: the lint makes one for every token
+    of every statement of a bundle.
+    """
+
+    __slots__ = ("end", "kind", "start", "text", "up")
+
+    kind: TokenKind
+    text: str
+    start: int
+    end: int
+    up: str
+
+    def __init__(self, kind: TokenKind, text: str, start: int, end: int) -> None:
+        self.kind = kind
+        self.text = text
+        self.start = start
+        self.end = end
+        self.up = text.upper() if kind == "word" else ""
+
+    def __repr__(self) -> str:
+        return f"Token({self.kind!r}, {self.text!r}, {self.start}, {self.end})"
+
+    @property
+    def value(self) -> str:
+        """The name or string a token stands for: quotes removed, doubled quotes undone.
+
+        Other kinds give their text. For a cut-off token (see :attr:`closed`) it is a best
+        guess, and a cut-off string keeps its doubled quotes.
+        """
+        t = self.text
+        if self.kind == "str":
+            return t[1:-1].replace("''", "'") if len(t) > 1 and t.endswith("'") else t[1:]
+        if self.kind == "qid":
+            q = t[0]
+            close = "]" if q == "[" else q
+            inner = t[1:-1] if len(t) > 1 and t.endswith(close) else t[1:]
+            return inner if q == "[" else inner.replace(q + q, q)
+        return t
+
+    @property
+    def is_name(self) -> bool:
+        """Whether SQLite may read the token as a name: a bare word, a quoted name, or a string
+        where a name is expected (``CREATE TABLE 't'``)."""
+        return self.kind in ("word", "qid", "str")
+
+    @property
+    def closed(self) -> bool:
+        """False for a string, quoted name, blob or block comment the end of the text cut off
+        (callers that only accept complete tokens need to tell)."""
+        t = self.text
+        kind = self.kind
+        if kind in ("str", "qid"):
+            q = t[0]
+            if q == "[":
+                return t.endswith("]")
+            # a closed one ends in an odd run of quotes: doubled ones, then the closing one
+            run = len(t) - len(t.rstrip(q))
+            return (run - (run == len(t))) % 2 == 1
+        if kind == "blob":
+            return len(t) > 2 and t.endswith("'")
+        if kind == "comment" and t.startswith("/*"):
+            return len(t) > 3 and t.endswith("*/")
+        return True
+
+
+def scan(text: str, pos: int = 0) -> Iterator[Token]:
+    """Every token from ``pos`` on, comments included (kind ``comment``), lazily.
+
+    For callers that stop after a statement's first words, or that read some tokens their own
+    way and carry on from a position inside a token.
+    """
+    kinds = _KINDS
+    for m in _TOKEN_RE.finditer(text, pos):
+        kind = kinds[m.lastgroup]
+        if kind is not None:
+            yield Token(kind, m.group(), m.start(), m.end())
+
+
+def tokens(text: str, limit: int | None = None) -> list[Token]:
+    """The code tokens of ``text`` (comments left out), at most ``limit`` of them."""
+    if limit is not None:  # lazily: a long INSERT is not read past its head
+        return list(itertools.islice((t for t in scan(text) if t.kind != "comment"), max(limit, 0)))
+    out: list[Token] = []
+    kinds = _KINDS
+    append = out.append
+    for m in _TOKEN_RE.finditer(text):
+        kind = kinds[m.lastgroup]
+        if kind is not None and kind != "comment":
+            append(Token(kind, m.group(), m.start(), m.end()))
+    return out
+
+
+def comments(text: str) -> list[Token]:
+    """The comments of ``text`` with their offsets (``--`` inside a string is not one)."""
+    return [
+        Token("comment", m.group(), m.start(), m.end())
+        for m in _TOKEN_RE.finditer(text)
+        if m.lastgroup == "comment"
+    ]
