@@ -9,7 +9,6 @@ request again. :func:`estimate_startup` times each migration on large tables and
 from __future__ import annotations
 
 import math
-import re
 import string
 import warnings
 from collections.abc import Iterable, Sequence
@@ -20,7 +19,7 @@ from .bundle import Bundle, Migration
 from .errors import CheckFailure, DosqliteWarning, MigrationError
 from .migrator import migrate
 from .seed import bulk_seed, is_user_table, sql_literal, tables_with_rows
-from .sqltext import Token, scan
+from .sqltext import Token, tokens
 from .storage import DurableObjectStorage
 
 if TYPE_CHECKING:
@@ -95,8 +94,6 @@ class BudgetEstimate:
 # only cost seeding time, so the estimate fills just the tables some migration can reach
 # (``_Plan``), right before the first migration that needs them.
 
-#: a number as this reading takes it: a digit and every word character or dot after it
-_NUMBER = re.compile(r"\d[\w.]*")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 #: pragmas that read or change no table's rows
 _SAFE_PRAGMAS = frozenset(
@@ -148,55 +145,12 @@ def _lower(name: str) -> str:
 
 def _name(tok: Token) -> str | None:
     """The lower-cased name a token may stand for (None for numbers and punctuation)."""
-    if not tok.is_name:
-        return None
-    if tok.kind == "str" and not tok.closed:  # ``value`` keeps the doubled quotes of a cut-off
-        return _lower(tok.text[1:].replace("''", "'"))  # string; this reading undoes them
-    return _lower(tok.value)
+    return _lower(tok.value) if tok.is_name else None
 
 
 def _tokens(sql: str) -> list[Token]:
-    """The code tokens of ``sql`` as the table reading below takes them.
-
-    :func:`.sqltext.scan` with the cuts this reading was written and tested against: operators
-    one character each (``||`` is two), a number runs over every word character and dot after
-    its first digit (``1e+5`` is ``1e``, ``+``, ``5``), a blob prefix is a word before a string
-    and a variable's sigil stands alone before its name. Where a cut falls inside a token the
-    scan starts again right after it.
-    """
-    out: list[Token] = []
-    append = out.append
-    pos = 0
-    while True:
-        for tok in scan(sql, pos):
-            kind = tok.kind
-            if kind == "word" or kind == "qid" or kind == "str":
-                append(tok)
-                continue
-            if kind == "comment":
-                continue
-            start = tok.start
-            if kind == "op":
-                if tok.end - start == 1:
-                    append(tok)
-                else:
-                    out.extend(
-                        Token("op", c, start + k, start + k + 1) for k, c in enumerate(tok.text)
-                    )
-                continue
-            if kind == "num" and (m := _NUMBER.match(sql, start)) is not None:
-                if m.end() == tok.end:
-                    append(tok)
-                    continue
-                pos = m.end()
-                append(Token("num", m.group(), start, pos))
-                break
-            # blob (x'..'), variable (?1, :a, @a, $a), number from a dot (.5): one character
-            pos = start + 1
-            append(Token("word" if kind == "blob" else "op", sql[start], start, pos))
-            break
-        else:
-            return out
+    """The code tokens of ``sql`` (:func:`.sqltext.tokens`)."""
+    return tokens(sql)
 
 
 @dataclass
@@ -503,7 +457,7 @@ def _closure(start: Iterable[str], *edges: dict[str, set[str]]) -> set[str]:
 
 
 def _plan(migrations: Sequence[Migration]) -> _Plan:
-    """Which tables each migration can reach (see the comment above ``_NUMBER``).
+    """Which tables each migration can reach (see the comment above ``_ASCII_LOWER``).
 
     Names are tracked across the bundle, not per version: a table renamed (drizzle's
     ``__new_x`` -> ``x``) is one node with all its names, and a foreign key, trigger, view or

@@ -560,47 +560,15 @@ _SAFE_PRAGMAS = frozenset(
 
 
 def _head_tokens(text: str, limit: int = 12) -> list[str]:
-    """The texts of the first tokens of a statement (comments, blanks and ``;`` skipped).
-
-    :func:`.sqltext.scan` with the cuts :func:`_ddl_effect` was written and tested against: a
-    word, or a string or quoted name that is closed, is one token; anything else is one
-    character per token (``->`` is two, ``12`` is ``1`` and ``2``, ``x'00'`` is ``x`` and a
-    string), and a quote the text never closes is cut at its last doubled quote, or stands
-    alone. Where a cut falls inside a token the scan starts again right after it, lazily: a long
-    ``INSERT`` is read no further than its head.
-    """
+    """The texts of the first tokens of a statement (comments and ``;`` skipped), read lazily:
+    a long ``INSERT`` is not read past its head."""
     out: list[str] = []
-    pos = 0
-    while True:
-        for tok in scan(text, pos):
-            kind = tok.kind
-            if kind == "word" or ((kind == "str" or kind == "qid") and tok.closed):
-                out.append(tok.text)
-            elif kind == "op":
-                if tok.text == ";":
-                    continue
-                for c in tok.text:
-                    out.append(c)
-                    if len(out) >= limit:
-                        return out
-                continue
-            elif kind == "comment":
-                continue
-            else:
-                start = end = tok.start
-                quote = text[start]
-                if (kind == "str" or kind == "qid") and quote != "[":
-                    # what a closed quote would have matched: up to the last doubled quote
-                    end = max(end, text.rfind(quote * 2, start + 1, tok.end))
-                pos = end + 1
-                out.append(text[start:pos])
-                if len(out) >= limit:
-                    return out
-                break
+    for tok in scan(text):
+        if tok.kind != "comment" and tok.text != ";":
+            out.append(tok.text)
             if len(out) >= limit:
-                return out
-        else:
-            return out
+                break
+    return out
 
 
 def _ident(tok: str | None) -> str | None:

@@ -204,20 +204,15 @@ class Token:
 
     @property
     def value(self) -> str:
-        """The name or string a token stands for: quotes removed, doubled quotes undone.
-
-        Other kinds give their text. For a cut-off token (see :attr:`closed`) it is a best
-        guess, and a cut-off string keeps its doubled quotes.
-        """
+        """The name or string a token stands for: quotes removed, doubled quotes undone (for a
+        token the end of the text cut off, see :attr:`closed`, only the opening quote is
+        removed). Other kinds give their text."""
         t = self.text
-        if self.kind == "str":
-            return t[1:-1].replace("''", "'") if len(t) > 1 and t.endswith("'") else t[1:]
-        if self.kind == "qid":
-            q = t[0]
-            close = "]" if q == "[" else q
-            inner = t[1:-1] if len(t) > 1 and t.endswith(close) else t[1:]
-            return inner if q == "[" else inner.replace(q + q, q)
-        return t
+        if self.kind != "str" and self.kind != "qid":
+            return t
+        q = t[0]
+        inner = t[1:-1] if self.closed else t[1:]
+        return inner if q == "[" else inner.replace(q + q, q)
 
     @property
     def is_name(self) -> bool:
