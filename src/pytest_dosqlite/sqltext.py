@@ -241,11 +241,8 @@ class Token:
 
 
 def scan(text: str, pos: int = 0) -> Iterator[Token]:
-    """Every token from ``pos`` on, comments included (kind ``comment``), lazily.
-
-    For callers that stop after a statement's first words, or that read some tokens their own
-    way and carry on from a position inside a token.
-    """
+    """Every token from ``pos`` on, comments included (kind ``comment``), lazily: for callers
+    that stop after a statement's first words."""
     kinds = _KINDS
     for m in _TOKEN_RE.finditer(text, pos):
         kind = kinds[m.lastgroup]
