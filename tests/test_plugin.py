@@ -189,6 +189,13 @@ def test_failing_migration_names_migration_statement_and_cause(pytester: pytest.
     assert "DrizzleError: Rollback" in out
     assert "unedited `--custom` migration" in out
     assert "Traceback" not in out and "pytest_dosqlite/" not in out
+    # the summary says where a fresh DO stops, and the tables it has up to there
+    result.stdout.fnmatch_lines(
+        [
+            "drizzle: 3 migrations, a fresh DO stops at 0002_custom, 2 tables before it, "
+            "checks 0 passed, 1 failed*"
+        ]
+    )
 
 
 def test_integrity_problem_fails_bundle_integrity(pytester: pytest.Pytester) -> None:
