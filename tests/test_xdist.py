@@ -365,6 +365,31 @@ def monorepo(root: Path, bundles: int) -> list[Path]:
     return out
 
 
+def test_xdist_summary_says_where_a_fresh_do_stops(pytester: pytest.Pytester) -> None:
+    custom = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
+    for b, migrations in enumerate([GOOD, [*GOOD, custom]]):
+        pkg = pytester.path / "packages" / f"svc{b}"
+        pkg.mkdir(parents=True)
+        make_project(pkg, migrations)
+    result = pytester.runpytest_subprocess(
+        "--dosqlite",
+        "-p",
+        "no:cacheprovider",
+        "--dosqlite-checks-include=upgrade_from_empty",
+        "-n",
+        "2",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    # learned on the workers, printed by the controller (which builds no image itself)
+    result.stdout.fnmatch_lines(
+        [
+            "packages/svc0/drizzle: 2 migrations, 2 tables, checks 1 passed*",
+            "packages/svc1/drizzle: 3 migrations, a fresh DO stops at 0002_custom, "
+            "2 tables before it, checks 0 passed, 1 failed*",
+        ]
+    )
+
+
 def test_xdist_run_keeps_bundles_on_workers_and_gathers_results(pytester: pytest.Pytester) -> None:
     monorepo(pytester.path, 4)
     result = pytester.runpytest_subprocess(

@@ -193,14 +193,16 @@ def bundle_integrity(ctx: CheckContext) -> None:
 
 def upgrade_from_empty(ctx: CheckContext) -> None:
     """A fresh DO migrates to head without error (what every new DO instance does)."""
+    from .images import ImageCache, head_summary
+
     head = ctx.images.head(ctx.bundle)
+    # for the terminal summary, failed or not; the workerd backend keeps no images to count
+    # tables in, so there the summary asks the emulator's
+    if isinstance(ctx.images, ImageCache):
+        ctx.extra["head_summary"] = head_summary(ctx.images, ctx.bundle)
     if head.error is not None:
         raise migration_failure(head.error)
     ctx.extra["timings"] = ctx.images.timings(ctx.bundle)
-    if head.image is not None:
-        from .images import user_table_count
-
-        ctx.extra["tables"] = user_table_count(head.image)
 
 
 def idempotent(ctx: CheckContext) -> None:

@@ -116,8 +116,8 @@ class CheckItem(pytest.Item):
             self.duration = time.perf_counter() - started
             dsession.record(self.parent.found, self.check_name, ctx)
             # facts for the terminal summary, carried to the xdist controller by the report
-            if "tables" in ctx.extra:
-                self.user_properties.append(("dosqlite_tables", ctx.extra["tables"]))
+            if "head_summary" in ctx.extra:
+                self.user_properties.append(("dosqlite_head", ctx.extra["head_summary"]))
             if self.parent.found.slowest is not None:
                 self.user_properties.append(("dosqlite_slowest", self.parent.found.slowest))
             if self.parent.found.images_seconds is not None:

@@ -45,8 +45,9 @@ class FoundBundle:
     results: dict[str, str] = field(default_factory=dict)
     slowest: tuple[str, float] | None = None
     seconds: float = 0.0
-    #: tables at head (from upgrade_from_empty), None until known
-    tables: int | None = None
+    #: what a fresh DO reaches ("N tables" at head, or where it stops; from upgrade_from_empty),
+    #: None until known
+    head: str | None = None
     #: seconds the migrations took when the version images were built (None until known):
     #: what a worker pays to start on this bundle, for the xdist scheduler
     images_seconds: float | None = None
@@ -168,8 +169,8 @@ class DosqliteSession:
             return
         found, name = entry
         for key, value in report.user_properties:
-            if key == "dosqlite_tables" and isinstance(value, int):
-                found.tables = value
+            if key == "dosqlite_head" and isinstance(value, str):
+                found.head = value
             elif key == "dosqlite_slowest" and isinstance(value, list | tuple) and len(value) == 2:
                 found.slowest = (str(value[0]), float(value[1]))
             elif key == "dosqlite_images_seconds" and isinstance(value, int | float):
