@@ -148,11 +148,6 @@ def _name(tok: Token) -> str | None:
     return _lower(tok.value) if tok.is_name else None
 
 
-def _tokens(sql: str) -> list[Token]:
-    """The code tokens of ``sql`` (:func:`.sqltext.tokens`)."""
-    return tokens(sql)
-
-
 @dataclass
 class _Effect:
     """What one statement does to tables, read from its text (names lower-case)."""
@@ -266,7 +261,7 @@ def _set_columns(t: list[Token], i: int) -> frozenset[str] | None:
 
 def _analyse(sql: str) -> _Effect:
     """The tables one statement reads, writes, creates, drops or renames."""
-    t = _tokens(sql)
+    t = tokens(sql)
     e = _Effect()
     if not t:
         return e
