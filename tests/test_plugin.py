@@ -312,6 +312,56 @@ def test_fixtures_in_user_tests(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=5)
 
 
+def test_fixtures_on_a_broken_bundle_fail_cleanly(pytester: pytest.Pytester) -> None:
+    custom = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
+    make_project(pytester.path, [*GOOD, custom])
+    pytester.makepyfile(
+        test_data="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_head(migrated_do, n):
+            pass
+
+        def test_before_the_broken_one(do_at):
+            assert do_at("0001_posts").sql.exec("SELECT count(*) AS c FROM posts").one() == {"c": 0}
+
+        def test_at_the_broken_one(do_at):
+            do_at("0002_custom")
+
+        def test_unknown_tag(do_at):
+            do_at("0009_nope")
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
+    result.assert_outcomes(passed=1, failed=2, errors=3)
+    out = result.stdout.str()
+    # the migration, the file and line, the cause: once per test, without our frames
+    assert out.count("migrated_do: a fresh Durable Object of ") == 3
+    assert out.count("0002_custom.sql:1") >= 4
+    assert "do_at('0002_custom'): a fresh Durable Object of " in out
+    assert "SQL code did not contain a statement." in out
+    assert "no migration '0009_nope' in this bundle; known tags: 0000_init" in out
+    assert "pytest_dosqlite/" not in out and "Traceback" not in out
+    assert "During handling" not in out
+
+
+def test_a_cached_failure_raised_again_carries_no_earlier_frames(tmp_path: Path) -> None:
+    from pytest_dosqlite import load_bundle
+    from pytest_dosqlite.errors import MigrationError
+    from pytest_dosqlite.images import ImageCache
+
+    custom = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
+    make_project(tmp_path, [*GOOD, custom])
+    images, bundle = ImageCache(), load_bundle(tmp_path / "drizzle")
+    depths = []
+    for _ in range(3):
+        with pytest.raises(MigrationError) as info:
+            images.fresh(bundle)
+        depths.append(len(info.traceback))
+    assert depths[0] == depths[1] == depths[2]
+
+
 def test_junit_xml_carries_the_check_names(pytester: pytest.Pytester) -> None:
     import xml.etree.ElementTree as ET
 

@@ -677,7 +677,7 @@ class WorkerdImages:
         n = len(bundle.migrations) if count is None else count
         known = self._versions.get((bundle.fingerprint, n))
         if known is not None and known.error is not None:
-            raise known.error
+            raise known.error.with_traceback(None)  # cached: no frames of earlier raises
         try:
             return self.runtime.fresh(bundle, n)
         except MigrationError as exc:

@@ -45,14 +45,33 @@ def _workerd(config: pytest.Config) -> WorkerdRuntime | None:
 
 
 def _remote(make: Callable[[], Any]) -> Any:
-    """Run ``make`` on the workerd runtime; a runtime that cannot start fails the test cleanly."""
+    """Run ``make`` on the workerd runtime; a runtime that cannot start, or a bundle that drizzle's
+    migrate() rejects there, fails the test cleanly."""
     from .backends import WorkerdUnsupported
+    from .errors import MigrationError
     from .workerd import WorkerdError
 
     try:
         return make()
     except (WorkerdError, WorkerdUnsupported) as exc:
-        pytest.fail(f"workerd backend: {exc}", pytrace=False)
+        failure = f"workerd backend: {exc}"
+    except MigrationError as exc:
+        failure = f"a fresh Durable Object in workerd cannot be migrated:\n{exc}"
+    pytest.fail(failure, pytrace=False)  # outside the except: no "during handling" chain
+
+
+def _fresh(images: ImageCache, bundle: Bundle, count: int | None, fixture: str) -> Any:
+    """``images.fresh(bundle, count)``; a bundle a fresh DO cannot migrate fails the test with
+    the migration, the statement, its line and the cause, not a traceback through this plugin."""
+    from .errors import MigrationError
+
+    try:
+        return images.fresh(bundle, count)
+    except MigrationError as exc:
+        version = "head" if count is None else f"version {count}"
+        failure = f"{fixture}: a fresh Durable Object of {bundle.root} cannot be migrated to "
+        failure += f"{version}:\n{exc}"
+    pytest.fail(failure, pytrace=False)  # outside the except: no "during handling" chain
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +137,7 @@ def migrated_do(
     if runtime is not None:
         yield _remote(lambda: runtime.fresh(dosqlite_bundle, label=request.node.nodeid))
         return
-    do = dosqlite_images.fresh(dosqlite_bundle)
+    do = _fresh(dosqlite_images, dosqlite_bundle, None, "migrated_do")
     yield do
     do.close()
 
@@ -136,7 +155,16 @@ def do_at(
     runtime = _workerd(request.config)
 
     def factory(tag: str) -> DurableObjectStorage:
-        migration = dosqlite_bundle.migration(tag)
+        from .errors import BundleError
+
+        try:
+            migration = dosqlite_bundle.migration(tag)
+        except BundleError as exc:
+            unknown = f"do_at({tag!r}): {exc}"
+        else:
+            unknown = ""
+        if unknown:
+            pytest.fail(unknown, pytrace=False)
         count = dosqlite_bundle.migrations.index(migration) + 1
         if runtime is not None:
             label = f"{request.node.nodeid}@{tag}"
@@ -144,7 +172,8 @@ def do_at(
                 lambda: runtime.fresh(dosqlite_bundle, count, label=label)
             )
             return remote
-        do = dosqlite_images.fresh(dosqlite_bundle, count)
+        label = f"do_at({tag!r})"
+        do: DurableObjectStorage = _fresh(dosqlite_images, dosqlite_bundle, count, label)
         made.append(do)
         return do
 
