@@ -270,12 +270,34 @@ def test_broken_journal_is_a_clear_error(pytester: pytest.Pytester) -> None:
     (pytester.path / "drizzle" / "meta" / "_journal.json").write_text(
         '{"entries": [\n  {"idx": 0,,}\n'
     )
+    pytester.makepyfile(
+        test_own="""
+        import pytest_dosqlite as dosqlite
+
+        def test_load():
+            dosqlite.load_bundle("drizzle")
+    """
+    )
     result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
     out = result.stdout.str()
     assert result.ret != 0
-    assert "_journal.json" in out
-    assert "line 2" in out or ":2" in out
-    assert "Traceback" not in out
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of dosqlite load*",
+            "dosqlite could not load *drizzle:",
+            "*drizzle/meta/_journal.json:2: meta/_journal.json is not valid JSON*",
+        ]
+    )
+    # the user's own load_bundle call fails at their line, with the same message
+    result.stdout.fnmatch_lines(
+        [
+            '>       dosqlite.load_bundle("drizzle")',
+            "E       pytest_dosqlite.errors.BundleError: *_journal.json:2: *not valid JSON*",
+        ]
+    )
+    # no frames of the plugin, of pytest or of the json module
+    assert "pytest_dosqlite/" not in out and "_pytest/" not in out and "json/" not in out
+    assert "Traceback" not in out and "direct cause" not in out
 
 
 def test_no_bundle_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -344,6 +366,32 @@ def test_fixtures_on_a_broken_bundle_fail_cleanly(pytester: pytest.Pytester) -> 
     assert "no migration '0009_nope' in this bundle; known tags: 0000_init" in out
     assert "pytest_dosqlite/" not in out and "Traceback" not in out
     assert "During handling" not in out
+
+
+def test_a_failing_migrate_in_a_users_test_points_at_their_line(
+    pytester: pytest.Pytester,
+) -> None:
+    custom = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
+    make_project(pytester.path, [*GOOD, custom])
+    pytester.makepyfile(
+        test_data="""
+        import pytest_dosqlite as dosqlite
+
+        def test_upgrade(do_at, dosqlite_bundle):
+            do = do_at("0001_posts")
+            dosqlite.migrate(do, dosqlite_bundle)
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            ">       dosqlite.migrate(do, dosqlite_bundle)",
+            "E       pytest_dosqlite.errors.MigrationError: migration 0002_custom failed: *",
+            "E       migration 0002_custom, chunk 0 (*0002_custom.sql:1)",
+        ]
+    )
+    assert "pytest_dosqlite/" not in result.stdout.str()
 
 
 def test_a_cached_failure_raised_again_carries_no_earlier_frames(tmp_path: Path) -> None:

@@ -1098,7 +1098,19 @@ def load_bundle(
     about half the time of a large bundle, for callers that only need the migrations.
     ``full_snapshots=True`` parses every snapshot completely (slower; finds JSON damage anywhere
     in them); by default only their ``id``/``prevId`` are read.
+
+    Raises :class:`BundleError` (file, line, what is wrong) when the folder cannot be loaded,
+    raised from here: in a pytest report it points at the caller, not into this parser.
     """
+    __tracebackhide__ = True
+    try:
+        return _load_bundle(path, full_snapshots=full_snapshots, check_snapshots=check_snapshots)
+    except BundleError as exc:
+        error = exc
+    raise error.with_traceback(None) from None
+
+
+def _load_bundle(path: str | Path, *, full_snapshots: bool, check_snapshots: bool) -> Bundle:
     root = Path(os.path.abspath(_locate(Path(path))))
     journal_path = root / "meta" / "_journal.json"
     js_path = root / "migrations.js"

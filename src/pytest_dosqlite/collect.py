@@ -152,17 +152,14 @@ class LoadErrorItem(pytest.Item):
         self.obj = _CheckRef("pytest_dosqlite.discovery", "load")
 
     def setup(self) -> None:
-        from .errors import BundleError
+        # pytest.fail, not a raise: a setup error is reported with pytest's own traceback
+        # (repr_failure only serves the call phase); the message names the file and line
+        pytest.fail(
+            f"dosqlite could not load {self.error.path}:\n{self.error.message}", pytrace=False
+        )
 
-        raise BundleError(self.error.message, self.error.path)
-
-    def runtest(self) -> None:  # pragma: no cover - setup always raises
+    def runtest(self) -> None:  # pragma: no cover - setup always fails
         pass
-
-    def repr_failure(
-        self, excinfo: ExceptionInfo[BaseException], style: Any = None
-    ) -> str | TerminalRepr:
-        return f"dosqlite could not load {self.error.path}:\n{excinfo.value}"
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return Path(self.error.path), None, f"dosqlite load {self.error.path}"

@@ -93,6 +93,7 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
     inside real workerd (:class:`~pytest_dosqlite.backends.RemoteDurableObject`) runs drizzle's
     own ``migrate()`` there instead.
     """
+    __tracebackhide__ = True  # a failed migration is the user's, not a frame of ours
     remote = getattr(do, "dosqlite_migrate", None)
     if remote is not None:
         remote_run: MigrationRun = remote(bundle)
