@@ -198,6 +198,32 @@ def test_failing_migration_names_migration_statement_and_cause(pytester: pytest.
     )
 
 
+def test_a_missing_sql_file_is_a_build_failure_not_a_restart_loop(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path)
+    (pytester.path / "drizzle" / "0001_posts.sql").unlink()
+    result = run(
+        pytester,
+        "--dosqlite-checks-include=bundle_integrity,upgrade_from_empty,concurrent_starts",
+        "-rs",
+    )
+    result.assert_outcomes(failed=2, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "[[]missing-sql] 0001_posts:",
+            'the Worker does not build: Could not resolve "./0001_posts.sql"',
+            "Migration:",
+            "    0001_posts",
+            "*the Worker does not build: wrangler's bundler stops with*cannot be deployed at all.",
+            "*drizzle: 2 migrations, a fresh DO stops at 0001_posts, 1 table before it*",
+        ]
+    )
+    out = result.stdout.str()
+    assert "migration None" not in out and "restart loop" not in out
+    assert "cannot race starts: the Worker does not build" in out  # the skip reason (-rs)
+
+
 def test_integrity_problem_fails_bundle_integrity(pytester: pytest.Pytester) -> None:
     make_project(pytester.path, whens=[1700000005000, 1700000001000])
     result = run(pytester, "--dosqlite-checks-include=bundle_integrity")

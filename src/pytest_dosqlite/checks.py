@@ -81,6 +81,12 @@ class CheckContext:
         return self.extra.get(name, default) if value is None else value
 
 
+def is_build_failure(exc: MigrationError) -> bool:
+    """The Worker itself does not build (an import of migrations.js resolves to no file): no DO
+    ever runs this version, so there is no start to race, crash or upgrade."""
+    return exc.drizzle_message.startswith("Could not resolve")
+
+
 def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckFailure:
     """A CheckFailure with the standard sections for a failed migration."""
     sections: list[tuple[str, str]] = []
@@ -106,18 +112,30 @@ def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckF
                 "rolled back too: " + ", ".join(exc.applied_before),
             )
         )
+    builds = not is_build_failure(exc)
     sections.append(
         (
             "On a real Durable Object",
             f"migrate() rejects with `{exc.drizzle_message}`; the constructor's "
             "blockConcurrencyWhile throws it to every waiting request, and the DO is reset and "
-            "re-constructed on the next request, failing again until the bundle is fixed.",
+            "re-constructed on the next request, failing again until the bundle is fixed."
+            if builds
+            else f"the Worker does not build: wrangler's bundler stops with "
+            f"`{exc.drizzle_message}`, so this version cannot be deployed at all.",
         )
     )
     hint = _fix_hint(exc)
     if hint:
         sections.append(("How to fix", hint))
-    return CheckFailure(summary or f"migration {exc.tag} fails on a fresh Durable Object", sections)
+    if summary is None:
+        summary = (
+            f"migration {exc.tag} fails on a fresh Durable Object"
+            if exc.tag is not None
+            else f"a fresh Durable Object fails before any migration runs: {exc.message}"
+        )
+        if not builds:
+            summary = f"the Worker does not build: {exc.message}"
+    return CheckFailure(summary, sections)
 
 
 def _fix_hint(exc: MigrationError) -> str | None:

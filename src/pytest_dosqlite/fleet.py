@@ -57,7 +57,7 @@ from typing import IO, Any
 import apsw
 
 from .bundle import Bundle, Migration, load_bundle
-from .checks import CheckContext, migration_failure
+from .checks import CheckContext, is_build_failure, migration_failure
 from .errors import CheckFailure, DosqliteError, MigrationError, SqlError
 from .forkserver import Child, spawn
 from .images import reads_connection_state, sets_connection_state
@@ -1121,6 +1121,7 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
             "path": str(exc.path) if exc.path is not None else None,
             "line": exc.line,
             "applied_before": list(exc.applied_before),
+            "drizzle_message": exc.drizzle_message,
         }
     return {"message": f"{type(exc).__name__}: {exc}", "cause": str(exc)}
 
@@ -1137,6 +1138,7 @@ def _error_from(msg: dict[str, Any]) -> MigrationError:
         path=err.get("path"),
         line=err.get("line"),
         applied_before=list(err.get("applied_before") or []),
+        drizzle_message=str(err.get("drizzle_message") or "DrizzleError: Rollback"),
     )
 
 
@@ -1181,6 +1183,8 @@ def concurrent_starts(ctx: CheckContext) -> None:
     if n == 0:
         return
     head_result = ctx.images.head(bundle)
+    if head_result.error is not None and is_build_failure(head_result.error):
+        raise migration_failure(head_result.error, "cannot race starts: the Worker does not build")
     head = database_state(head_result.image, data=False) if head_result.image else None
     concurrency = max(2, int(ctx.settings.concurrency))
     deadline = time.monotonic() + _timeout(ctx)

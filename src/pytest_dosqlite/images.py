@@ -306,13 +306,18 @@ def user_table_count(image: bytes) -> int:
 def head_summary(cache: ImageCache, bundle: Bundle) -> str:
     """What a fresh DO of ``bundle`` reaches, for the terminal summary: "N tables" at head, or
     where it stops and the tables of the last version it reaches (builds the images)."""
+
+    def tables(image: bytes) -> str:
+        n = user_table_count(image)
+        return f"{n} table{'' if n == 1 else 's'}"
+
     head = cache.head(bundle)
     if head.image is not None:
-        return f"{user_table_count(head.image)} tables"
+        return tables(head.image)
     count = len(bundle.migrations)
     while count > 0 and not cache.reaches(bundle, count):
         count -= 1
     stop = bundle.migrations[count].tag if count < len(bundle.migrations) else "?"
     reached = cache.version(bundle, count).image
-    before = f", {user_table_count(reached)} tables before it" if reached is not None else ""
+    before = f", {tables(reached)} before it" if reached is not None else ""
     return f"a fresh DO stops at {stop}{before}"

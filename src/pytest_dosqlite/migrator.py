@@ -86,6 +86,15 @@ def _missing_error(tag: str) -> MigrationError:
     )
 
 
+def _unreadable_error(bundle: Bundle, error: str) -> MigrationError:
+    """The error of a bundle drizzle (or the Worker build) fails on before any SQL runs, with
+    the migration it names (None for the journal itself)."""
+    tag = next((m.tag for m in bundle.migrations if m.error == error), None)
+    if tag is None and bundle.missing:
+        tag = bundle.missing[0]
+    return MigrationError(error, tag=tag, drizzle_message=error)
+
+
 def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
     """Apply ``bundle`` to ``do`` exactly as drizzle's durable-sqlite migrator does.
 
@@ -102,8 +111,7 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
         return _migrate_v1(do, bundle)
     # readMigrationFiles: a journal entry without its key throws before any SQL runs
     if bundle.drizzle_error:
-        tag = bundle.missing[0] if bundle.missing else None
-        raise MigrationError(bundle.drizzle_error, tag=tag, drizzle_message=bundle.drizzle_error)
+        raise _unreadable_error(bundle, bundle.drizzle_error)
     if bundle.missing:
         raise _missing_error(bundle.missing[0])
     migrations = bundle.migrations
