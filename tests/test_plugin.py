@@ -198,6 +198,13 @@ def test_failing_migration_names_migration_statement_and_cause(pytester: pytest.
     )
 
 
+def test_summary_counts_in_the_singular(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path, GOOD[:1])
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["drizzle: 1 migration, 1 table, checks 1 passed, 0 failed*"])
+
+
 def test_a_missing_sql_file_is_a_build_failure_not_a_restart_loop(
     pytester: pytest.Pytester,
 ) -> None:

@@ -23,6 +23,7 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
         # known from the checks' reports; otherwise ask the images only in this process's
         # own run (an xdist controller would build every image just to print this line)
         controller = ds.config.pluginmanager.has_plugin("dsession")
+        n = len(f.bundle.migrations)
         head = f.head or ("? tables" if controller else head_summary(ds.images, f.bundle))
         if f.slowest is None and not controller:
             timings = ds.images.timings(f.bundle)
@@ -30,7 +31,7 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
                 f.slowest = max(timings.items(), key=lambda kv: kv[1])
         slow = f", slowest {f.slowest[0]} {f.slowest[1] * 1000:.1f} ms" if f.slowest else ""
         tr.write_line(
-            f"{f.label}: {len(f.bundle.migrations)} migrations, {head}, "
+            f"{f.label}: {n} migration{'' if n == 1 else 's'}, {head}, "
             f"checks {passed} passed, {failed} failed"
             + (f", {skipped} skipped" if skipped else "")
             + f"{slow}, {f.seconds:.2f}s"
