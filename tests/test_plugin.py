@@ -333,6 +333,29 @@ def test_broken_journal_is_a_clear_error(pytester: pytest.Pytester) -> None:
     assert "Traceback" not in out and "direct cause" not in out
 
 
+def test_config_problems_are_shown_with_file_and_line(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    # a second drizzle config whose out folder does not exist: discovery works around it, and
+    # says so in the header
+    other = pytester.path / "packages" / "old"
+    other.mkdir(parents=True)
+    (other / "drizzle.config.ts").write_text(DRIZZLE_CONFIG.replace("./drizzle", "./gone"))
+    # a broken JSONC wrangler config next to it
+    (other / "wrangler.jsonc").write_text('{\n  "name": "old",\n  "main": "x" "y"\n}\n')
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
+    result.assert_outcomes(passed=1, errors=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "dosqlite: bundle drizzle: 2 migrations (durable-sqlite) for RoomDO (from *)",
+            "dosqlite: could not load *packages/old/wrangler.jsonc:3: cannot parse: *",
+            "dosqlite: note: *packages/old/drizzle.config.ts:3: out './gone' → *gone does not "
+            "exist yet (run `drizzle-kit generate`)",
+        ]
+    )
+    assert "line 3" not in out  # the line is said once, as file:line
+
+
 def test_no_bundle_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

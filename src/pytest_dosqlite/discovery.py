@@ -251,7 +251,8 @@ def parse_wrangler_config(path: Path | str) -> WranglerConfig:
 
                 data = json5.loads(text) if text.strip() else None
     except (ValueError, RecursionError) as exc:
-        message = str(exc).replace("<string>:", "line ")
+        # json5 says "<string>:5 Unexpected ...": the issue carries the line itself
+        message = re.sub(r"^<string>:\d+\s*", "", str(exc)).replace("<string>:", "line ")
         issues.append(
             ConfigIssue(path, f"cannot parse: {message}", _line_from_error(str(exc), text))
         )
@@ -579,11 +580,12 @@ class BundleRef:
 
     @property
     def source(self) -> str:
-        """Where it came from, for humans: ``apps/api/drizzle.config.ts`` or ``found by scan``."""
+        """Where it came from, for humans: ``apps/api/drizzle.config.ts``, or
+        ``a scan of the project``."""
         parts: list[str] = []
         for s in self.sources:
             if s.kind == "scan":
-                parts.append("found by scan")
+                parts.append("a scan of the project")
             elif s.kind == "wrangler-d1":
                 parts.append(f"{self._rel(s.path)} {s.detail}".strip())
             else:

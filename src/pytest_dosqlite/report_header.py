@@ -29,5 +29,9 @@ def header_lines(ds: DosqliteSession) -> list[str]:
             f"({f.bundle.format}){classes} (from {f.source})"
         )
     for e in ds.errors:
-        lines.append(f"dosqlite: could not load {e.path}: {e.message.splitlines()[0]}")
+        first = e.message.splitlines()[0] if e.message else ""
+        where = "" if first.startswith(str(e.path)) else f"{e.path}: "
+        lines.append(f"dosqlite: could not load {where}{first}")
+    for note in ds.config_notes:
+        lines.append(f"dosqlite: note: {note}")
     return lines

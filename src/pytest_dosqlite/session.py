@@ -74,8 +74,9 @@ class DosqliteSession:
         self.settings = settings
         self._found: list[FoundBundle] | None = None
         self.errors: list[BundleLoadError] = []
+        #: discovery's warnings about the project's configs, "path:line: message"
+        self.config_notes: list[str] = []
         self._images: ImageCache | None = None
-        self.notes: list[str] = []
         #: nodeid -> (bundle, check name) of every collected check item
         self.items: dict[str, tuple[FoundBundle, str]] = {}
         self.started = 0.0
@@ -229,8 +230,10 @@ class DosqliteSession:
             for ref in project.bundles:
                 add(ref.path, ref.source, root, tuple(ref.do_classes), project)
             for err in project.errors:
-                where = f"line {err.line}: " if err.line else ""
-                self.errors.append(BundleLoadError(Path(err.path), where + err.message))
+                self.errors.append(BundleLoadError(Path(err.path), str(err)))
+            # what discovery noticed but could work around (a drizzle config whose out folder
+            # does not exist, ...): shown in the header, or nobody would ever see it
+            self.config_notes.extend(str(w) for w in project.warnings)
         return found
 
     # ------------------------------------------------------------------ facts for the scheduler
