@@ -356,6 +356,27 @@ def test_config_problems_are_shown_with_file_and_line(pytester: pytest.Pytester)
     assert "line 3" not in out  # the line is said once, as file:line
 
 
+def test_run_from_the_tests_folder_checks_the_worker_project_above(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_project(pytester.path)
+    monkeypatch.chdir(pytester.mkdir("tests"))
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "dosqlite: note: *tests holds no drizzle bundle: checking the Worker project above "
+            "it, *",
+            "drizzle: 2 migrations, 2 tables, checks 1 passed, 0 failed*",
+        ]
+    )
+    # named explicitly, the project is taken as given, its bundles labelled relative to it
+    result = run(pytester, "--dosqlite-project", "..", "--dosqlite-checks-include=idempotent")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations, 2 tables, checks 1 passed, 0 failed*"])
+    assert "holds no drizzle bundle" not in result.stdout.str()
+
+
 def test_no_bundle_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

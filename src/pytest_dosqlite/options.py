@@ -61,7 +61,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--dosqlite-project",
         "dosqlite_project",
         "Worker project root(s) to search for wrangler and drizzle configs "
-        "(default: the paths given, else rootdir).",
+        "(default: the paths given, else rootdir; if they hold no bundle, the nearest folder "
+        "above with a wrangler or drizzle config).",
         **paths,
     )
     _pair(
@@ -214,7 +215,7 @@ def resolve(config: pytest.Config) -> Resolved:
         return None
 
     projects = pick("project", opt.dosqlite_project, "dosqlite_project")
-    project_paths = [Path(p) if Path(p).is_absolute() else (Path.cwd() / p) for p in projects or []]
+    project_paths = [(Path.cwd() / p).resolve() for p in projects or []]
     if not project_paths:
         # `pytest --dosqlite example_project`: the paths given on the command line are the
         # projects; with none, the rootdir is

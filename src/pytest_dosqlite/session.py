@@ -66,6 +66,23 @@ class BundleLoadError:
     message: str
 
 
+#: files that mark a folder as a Worker project root
+_PROJECT_MARKERS = ("wrangler.toml", "wrangler.json", "wrangler.jsonc")
+
+
+def _worker_project_above(folder: Path) -> Path | None:
+    """The nearest folder above ``folder`` with a wrangler or drizzle config, not past the
+    repository root (a ``.git`` folder) or 8 levels."""
+    for parent in list(folder.parents)[:8]:
+        if any((parent / name).is_file() for name in _PROJECT_MARKERS) or any(
+            parent.glob("drizzle.config.*")
+        ):
+            return parent
+        if (parent / ".git").exists():
+            return None
+    return None
+
+
 class DosqliteSession:
     """Per-session state shared by hooks, collectors and fixtures."""
 
@@ -220,6 +237,17 @@ class DosqliteSession:
                 continue
             try:
                 project = discover(root)
+                above = None
+                if not project.bundles and not project.errors and self._guessed_project():
+                    above = _worker_project_above(root)
+                if above is not None:
+                    # `pytest --dosqlite` run from the Worker's tests/ folder: its project is
+                    # the folder above with the wrangler or drizzle config
+                    self.config_notes.append(
+                        f"{root} holds no drizzle bundle: checking the Worker project above "
+                        f"it, {above}"
+                    )
+                    root, project = above, discover(above)
             except Exception as exc:
                 from .errors import DosqliteError
 
@@ -235,6 +263,11 @@ class DosqliteSession:
             # does not exist, ...): shown in the header, or nobody would ever see it
             self.config_notes.extend(str(w) for w in project.warnings)
         return found
+
+    def _guessed_project(self) -> bool:
+        """The project folder was not named (``--dosqlite-project`` or ini): pytest's rootdir
+        or the folders given on the command line."""
+        return self.settings.sources.get("project") in ("rootdir", "command-line paths")
 
     # ------------------------------------------------------------------ facts for the scheduler
     def _found_at(self, anchor: str) -> FoundBundle | None:
