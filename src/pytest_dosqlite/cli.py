@@ -95,7 +95,7 @@ def _report(paths: list[str], out: str | None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_dosqlite",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", ""),  # the docstring's reST quotes
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,0 +1,62 @@
+"""``python -m pytest_dosqlite``: schema, check and the help text, without pytest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_dosqlite.cli import main
+from test_plugin import GOOD, make_project
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "example_project" / "drizzle"
+CUSTOM = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
+
+
+def test_schema_prints_the_head_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "CREATE TABLE users" in out and "CREATE TABLE notes" in out
+    assert "__drizzle_migrations" not in out
+
+
+def test_schema_of_a_bundle_that_does_not_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_project(tmp_path, [*GOOD, CUSTOM])
+    assert main(["schema", str(tmp_path / "drizzle")]) == 1
+    err = capsys.readouterr().err
+    assert "migration 0002_custom failed: SQL code did not contain a statement." in err
+    assert "0002_custom.sql:1" in err
+
+
+def test_check_passes_and_fails_with_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", str(EXAMPLE), "--include", "bundle_integrity,idempotent"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 passed, 0 failed"
+
+    make_project(tmp_path, [*GOOD, CUSTOM])
+    code = main(["check", str(tmp_path / "drizzle"), "--include", "upgrade_from_empty"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED upgrade_from_empty" in out and "migration 0002_custom fails" in out
+    assert out.splitlines()[-1] == "0 passed, 1 failed"
+
+
+def test_check_rejects_unknown_names_and_bad_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", str(EXAMPLE), "--include", "idempotnet"]) == 2
+    assert "unknown check(s): idempotnet; known: bundle_integrity" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "nosuch")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'nosuch'}: no such file or folder")
+
+
+def test_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "schema PATH: print the normalized schema" in out and "``" not in out
