@@ -229,6 +229,16 @@ def test_a_missing_sql_file_is_a_build_failure_not_a_restart_loop(
     out = result.stdout.str()
     assert "migration None" not in out and "restart loop" not in out
     assert "cannot race starts: the Worker does not build" in out  # the skip reason (-rs)
+    # the error a user's own test gets says the same, not "drizzle on a real DO reports"
+    from pytest_dosqlite import load_bundle, migrate
+    from pytest_dosqlite.errors import MigrationError
+    from pytest_dosqlite.storage import DurableObjectStorage
+
+    with pytest.raises(MigrationError) as info:
+        migrate(DurableObjectStorage(), load_bundle(pytester.path / "drizzle"))
+    assert info.value.tag == "0001_posts" and info.value.build_failure
+    text = str(info.value).splitlines()
+    assert text[-1] == 'the Worker does not build: Could not resolve "./0001_posts.sql"'
 
 
 def test_integrity_problem_fails_bundle_integrity(pytester: pytest.Pytester) -> None:

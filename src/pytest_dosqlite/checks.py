@@ -81,12 +81,6 @@ class CheckContext:
         return self.extra.get(name, default) if value is None else value
 
 
-def is_build_failure(exc: MigrationError) -> bool:
-    """The Worker itself does not build (an import of migrations.js resolves to no file): no DO
-    ever runs this version, so there is no start to race, crash or upgrade."""
-    return exc.drizzle_message.startswith("Could not resolve")
-
-
 def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckFailure:
     """A CheckFailure with the standard sections for a failed migration."""
     sections: list[tuple[str, str]] = []
@@ -112,7 +106,7 @@ def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckF
                 "rolled back too: " + ", ".join(exc.applied_before),
             )
         )
-    builds = not is_build_failure(exc)
+    builds = not exc.build_failure
     sections.append(
         (
             "On a real Durable Object",

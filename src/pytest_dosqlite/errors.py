@@ -145,8 +145,17 @@ class MigrationError(DosqliteError):
             parts.append(f"statement: {self.statement.strip()}")
         if self.cause is not None:
             parts.append(f"cause: {self.cause}")
-        parts.append(f"drizzle on a real DO reports: {self.drizzle_message}")
+        if self.build_failure:
+            parts.append(f"the Worker does not build: {self.drizzle_message}")
+        else:
+            parts.append(f"drizzle on a real DO reports: {self.drizzle_message}")
         return "\n".join(parts)
+
+    @property
+    def build_failure(self) -> bool:
+        """The Worker itself does not build (an import of migrations.js resolves to no file):
+        no DO ever runs this version."""
+        return self.drizzle_message.startswith("Could not resolve")
 
     def __hash__(self) -> int:
         return id(self)

@@ -57,7 +57,7 @@ from typing import IO, Any
 import apsw
 
 from .bundle import Bundle, Migration, load_bundle
-from .checks import CheckContext, is_build_failure, migration_failure
+from .checks import CheckContext, migration_failure
 from .errors import CheckFailure, DosqliteError, MigrationError, SqlError
 from .forkserver import Child, spawn
 from .images import reads_connection_state, sets_connection_state
@@ -1183,7 +1183,8 @@ def concurrent_starts(ctx: CheckContext) -> None:
     if n == 0:
         return
     head_result = ctx.images.head(bundle)
-    if head_result.error is not None and is_build_failure(head_result.error):
+    # a Worker that does not build runs no DO: there is no start to race
+    if head_result.error is not None and head_result.error.build_failure:
         raise migration_failure(head_result.error, "cannot race starts: the Worker does not build")
     head = database_state(head_result.image, data=False) if head_result.image else None
     concurrency = max(2, int(ctx.settings.concurrency))
