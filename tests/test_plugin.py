@@ -481,6 +481,40 @@ def test_a_failing_migrate_in_a_users_test_points_at_their_line(
     assert "pytest_dosqlite/" not in result.stdout.str()
 
 
+def test_a_failing_statement_in_a_users_test_points_at_their_line(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path)
+    pytester.makepyfile(
+        test_data="""
+        def test_exec(migrated_do):
+            migrated_do.sql.exec("INSERT INTO nosuch VALUES (1)")
+
+        def test_in_transaction(migrated_do):
+            def body():
+                migrated_do.sql.exec("INSERT INTO posts (id) VALUES (1)")
+                migrated_do.sql.exec("INSERT INTO posts (id) VALUES (1)")
+            migrated_do.transaction_sync(body)
+
+        def test_one(migrated_do):
+            migrated_do.sql.exec("SELECT * FROM posts").one()
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            '>       migrated_do.sql.exec("INSERT INTO nosuch VALUES (1)")',
+            "E       pytest_dosqlite.errors.SqlError: no such table: nosuch: SQLITE_ERROR",
+            '>       migrated_do.sql.exec("INSERT INTO posts (id) VALUES (1)")',
+            "E       pytest_dosqlite.errors.SqlError: UNIQUE constraint failed: posts.id: *",
+            '>       migrated_do.sql.exec("SELECT * FROM posts").one()',
+            "E       pytest_dosqlite.errors.SqlError: *",
+        ]
+    )
+    assert "pytest_dosqlite/" not in result.stdout.str()
+
+
 def test_a_cached_failure_raised_again_carries_no_earlier_frames(tmp_path: Path) -> None:
     from pytest_dosqlite import load_bundle
     from pytest_dosqlite.errors import MigrationError

@@ -139,6 +139,7 @@ def _plan(sql: str) -> tuple[_Step, ...]:
 
 def to_js_binding(value: object) -> object:
     """Bind a Python value the way workerd binds the JS value it stands for."""
+    __tracebackhide__ = True  # pytest: an error of the DO's API shows at the user's line
     if value is None:
         return None
     if value is True:
@@ -273,6 +274,7 @@ class Cursor:
         return RawCursor(self)
 
     def one(self) -> dict[str, Any]:
+        __tracebackhide__ = True
         remaining = len(self._rows) - self._pos
         if remaining == 0:
             raise SqlError(rt.ONE_NO_RESULTS_MESSAGE)
@@ -300,6 +302,7 @@ class SqlStorage:
 
     def exec(self, query: str, *bindings: object) -> Cursor:
         """Run one or more ``;``-separated statements, as workerd's ``sql.exec`` does."""
+        __tracebackhide__ = True
         return self._storage._exec(query, bindings)
 
     @property
@@ -524,6 +527,7 @@ class DurableObjectStorage:
 
     def transaction_sync(self, fn: Callable[[], T]) -> T:
         """``ctx.storage.transactionSync(fn)``: a savepoint inside the implicit transaction."""
+        __tracebackhide__ = True
         standalone = self._event_depth == 0
         self._event_depth += 1
         try:
@@ -553,6 +557,7 @@ class DurableObjectStorage:
         If ``fn`` raises, its uncommitted writes are rolled back and the instance is reset
         (the next access constructs a new one), then the error propagates, as on a DO.
         """
+        __tracebackhide__ = True
         if self._event_depth:
             # inside a request: a throw breaks the object; writes since the last real await
             # are rolled back and the next access constructs a new instance
@@ -665,6 +670,7 @@ class DurableObjectStorage:
 
     # ------------------------------------------------------------------ exec
     def _exec(self, query: str, bindings: Sequence[object]) -> Cursor:
+        __tracebackhide__ = True
         if not isinstance(query, str):
             raise SqlError(f"sql.exec() expects a string, got {type(query).__name__}")
         limit = self.runtime.limit_map["SQL_LENGTH"]
@@ -692,6 +698,7 @@ class DurableObjectStorage:
                 self._end_event()
 
     def _run(self, step: _Step, values: list[object] | None, *, intermediate: bool) -> Cursor:
+        __tracebackhide__ = True
         if step.refused:
             raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
         if step.changes_connection:
