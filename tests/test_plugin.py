@@ -149,6 +149,26 @@ def test_clean_project_passes_and_snapshot_lifecycle(pytester: pytest.Pytester) 
     result.assert_outcomes(passed=3)
 
 
+def test_a_crlf_checkout_is_not_an_edit_of_a_pinned_migration(pytester: pytest.Pytester) -> None:
+    # git's core.autocrlf on Windows checks the .sql files out with CRLF line ends
+    make_project(pytester.path)
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    recorded = (pytester.path / "__snapshots__" / "dosqlite" / "drizzle.sql").read_text()
+    for sql in (pytester.path / "drizzle").glob("*.sql"):
+        text = sql.read_bytes()
+        assert b"\r" not in text
+        sql.write_bytes(text.replace(b"\n", b"\r\n"))
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot,upgrade_from_empty")
+    result.assert_outcomes(passed=2)
+    # a real edit is still one
+    posts = pytester.path / "drizzle" / "0001_posts.sql"
+    posts.write_bytes(posts.read_bytes().replace(b"`title` text", b"`title` text NOT NULL"))
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["Edited after it was recorded:", "    0001_posts"])
+    assert (pytester.path / "__snapshots__" / "dosqlite" / "drizzle.sql").read_text() == recorded
+
+
 def test_schema_change_fails_the_snapshot_with_a_diff(pytester: pytest.Pytester) -> None:
     make_project(pytester.path)
     run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")

@@ -105,6 +105,13 @@ class Migration:
         """sha256 of the file text (what drizzle's generic migrator would hash)."""
         return hashlib.sha256(self.sql.encode("utf-8", "surrogatepass")).hexdigest()
 
+    @property
+    def pin_sha256(self) -> str:
+        """sha256 of the file text with CRLF line ends read as LF: what a schema snapshot pins.
+        A checkout with git's ``core.autocrlf`` (Windows) is not an edit of the migration."""
+        text = self.sql.replace("\r\n", "\n")
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
     def chunk_line(self, chunk: int) -> int:
         """1-based line in the file where chunk ``chunk`` starts."""
         offset = 0

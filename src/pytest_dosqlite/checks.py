@@ -294,7 +294,7 @@ def schema_snapshot(ctx: CheckContext) -> None:
     pins = read_pins(path)
     update = bool(ctx.extra.get("update_snapshots"))
     if pins and not update:
-        current = {m.tag: m.sha256 for m in ctx.bundle.migrations}
+        current = {m.tag: m.pin_sha256 for m in ctx.bundle.migrations}
         edited = [p.tag for p in pins if p.tag in current and current[p.tag] != p.sha256]
         removed = [p.tag for p in pins if p.tag not in current]
         if edited or removed:

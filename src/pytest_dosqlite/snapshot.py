@@ -59,7 +59,7 @@ def render_snapshot(bundle: Bundle, schema_sql: str, render_version: str | int) 
         "-- Pinned migrations (tag, sha256 of the .sql file): editing one of them after it was",
         "-- recorded fails the check, because DOs that already applied it never see the edit.",
     ]
-    lines += [f"-- pin {m.tag} {m.sha256}" for m in bundle.migrations]
+    lines += [f"-- pin {m.tag} {m.pin_sha256}" for m in bundle.migrations]
     lines.append("")
     lines.append(schema_sql.rstrip("\n"))
     return "\n".join(lines) + "\n"
