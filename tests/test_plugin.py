@@ -407,6 +407,27 @@ def test_run_from_the_tests_folder_checks_the_worker_project_above(
     assert "holds no drizzle bundle" not in result.stdout.str()
 
 
+def test_run_inside_one_package_checks_that_package(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\n")  # the repository's rootdir
+    for name in ("api", "chat"):
+        pkg = pytester.path / "packages" / name
+        pkg.mkdir(parents=True)
+        make_project(pkg)
+    monkeypatch.chdir(pytester.path / "packages" / "chat")
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["dosqlite: project: *packages/chat (from current directory)", "drizzle: 2 migrations*"]
+    )
+    assert "packages/api" not in result.stdout.str()
+    # from the repository root: every package
+    monkeypatch.chdir(pytester.path)
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty")
+    result.assert_outcomes(passed=2)
+
+
 def test_no_bundle_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

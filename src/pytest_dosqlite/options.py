@@ -61,8 +61,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--dosqlite-project",
         "dosqlite_project",
         "Worker project root(s) to search for wrangler and drizzle configs "
-        "(default: the paths given, else rootdir; if they hold no bundle, the nearest folder "
-        "above with a wrangler or drizzle config).",
+        "(default: the paths given, else the current directory, else rootdir; if they hold no "
+        "bundle, the nearest folder above with a wrangler or drizzle config).",
         **paths,
     )
     _pair(
@@ -226,9 +226,14 @@ def resolve(config: pytest.Config) -> Resolved:
             if path.is_dir():
                 given.append(path)
         from_cli = getattr(config, "args_source", None) == pytest.Config.ArgsSource.ARGS
+        invoked = Path(str(config.invocation_params.dir)).resolve()
         if given and from_cli:
             project_paths = given
             sources["project"] = "command-line paths"
+        elif invoked != root.resolve() and invoked.is_relative_to(root.resolve()):
+            # run inside one package of a repository: its bundles, as pytest collects its tests
+            project_paths = [invoked]
+            sources["project"] = "current directory"
         else:
             project_paths = [root]
             sources["project"] = "rootdir"

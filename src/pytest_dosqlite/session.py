@@ -267,7 +267,11 @@ class DosqliteSession:
     def _guessed_project(self) -> bool:
         """The project folder was not named (``--dosqlite-project`` or ini): pytest's rootdir
         or the folders given on the command line."""
-        return self.settings.sources.get("project") in ("rootdir", "command-line paths")
+        return self.settings.sources.get("project") in (
+            "rootdir",
+            "current directory",
+            "command-line paths",
+        )
 
     # ------------------------------------------------------------------ facts for the scheduler
     def _found_at(self, anchor: str) -> FoundBundle | None:
