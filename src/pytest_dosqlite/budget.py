@@ -869,13 +869,11 @@ def estimate_startup(
     """
     import time
 
-    from .images import default_cache
+    from .images import default_cache, newest_reached
 
     cache = images if images is not None else default_cache()
     started = time.perf_counter()
-    target = len(bundle.migrations)
-    while target > 0 and cache.version(bundle, target).error is not None:
-        target -= 1
+    target = newest_reached(cache, bundle)
     measured: dict[int, dict[str, float]] = {}
     failures: dict[str, str] = {}
     tags = [m.tag for m in bundle.migrations[:target]]

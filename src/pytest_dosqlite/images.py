@@ -21,6 +21,7 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from .bundle import Bundle, Migration
 from .errors import MigrationError
@@ -303,6 +304,15 @@ def user_table_count(image: bytes) -> int:
     return int(n)
 
 
+def newest_reached(images: Any, bundle: Bundle) -> int:
+    """The newest version a fresh DO of ``bundle`` reaches: head, unless a migration fails on an
+    empty DO (``images``: an :class:`ImageCache`, or anything with its ``version``)."""
+    count = len(bundle.migrations)
+    while count > 0 and images.version(bundle, count).error is not None:
+        count -= 1
+    return count
+
+
 def head_summary(cache: ImageCache, bundle: Bundle) -> str:
     """What a fresh DO of ``bundle`` reaches, for the terminal summary: "N tables" at head, or
     where it stops and the tables of the last version it reaches (builds the images)."""
@@ -314,9 +324,7 @@ def head_summary(cache: ImageCache, bundle: Bundle) -> str:
     head = cache.head(bundle)
     if head.image is not None:
         return tables(head.image)
-    count = len(bundle.migrations)
-    while count > 0 and not cache.reaches(bundle, count):
-        count -= 1
+    count = newest_reached(cache, bundle)
     stop = bundle.migrations[count].tag if count < len(bundle.migrations) else "?"
     reached = cache.version(bundle, count).image
     before = f", {tables(reached)} before it" if reached is not None else ""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle, Migration
 from .errors import CheckFailure, MigrationError, SqlError
+from .images import newest_reached
 from .migrator import migrate
 from .seed import (
     ForeignKeyInfo,
@@ -707,15 +708,6 @@ def _run_user_seed(user: _UserSeed, tag: str, do: DurableObjectStorage) -> None:
 # ----------------------------------------------------------------------------- the check
 
 
-def _target(ctx: CheckContext) -> int:
-    """The newest version a fresh DO reaches (head unless a migration fails when empty)."""
-    n = len(ctx.bundle.migrations)
-    k = n
-    while k > 0 and ctx.images.version(ctx.bundle, k).error is not None:
-        k -= 1
-    return k
-
-
 def _migrate(do: DurableObjectStorage, bundle: Bundle, fk_off: bool) -> list[str]:
     if fk_off:
         do.sql.exec("PRAGMA foreign_keys=OFF")
@@ -758,7 +750,7 @@ def data_preserved(ctx: CheckContext) -> None:
     receives what was done: ``versions`` compared, ``seed_problems``, ``migrations_applied``
     (by every ``migrate()`` of the check) and ``rechecked`` (versions checked on their own).
     """
-    target = _target(ctx)
+    target = newest_reached(ctx.images, ctx.bundle)
     if target < 2:
         return
     _Check(ctx, target).run()
