@@ -106,18 +106,19 @@ def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckF
                 "rolled back too: " + ", ".join(exc.applied_before),
             )
         )
-    builds = not exc.build_failure
-    sections.append(
-        (
-            "On a real Durable Object",
+    if exc.build_failure:
+        real = (
+            f"the Worker does not build: wrangler's bundler stops with `{exc.drizzle_message}`, "
+            "so this version cannot be deployed at all."
+        )
+        summary = summary or f"the Worker does not build: {exc.message}"
+    else:
+        real = (
             f"migrate() rejects with `{exc.drizzle_message}`; the constructor's "
             "blockConcurrencyWhile throws it to every waiting request, and the DO is reset and "
             "re-constructed on the next request, failing again until the bundle is fixed."
-            if builds
-            else f"the Worker does not build: wrangler's bundler stops with "
-            f"`{exc.drizzle_message}`, so this version cannot be deployed at all.",
         )
-    )
+    sections.append(("On a real Durable Object", real))
     hint = _fix_hint(exc)
     if hint:
         sections.append(("How to fix", hint))
@@ -127,8 +128,6 @@ def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckF
             if exc.tag is not None
             else f"a fresh Durable Object fails before any migration runs: {exc.message}"
         )
-        if not builds:
-            summary = f"the Worker does not build: {exc.message}"
     return CheckFailure(summary, sections)
 
 
