@@ -98,6 +98,12 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("--dosqlite", "-p", "no:cacheprovider", *args)
 
 
+def run_user_tests(pytester: pytest.Pytester, source: str) -> pytest.RunResult:
+    """A user's own test file (``test_data.py``) run without ``--dosqlite``: the fixtures alone."""
+    pytester.makepyfile(test_data=source)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
+
+
 def test_no_items_without_the_flag(pytester: pytest.Pytester) -> None:
     make_project(pytester.path)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
@@ -436,8 +442,9 @@ def test_no_bundle_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 def test_fixtures_in_user_tests(pytester: pytest.Pytester) -> None:
     make_project(pytester.path)
-    pytester.makepyfile(
-        test_data="""
+    result = run_user_tests(
+        pytester,
+        """
         import pytest
         import pytest_dosqlite as dosqlite
 
@@ -456,17 +463,17 @@ def test_fixtures_in_user_tests(pytester: pytest.Pytester) -> None:
 
         def test_empty(do_storage):
             assert do_storage.sql.exec("SELECT count(*) AS c FROM sqlite_master").one() == {"c": 0}
-    """
+    """,
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
     result.assert_outcomes(passed=5)
 
 
 def test_fixtures_on_a_broken_bundle_fail_cleanly(pytester: pytest.Pytester) -> None:
     custom = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
     make_project(pytester.path, [*GOOD, custom])
-    pytester.makepyfile(
-        test_data="""
+    result = run_user_tests(
+        pytester,
+        """
         import pytest
 
         @pytest.mark.parametrize("n", range(3))
@@ -481,9 +488,8 @@ def test_fixtures_on_a_broken_bundle_fail_cleanly(pytester: pytest.Pytester) -> 
 
         def test_unknown_tag(do_at):
             do_at("0009_nope")
-    """
+    """,
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
     result.assert_outcomes(passed=1, failed=2, errors=3)
     out = result.stdout.str()
     # the migration, the file and line, the cause: once per test, without our frames
@@ -501,16 +507,16 @@ def test_a_failing_migrate_in_a_users_test_points_at_their_line(
 ) -> None:
     custom = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
     make_project(pytester.path, [*GOOD, custom])
-    pytester.makepyfile(
-        test_data="""
+    result = run_user_tests(
+        pytester,
+        """
         import pytest_dosqlite as dosqlite
 
         def test_upgrade(do_at, dosqlite_bundle):
             do = do_at("0001_posts")
             dosqlite.migrate(do, dosqlite_bundle)
-    """
+    """,
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -526,8 +532,9 @@ def test_a_failing_statement_in_a_users_test_points_at_their_line(
     pytester: pytest.Pytester,
 ) -> None:
     make_project(pytester.path)
-    pytester.makepyfile(
-        test_data="""
+    result = run_user_tests(
+        pytester,
+        """
         def test_exec(migrated_do):
             migrated_do.sql.exec("INSERT INTO nosuch VALUES (1)")
 
@@ -539,9 +546,8 @@ def test_a_failing_statement_in_a_users_test_points_at_their_line(
 
         def test_one(migrated_do):
             migrated_do.sql.exec("SELECT * FROM posts").one()
-    """
+    """,
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_data.py")
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
         [
