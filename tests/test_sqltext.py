@@ -146,24 +146,21 @@ def test_words_carry_their_keyword_and_offsets() -> None:
     assert repr(toks[0]) == "Token('word', 'create', 2, 8)"
 
 
-def test_limit_counts_code_tokens_only() -> None:
+def test_comments_are_no_code_tokens() -> None:
     text = "/* c */ DROP -- d\n TABLE t; SELECT 1"
-    assert [t.text for t in tokens(text, 2)] == ["DROP", "TABLE"]
-    assert [t.text for t in tokens(text, 5)] == [t.text for t in tokens(text)][:5]
-    assert [t.text for t in tokens(text, 100)] == [t.text for t in tokens(text)]
-    assert tokens(text, 0) == []
-    assert tokens(text, -1) == []
-    assert tokens("", 3) == [] == tokens("  -- only\n")
+    assert [t.text for t in tokens(text)] == ["DROP", "TABLE", "t", ";", "SELECT", "1"]
+    assert tokens("") == [] == tokens("  -- only\n")
 
 
-def test_scan_starts_anywhere_and_is_lazy() -> None:
-    text = "SELECT 12, x'ab'"
-    assert [(t.kind, t.text, t.start) for t in scan(text, 8)] == [
-        ("num", "2", 8),
-        ("op", ",", 9),
-        ("blob", "x'ab'", 11),
+def test_scan_keeps_comments_and_is_lazy() -> None:
+    text = "SELECT /* c */ 12, x'ab'"
+    assert [(t.kind, t.text, t.start) for t in scan(text)] == [
+        ("word", "SELECT", 0),
+        ("comment", "/* c */", 7),
+        ("num", "12", 15),
+        ("op", ",", 17),
+        ("blob", "x'ab'", 19),
     ]
-    assert [t.text for t in scan(text, 12)] == ["'ab'"]
     head = scan("SELECT 1" + " + 1" * 100_000)
     assert next(head).up == "SELECT"
 

@@ -13,7 +13,6 @@ here is fixed for all three.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -240,20 +239,18 @@ class Token:
         return True
 
 
-def scan(text: str, pos: int = 0) -> Iterator[Token]:
-    """Every token from ``pos`` on, comments included (kind ``comment``), lazily: for callers
-    that stop after a statement's first words."""
+def scan(text: str) -> Iterator[Token]:
+    """Every token, comments included (kind ``comment``), lazily: for callers that stop after
+    a statement's first words."""
     kinds = _KINDS
-    for m in _TOKEN_RE.finditer(text, pos):
+    for m in _TOKEN_RE.finditer(text):
         kind = kinds[m.lastgroup]
         if kind is not None:
             yield Token(kind, m.group(), m.start(), m.end())
 
 
-def tokens(text: str, limit: int | None = None) -> list[Token]:
-    """The code tokens of ``text`` (comments left out), at most ``limit`` of them."""
-    if limit is not None:  # lazily: a long INSERT is not read past its head
-        return list(itertools.islice((t for t in scan(text) if t.kind != "comment"), max(limit, 0)))
+def tokens(text: str) -> list[Token]:
+    """The code tokens of ``text`` (comments left out)."""
     out: list[Token] = []
     kinds = _KINDS
     append = out.append
