@@ -486,6 +486,36 @@ def test_images_are_private_copies(tmp_path: object) -> None:
     assert exec_err(b, "BEGIN") == TXN_MESSAGE
 
 
+@pytest.mark.parametrize("kind", ["new", "copy", "file"])
+def test_image_pages_join_into_the_image_and_share_unchanged_pages(
+    kind: str, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    start = DurableObjectStorage()
+    start.sql.exec("CREATE TABLE a(x); CREATE TABLE b(y); INSERT INTO a VALUES (randomblob(9000))")
+    if kind == "new":  # an in-memory database of SQLite's pager, not a memdb file
+        d = start
+    elif kind == "copy":  # a memdb file, read page by page
+        d = DurableObjectStorage(image=start.image())
+    else:
+        d = DurableObjectStorage(Path(str(tmp_path)) / "do.sqlite")
+        d.sql.exec("CREATE TABLE a(x); CREATE TABLE b(y); INSERT INTO a VALUES (randomblob(9000))")
+    before = d.image_pages()
+    assert b"".join(before) == d.image() and len(before) == len(d.image()) // 4096 > 3
+    d.sql.exec("INSERT INTO b VALUES (1)")
+    after = d.image_pages(before)
+    assert b"".join(after) == d.image() != b"".join(before)
+    shared = [i for i, page in enumerate(after) if page is before[i]]
+    changed = [i for i, page in enumerate(after) if page != before[i]]
+    # b's root page differs, and in a memdb file the header's change counter (SQLite's own
+    # in-memory database and WAL mode leave it); the other pages are the same objects
+    assert changed == ([0, 2] if kind == "copy" else [2])
+    assert sorted(shared + changed) == list(range(len(after)))
+    empty = DurableObjectStorage()
+    assert b"".join(empty.image_pages()) == empty.image()
+
+
 def test_file_backed_storage_persists_across_restart(tmp_path: object) -> None:
     from pathlib import Path
 

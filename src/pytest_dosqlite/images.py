@@ -85,20 +85,6 @@ def reads_connection_state(m: Migration) -> bool:
     return _CONNECTION_STATE_CALL.search(m.sql) is not None
 
 
-def _pages(image: bytes, previous: tuple[bytes, ...]) -> tuple[bytes, ...]:
-    """``image`` cut into database pages, sharing the pages equal to ``previous``'s."""
-    if len(image) < 100:
-        return (image,) if image else ()
-    size = int.from_bytes(image[16:18], "big")
-    size = 65536 if size == 1 else size
-    out: list[bytes] = []
-    known = len(previous)
-    for i, start in enumerate(range(0, len(image), size)):
-        page = image[start : start + size]  # bytes == bytes is a memcmp (memoryview's is not)
-        out.append(previous[i] if i < known and previous[i] == page else page)
-    return tuple(out)
-
-
 @dataclass
 class _Stored:
     """A version as kept: the pages of its image (None when it failed) and its build facts."""
@@ -148,7 +134,7 @@ class ImageCache:
         if entry is None:
             entry = self._by_fingerprint[key] = _BundleImages()
             empty = DurableObjectStorage()
-            entry.versions[0] = _Stored(_pages(empty.image(), ()))
+            entry.versions[0] = _Stored(empty.image_pages())
             empty.close()
         return entry
 
@@ -224,7 +210,7 @@ class ImageCache:
                 # incremental build equals a fresh build unless the high-water mark skipped
                 # the new entry; then build from scratch, as a fresh DO would be
                 if run.applied == [last.tag]:
-                    pages = _pages(do.image(), previous.pages)
+                    pages = do.image_pages(previous.pages)
                     following = bundle.migrations[count] if count < len(bundle.migrations) else None
                     keep = not sets_connection_state(last) and (
                         following is None or not reads_connection_state(following)
@@ -243,7 +229,7 @@ class ImageCache:
             run = migrate(do, prefix)
             self.builds += 1
             seconds = run.timings.get(last.tag, 0.0)
-            pages = _pages(do.image(), previous.pages or ())
+            pages = do.image_pages(previous.pages or ())
             return _Stored(pages, None, seconds or time.thread_time() - started), None
         except MigrationError as exc:
             return _Stored(None, exc), None
