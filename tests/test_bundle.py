@@ -440,6 +440,34 @@ def test_non_utf8_journal_is_a_bundle_error(tmp_path: Path) -> None:
     assert exc.value.line == 2 and "_journal.json" in str(exc.value)
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_byte_order_mark_in_the_json_files_is_a_warning(tmp_path: Path, full: bool) -> None:
+    # esbuild builds the Worker from such a journal, drizzle-kit's JSON.parse refuses both files
+    out = write_bundle(tmp_path, BASIC)
+    for name in ("_journal.json", "0001_snapshot.json"):
+        path = out / "meta" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    b = load_bundle(out, full_snapshots=full)
+    found = only(b, "byte-order-mark")
+    assert [(p.path, p.line, p.migration) for p in found] == [
+        (out / "meta" / "_journal.json", 1, None),
+        (out / "meta" / "0001_snapshot.json", 1, "0001_more"),
+    ]
+    assert {p.severity for p in found} == {"warning"} and codes(b) == ["byte-order-mark"] * 2
+    assert "drizzle-kit generate" in found[0].message
+    assert [m.tag for m in b.migrations] == ["0000_init", "0001_more", "0002_last"]
+    # an error further down the journal names the same line with the mark as without it
+    journal = out / "meta" / "_journal.json"
+    journal.write_bytes(journal.read_bytes().replace(b'"tag": "0001_more"', b'"tag": 1'))
+    lines = []
+    for data in (journal.read_bytes(), journal.read_bytes()[3:]):
+        journal.write_bytes(data)
+        with pytest.raises(BundleError) as exc:
+            load_bundle(out)
+        lines.append(exc.value.line)
+    assert lines[0] == lines[1] is not None and lines[0] > 5
+
+
 # ------------------------------------------------------------------ snapshots
 
 

@@ -724,3 +724,12 @@ def test_any_broken_snapshot_gives_bundle_error_or_a_schema(data: st.DataObject)
         assert isinstance(result, Schema)
         render(result)
         compare(applied(BASIC_SQL), result)
+
+
+def test_a_byte_order_mark_is_read_past() -> None:
+    # bundle_integrity warns about it; the schema comparison itself goes on
+    text = json.dumps(BASIC_SNAPSHOT, indent=2)
+    assert parse_snapshot("\ufeff" + text) == parse_snapshot(text)
+    with pytest.raises(BundleError) as exc:
+        parse_snapshot("\ufeff{\n  oops\n}", path="meta/0001_snapshot.json")
+    assert exc.value.line == 2

@@ -327,6 +327,16 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "Re-save the file as UTF-8.",
         ),
         _code(
+            "byte-order-mark",
+            "warning",
+            "a JSON file starts with a UTF-8 byte order mark",
+            "The Worker builds and migrates (esbuild's JSON loader skips the mark), but "
+            "drizzle-kit reads meta/*.json with JSON.parse, which rejects it: the next "
+            "`drizzle-kit generate` stops with `SyntaxError: Unexpected token`.",
+            "Save the file as UTF-8 without a byte order mark (its first three bytes are EF BB BF; "
+            "an editor's 'UTF-8 with BOM' setting writes them).",
+        ),
+        _code(
             "missing-snapshot",
             "warning",
             "journal entry without its meta/NNNN_snapshot.json",
@@ -573,6 +583,24 @@ def _read_text(path: Path, what: str, problems: list[Problem], migration: str | 
     return _decode(_read_bytes(path, what), path, problems, migration)
 
 
+def _json_text(text: str, path: Path, problems: list[Problem], migration: str | None) -> str:
+    """JSON text as the build reads it: a byte order mark is skipped (reported as a warning:
+    drizzle-kit's JSON.parse rejects it); a space in its place keeps every line and offset."""
+    if not text.startswith("\ufeff"):
+        return text
+    problems.append(
+        _problem(
+            "byte-order-mark",
+            f"{path.name} starts with a UTF-8 byte order mark, which drizzle-kit's JSON.parse "
+            "rejects: the next `drizzle-kit generate` fails (the Worker itself builds)",
+            path,
+            1,
+            migration,
+        )
+    )
+    return " " + text[1:]
+
+
 class _DirCache:
     """``is_file`` answered from one directory listing per folder (few syscalls per bundle)."""
 
@@ -788,7 +816,7 @@ class _Lines:
         return self.at(found if found >= 0 else span[0])
 
 
-def _read_journal(path: Path) -> tuple[list[_Entry], dict[str, Any]]:
+def _read_journal(path: Path, problems: list[Problem]) -> tuple[list[_Entry], dict[str, Any]]:
     data = _read_bytes(path, "meta/_journal.json")
     try:
         text = data.decode("utf-8")
@@ -800,6 +828,7 @@ def _read_journal(path: Path) -> tuple[list[_Entry], dict[str, Any]]:
             path,
             bad_line,
         ) from exc
+    text = _json_text(text, path, problems, None)
     try:
         raw = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -953,6 +982,8 @@ def _quick_identity(path: Path) -> dict[str, Any] | None:
                 tail = fh.read()
     except OSError:
         return None
+    if head.startswith(b"\xef\xbb\xbf"):  # the full read reports the byte order mark
+        return None
     head_text = head.decode("utf-8", "replace")
     found = _ids_in_head(head_text, len(head_text))
     if _complete(found):
@@ -975,7 +1006,7 @@ def _snapshot_identity(
         if quick is not None:
             return quick
     data = _read_bytes(path, path.name)
-    text = _decode(data, path, problems, migration)
+    text = _json_text(_decode(data, path, problems, migration), path, problems, migration)
     try:
         raw = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -1237,7 +1268,7 @@ class _JournalLoader:
         self.fs = _DirCache()
 
     def run(self) -> Bundle:
-        entries, raw = _read_journal(self.journal_path)
+        entries, raw = _read_journal(self.journal_path, self.problems)
         version = raw.get("version")
         dialect = raw.get("dialect")
         if isinstance(dialect, str) and dialect not in ("sqlite", "turso"):

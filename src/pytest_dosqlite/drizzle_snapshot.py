@@ -61,6 +61,8 @@ def load_snapshot(path: str | Path) -> Schema:
 def parse_snapshot(text: str, *, path: str | Path | None = None) -> Schema:
     """A snapshot's JSON text as a :class:`Schema` (no stored SQL; views without
     ``isExisting``; no triggers, drizzle snapshots have none)."""
+    if text.startswith("\ufeff"):  # bundle_integrity reports it (drizzle-kit rejects it)
+        text = " " + text[1:]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
