@@ -434,6 +434,16 @@ def test_run_inside_one_package_checks_that_package(
     result.assert_outcomes(passed=2)
 
 
+def test_a_bundle_reached_through_symlinks_is_checked_once(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    (pytester.path / "mirror").symlink_to("drizzle", target_is_directory=True)
+    (pytester.path / "a").mkdir()
+    (pytester.path / "a" / "loop").symlink_to("..", target_is_directory=True)
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty,idempotent")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations, 2 tables, checks 2 passed, 0 failed*"])
+
+
 def test_no_bundle_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

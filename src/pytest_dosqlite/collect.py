@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from .bundle import Bundle
     from .session import DosqliteSession, FoundBundle
 
-__all__ = ["BundleFile", "CheckItem", "LoadErrorItem", "anchor_of", "import_checks"]
+__all__ = [
+    "BundleFile",
+    "CheckItem",
+    "LoadErrorItem",
+    "anchor_of",
+    "import_checks",
+    "through_symlink",
+]
 
 
 def anchor_of(bundle: Bundle) -> Path:
@@ -35,6 +42,23 @@ def anchor_of(bundle: Bundle) -> Path:
     if bundle.migrations and bundle.migrations[0].path is not None:
         return bundle.migrations[0].path
     return bundle.root
+
+
+def through_symlink(path: Path, root: Path) -> bool:
+    """``path`` is reached through a symlinked folder of ``root`` whose target is in ``root``
+    too: pytest walks into the link as well as the folder itself (and again and again into a
+    link to a parent), and each visit would check the same bundle once more."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return False
+    real_root = root.resolve()
+    folder = root
+    for part in rel.parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            return folder.resolve().is_relative_to(real_root)
+    return False
 
 
 def import_checks(items: list[pytest.Item], backend: str) -> None:

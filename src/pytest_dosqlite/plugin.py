@@ -98,6 +98,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     found = _anchor_map(ds).get(file_path.resolve())
     if found is None:
         return None
+    from .collect import through_symlink
+
+    if through_symlink(file_path, parent.config.rootpath):
+        return None
     return _bundle_file(parent, file_path, found, ds)
 
 
