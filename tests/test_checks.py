@@ -62,3 +62,30 @@ def test_upgrade_from_empty_failure_has_sections(tmp_path: Path) -> None:
     assert "On a real Durable Object" in titles and "How to fix" in titles
     statement = dict(info.value.sections)["Statement"]
     assert statement.endswith("BEGIN;") and "0002_txn.sql:1" in statement
+
+
+def test_a_bundle_without_migrations(tmp_path: Path) -> None:
+    # migrate() with nothing to apply still creates drizzle's ledger table: head is that DO,
+    # not the empty one (idempotent used to fail on "no such table: __drizzle_migrations")
+    from pytest_dosqlite.migrator import migrate
+    from pytest_dosqlite.storage import DurableObjectStorage
+
+    write_bundle(tmp_path / "d", [])
+    c = ctx(tmp_path / "d")
+    assert c.bundle.migrations == ()
+    expected = DurableObjectStorage()
+    migrate(expected, c.bundle)
+    do = c.images.fresh(c.bundle)
+    assert do.image() == expected.image()
+    assert do.sql.exec("SELECT count(*) AS n FROM __drizzle_migrations").one() == {"n": 0}
+    do.close()
+    c.extra["snapshot_assert"] = lambda text: None  # no reviewed snapshot here
+    outcomes: dict[str, str] = {}
+    for name, check in all_checks().items():
+        try:
+            check(c)
+            outcomes[name] = "pass"
+        except CheckSkipped:
+            outcomes[name] = "skip"
+    assert outcomes["idempotent"] == outcomes["upgrade_from_empty"] == "pass"
+    assert "pass" in outcomes.values()

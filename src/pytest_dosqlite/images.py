@@ -129,11 +129,20 @@ class ImageCache:
         fingerprints[key] = (weakref.ref(bundle, forget), value)
         return value
 
-    def _entry(self, key: str) -> _BundleImages:
+    def _entry(self, key: str, bundle: Bundle) -> _BundleImages:
         entry = self._by_fingerprint.get(key)
         if entry is None:
             entry = self._by_fingerprint[key] = _BundleImages()
             empty = DurableObjectStorage()
+            if not bundle.migrations:
+                # version 0 is also head: a DO that ran migrate() with nothing to apply, which
+                # still creates drizzle's ledger table
+                try:
+                    migrate(empty, bundle)
+                except MigrationError as exc:
+                    entry.versions[0] = _Stored(None, exc)
+                    empty.close()
+                    return entry
             entry.versions[0] = _Stored(empty.image_pages())
             empty.close()
         return entry
@@ -143,7 +152,7 @@ class ImageCache:
         if not 0 <= count <= len(bundle.migrations):
             raise ValueError(f"version {count} out of range 0..{len(bundle.migrations)}")
         key = self._fingerprint(bundle)
-        entry = self._entry(key)
+        entry = self._entry(key, bundle)
         stored = entry.versions.get(count)
         if stored is None:
             self._walk(bundle, entry, count)
