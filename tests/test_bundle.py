@@ -333,6 +333,19 @@ def test_duplicate_tag_and_idx(tmp_path: Path) -> None:
     assert b.migrations[1].sql == b.migrations[2].sql
 
 
+def test_a_repeated_tag_is_one_problem_not_a_broken_snapshot_chain(tmp_path: Path) -> None:
+    out = write_bundle(tmp_path, BASIC)
+    journal = out / "meta" / "_journal.json"
+    data = json.loads(journal.read_text())
+    data["entries"][2]["tag"] = "0001_more"
+    journal.write_text(json.dumps(data, indent=2))
+    b = load_bundle(out, full_snapshots=True)
+    # the second 0001_more reuses 0001_snapshot.json: no "same id as itself", no prevId error
+    assert codes(b) == ["duplicate-tag", "orphan-snapshot", "tag-mismatch", "tag-mismatch"]
+    assert "both entries run 0001_more.sql" in only(b, "duplicate-tag")[0].message
+    assert [m.snapshot for m in b.migrations][2] is None
+
+
 def test_tag_prefix_mismatch(tmp_path: Path) -> None:
     entries = [BASIC[0], ("0007_more", 1700000001000, "SELECT 1;"), ("custom", 1700000002000, "")]
     b = load_bundle(write_bundle(tmp_path, entries, js=False))

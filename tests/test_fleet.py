@@ -82,6 +82,21 @@ def test_clean_shared_bundle_passes_every_fleet_check() -> None:
     fleet.crash_recovery(ctx)
 
 
+def test_a_tag_the_journal_repeats_is_not_a_race(tmp_path: Path) -> None:
+    # migrations.js maps each idx to its own file: the run applies each entry once, and the
+    # repeated tag is bundle_integrity's to report (concurrent_starts counted it twice)
+    out = tmp_path / "drizzle"
+    shutil.copytree(CLEAN, out)
+    journal = out / "meta" / "_journal.json"
+    data = json.loads(journal.read_text())
+    assert len(data["entries"]) >= 2
+    data["entries"][1]["tag"] = data["entries"][0]["tag"]
+    journal.write_text(json.dumps(data, indent=2))
+    ctx = context(out, concurrency=2)
+    assert "duplicate-tag" in {p.code for p in ctx.bundle.problems}
+    fleet.concurrent_starts(ctx)
+
+
 # ------------------------------------------------------------------ upgrade_from_every_version
 
 

@@ -263,7 +263,9 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "duplicate-tag",
             "error",
             "two journal entries have the same tag",
-            "Both entries point at the same `<tag>.sql`: the file runs twice.",
+            "drizzle-kit writes migrations.js from the journal, importing `<tag>.sql` for each "
+            "entry: both entries then run the same file, and the migration written for the "
+            "second one never runs.",
             "Remove the duplicated journal entry or give it its own migration file.",
         ),
         _code(
@@ -1585,7 +1587,8 @@ class _JournalLoader:
                     _problem(
                         "duplicate-tag",
                         f"tag {e.tag} appears twice in the journal (entries #{seen_tags[e.tag]} "
-                        f"and #{pos}): its SQL runs twice",
+                        f"and #{pos}): drizzle-kit writes migrations.js from the journal, "
+                        f"and then both entries run {e.tag}.sql",
                         jp,
                         e.tag_line or e.line,
                         e.tag,
@@ -1772,6 +1775,12 @@ class _JournalLoader:
                     )
                 )
                 chain.append((e.tag, meta / name, None))
+                out.append(None)
+                continue
+            if name in claimed:
+                # a tag the journal repeats (duplicate-tag): its snapshot is the earlier
+                # entry's, not compared with itself; the chain starts again after it
+                chain.append((e.tag, path, None))
                 out.append(None)
                 continue
             claimed.add(name)
