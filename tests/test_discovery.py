@@ -90,6 +90,15 @@ def test_bad_toml_is_an_issue_with_line() -> None:
     assert str(issue).startswith(str(EXAMPLES / "project-broken" / "wrangler.toml") + ":3:")
 
 
+def test_an_unexpected_newline_is_quoted_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "wrangler.jsonc"
+    # a stray "]" after a trailing comma: json5 reports the newline after it
+    path.write_text('{\n  "migrations": [\n    { "tag": "v1" }\n  ],\n  ]\n}\n')
+    issue = parse_wrangler_config(path).issues[0]
+    assert issue.line == 5 and "\n" not in issue.message
+    assert issue.message.startswith('cannot parse: Unexpected "\\n"'), issue.message
+
+
 @pytest.mark.parametrize(
     ("name", "text", "line"),
     [

@@ -253,6 +253,8 @@ def parse_wrangler_config(path: Path | str) -> WranglerConfig:
     except (ValueError, RecursionError) as exc:
         # json5 says "<string>:5 Unexpected ...": the issue carries the line itself
         message = re.sub(r"^<string>:\d+\s*", "", str(exc)).replace("<string>:", "line ")
+        # a newline or tab it did not expect is quoted as itself, which breaks the line
+        message = re.sub(r'"([\x00-\x1f])"', lambda m: repr(m.group(1)).replace("'", '"'), message)
         issues.append(
             ConfigIssue(path, f"cannot parse: {message}", _line_from_error(str(exc), text))
         )
