@@ -231,6 +231,26 @@ def test_summary_counts_in_the_singular(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["drizzle: 1 migration, 1 table, checks 1 passed, 0 failed*"])
 
 
+def test_a_run_that_builds_no_image_does_not_build_them_for_the_summary(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path)
+    # upgrade_from_empty deselected: no image is built, the line has no table count
+    result = run(pytester, "-k", "bundle_integrity or idempotent_never")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations, checks 1 passed, 0 failed, 0.*s"])
+    assert "tables" not in result.stdout.str()
+    # a user's fixture built the images: the line says what they hold
+    pytester.makepyfile(test_data="def test_head(migrated_do):\n    pass\n")
+    result = run(pytester, "-k", "bundle_integrity or test_head")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations, 2 tables, checks 1 passed*"])
+    # nothing runs under --co: no summary at all
+    result = run(pytester, "--co")
+    assert "dosqlite ---" not in result.stdout.str()
+    assert "checks 0 passed" not in result.stdout.str()
+
+
 def test_a_missing_sql_file_is_a_build_failure_not_a_restart_loop(
     pytester: pytest.Pytester,
 ) -> None:

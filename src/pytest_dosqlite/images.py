@@ -174,6 +174,13 @@ class ImageCache:
                 self._joined.popitem(last=False)
             return joined
 
+    def built(self, bundle: Bundle, count: int | None = None) -> bool:
+        """Version ``count`` (default: head) is already built: asking for it costs nothing."""
+        k = len(bundle.migrations) if count is None else count
+        with self._lock:
+            entry = self._by_fingerprint.get(self._fingerprint(bundle))
+            return entry is not None and k in entry.versions
+
     def reaches(self, bundle: Bundle, count: int) -> bool:
         """A fresh DO migrates to version ``count`` (its image exists); joins no image."""
         with self._lock:

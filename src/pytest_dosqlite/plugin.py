@@ -205,6 +205,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     ds = _session(config)
     if ds is None or not ds.settings.enabled or ds._found is None:
         return
+    if config.option.collectonly:  # nothing ran: no line of results to print
+        return
     if hasattr(config, "workerinput"):
         # an xdist worker: nobody sees its summary, and it would build the images of every
         # bundle (the tables of those it did not check) just to write it

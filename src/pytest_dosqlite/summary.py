@@ -20,18 +20,19 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
         passed = sum(1 for v in f.results.values() if v == "passed")
         failed = sum(1 for v in f.results.values() if v == "failed")
         skipped = sum(1 for v in f.results.values() if v == "skipped")
-        # known from the checks' reports; otherwise ask the images only in this process's
-        # own run (an xdist controller would build every image just to print this line)
-        controller = ds.config.pluginmanager.has_plugin("dsession")
+        # known from the checks' reports; otherwise from images this process already built
+        # (for a user's fixtures, say): never built just to print this line, which would cost
+        # a run that selected no check (-k, --co) the migrations of every bundle
         n = len(f.bundle.migrations)
-        head = f.head or ("? tables" if controller else head_summary(ds.images, f.bundle))
-        if f.slowest is None and not controller:
+        built = ds.images.built(f.bundle)
+        head = f.head or (head_summary(ds.images, f.bundle) if built else None)
+        if f.slowest is None and built:
             timings = ds.images.timings(f.bundle)
             if timings:
                 f.slowest = max(timings.items(), key=lambda kv: kv[1])
         slow = f", slowest {f.slowest[0]} {f.slowest[1] * 1000:.1f} ms" if f.slowest else ""
         tr.write_line(
-            f"{f.label}: {n} migration{'' if n == 1 else 's'}, {head}, "
+            f"{f.label}: {n} migration{'' if n == 1 else 's'}{f', {head}' if head else ''}, "
             f"checks {passed} passed, {failed} failed"
             + (f", {skipped} skipped" if skipped else "")
             + f"{slow}, {f.seconds:.2f}s"
