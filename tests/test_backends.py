@@ -453,7 +453,7 @@ def test_plugin_end_to_end_on_workerd(
     assert "dosqlite: on the emulator (processes, crashes, timing): concurrent_starts" in stdout
     assert "dosqlite: backend-independent: lint" in stdout
     # make_project's Worker is a stub whose DO never migrates: do_contract says so
-    assert "RoomDO do not migrate themselves to the bundle's head on workerd" in stdout
+    assert "RoomDO does not migrate itself to the bundle's head on workerd" in stdout
     assert "its constructor does not run drizzle's migrate()" in stdout
     pgid = json.loads(out.read_text())["pgid"]
     assert not (alive := _wait_gone(pgid)), alive  # the session stopped its workerd

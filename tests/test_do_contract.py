@@ -138,7 +138,7 @@ def test_no_migrate_call_fails(runtime: WorkerdRuntime, tmp_path: Path) -> None:
         "void migrations; void migrate;",
     )
     text = _fails(root, runtime)
-    assert "NotesDurableObject do not migrate themselves to the bundle's head on workerd" in text
+    assert "NotesDurableObject does not migrate itself to the bundle's head on workerd" in text
     assert "its constructor does not run drizzle's migrate()" in text
     assert "-table users: CREATE TABLE `users`" in text
     assert "idFromName('dosqlite-contract-0', 'dosqlite-contract-1')" in text

@@ -437,10 +437,8 @@ def _judge(
                 + " as SQLite Durable Objects",
             )
         )
-        raise CheckFailure(
-            f"{', '.join(classes)} do not migrate themselves to the bundle's head on workerd",
-            sections,
-        )
+        verb = "does not migrate itself" if len(classes) == 1 else "do not migrate themselves"
+        raise CheckFailure(f"{', '.join(classes)} {verb} to the bundle's head on workerd", sections)
 
 
 def _build_sections(w: WranglerConfig, run: ContractRun) -> list[tuple[str, str]]:
