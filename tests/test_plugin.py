@@ -251,6 +251,40 @@ def test_a_run_that_builds_no_image_does_not_build_them_for_the_summary(
     assert "checks 0 passed" not in result.stdout.str()
 
 
+def test_a_fresh_do_that_fails_is_reported_once_by_upgrade_from_empty(
+    pytester: pytest.Pytester,
+) -> None:
+    custom = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
+    make_project(pytester.path, [*GOOD, custom])
+    checks = "upgrade_from_empty,idempotent,schema_snapshot,crash_recovery"
+    result = run(pytester, f"--dosqlite-checks-include={checks}", "-rs")
+    result.assert_outcomes(failed=1, skipped=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*cannot check idempotence: migrating a fresh DO fails "
+            "(upgrade_from_empty reports the failure)",
+        ]
+    )
+    # without upgrade_from_empty in the run, the check itself says it
+    result = run(pytester, "--dosqlite-checks-include=idempotent")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["cannot check idempotence: migrating a fresh DO fails"])
+
+
+def test_a_seed_file_that_cannot_be_read_fails_data_preserved(pytester: pytest.Pytester) -> None:
+    # it used to be skipped as if upgrade_from_empty reported it (its summary starts "cannot")
+    make_project(pytester.path)
+    (pytester.path / "bad.json").write_text('{"0001_posts": ')
+    for seed in ("missing.json", "bad.json"):
+        result = run(
+            pytester,
+            "--dosqlite-checks-include=upgrade_from_empty,data_preserved",
+            f"--dosqlite-seed={seed}",
+        )
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines([f"cannot read the seed file *{seed}"])
+
+
 def test_a_missing_sql_file_is_a_build_failure_not_a_restart_loop(
     pytester: pytest.Pytester,
 ) -> None:

@@ -735,7 +735,9 @@ def upgrade_from_every_version_workerd(ctx: CheckContext) -> None:
         runtime.migrate(head_do, bundle, start)
     except MigrationError as exc:
         raise migration_failure(
-            exc, "cannot check upgrades: a fresh Durable Object fails to migrate to head"
+            exc,
+            "cannot check upgrades: a fresh Durable Object fails to migrate to head",
+            fresh_do=True,
         ) from None
     head = _state(head_do.dump())
     whens = Counter(m.when for m in bundle.migrations)

@@ -81,8 +81,14 @@ class CheckContext:
         return self.extra.get(name, default) if value is None else value
 
 
-def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckFailure:
-    """A CheckFailure with the standard sections for a failed migration."""
+def migration_failure(
+    exc: MigrationError, summary: str | None = None, *, fresh_do: bool = False
+) -> CheckFailure:
+    """A CheckFailure with the standard sections for a failed migration.
+
+    ``fresh_do``: the check cannot start because a fresh DO fails to migrate, which is
+    ``upgrade_from_empty``'s failure to report (:attr:`CheckFailure.reported_by`).
+    """
     sections: list[tuple[str, str]] = []
     if exc.tag is not None:
         where = exc.tag
@@ -128,7 +134,7 @@ def migration_failure(exc: MigrationError, summary: str | None = None) -> CheckF
             if exc.tag is not None
             else f"a fresh Durable Object fails before any migration runs: {exc.message}"
         )
-    return CheckFailure(summary, sections)
+    return CheckFailure(summary, sections, reported_by="upgrade_from_empty" if fresh_do else None)
 
 
 def _fix_hint(exc: MigrationError) -> str | None:
@@ -222,7 +228,7 @@ def idempotent(ctx: CheckContext) -> None:
         do = ctx.images.fresh(ctx.bundle)
     except MigrationError as exc:
         raise migration_failure(
-            exc, "cannot check idempotence: migrating a fresh DO fails"
+            exc, "cannot check idempotence: migrating a fresh DO fails", fresh_do=True
         ) from None
     try:
         _migrate_again(do, ctx.bundle)
@@ -282,7 +288,7 @@ def schema_snapshot(ctx: CheckContext) -> None:
         do = ctx.images.fresh(ctx.bundle)
     except MigrationError as exc:
         raise migration_failure(
-            exc, "cannot snapshot the schema: migrating a fresh DO fails"
+            exc, "cannot snapshot the schema: migrating a fresh DO fails", fresh_do=True
         ) from None
     try:
         schema = introspect(_query(do))

@@ -128,13 +128,9 @@ class CheckItem(pytest.Item):
         except CheckFailure as exc:
             # a check that cannot even start because a fresh DO fails to migrate: that failure
             # is upgrade_from_empty's to report (once, with the cause), not every check's
-            selected = dsession.settings.checks
-            if (
-                exc.summary.startswith("cannot ")
-                and self.check_name != "upgrade_from_empty"
-                and "upgrade_from_empty" in selected
-            ):
-                pytest.skip(f"{exc.summary} (upgrade_from_empty reports the failure)")
+            by = exc.reported_by
+            if by is not None and by != self.check_name and by in dsession.settings.checks:
+                pytest.skip(f"{exc.summary} ({by} reports the failure)")
             raise
         finally:
             self.duration = time.perf_counter() - started

@@ -350,7 +350,7 @@ def matches_drizzle_snapshot(ctx: Any) -> None:
         do = ctx.images.fresh(bundle)
     except MigrationError as exc:
         raise migration_failure(
-            exc, "cannot compare with drizzle's snapshot: migrate fails"
+            exc, "cannot compare with drizzle's snapshot: migrate fails", fresh_do=True
         ) from None
     try:
         applied = introspect(_query(do))

@@ -168,9 +168,18 @@ class CheckFailure(AssertionError):
     "SQLite error", "On a real Durable Object", "How to fix".
     """
 
-    def __init__(self, summary: str, sections: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        summary: str,
+        sections: list[tuple[str, str]] | None = None,
+        *,
+        reported_by: str | None = None,
+    ) -> None:
         self.summary = summary
         self.sections = list(sections or [])
+        #: the check that reports this failure in full (a fresh DO that fails to migrate:
+        #: ``upgrade_from_empty``); the check that raised it is then skipped, not failed again
+        self.reported_by = reported_by
         super().__init__(self.render())
 
     def render(self) -> str:

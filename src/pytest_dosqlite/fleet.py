@@ -375,7 +375,9 @@ def _head(ctx: CheckContext, what: str) -> bytes:
     head = ctx.images.head(ctx.bundle)
     if head.error is not None:
         raise migration_failure(
-            head.error, f"cannot check {what}: a fresh Durable Object fails to migrate to head"
+            head.error,
+            f"cannot check {what}: a fresh Durable Object fails to migrate to head",
+            fresh_do=True,
         )
     assert head.image is not None
     return head.image
@@ -1185,7 +1187,9 @@ def concurrent_starts(ctx: CheckContext) -> None:
     head_result = ctx.images.head(bundle)
     # a Worker that does not build runs no DO: there is no start to race
     if head_result.error is not None and head_result.error.build_failure:
-        raise migration_failure(head_result.error, "cannot race starts: the Worker does not build")
+        raise migration_failure(
+            head_result.error, "cannot race starts: the Worker does not build", fresh_do=True
+        )
     head = database_state(head_result.image, data=False) if head_result.image else None
     concurrency = max(2, int(ctx.settings.concurrency))
     deadline = time.monotonic() + _timeout(ctx)
