@@ -518,9 +518,12 @@ def test_pytest_dosqlite_report_writes_the_file(pytester: pytest.Pytester) -> No
         "no:cacheprovider",
         "--dosqlite-checks-include=idempotent",
         "--dosqlite-report=afile/out.md",
+        "-q",  # on its own line, after the summary (not glued to the "[100%]" of -q)
     )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["dosqlite: could not write the report to *afile*out.md*"])
+    result.stdout.fnmatch_lines(
+        ["drizzle: 2 migrations*", "dosqlite: could not write the report to *afile*out.md*"]
+    )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 

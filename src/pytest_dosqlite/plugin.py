@@ -203,17 +203,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     ds = _session(config)
-    if ds is None or not ds.settings.enabled or ds._found is None:
+    if ds is None or not ds.settings.enabled:
         return
-    if config.option.collectonly:  # nothing ran: no line of results to print
-        return
-    if hasattr(config, "workerinput"):
-        # an xdist worker: nobody sees its summary, and it would build the images of every
-        # bundle (the tables of those it did not check) just to write it
-        return
-    from .summary import write_summary
+    # not under --co (nothing ran), nor on an xdist worker: nobody sees its summary, and it
+    # would build the images of every bundle (those it did not check) just to write it
+    ran = ds._found is not None and not config.option.collectonly
+    if ran and not hasattr(config, "workerinput"):
+        from .summary import write_summary
 
-    write_summary(terminalreporter, ds)
+        write_summary(terminalreporter, ds)
+    for line, red in ds.end_notes:
+        terminalreporter.write_line(line, red=red)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -951,19 +951,21 @@ def write_report(ds: DosqliteSession, path: Path) -> Path | None:
         lint_severity=ds.settings.lint_severity,
         load_errors=[(e.path, e.message) for e in ds.errors],
     )
-    reporter = ds.config.pluginmanager.get_plugin("terminalreporter")
+    # said in the terminal summary, which pytest writes after this (here the progress line
+    # of the tests is not ended yet)
+    terminal = ds.config.pluginmanager.has_plugin("terminalreporter")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
         message = f"dosqlite: could not write the report to {target}: {exc.strerror or exc}"
-        if reporter is not None:
-            reporter.write_line(message, red=True)
+        if terminal:
+            ds.end_notes.append((message, True))
         else:
             import warnings
 
             warnings.warn(message, stacklevel=1)
         return None
-    if reporter is not None:
-        reporter.write_line(f"dosqlite: report written to {target}")
+    if terminal:
+        ds.end_notes.append((f"dosqlite: report written to {target}", False))
     return target

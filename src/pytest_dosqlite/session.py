@@ -93,6 +93,9 @@ class DosqliteSession:
         self.errors: list[BundleLoadError] = []
         #: discovery's warnings about the project's configs, "path:line: message"
         self.config_notes: list[str] = []
+        #: lines for the end of the terminal summary, written after the run (the report's
+        #: path, or why it could not be written): (text, red)
+        self.end_notes: list[tuple[str, bool]] = []
         self._images: ImageCache | None = None
         #: nodeid -> (bundle, check name) of every collected check item
         self.items: dict[str, tuple[FoundBundle, str]] = {}
