@@ -44,6 +44,19 @@ def test_check_passes_and_fails_with_exit_codes(
     assert out.splitlines()[-1] == "0 passed, 1 failed"
 
 
+def test_check_prints_a_checks_warnings_under_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the example's 0005 recreates `notes` with PRAGMA foreign_keys=OFF: lint warns (DO001)
+    assert main(["check", str(EXAMPLE), "--include", "lint,bundle_integrity"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    at = lines.index("passed lint")
+    assert lines[at + 1].startswith("    warning: ") and "DO001" in lines[at + 1]
+    assert "0005_notes_pinned_check.sql:" in lines[at + 1]
+    assert "DosqliteLintWarning" not in captured.out + captured.err
+
+
 def test_check_rejects_unknown_names_and_bad_paths(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

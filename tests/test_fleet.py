@@ -97,6 +97,20 @@ def test_a_tag_the_journal_repeats_is_not_a_race(tmp_path: Path) -> None:
     fleet.concurrent_starts(ctx)
 
 
+def test_the_fleet_checks_close_their_childrens_pipes() -> None:
+    import gc
+    import warnings
+
+    ctx = context(CLEAN, concurrency=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fleet.concurrent_starts(ctx)
+        fleet.crash_recovery(ctx)
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+
+
 # ------------------------------------------------------------------ upgrade_from_every_version
 
 

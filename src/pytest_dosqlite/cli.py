@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -52,21 +53,30 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
     for name in names or CHECK_NAMES:
         if name in exclude:
             continue
-        try:
-            get_check(name)(ctx)
-        except CheckSkipped as exc:
-            skipped += 1
-            print(f"skipped {name}: {exc}")
-            continue
-        except CheckFailure as exc:
-            failed += 1
-            print(f"FAILED {name}\n{exc.render()}\n")
-        except DosqliteError as exc:
-            failed += 1
-            print(f"FAILED {name}\n{exc}\n")
-        else:
-            passed += 1
-            print(f"passed {name}")
+        # a check's warnings (lint findings, integrity warnings) under its own line, each
+        # once, instead of Python's "file:line: Category: message" and source line on stderr
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                get_check(name)(ctx)
+            except CheckSkipped as exc:
+                skipped += 1
+                print(f"skipped {name}: {exc}")
+            except CheckFailure as exc:
+                failed += 1
+                print(f"FAILED {name}\n{exc.render()}\n")
+            except DosqliteError as exc:
+                failed += 1
+                print(f"FAILED {name}\n{exc}\n")
+            else:
+                passed += 1
+                print(f"passed {name}")
+        for w in caught:  # Python's own warnings go back to its filters
+            if not issubclass(w.category, UserWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        mine = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        for text in dict.fromkeys(mine):
+            print(f"    warning: {text}")
     print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if failed else 0
 

@@ -1109,6 +1109,10 @@ class _Launcher:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        # the reader ends at the end of the child's output, which its exit closes
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
 
 
 def error_fields(exc: BaseException) -> dict[str, Any]:
@@ -1688,6 +1692,7 @@ def _run_pool(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            proc.stdout.close()
 
     # a worker that dies (timeout) takes only its own unit with it; the others go on, and a
     # new round starts workers for what is left: every round consumes at least one unit
