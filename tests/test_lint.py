@@ -1092,3 +1092,25 @@ def test_corpus_add_not_null_without_default(parts: tuple[str, ...], tag: str, w
     assert path is not None
     line = path.read_text(encoding="utf-8").splitlines()[hits[0].line - 1]
     assert "NOT NULL" in line and "ADD" in line
+
+
+@pytest.mark.parametrize(
+    ("sql", "inside"),
+    [
+        ("INSERT INTO a VALUES ('x --> statement-breakpoint y');", "a string literal"),
+        ("/* note --> statement-breakpoint */ INSERT INTO a VALUES (1);", "a comment"),
+        ('CREATE TABLE "odd --> statement-breakpoint name" (x);', "a quoted name"),
+    ],
+)
+def test_a_breakpoint_marker_inside_a_literal_is_named_as_the_cut(
+    tmp_path: Path, sql: str, inside: str
+) -> None:
+    findings = of(lint(tmp_path, "CREATE TABLE a (x);", sql), "DO027")
+    assert findings and all(f.tag == "0001_m1" for f in findings)
+    assert f"a `--> statement-breakpoint` inside {inside} cut it" in findings[0].message
+
+
+def test_a_syntax_error_away_from_any_cut_says_nothing_of_markers(tmp_path: Path) -> None:
+    sql = "CREATE TABLE b (x);\n--> statement-breakpoint\nSELECT ((((;"
+    (finding,) = of(lint(tmp_path, "CREATE TABLE a (x);", sql), "DO027")
+    assert "statement-breakpoint" not in finding.message

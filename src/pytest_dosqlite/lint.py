@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import runtime as rt
 from .bundle import BREAKPOINT, Bundle, Migration
 from .errors import CheckFailure
-from .sqltext import Piece, Token, comments, tokens
+from .sqltext import Piece, Token, comments, scan, tokens
 from .sqltext import split as _split_exact
 
 if TYPE_CHECKING:
@@ -1052,6 +1052,26 @@ def _directive_ids(rest: str) -> tuple[set[str], list[str]]:
     return ids, unknown
 
 
+def _cut_markers(sql: str) -> dict[int, str]:
+    """Breakpoint markers inside a string literal, a quoted name or a comment, read as SQLite
+    reads the whole file: chunk index after the marker -> what it cuts. drizzle splits at every
+    marker, wherever it is, so the statement around it reaches SQLite in two pieces."""
+    if sql.count(BREAKPOINT) == 0:
+        return {}
+    what = {"str": "a string literal", "qid": "a quoted name", "comment": "a comment"}
+    cut: dict[int, str] = {}
+    for tok in scan(sql):
+        if tok.kind not in what or BREAKPOINT not in tok.text:
+            continue
+        at = tok.text.find(BREAKPOINT)
+        while at >= 0:
+            # a marker that starts its own comment is a marker, not a cut
+            if not (tok.kind == "comment" and at == 0):
+                cut[sql.count(BREAKPOINT, 0, tok.start + at) + 1] = what[tok.kind]
+            at = tok.text.find(BREAKPOINT, at + 1)
+    return cut
+
+
 class _MigrationText:
     """Line numbers of a migration file."""
 
@@ -1179,6 +1199,7 @@ class _Linter:
         }
         index_start = self.schema.index_names() if unique_targets else set()
         backfilled: dict[str, set[str]] = {}
+        cuts: dict[int, str] | None = None  # read only when a statement does not parse
 
         for i, u in enumerate(units):
             if not u.is_statement:
@@ -1201,7 +1222,16 @@ class _Linter:
                 )
             err = self.schema.run(u.exec_text)
             if err is not None and any(k in err for k in _SYNTAX_MARKERS):
-                raws.append(_Raw("DO027", f"SQLite rejects the statement: `{err}`", i))
+                message = f"SQLite rejects the statement: `{err}`"
+                if cuts is None:
+                    cuts = _cut_markers(m.sql)
+                cut = cuts.get(u.chunk + 1) or cuts.get(u.chunk)
+                if cut is not None:
+                    message += (
+                        f"; a `{BREAKPOINT}` inside {cut} cut it: drizzle splits the file at "
+                        "every marker, wherever it is"
+                    )
+                raws.append(_Raw("DO027", message, i))
 
         self._emit(m, units, raws, lines)
 
