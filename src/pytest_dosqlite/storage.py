@@ -685,11 +685,7 @@ class DurableObjectStorage:
         cutting the copy into pages: a migration changes a few pages of a database that
         grows with the bundle, and this runs once per version of it.
         """
-        self._trusted = True
-        try:
-            pages = self._read_pages(previous)
-        finally:
-            self._trusted = False
+        pages = self._read_pages(previous)  # VFS reads: no SQL, nothing to authorize
         return pages if pages is not None else _split_pages(self.image(), previous)
 
     def _read_pages(self, previous: tuple[bytes, ...]) -> tuple[bytes, ...] | None:
