@@ -222,6 +222,24 @@ def test_project_toml_links_bundle_through_imports() -> None:
     assert len(b.load().migrations) == 2
 
 
+def test_an_import_into_the_bundle_that_no_file_answers(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    shutil.copytree(EXAMPLES / "project-toml", root)
+    b = ref(discover(root), "drizzle")
+    assert b.missing_imports == ()
+    (root / "drizzle" / "migrations.js").unlink()
+    (root / "src" / "index.ts").write_text(
+        (root / "src" / "index.ts").read_text() + "\nimport './nowhere';\n"
+    )
+    b = ref(discover(root), "drizzle")
+    # only the import that points into the bundle folder is the bundle's
+    assert [(src.name, spec) for src, _, spec in b.missing_imports] == [
+        ("chat-room.ts", "../drizzle/migrations")
+    ]
+    source, line, spec = b.missing_imports[0]
+    assert spec in source.read_text().splitlines()[line - 1]
+
+
 def test_project_jsonc_several_bundles() -> None:
     p = discover(EXAMPLES / "project-jsonc")
     assert rels(p) == [

@@ -285,6 +285,24 @@ def test_a_seed_file_that_cannot_be_read_fails_data_preserved(pytester: pytest.P
         result.stdout.fnmatch_lines([f"cannot read the seed file *{seed}"])
 
 
+def test_a_missing_migrations_js_the_worker_imports_fails_wrangler_contract(
+    pytester: pytest.Pytester,
+) -> None:
+    # a deleted (or git-ignored) migrations.js: the journal and .sql files load, every DO check
+    # passes, and the Worker does not build
+    make_project(pytester.path)
+    (pytester.path / "drizzle" / "migrations.js").unlink()
+    result = run(pytester, "--dosqlite-checks-include=wrangler_contract,upgrade_from_empty")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "The Worker imports a file that does not exist:",
+            "*src/index.ts:1 imports '../drizzle/migrations', and *drizzle has no such file: "
+            'wrangler\'s build stops with `Could not resolve "../drizzle/migrations"`*',
+        ]
+    )
+
+
 def test_a_missing_sql_file_is_a_build_failure_not_a_restart_loop(
     pytester: pytest.Pytester,
 ) -> None:

@@ -146,6 +146,17 @@ def wrangler_contract(ctx: CheckContext) -> None:
                         "nothing) and every DO fails to start. Add the rule or upgrade wrangler.",
                     )
                 )
+    for source, line, spec in ref.missing_imports if ref is not None else ():
+        sections.append(
+            (
+                "The Worker imports a file that does not exist",
+                f"{source}:{line} imports {spec!r}, and {ctx.bundle.root} has no such file: "
+                f'wrangler\'s build stops with `Could not resolve "{spec}"`, so the Worker '
+                "cannot be deployed. drizzle-kit writes migrations.js next to the journal for "
+                "`driver: 'durable-sqlite'`: run `drizzle-kit generate` and commit the file (it "
+                "must not be git-ignored).",
+            )
+        )
     if ref is not None and not classes and project.sqlite_classes and ctx.bundle.migrations_js_path:
         ctx.extra.setdefault("notes", []).append(
             f"no DO class was linked to {ctx.bundle.root} ({ref.do_link})"

@@ -573,6 +573,9 @@ class BundleRef:
     #: ``durable-sqlite`` (journal + migrations.js), ``journal``, ``v1`` or ``unknown``, from the
     #: files present (the bundle is not loaded by discovery)
     layout: str = "unknown"
+    #: ``(file, line, specifier)`` of the Worker's imports into this folder that no file
+    #: answers (a deleted or git-ignored ``migrations.js``): the Worker does not build
+    missing_imports: tuple[tuple[Path, int, str], ...] = ()
 
     def _rel(self, path: Path) -> str:
         try:
@@ -816,6 +819,13 @@ def discover(root: Path | str, *, follow_imports: bool = True) -> Project:
         layout = "v1" if not has_journal else "durable-sqlite" if has_js else "journal"
         durable = has_js or any(c.is_durable for c in configs)
         classes, link, worker = _link(path, durable, wranglers, graphs, all_sqlite, root)
+        missing = tuple(
+            (graph.files[src], line, spec)
+            for graph in graphs.values()
+            for src, wanted in graph.missing.items()
+            for line, spec, target in wanted
+            if _inside(target, k)
+        )
         refs.append(
             BundleRef(
                 path=path,
@@ -828,6 +838,7 @@ def discover(root: Path | str, *, follow_imports: bool = True) -> Project:
                 has_migrations_js=has_js,
                 drizzle_configs=tuple(c.path for c in configs),
                 layout=layout,
+                missing_imports=missing,
             )
         )
     return Project(
@@ -851,6 +862,8 @@ class _Graph:
     imports: dict[str, list[str]] = field(default_factory=dict)
     #: file key -> top-level class names declared in it
     classes: dict[str, list[str]] = field(default_factory=dict)
+    #: file key -> relative imports no file answers: (line, specifier, target key)
+    missing: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
 
 
 def _resolve_import(base: Path, spec: str) -> Path | None:
@@ -901,6 +914,9 @@ def _build_graph(main: Path) -> _Graph:
         for imp in info.imports:
             resolved = _resolve_import(path.parent, imp.source)
             if resolved is None:
+                if imp.source.startswith(("./", "../")):  # the bundler cannot resolve it
+                    target = _key(Path(os.path.normpath(os.path.join(path.parent, imp.source))))
+                    graph.missing.setdefault(k, []).append((imp.line, imp.source, target))
                 continue
             targets.append(_key(resolved))
             if resolved.suffix in _SOURCE_EXTS and _key(resolved) not in graph.files:
