@@ -222,6 +222,25 @@ def test_project_toml_links_bundle_through_imports() -> None:
     assert len(b.load().migrations) == 2
 
 
+def test_a_main_that_does_not_exist_is_a_warning_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "wrangler.toml"
+    config = (
+        'name = "x"\n# the entry point\nmain = "src/index.ts"\n'
+        '[[durable_objects.bindings]]\nname = "R"\nclass_name = "Room"\n'
+    )
+    path.write_text(config)
+    (issue,) = parse_wrangler_config(path).issues
+    assert issue.severity == "warning" and issue.line == 3
+    assert "`main` 'src/index.ts' does not exist" in issue.message
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "index.ts").write_text("export class Room {}\n")
+    assert parse_wrangler_config(path).issues == ()
+    # no Durable Object: not our business
+    (tmp_path / "src" / "index.ts").unlink()
+    path.write_text('name = "x"\nmain = "src/index.ts"\n')
+    assert parse_wrangler_config(path).issues == ()
+
+
 def test_an_import_into_the_bundle_that_no_file_answers(tmp_path: Path) -> None:
     root = tmp_path / "p"
     shutil.copytree(EXAMPLES / "project-toml", root)

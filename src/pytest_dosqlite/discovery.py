@@ -357,6 +357,20 @@ def parse_wrangler_config(path: Path | str) -> WranglerConfig:
     )
     main = data.get("main")
     name = data.get("name")
+    if isinstance(main, str) and main and bindings:
+        entry = os.path.normpath(path.parent / main)
+        if not os.path.exists(entry):
+            key = re.search(r"""^\s*["']?main["']?\s*[=:]""", text, re.MULTILINE)
+            issues.append(
+                ConfigIssue(
+                    path,
+                    f"`main` {main!r} does not exist (an entry point a build step writes?): "
+                    "wrangler cannot build the Worker until it does, and the Worker's source "
+                    "is not read, so DO classes are linked to bundles by the config alone",
+                    text.count("\n", 0, key.start()) + 1 if key else None,
+                    "warning",
+                )
+            )
     return WranglerConfig(
         path=path,
         name=name if isinstance(name, str) else None,
