@@ -298,7 +298,8 @@ def test_a_missing_migrations_js_the_worker_imports_fails_wrangler_contract(
         [
             "The Worker imports a file that does not exist:",
             "*src/index.ts:1 imports '../drizzle/migrations', and *drizzle has no such file: "
-            'wrangler\'s build stops with `Could not resolve "../drizzle/migrations"`*',
+            'wrangler\'s build stops with `Could not resolve "../drizzle/migrations"`*'
+            "run `drizzle-kit generate` and commit the file*",
         ]
     )
 

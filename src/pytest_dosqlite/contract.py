@@ -147,14 +147,19 @@ def wrangler_contract(ctx: CheckContext) -> None:
                     )
                 )
     for source, line, spec in ref.missing_imports if ref is not None else ():
+        fix = (
+            "drizzle-kit writes migrations.js next to the journal for `driver: "
+            "'durable-sqlite'`: run `drizzle-kit generate` and commit the file (it must not be "
+            "git-ignored)."
+            if spec.rstrip("/").rsplit("/", 1)[-1].startswith("migrations")
+            else "Restore the file, or import one that exists."
+        )
         sections.append(
             (
                 "The Worker imports a file that does not exist",
                 f"{source}:{line} imports {spec!r}, and {ctx.bundle.root} has no such file: "
                 f'wrangler\'s build stops with `Could not resolve "{spec}"`, so the Worker '
-                "cannot be deployed. drizzle-kit writes migrations.js next to the journal for "
-                "`driver: 'durable-sqlite'`: run `drizzle-kit generate` and commit the file (it "
-                "must not be git-ignored).",
+                f"cannot be deployed. {fix}",
             )
         )
     if ref is not None and not classes and project.sqlite_classes and ctx.bundle.migrations_js_path:
