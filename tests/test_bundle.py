@@ -323,6 +323,26 @@ def test_when_compared_with_running_maximum(tmp_path: Path) -> None:
     assert [p.migration for p in only(b, "when-not-increasing")] == ["0002_c", "0003_d"]
 
 
+def test_a_newest_when_later_than_now_is_a_warning(tmp_path: Path) -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    day = 24 * 3600 * 1000
+    for last, warned in ((now + 30 * day, True), (now + 3600 * 1000, False), (now - day, False)):
+        entries = [BASIC[0], ("0001_more", last, BASIC[1][2])]
+        b = load_bundle(write_bundle(tmp_path / str(last), entries))
+        assert ("when-in-future" in codes(b)) is warned
+    (problem,) = only(
+        load_bundle(
+            write_bundle(tmp_path / "w", [BASIC[0], ("0001_more", now + 30 * day, "SELECT 1;")])
+        ),
+        "when-in-future",
+    )
+    assert problem.severity == "warning" and problem.migration == "0001_more"
+    assert problem.line is not None and "later than now" in problem.message
+    assert "will skip it forever" in problem.message
+
+
 def test_duplicate_tag_and_idx(tmp_path: Path) -> None:
     entries = [BASIC[0], BASIC[1], ("0001_more", 1700000005000, BASIC[1][2])]
     out = write_bundle(tmp_path, entries, idxs=[0, 1, 1], js=kit_js(["0000_init", "0001_more"]))

@@ -280,6 +280,18 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "`Date.now()`), or regenerate it with `drizzle-kit generate`; never hand-type dates.",
         ),
         _code(
+            "when-in-future",
+            "warning",
+            "the newest journal `when` is later than now",
+            "drizzle-kit stamps each new migration with `Date.now()`. A `when` in the future "
+            "(hand-typed, or from a machine whose clock was ahead) is larger than the next "
+            "migration's, so every Durable Object that applied it skips the next migration "
+            "forever, without error, while fresh ones run it.",
+            "Set the entry's `when` to the time it was really generated (any value below now "
+            "and above the previous entry's), before the next `drizzle-kit generate`; if DOs "
+            "already applied it, give the next migrations a `when` above it by hand.",
+        ),
+        _code(
             "placeholder-migrations-js",
             "error",
             "migrations.js is the `export default {}` placeholder",
@@ -392,6 +404,28 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
         ),
     )
 }
+
+
+#: a `when` this far ahead of the local clock is in the future (clocks drift, time zones do not:
+#: `when` is epoch milliseconds)
+_FUTURE_SLACK_MS = 24 * 3600 * 1000
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def _iso_date(ms: int) -> str | None:
+    """``2026-11-28T00:00:00Z`` for epoch milliseconds, None when out of range."""
+    import datetime
+
+    try:
+        stamp = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _problem(
@@ -1647,6 +1681,21 @@ class _JournalLoader:
                 )
             if high is None or e.when > high.when:
                 high = e
+        if high is not None and high.when > _now_ms() + _FUTURE_SLACK_MS:
+            date = _iso_date(high.when)
+            value = str(high.when) if high.when < 10**16 else f"{float(high.when):.3g}"
+            self.problems.append(
+                _problem(
+                    "when-in-future",
+                    f"{high.tag} has when={value}{f' ({date})' if date else ''}, later than "
+                    "now: `drizzle-kit generate` stamps the next migration with the current "
+                    f"time, which is smaller, so every DO that applied {high.tag} will skip it "
+                    "forever, silently",
+                    jp,
+                    high.when_line or high.line,
+                    high.tag,
+                )
+            )
 
     def _check_js_orphans(
         self, mjs: MigrationsJs, entries: list[_Entry], migrations: list[Migration]
