@@ -131,6 +131,8 @@ def test_clean_project_passes_and_snapshot_lifecycle(pytester: pytest.Pytester) 
     result.stdout.fnmatch_lines(["*no schema snapshot yet*", "*CREATE TABLE users*"])
     result = run(pytester, f"--dosqlite-checks-include={CORE}", "--snapshot-update")
     result.assert_outcomes(passed=4)
+    # syrupy is told the file is named after the bundle: no "Can not relate snapshot" warning
+    assert "Can not relate" not in result.stdout.str()
     snap = pytester.path / "__snapshots__" / "dosqlite" / "drizzle.sql"
     assert snap.exists()
     assert "-- pin 0001_posts " in snap.read_text()
@@ -173,6 +175,44 @@ def test_a_crlf_checkout_is_not_an_edit_of_a_pinned_migration(pytester: pytest.P
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["Edited after it was recorded:", "    0001_posts"])
     assert (pytester.path / "__snapshots__" / "dosqlite" / "drizzle.sql").read_text() == recorded
+
+
+def test_a_renamed_drizzle_folder_keeps_its_pins_and_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # syrupy leaves unused snapshots to the xdist controller when PYTEST_XDIST_WORKER is set,
+    # which the inner pytest inherits when this suite runs under -n
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    make_project(pytester.path)
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    (pytester.path / "drizzle").rename(pytester.path / "migrations")
+    config = pytester.path / "drizzle.config.ts"
+    config.write_text(config.read_text().replace("./drizzle", "./migrations"))
+    index = pytester.path / "src" / "index.ts"
+    index.write_text(index.read_text().replace("../drizzle/", "../migrations/"))
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "no schema snapshot for *migrations, but one for a folder that is gone",
+            "*drizzle.sql: the snapshot of drizzle/, which no longer exists, pins 2 of this "
+            "bundle's migrations (none edited): was the folder renamed from drizzle/ to "
+            "migrations/?",
+        ]
+    )
+    # the old pins still catch an edit of a recorded migration
+    posts = pytester.path / "migrations" / "0001_posts.sql"
+    original = posts.read_text()
+    posts.write_text(original.replace("`title` text", "`title` text NOT NULL"))
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot")
+    result.stdout.fnmatch_lines(["Edited after it was recorded:", "    0001_posts"])
+    posts.write_text(original)
+    # --snapshot-update records it under the new name and deletes the old file
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    result.assert_outcomes(passed=1)
+    snapshots = pytester.path / "__snapshots__" / "dosqlite"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["migrations.sql"]
+    run(pytester, "--dosqlite-checks-include=schema_snapshot").assert_outcomes(passed=1)
 
 
 def test_schema_change_fails_the_snapshot_with_a_diff(pytester: pytest.Pytester) -> None:

@@ -282,7 +282,7 @@ def schema_snapshot(ctx: CheckContext) -> None:
     """The normalized schema at head equals the reviewed snapshot file, and no pinned migration
     was edited after it was recorded."""
     from .schema import RENDER_VERSION, introspect, render
-    from .snapshot import read_pins, render_snapshot, snapshot_path
+    from .snapshot import read_pins, renamed_from, render_snapshot, snapshot_path
 
     try:
         do = ctx.images.fresh(ctx.bundle)
@@ -298,6 +298,9 @@ def schema_snapshot(ctx: CheckContext) -> None:
     path = snapshot_path(ctx.bundle.root)
     pins = read_pins(path)
     update = bool(ctx.extra.get("update_snapshots"))
+    renamed = renamed_from(ctx.bundle) if pins is None and not update else None
+    if renamed is not None:
+        pins = renamed[1]  # the recorded migrations stay protected under the new name
     if pins and not update:
         current = {m.tag: m.pin_sha256 for m in ctx.bundle.migrations}
         edited = [p.tag for p in pins if p.tag in current and current[p.tag] != p.sha256]
@@ -331,6 +334,25 @@ def schema_snapshot(ctx: CheckContext) -> None:
                 )
             )
             raise CheckFailure(f"recorded migrations changed in {ctx.bundle.root}", sections)
+    if renamed is not None:
+        old = renamed[0]
+        raise CheckFailure(
+            f"no schema snapshot for {ctx.bundle.root}, but one for a folder that is gone",
+            [
+                ("Expected file", str(path)),
+                (
+                    "Found instead",
+                    f"{old}: the snapshot of {old.stem}/, which no longer exists, pins "
+                    f"{len(renamed[1])} of this bundle's migrations (none edited): was the "
+                    f"folder renamed from {old.stem}/ to {ctx.bundle.root.name}/?",
+                ),
+                (
+                    "If so",
+                    "run `pytest --dosqlite --snapshot-update`: the snapshot is recorded under "
+                    "the new name and the old file is deleted as unused",
+                ),
+            ],
+        )
     asserter = ctx.extra.get("snapshot_assert")
     if asserter is not None:
         asserter(text)

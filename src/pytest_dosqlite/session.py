@@ -400,17 +400,16 @@ class DosqliteSession:
         if syrupy_session is None:
             return None  # syrupy disabled: compare with the file on disk
         from syrupy.assertion import SnapshotAssertion
-        from syrupy.location import PyTestLocation
 
         from .errors import CheckFailure
-        from .snapshot import snapshot_extension
+        from .snapshot import bundle_location, snapshot_extension
 
         def assert_snapshot(text: str) -> None:
             option = self.config.option
             kwargs: dict[str, Any] = {
                 "update_snapshots": option.update_snapshots,
                 "extension_class": snapshot_extension(),
-                "test_location": PyTestLocation(item),
+                "test_location": bundle_location(item),
                 "session": syrupy_session,
             }
             if hasattr(option, "update_new_snapshots_only"):

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PinnedMigration",
+    "bundle_location",
     "read_pins",
+    "renamed_from",
     "render_snapshot",
     "snapshot_extension",
     "snapshot_path",
@@ -120,3 +122,58 @@ def snapshot_extension() -> type[Any]:
 
 
 _EXTENSION: type[Any] | None = None
+
+
+def renamed_from(bundle: Bundle) -> tuple[Path, list[PinnedMigration]] | None:
+    """A snapshot beside where this bundle's would be, recorded for a folder that no longer
+    exists, whose pins start with this bundle's first migrations: the folder was renamed (the
+    snapshot file is named after it). Its pins still protect the recorded migrations."""
+    own = snapshot_path(bundle.root)
+    folder = snapshot_dir(bundle.root)
+    if not bundle.migrations:
+        return None
+    try:
+        candidates = sorted(p for p in folder.glob("*.sql") if p != own)
+    except OSError:
+        return None
+    current = [(m.tag, m.pin_sha256) for m in bundle.migrations]
+    for path in candidates:
+        if (bundle.root.parent / path.stem).exists():
+            continue  # another bundle's snapshot
+        pins = read_pins(path)
+        if pins and [(p.tag, p.sha256) for p in pins[:1]] == current[:1]:
+            return path, pins
+    return None
+
+
+_LOCATION: type[Any] | None = None
+
+
+def bundle_location(item: Any) -> PyTestLocation:
+    """syrupy's test location for a check item, which knows the snapshot is named after the
+    bundle, not after the test: syrupy otherwise warns, on every snapshot it writes, that it
+    "can not relate" the file to the test."""
+    global _LOCATION
+    if _LOCATION is None:
+        from syrupy.location import PyTestLocation
+
+        class BundleLocation(PyTestLocation):
+            def _own(self) -> Path | None:
+                bundle = getattr(self.item, "dosqlite_bundle", None)
+                return None if bundle is None else snapshot_path(bundle.root)
+
+            def matches_snapshot_name(self, snapshot_name: str) -> bool:
+                own = self._own()
+                if own is None:
+                    return bool(super().matches_snapshot_name(snapshot_name))
+                return snapshot_name == own.stem
+
+            def matches_snapshot_location(self, snapshot_location: str) -> bool:
+                own = self._own()
+                if own is None:
+                    return bool(super().matches_snapshot_location(snapshot_location))
+                return Path(snapshot_location) == own
+
+        _LOCATION = BundleLocation
+    location: PyTestLocation = _LOCATION(item)
+    return location
