@@ -102,6 +102,7 @@ def test_the_fleet_checks_close_their_childrens_pipes() -> None:
     import warnings
 
     ctx = context(CLEAN, concurrency=2)
+    gc.collect()  # what earlier tests left behind is not this test's
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fleet.concurrent_starts(ctx)
