@@ -24,6 +24,7 @@ Three layouts are read:
 from __future__ import annotations
 
 import bisect
+import datetime
 import hashlib
 import json
 import os
@@ -51,6 +52,7 @@ __all__ = [
     "js_locale_compare_key",
     "load_bundle",
     "v1_folder_millis",
+    "when_moment",
 ]
 
 #: drizzle's split marker; the split is a plain text split, strings and comments included
@@ -417,15 +419,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _iso_date(ms: int) -> str | None:
-    """``2026-11-28T00:00:00Z`` for epoch milliseconds, None when out of range."""
-    import datetime
-
+def when_moment(when: int) -> datetime.datetime | None:
+    """A journal ``when`` (epoch milliseconds) as a UTC time, None when out of range."""
     try:
-        stamp = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+        return datetime.datetime.fromtimestamp(when / 1000, tz=datetime.UTC)
     except (OverflowError, OSError, ValueError):
         return None
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _problem(
@@ -1682,12 +1681,13 @@ class _JournalLoader:
             if high is None or e.when > high.when:
                 high = e
         if high is not None and high.when > _now_ms() + _FUTURE_SLACK_MS:
-            date = _iso_date(high.when)
+            moment = when_moment(high.when)
+            date = f" ({moment:%Y-%m-%d %H:%M} UTC)" if moment else ""
             value = str(high.when) if high.when < 10**16 else f"{float(high.when):.3g}"
             self.problems.append(
                 _problem(
                     "when-in-future",
-                    f"{high.tag} has when={value}{f' ({date})' if date else ''}, later than "
+                    f"{high.tag} has when={value}{date}, later than "
                     "now: `drizzle-kit generate` stamps the next migration with the current "
                     f"time, which is smaller, so every DO that applied {high.tag} will skip it "
                     "forever, silently",

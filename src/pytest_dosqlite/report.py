@@ -14,7 +14,6 @@ diagram.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .bundle import Bundle, Migration
+from .bundle import Bundle, Migration, when_moment
 from .schema import (
     LEDGER_TABLE,
     Difference,
@@ -121,13 +120,8 @@ def _duration(seconds: float | None) -> str:
 
 
 def _when(m: Migration) -> str:
-    if not m.when_valid or m.when <= 0:
-        return "–"
-    try:
-        moment = _dt.datetime.fromtimestamp(m.when / 1000, tz=_dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return "–"
-    return moment.strftime("%Y-%m-%d %H:%M")
+    moment = when_moment(m.when) if m.when_valid and m.when > 0 else None
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "–"
 
 
 # --------------------------------------------------------------------------------------------
