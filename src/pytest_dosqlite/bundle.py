@@ -51,6 +51,7 @@ __all__ = [
     "ProblemCode",
     "js_locale_compare_key",
     "load_bundle",
+    "skip_bom",
     "v1_folder_millis",
     "when_moment",
 ]
@@ -618,9 +619,15 @@ def _read_text(path: Path, what: str, problems: list[Problem], migration: str | 
     return _decode(_read_bytes(path, what), path, problems, migration)
 
 
+def skip_bom(text: str) -> str:
+    """JSON text as esbuild reads it, which builds the Worker: a leading byte order mark is
+    skipped (a space in its place keeps every line and offset)."""
+    return " " + text[1:] if text.startswith("\ufeff") else text
+
+
 def _json_text(text: str, path: Path, problems: list[Problem], migration: str | None) -> str:
-    """JSON text as the build reads it: a byte order mark is skipped (reported as a warning:
-    drizzle-kit's JSON.parse rejects it); a space in its place keeps every line and offset."""
+    """:func:`skip_bom`, with the mark reported as a warning (drizzle-kit's JSON.parse rejects
+    it)."""
     if not text.startswith("\ufeff"):
         return text
     problems.append(
@@ -633,7 +640,7 @@ def _json_text(text: str, path: Path, problems: list[Problem], migration: str | 
             migration,
         )
     )
-    return " " + text[1:]
+    return skip_bom(text)
 
 
 class _DirCache:

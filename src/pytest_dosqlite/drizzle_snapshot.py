@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .bundle import skip_bom
 from .errors import BundleError
 from .schema import (
     Check,
@@ -61,10 +62,8 @@ def load_snapshot(path: str | Path) -> Schema:
 def parse_snapshot(text: str, *, path: str | Path | None = None) -> Schema:
     """A snapshot's JSON text as a :class:`Schema` (no stored SQL; views without
     ``isExisting``; no triggers, drizzle snapshots have none)."""
-    if text.startswith("\ufeff"):  # bundle_integrity reports it (drizzle-kit rejects it)
-        text = " " + text[1:]
-    try:
-        data = json.loads(text)
+    try:  # a byte order mark: bundle_integrity reports it (drizzle-kit rejects it)
+        data = json.loads(skip_bom(text))
     except json.JSONDecodeError as e:
         raise BundleError(f"invalid JSON in drizzle snapshot: {e.msg}", path, e.lineno) from None
     return _Reader(text, path).schema(data)
