@@ -134,17 +134,16 @@ class ImageCache:
         if entry is None:
             entry = self._by_fingerprint[key] = _BundleImages()
             empty = DurableObjectStorage()
-            if not bundle.migrations:
-                # version 0 is also head: a DO that ran migrate() with nothing to apply, which
-                # still creates drizzle's ledger table
-                try:
+            try:
+                if not bundle.migrations:
+                    # version 0 is also head: a DO that ran migrate() with nothing to apply,
+                    # which still creates drizzle's ledger table
                     migrate(empty, bundle)
-                except MigrationError as exc:
-                    entry.versions[0] = _Stored(None, exc)
-                    empty.close()
-                    return entry
-            entry.versions[0] = _Stored(empty.image_pages())
-            empty.close()
+                entry.versions[0] = _Stored(empty.image_pages())
+            except MigrationError as exc:
+                entry.versions[0] = _Stored(None, exc)
+            finally:
+                empty.close()
         return entry
 
     def _stored(self, bundle: Bundle, count: int) -> tuple[str, _Stored]:
