@@ -880,10 +880,15 @@ class _Graph:
     missing: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
 
 
-def _resolve_import(base: Path, spec: str) -> Path | None:
+def _import_target(base: Path, spec: str) -> str | None:
+    """Where a relative import specifier points from ``base`` (None: a package import)."""
     if not spec.startswith(("./", "../")) and spec not in (".", ".."):
         return None
-    target = os.path.normpath(os.path.join(base, spec))
+    return os.path.normpath(os.path.join(base, spec))
+
+
+def _resolve_import(target: str, spec: str) -> Path | None:
+    """The file the bundler takes for ``target`` (:func:`_import_target`), or None."""
 
     def candidates() -> Iterator[str]:  # in the bundler's order, built only as far as needed
         yield target
@@ -926,11 +931,12 @@ def _build_graph(main: Path) -> _Graph:
         graph.classes[k] = [c.name for c in info.classes]
         targets: list[str] = []
         for imp in info.imports:
-            resolved = _resolve_import(path.parent, imp.source)
-            if resolved is None:
-                if imp.source.startswith(("./", "../")):  # the bundler cannot resolve it
-                    target = _key(Path(os.path.normpath(os.path.join(path.parent, imp.source))))
-                    graph.missing.setdefault(k, []).append((imp.line, imp.source, target))
+            target = _import_target(path.parent, imp.source)
+            if target is None:
+                continue
+            resolved = _resolve_import(target, imp.source)
+            if resolved is None:  # the bundler cannot resolve it: the Worker does not build
+                graph.missing.setdefault(k, []).append((imp.line, imp.source, _key(Path(target))))
                 continue
             targets.append(_key(resolved))
             if resolved.suffix in _SOURCE_EXTS and _key(resolved) not in graph.files:
