@@ -64,6 +64,18 @@ def test_upgrade_from_empty_failure_has_sections(tmp_path: Path) -> None:
     assert statement.endswith("BEGIN;") and "0002_txn.sql:1" in statement
 
 
+def test_a_chunk_over_the_sql_length_limit_says_how_to_fix(tmp_path: Path) -> None:
+    # a seed migration of many INSERTs without breakpoints: one sql.exec call of 100,001+ bytes
+    rows = "\n".join(f"INSERT INTO `x` (`a`) VALUES ({i});" for i in range(4000))
+    write_bundle(tmp_path / "d", [*GOOD, ("0002_seed", "CREATE TABLE `x` (`a` integer);\n" + rows)])
+    with pytest.raises(CheckFailure) as info:
+        upgrade_from_empty(ctx(tmp_path / "d"))
+    sections = dict(info.value.sections)
+    assert "statement too long" in sections["SQLite error"]
+    assert "statement-breakpoint" in sections["How to fix"]
+    assert "100,000" in sections["How to fix"]
+
+
 def test_a_bundle_without_migrations(tmp_path: Path) -> None:
     # migrate() with nothing to apply still creates drizzle's ledger table: head is that DO,
     # not the empty one (idempotent used to fail on "no such table: __drizzle_migrations")

@@ -161,6 +161,12 @@ def _fix_hint(exc: MigrationError) -> str | None:
             "(it rewrites migrations.js), or add `import mNNNN from './NNNN_tag.sql'` and the "
             "key by hand."
         )
+    if "statement too long" in cause:
+        return (
+            "One sql.exec call takes at most 100,000 UTF-8 bytes, and drizzle passes each chunk "
+            "of the file to one call. Split the chunk with `--> statement-breakpoint` lines, or "
+            "move bulk data out of the migration and load it from the Worker in batches."
+        )
     if "FOREIGN KEY constraint failed" in cause:
         return (
             "PRAGMA foreign_keys=OFF is a no-op inside the migrator's transaction. Run "
