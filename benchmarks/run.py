@@ -19,6 +19,8 @@ migrations generated into a temporary directory (see ``benchmarks/synth.py``):
 * ``checks_s``: every built-in check (``registry.CHECK_NAMES`` through ``get_check``) on one
   ``CheckContext`` with a fresh ``ImageCache``, wall time, with a per-check breakdown;
 * ``scaling``: the same check list on the synthetic bundles;
+* ``huge_file_checks_s``: the check list on a synthetic bundle of 30 migrations whose last one
+  is lookup data, 20,000 ``INSERT`` statements (1.5 MB, one per breakpoint chunk);
 * ``xdist_speedup``: ``pytest --dosqlite -n 0`` / ``-n 2`` wall time on a generated project of
   6 bundles of 150 migrations, each with its own ``drizzle.config.ts`` and wrangler config
   (about 15-20 s under ``-n 0`` here: a suite a team would parallelize), runs interleaved;
@@ -74,6 +76,9 @@ from pytest_dosqlite.seed import quote_ident, read_tables, seed, seed_order, sql
 from pytest_dosqlite.storage import DurableObjectStorage  # noqa: E402
 
 KARAKEEP = Path("karakeep-app__karakeep") / "packages" / "db" / "drizzle"
+#: the huge-file target: 30 migrations, the last one HUGE_ROWS INSERT chunks
+HUGE = "seed-20k"
+HUGE_ROWS = 20_000
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -526,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             path = generate_bundle(tmp / f"synthetic-{n}" / "drizzle", n, seed=n)
             synthetic[n] = working_prefix(f"synthetic-{n}", path)
+        # a huge file: lookup data shipped as one migration of 20,000 INSERT chunks
+        huge = working_prefix(
+            HUGE, generate_bundle(tmp / HUGE / "drizzle", 30, seed=30, seed_rows=HUGE_ROWS)
+        )
 
         # -- DO costs ------------------------------------------------------------------
         do_rows: list[list[str]] = []
@@ -586,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- checks ----------------------------------------------------------------------
         check_times: dict[str, CheckTimes] = {}
-        for target in targets:
+        for target in [*targets, huge]:
             log(f"check list: {target.label} x{repeat}")
             check_times[target.label] = time_checks(target.bundle, repeat)
         if synthetic:  # sizes interleaved: a ratio is as steady as both medians
@@ -627,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     out.append("Bundles:")
     for target in [*targets, *synthetic.values()]:
         out.append(f"  {target.label}: {target.note}")
+    out.append(f"  {huge.label}: {huge.note}, the last one {HUGE_ROWS:,} INSERT statements")
     out.append("")
     out.append("Cost of one Durable Object at head:")
     out.append(
@@ -744,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
             round(costs["workerd_do_ms"], 2) if costs.get("workerd_do_ms") is not None else None
         ),
         "checks_s": round(check_times[headline].total, 2),
+        "huge_file_checks_s": round(check_times[HUGE].total, 2),
         "scaling": {k: round(v, 2) for k, v in scaling.items()},
         "scaling_lower_bound": sorted(stopped, key=int),
         "xdist_speedup": round(xdist.speedup, 2) if xdist is not None else None,

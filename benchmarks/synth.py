@@ -400,9 +400,19 @@ class _Generator:
 
 
 def generate_bundle(
-    out: Path, count: int, *, seed: int = 1, base_when: int = 1_700_000_000_000
+    out: Path,
+    count: int,
+    *,
+    seed: int = 1,
+    base_when: int = 1_700_000_000_000,
+    seed_rows: int = 0,
 ) -> Path:
-    """Write a bundle of ``count`` migrations into ``out`` (created); returns ``out``."""
+    """Write a bundle of ``count`` migrations into ``out`` (created); returns ``out``.
+
+    ``seed_rows``: the last migration is instead a hand-written data migration of that many
+    ``INSERT`` statements into the first table, one per ``--> statement-breakpoint`` chunk
+    (lookup data shipped as a migration: the huge-file case).
+    """
     gen = _Generator(seed)
     id_rng = random.Random(seed * 7919 + count)
     (out / "meta").mkdir(parents=True, exist_ok=True)
@@ -411,7 +421,14 @@ def generate_bundle(
     when = base_when
     prev = ORIGIN
     for i in range(count):
-        statements, custom = gen.migration(i)
+        if seed_rows and i == count - 1 and gen.tables:
+            first = next(iter(gen.tables))
+            rows = [
+                f"INSERT INTO `{first}` (`name`) VALUES ('seed-{r}');" for r in range(seed_rows)
+            ]
+            statements, custom = [CUSTOM_HEADER + "\n" + f"\n{BP}\n".join(rows)], True
+        else:
+            statements, custom = gen.migration(i)
         tag = f"{i:04d}_{gen.rng.choice(WORDS)}_{gen.rng.choice(NOUNS)}"
         sql = statements[0] if custom else f"{BP}\n".join(s.rstrip("\n") for s in statements)
         (out / f"{tag}.sql").write_text(sql, encoding="utf-8")

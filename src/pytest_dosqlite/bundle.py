@@ -32,6 +32,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -98,7 +100,7 @@ class Migration:
     #: v1 only: False when the folder name has no parsable timestamp (JS ``NaN``; ``when`` is 0)
     when_valid: bool = True
 
-    @property
+    @cached_property
     def chunks(self) -> tuple[str, ...]:
         """Exactly drizzle's ``sql.split("--> statement-breakpoint")``, untrimmed."""
         return tuple(self.sql.split(BREAKPOINT))
@@ -117,18 +119,24 @@ class Migration:
 
     def chunk_line(self, chunk: int) -> int:
         """1-based line in the file where chunk ``chunk`` starts."""
-        offset = 0
-        for i, text in enumerate(self.chunks):
-            if i == chunk:
-                break
-            offset += len(text) + len(BREAKPOINT)
-        return self.sql.count("\n", 0, offset) + 1
+        return self.line_of(chunk, 0)
 
     def line_of(self, chunk: int, offset_in_chunk: int) -> int:
         """1-based file line of a character offset inside a chunk."""
-        chunks = self.chunks
-        start = sum(len(c) + len(BREAKPOINT) for c in chunks[:chunk])
-        return self.sql.count("\n", 0, start + offset_in_chunk) + 1
+        starts = self._chunk_starts
+        start = starts[chunk] if chunk < len(starts) else len(self.sql) + len(BREAKPOINT)
+        return bisect.bisect_left(self._newlines, start + offset_in_chunk) + 1
+
+    # a migration of thousands of chunks asks for the line of each: both are computed once
+    @cached_property
+    def _chunk_starts(self) -> tuple[int, ...]:
+        """File offset where each chunk starts."""
+        return tuple(accumulate((len(c) + len(BREAKPOINT) for c in self.chunks[:-1]), initial=0))
+
+    @cached_property
+    def _newlines(self) -> tuple[int, ...]:
+        """File offsets of the line feeds."""
+        return tuple(m.start() for m in re.finditer("\n", self.sql))
 
 
 @dataclass(frozen=True)
