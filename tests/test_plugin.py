@@ -408,6 +408,38 @@ def test_ini_keys_and_provenance(pytester: pytest.Pytester) -> None:
     )
 
 
+def test_header_says_a_workerd_only_check_does_not_run_on_the_emulator(
+    pytester: pytest.Pytester,
+) -> None:
+    # do_contract was listed with the checks, but not collected: a user asking for it by name
+    # got "no tests ran" and no word why
+    make_project(pytester.path)
+    pytester.makeini("[pytest]\ndosqlite_checks_include = idempotent do_contract\n")
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "dosqlite: checks: idempotent (from ini dosqlite_checks_include); do_contract only "
+            "with --dosqlite-backend=workerd"
+        ]
+    )
+    # -q prints no header: the summary says it
+    result = run(pytester, "-q")
+    result.stdout.fnmatch_lines(["not run: do_contract (only with --dosqlite-backend=workerd)"])
+    # the default list names it too, but a run with the default list is not told every time
+    pytester.makeini("[pytest]\n")
+    assert "not run:" not in run(pytester, "-q").stdout.str()
+
+
+def test_a_run_pointed_at_the_bundle_folder_names_it(pytester: pytest.Pytester) -> None:
+    # `pytest --dosqlite drizzle`: the bundle is the project root, and was labelled "."
+    make_project(pytester.path)
+    result = run(pytester, "-q", "--dosqlite-checks-include=idempotent", "drizzle")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations, * checks 1 passed, 0 failed*"])
+    assert "\n.: " not in result.stdout.str()
+
+
 @pytest.mark.parametrize("name", ["wrangler.jsonc", "wrangler.json"])
 def test_jsonc_and_json_wrangler_configs(pytester: pytest.Pytester, name: str) -> None:
     comment = "// a comment\n" if name.endswith("jsonc") else ""

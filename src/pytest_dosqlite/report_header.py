@@ -8,6 +8,7 @@ __all__ = ["header_lines"]
 
 
 def header_lines(ds: DosqliteSession) -> list[str]:
+    from .registry import WORKERD_ONLY
     from .runtime import RUNTIME
     from .storage import sqlite_version
 
@@ -21,7 +22,13 @@ def header_lines(ds: DosqliteSession) -> list[str]:
     checks_from = s.sources.get("checks_include")
     if s.sources.get("checks_exclude") != "default":
         checks_from = f"{checks_from}, exclude from {s.sources.get('checks_exclude')}"
-    lines.append(f"dosqlite: checks: {', '.join(s.checks)} (from {checks_from})")
+    # a workerd-only check is not collected on the emulator: say so, or it silently vanishes
+    idle = [c for c in s.checks if c in WORKERD_ONLY and s.backend != "workerd"]
+    running = [c for c in s.checks if c not in idle]
+    line = f"dosqlite: checks: {', '.join(running) or 'none'} (from {checks_from})"
+    if idle:
+        line += f"; {', '.join(idle)} only with --dosqlite-backend=workerd"
+    lines.append(line)
     for f in ds.found:
         classes = f" for {', '.join(f.do_classes)}" if f.do_classes else ""
         lines.append(

@@ -55,9 +55,11 @@ class FoundBundle:
     @property
     def label(self) -> str:
         try:
-            return str(self.bundle.root.relative_to(self.project_root)) or "."
+            rel = str(self.bundle.root.relative_to(self.project_root))
         except ValueError:
             return str(self.bundle.root)
+        # `pytest --dosqlite drizzle/`: the bundle is the project; "." would name nothing
+        return rel if rel != "." else self.bundle.root.resolve().name or "."
 
 
 @dataclass
