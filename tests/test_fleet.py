@@ -373,6 +373,12 @@ def test_every_start_reports_what_it_applied(tmp_path: Path) -> None:
             assert sorted(map(len, applied)) == [0, 0, 0, 4]
             if hold:
                 assert applied[0] == [m.tag for m in bundle.migrations]  # the holder did it all
+                # the others were waiting for the write lock while the holder kept it (they
+                # say so, and the holder is let go only then: no fixed sleep)
+                events = [(e.get("event"), e.get("child")) for e in launcher.events]
+                holder_done = events.index(("done", 0))
+                for child in (1, 2, 3):
+                    assert events.index(("blocked", child)) < holder_done
             assert len(race.state.ledger) == 4
 
 

@@ -1285,6 +1285,10 @@ def _race(launcher: _Launcher, db: Path, count: int, hold: bool, deadline: float
     return _finish(launcher, db, count, deadline)
 
 
+#: seconds the holder of a race waits for a start that does not report waiting for the lock
+_LOCK_GRACE = 0.1
+
+
 def _release(launcher: _Launcher, count: int, hold: bool, deadline: float) -> None:
     """Release the starts of a race (all at once, or the holder first: see ``_start``)."""
     launcher.wait("ready", range(count), deadline)
@@ -1293,7 +1297,11 @@ def _release(launcher: _Launcher, count: int, hold: bool, deadline: float) -> No
         launcher.wait("holding", [0], deadline)
         launcher.send("go-others")
         launcher.wait("started", range(1, count), deadline)
-        time.sleep(0.1)  # let them reach the write lock while the holder keeps it
+        # the holder keeps the write lock until the others wait for it: each says so the
+        # first time it does (a start that never writes meanwhile gets a grace period)
+        with contextlib.suppress(TimeoutError):
+            grace = min(deadline, time.monotonic() + _LOCK_GRACE)
+            launcher.wait("blocked", range(1, count), grace)
         launcher.send("continue")
     else:
         launcher.send("go")  # the barrier: every start is polling for it
