@@ -491,17 +491,47 @@ def _statements(m: Migration) -> _Statements:
 
 
 def _schema_of(image: bytes) -> Schema:
-    from .storage import DurableObjectStorage
+    return _SchemaWalk().schema(image)
 
-    do = DurableObjectStorage(image=image)
-    try:
 
-        def query(sql: str) -> list[tuple[object, ...]]:
-            return [tuple(r) for r in do.sql.exec(sql).raw()]
+class _SchemaWalk:
+    """The schemas of consecutive versions, each read from its image: only the tables and views
+    whose ``sqlite_master`` rows (their own, their indexes' and triggers') changed since the
+    version before are introspected again, so a bundle of a thousand migrations costs a
+    thousand small reads, not a thousand reads of the whole schema."""
 
-        return introspect(query)
-    finally:
-        do.close()
+    def __init__(self) -> None:
+        self._rows: dict[str, frozenset[tuple[object, ...]]] | None = None
+        self._schema = Schema()
+
+    def schema(self, image: bytes) -> Schema:
+        from .storage import DurableObjectStorage
+
+        do = DurableObjectStorage(image=image)
+        try:
+
+            def query(sql: str) -> list[tuple[object, ...]]:
+                # our own read: straight to SQLite, without a DO's value conversion
+                return [tuple(r) for r in do._internal(sql)]
+
+            grouped: dict[str, set[tuple[object, ...]]] = {}
+            for row in query("SELECT type, name, tbl_name, sql FROM sqlite_master"):
+                kind, name, table = str(row[0]), str(row[1]), str(row[2])
+                owner = name if kind in ("table", "view") else table
+                grouped.setdefault(owner, set()).add(row)
+            rows = {owner: frozenset(r) for owner, r in grouped.items()}
+            if self._rows is None:
+                self._schema = introspect(query)
+            else:
+                changed = {
+                    o for o in rows.keys() | self._rows.keys() if rows.get(o) != self._rows.get(o)
+                }
+                if changed:
+                    self._schema = self._schema.replacing(introspect(query, only=changed), changed)
+            self._rows = rows
+            return self._schema
+        finally:
+            do.close()
 
 
 def _diff(before: Schema, after: Schema, st: _Statements) -> list[str]:
@@ -526,7 +556,8 @@ def _diff(before: Schema, after: Schema, st: _Statements) -> list[str]:
             out.append(f"table {_code(x.name)} renamed to {_code(y.name)}")
         if new_key in recreated:
             out.append(f"table {_code(y.name)} recreated")
-        out += _table_changes(x, y, st, recreated.get(new_key))
+        if x is not y:  # the same object: a table the migration did not touch (_SchemaWalk)
+            out += _table_changes(x, y, st, recreated.get(new_key))
     out += _index_changes(before, after)
     for kind, xs, ys in (
         ("view", before.views, after.views),
@@ -626,7 +657,7 @@ def _index_changes(before: Schema, after: Schema) -> list[str]:
         out.append(f"index {_code(xi[key].name)} dropped")
     ix = {i.name.lower(): i for i in before.indexes}
     iy = {i.name.lower(): i for i in after.indexes}
-    both = sorted(xi.keys() & yi.keys())
+    both = sorted(k for k in xi.keys() & yi.keys() if ix[k] is not iy[k])
     for d in differences(
         Schema(indexes=tuple(ix[k] for k in both)), Schema(indexes=tuple(iy[k] for k in both))
     ):
@@ -653,6 +684,7 @@ def migration_changes(bundle: Bundle, images: ImageCache | None = None) -> list[
     timings = cache.timings(bundle)
     out: list[MigrationChange] = []
     previous: Schema | None = None
+    walk = _SchemaWalk()
     failed = False
     for k, m in enumerate(bundle.migrations, start=1):
         when = _when(m)
@@ -661,14 +693,14 @@ def migration_changes(bundle: Bundle, images: ImageCache | None = None) -> list[
             continue
         if previous is None:
             base = cache.version(bundle, k - 1)
-            previous = _schema_of(base.image) if base.image is not None else Schema()
+            previous = walk.schema(base.image) if base.image is not None else Schema()
         v = cache.version(bundle, k)
         if v.error is not None or v.image is None:
             failed = True
             message = str(v.error).splitlines()[0] if v.error is not None else "failed"
             out.append(MigrationChange(m.tag, when, None, error=message))
             continue
-        after = _schema_of(v.image)
+        after = walk.schema(v.image)
         st = _statements(m)
         out.append(
             MigrationChange(

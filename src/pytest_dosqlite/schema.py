@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 __all__ = [
     "JOURNAL_QUERY",
@@ -246,6 +246,32 @@ class Schema:
     @property
     def table_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.tables)
+
+    def replacing(self, other: Schema, owners: Collection[str]) -> Schema:
+        """This schema with the objects of the tables and views named in ``owners`` (names as
+        stored, which is how ``sqlite_master.tbl_name`` gives them), and the indexes and
+        triggers on them, taken from ``other`` instead (see ``introspect(only=...)``): the
+        objects of every other table stay the same objects."""
+        return Schema(
+            tables=_merged(self.tables, other.tables, owners, lambda t: t.name),
+            indexes=_merged(self.indexes, other.indexes, owners, lambda i: i.table),
+            views=_merged(self.views, other.views, owners, lambda v: v.name),
+            triggers=_merged(self.triggers, other.triggers, owners, lambda t: t.table),
+        )
+
+
+_Object = TypeVar("_Object", "Table", "Index", "View", "Trigger")
+
+
+def _merged(
+    old: tuple[_Object, ...],
+    new: tuple[_Object, ...],
+    owners: Collection[str],
+    owner: Callable[[_Object], str],
+) -> tuple[_Object, ...]:
+    kept = [x for x in old if owner(x) not in owners]
+    kept.extend(new)
+    return tuple(sorted(kept, key=lambda x: _sort_key(x.name)))
 
 
 def _sort_key(name: str) -> tuple[str, str]:
@@ -911,6 +937,12 @@ _Q_INDEX_COLUMNS = (
 )
 
 
+def _restrict(sql: str, clause: str) -> str:
+    """``sql`` (a query with a WHERE) with ``AND clause``, before any ORDER BY."""
+    head, order, tail = sql.partition(" ORDER BY ")
+    return f"{head} AND {clause}{order}{tail}"
+
+
 def _int(v: object) -> int:
     if isinstance(v, bool):
         return int(v)
@@ -948,11 +980,16 @@ def _rows(query: Query, sql: str, ints: tuple[int, ...]) -> list[_Row]:
     return out
 
 
-def introspect(query: Query, *, include_ledger: bool = False) -> Schema:
+def introspect(
+    query: Query, *, include_ledger: bool = False, only: Collection[str] | None = None
+) -> Schema:
     """The user-facing schema of the database behind ``query``.
 
     Internal objects (``_cf_*``, ``sqlite_*``, FTS shadow tables) are never included; drizzle's
     ``__drizzle_migrations`` only with ``include_ledger=True``. Six read-only queries in all.
+    ``only`` (names as stored): just the tables and views of these names and the indexes and
+    triggers on them, the rest of the database unread (a schema that changes one table per
+    version is read one table per version: :meth:`Schema.replacing`).
     """
 
     def wanted(name: str) -> bool:
@@ -960,23 +997,39 @@ def introspect(query: Query, *, include_ledger: bool = False) -> Schema:
             return False
         return include_ledger or name != LEDGER_TABLE
 
+    q_list, q_cols, q_fks, q_index_cols, q_index_list = (
+        _Q_TABLE_LIST,
+        _Q_COLUMNS,
+        _Q_FKS,
+        _Q_INDEX_COLUMNS,
+        _Q_INDEX_LIST,
+    )
+    if only is not None:
+        names = ", ".join(_string_literal(n) for n in sorted(only)) or "NULL"
+        q_list = _restrict(q_list, f"name IN ({names})")
+        q_cols, q_fks, q_index_list = (
+            _restrict(q, f"m.name IN ({names})") for q in (q_cols, q_fks, q_index_list)
+        )
+        q_index_cols = _restrict(q_index_cols, f"m.tbl_name IN ({names})")
     master = [(_str(r[0]), _str(r[1]), _str(r[2]), _opt_str(r[3])) for r in query(_Q_MASTER)]
+    if only is not None:
+        master = [r for r in master if (r[1] if r[0] in ("table", "view") else r[2]) in only]
     kinds: dict[str, tuple[str, bool, bool]] = {}
-    for r in _rows(query, _Q_TABLE_LIST, (2, 3)):
+    for r in _rows(query, q_list, (2, 3)):
         kinds[_str(r[0])] = (_str(r[1]), bool(r[2]), bool(r[3]))
 
     cols_by_table: dict[str, list[_Row]] = {}
-    for r in _rows(query, _Q_COLUMNS, (1, 4, 6, 7)):
+    for r in _rows(query, q_cols, (1, 4, 6, 7)):
         cols_by_table.setdefault(_str(r[0]), []).append(r)
     fks_by_table: dict[str, dict[object, list[_Row]]] = {}
-    for r in _rows(query, _Q_FKS, (1, 2)):
+    for r in _rows(query, q_fks, (1, 2)):
         fks_by_table.setdefault(_str(r[0]), {}).setdefault(r[1], []).append(r)
     index_cols: dict[str, list[_Row]] = {}
-    for r in _rows(query, _Q_INDEX_COLUMNS, (1, 2, 4)):
+    for r in _rows(query, q_index_cols, (1, 2, 4)):
         index_cols.setdefault(_str(r[0]), []).append(r)
     unique_index: dict[str, tuple[bool, bool]] = {}
     uniques_by_table: dict[str, list[tuple[str, ...]]] = {}
-    for r in _rows(query, _Q_INDEX_LIST, (2, 4)):
+    for r in _rows(query, q_index_list, (2, 4)):
         iname = _str(r[1])
         unique_index[iname] = (bool(r[2]), bool(r[4]))
         if r[3] == "u":
