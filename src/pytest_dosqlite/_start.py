@@ -13,7 +13,8 @@ and reads JSON event lines from stdout::
         ``go`` line releases them all at once; each prints "started", runs the start and
         prints {"event": "done", "child": i, "ok": ..., "applied": [...]}. With --hold, child 0
         alone is released by ``go``, pauses inside its transaction right after recording the
-        first migration ("holding") until ``continue``; ``go-others`` releases the rest.
+        first migration ("holding") until ``continue``; ``go-others`` releases the rest, each of
+        which prints "blocked" the first time it waits for the write lock.
     python -m pytest_dosqlite._start serve SPEC
         worker: one JSON job per stdin line, one JSON result line per unit of the job. A crash
         job is a chain of consecutive migrations (see ``_Worker.crash``): each runs once with

@@ -1168,7 +1168,8 @@ def concurrent_starts(ctx: CheckContext) -> None:
     1. *Simultaneous starts on a fresh DO*: no start fails, each migration is applied by exactly
        one process, the ledger has one row per migration, and the schema equals a single start's.
     2. *Starts racing a running migration*: one start pauses inside its transaction after its
-       first migration; the others start meanwhile; all must finish as above, the paused one
+       first migration; the others start meanwhile, and it goes on once each of them waits for
+       the write lock (SQLite's busy handler tells); all must finish as above, the paused one
        having applied everything and the others nothing.
     3. *The restart loop*: from the version before head, a start whose last migration throws (a
        failing statement injected into a copy of it) must leave the database exactly as it was
