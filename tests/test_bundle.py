@@ -842,3 +842,24 @@ def test_line_of_counts_the_line_feeds_before_the_offset(
     start = sum(len(c) + len(BREAKPOINT) for c in m.chunks[:chunk])
     assert m.line_of(chunk, offset) == sql.count("\n", 0, start + offset) + 1
     assert m.chunk_line(chunk) == sql.count("\n", 0, start) + 1
+
+
+@pytest.mark.parametrize("with_js", [True, False])
+def test_a_hand_written_migrations_ts_is_named_as_unread(tmp_path: Path, with_js: bool) -> None:
+    # wrangler's esbuild resolves `import migrations from '../drizzle/migrations'` to
+    # migrations.ts before migrations.js (checked with `wrangler deploy --dry-run`): the DO runs
+    # the hand-written module, which this loader does not read
+    tags = [tag for tag, _, _ in BASIC]
+    root = write_bundle(tmp_path, BASIC, js=with_js)
+    assert "unread-migrations-module" not in codes(load_bundle(root))
+    (root / "migrations.ts").write_text(kit_js(tags), encoding="utf-8")
+    bundle = load_bundle(root)
+    found = [p for p in bundle.problems if p.code == "unread-migrations-module"]
+    assert len(found) == 1 and found[0].severity == "warning"
+    assert found[0].path == root / "migrations.ts"
+    if with_js:
+        assert "bundles migrations.ts" in found[0].message
+        assert "pytest-dosqlite checks migrations.js" in found[0].message
+    else:
+        assert "migrations.ts is not read" in found[0].message
+    assert bundle.format == ("durable-sqlite" if with_js else "journal")

@@ -176,6 +176,9 @@ def _code(code: str, severity: Severity, summary: str, explanation: str, fix: st
     return ProblemCode(code, severity, summary, explanation, fix)
 
 
+#: module files esbuild's default resolution takes before migrations.js for `./migrations`
+_SHADOWING_MODULES = ("migrations.tsx", "migrations.ts", "migrations.jsx")
+
 #: every problem code the loader emits, with its default severity, meaning and fix
 PROBLEM_CODES: dict[str, ProblemCode] = {
     c.code: c
@@ -368,6 +371,20 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "The migrator does not read snapshots, but drizzle-kit diffs against them: the next "
             "`drizzle-kit generate` may produce wrong SQL.",
             "Restore the snapshot from version control, or regenerate the chain.",
+        ),
+        _code(
+            "unread-migrations-module",
+            "warning",
+            "the folder has a migrations.ts (.tsx, .jsx) next to or instead of migrations.js",
+            "A Worker's extensionless `import migrations from './drizzle/migrations'` is resolved "
+            "by esbuild (wrangler's bundler), which tries .tsx, .ts and .jsx before .js: a "
+            "hand-written migrations.ts is what the Durable Object runs, even when drizzle-kit's "
+            "generated migrations.js sits next to it. pytest-dosqlite reads only migrations.js "
+            "(or, without one, the journal and the .sql files), so a journal entry the .ts "
+            "module does not import, or maps to another file, is not caught.",
+            "Import drizzle-kit's generated module (`import migrations from "
+            "'./drizzle/migrations.js'`, or delete the hand-written one), or keep the hand-written "
+            "module importing every journal entry's .sql file under its `mNNNN` key.",
         ),
         _code(
             "orphan-snapshot",
@@ -1354,6 +1371,7 @@ class _JournalLoader:
         if mjs is not None:
             self._check_js_orphans(mjs, entries, migrations)
         self._check_sql_files(mjs, migrations)
+        self._check_module_siblings()
         if self.snapshot_mode != "skip":
             self.problems.extend(snapshot_problems)
         missing = tuple(m.tag for m in migrations if m.error and m.error.startswith("Missing "))
@@ -1773,6 +1791,28 @@ class _JournalLoader:
                 )
             if target is not None and self.fs.is_file(target):
                 self.used_files.append(target)
+
+    def _check_module_siblings(self) -> None:
+        """A migrations.tsx/.ts/.jsx that an extensionless import resolves before (or instead
+        of) the migrations.js this loader reads."""
+        listing = self.fs.listing(self.root)
+        for name in _SHADOWING_MODULES:
+            if not listing.get(name):
+                continue
+            if self.js_path is not None:
+                message = (
+                    f"{name} and migrations.js are both here: an extensionless import "
+                    f"(`from './migrations'`) bundles {name} (esbuild tries it before .js), but "
+                    "pytest-dosqlite checks migrations.js"
+                )
+            else:
+                message = (
+                    f"{name} is not read (only drizzle-kit's migrations.js is): the bundle is "
+                    "checked from meta/_journal.json and the .sql files, not from what "
+                    f"{name} imports"
+                )
+            self.problems.append(_problem("unread-migrations-module", message, self.root / name))
+            return
 
     def _check_sql_files(self, mjs: MigrationsJs | None, migrations: list[Migration]) -> None:
         names = sorted(
