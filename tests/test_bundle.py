@@ -845,21 +845,49 @@ def test_line_of_counts_the_line_feeds_before_the_offset(
 
 
 @pytest.mark.parametrize("with_js", [True, False])
-def test_a_hand_written_migrations_ts_is_named_as_unread(tmp_path: Path, with_js: bool) -> None:
+def test_a_hand_written_migrations_ts_is_what_the_worker_runs(
+    tmp_path: Path, with_js: bool
+) -> None:
     # wrangler's esbuild resolves `import migrations from '../drizzle/migrations'` to
-    # migrations.ts before migrations.js (checked with `wrangler deploy --dry-run`): the DO runs
-    # the hand-written module, which this loader does not read
+    # migrations.ts before migrations.js (checked with `wrangler deploy --dry-run`): a typed
+    # module of drizzle-kit's shape is read instead of the generated .js, and what it lacks is
+    # what the DO lacks
     tags = [tag for tag, _, _ in BASIC]
     root = write_bundle(tmp_path, BASIC, js=with_js)
+    typed = kit_js(tags[:-1]).replace(
+        "export default {", "const all: Record<string, unknown> = {};\n  export default {"
+    )
+    (root / "migrations.ts").write_text(typed, encoding="utf-8")
+    bundle = load_bundle(root)
+    assert bundle.format == "durable-sqlite"
+    assert bundle.migrations_js_path == root / "migrations.ts"
+    assert "unread-migrations-module" not in codes(bundle)
+    assert bundle.missing == (tags[-1],)
+    named = [p for p in bundle.problems if p.path == root / "migrations.ts"]
+    assert [p.code for p in named] == ["missing-key"]
+    assert all("migrations.js" not in p.message for p in bundle.problems)
+    # drizzle-kit does not rewrite a hand-written module: the fix says so
+    assert named[0].fix is not None and "edit migrations.ts" in named[0].fix
+
+
+@pytest.mark.parametrize("with_js", [True, False])
+def test_a_migrations_ts_of_another_shape_is_named_as_unread(tmp_path: Path, with_js: bool) -> None:
+    # named exports (`migrate(db, { journal, migrations })` in the DO): not read, and said so
+    root = write_bundle(tmp_path, BASIC, js=with_js)
     assert "unread-migrations-module" not in codes(load_bundle(root))
-    (root / "migrations.ts").write_text(kit_js(tags), encoding="utf-8")
+    (root / "migrations.ts").write_text(
+        "import _journal from './meta/_journal.json';\n"
+        "export const journal = _journal;\nexport const migrations = {};\n",
+        encoding="utf-8",
+    )
     bundle = load_bundle(root)
     found = [p for p in bundle.problems if p.code == "unread-migrations-module"]
     assert len(found) == 1 and found[0].severity == "warning"
     assert found[0].path == root / "migrations.ts"
+    assert "export default { journal, migrations }" in found[0].message
     if with_js:
         assert "bundles migrations.ts" in found[0].message
         assert "pytest-dosqlite checks migrations.js" in found[0].message
     else:
-        assert "migrations.ts is not read" in found[0].message
+        assert "not from what migrations.ts imports" in found[0].message
     assert bundle.format == ("durable-sqlite" if with_js else "journal")

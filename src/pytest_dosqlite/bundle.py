@@ -375,16 +375,19 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
         _code(
             "unread-migrations-module",
             "warning",
-            "the folder has a migrations.ts (.tsx, .jsx) next to or instead of migrations.js",
+            "a migrations.ts (.tsx, .jsx) the Worker imports but pytest-dosqlite cannot read",
             "A Worker's extensionless `import migrations from './drizzle/migrations'` is resolved "
             "by esbuild (wrangler's bundler), which tries .tsx, .ts and .jsx before .js: a "
             "hand-written migrations.ts is what the Durable Object runs, even when drizzle-kit's "
-            "generated migrations.js sits next to it. pytest-dosqlite reads only migrations.js "
-            "(or, without one, the journal and the .sql files), so a journal entry the .ts "
-            "module does not import, or maps to another file, is not caught.",
-            "Import drizzle-kit's generated module (`import migrations from "
-            "'./drizzle/migrations.js'`, or delete the hand-written one), or keep the hand-written "
-            "module importing every journal entry's .sql file under its `mNNNN` key.",
+            "generated migrations.js sits next to it. pytest-dosqlite reads such a module when it "
+            "has drizzle-kit's shape (`export default { journal, migrations }`, each member an "
+            "import of a file in the folder). This one has another shape (named exports, a "
+            "bundler suffix such as `?raw`, computed members): the bundle is checked from "
+            "migrations.js or, without one, from the journal and the .sql files, so a journal "
+            "entry the module does not import, or maps to another file, is not caught.",
+            "Give the module drizzle-kit's shape, or import drizzle-kit's generated module "
+            "(`import migrations from './drizzle/migrations.js'`) and delete the hand-written "
+            "one.",
         ),
         _code(
             "orphan-snapshot",
@@ -1224,7 +1227,8 @@ def _load_bundle(path: str | Path, *, full_snapshots: bool, check_snapshots: boo
         if not _is_file(journal_path):
             raise BundleError("meta/_journal.json is not a file", journal_path)
         mode = "full" if full_snapshots else "quick" if check_snapshots else "skip"
-        return _JournalLoader(root, journal_path, js_path if has_js else None, mode).run()
+        module, skipped = _worker_module(root)
+        return _JournalLoader(root, journal_path, module, mode, skipped).run()
     folders = _v1_folders(root)
     if folders or has_js:
         mjs = None
@@ -1252,26 +1256,75 @@ def _load_bundle(path: str | Path, *, full_snapshots: bool, check_snapshots: boo
 
 
 def _parse_js(js_path: Path, problems: list[Problem]) -> MigrationsJs:
-    from .jsmodule import parse_migrations_js
+    from .jsmodule import dialect_for, parse_migrations_js
 
-    text = _read_text(js_path, "migrations.js", problems, None)
-    mjs = parse_migrations_js(text)
+    name = js_path.name
+    text = _read_text(js_path, name, problems, None)
+    mjs = parse_migrations_js(text, dialect=dialect_for(js_path))
     if mjs.errors:
         first = mjs.errors[0]
         more = f" (and {len(mjs.errors) - 1} more)" if len(mjs.errors) > 1 else ""
         problems.append(
             _problem(
                 "invalid-js",
-                f"migrations.js does not parse: {first}{more}; the Worker bundle will not build",
+                f"{name} does not parse: {first}{more}; the Worker bundle will not build",
                 js_path,
                 first.line,
             )
         )
     for line, message in mjs.unsupported:
         problems.append(
-            _problem("unsupported-js", f"migrations.js: {message}; not checked", js_path, line)
+            _problem("unsupported-js", f"{name}: {message}; not checked", js_path, line)
         )
     return mjs
+
+
+def _worker_module(root: Path) -> tuple[Path | None, dict[str, str]]:
+    """The migrations module a Worker's ``import migrations from './migrations'`` runs, as far
+    as this loader can read it, and why each module esbuild would take first is not read.
+
+    esbuild (wrangler's bundler) tries ``.tsx``, ``.ts``, ``.jsx`` before ``.js``, so a
+    hand-written ``migrations.ts`` next to drizzle-kit's ``migrations.js`` is the one the DO
+    runs. It is read when it has drizzle-kit's shape (a default export ``{journal,
+    migrations}`` whose members import this folder's files); otherwise ``migrations.js`` (or
+    the journal alone) is, and ``unread-migrations-module`` says so.
+    """
+    from .jsmodule import dialect_for, parse_migrations_js
+
+    skipped: dict[str, str] = {}
+    for name in _SHADOWING_MODULES:
+        path = root / name
+        if not _is_file(path):
+            continue
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            skipped[name] = f"cannot be read ({exc})"
+            continue
+        mjs = parse_migrations_js(text, dialect=dialect_for(path))
+        why = _unreadable_shape(root, mjs)
+        if why is None:
+            return path, skipped
+        skipped[name] = why
+    js = root / "migrations.js"
+    return (js if _is_file(js) else None), skipped
+
+
+def _unreadable_shape(root: Path, mjs: MigrationsJs) -> str | None:
+    """Why a hand-written migrations module is not read as drizzle-kit's, or None."""
+    if mjs.errors:
+        return f"it does not parse ({mjs.errors[0]})"
+    if mjs.unsupported:
+        return mjs.unsupported[0][1]
+    if not mjs.has_default_export or not mjs.migrations_found or mjs.journal_import is None:
+        return "it is not drizzle-kit's `export default { journal, migrations }`"
+    for entry in mjs.entries:
+        if entry.kind != "import" or entry.source is None:
+            return f"`{entry.key}` is not an import of a .sql file"
+        target = _resolve_specifier(root, entry.source)
+        if target is None or not _is_file(target):
+            return f"`{entry.key}` imports {entry.source!r}, which is not a file here"
+    return None
 
 
 _TYPEERROR_JOURNAL = "TypeError: Cannot read properties of undefined (reading 'entries')"
@@ -1324,11 +1377,18 @@ class _JournalLoader:
     """Reads a v0 bundle (journal + .sql, optionally migrations.js)."""
 
     def __init__(
-        self, root: Path, journal_path: Path, js_path: Path | None, snapshot_mode: str
+        self,
+        root: Path,
+        journal_path: Path,
+        js_path: Path | None,
+        snapshot_mode: str,
+        skipped: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.journal_path = journal_path
         self.js_path = js_path
+        #: migrations modules esbuild takes before ``js_path`` that are not read, and why
+        self.skipped = dict(skipped or {})
         self.snapshot_mode = snapshot_mode
         self.problems: list[Problem] = []
         self.used_files: list[Path] = []
@@ -1377,11 +1437,27 @@ class _JournalLoader:
         missing = tuple(m.tag for m in migrations if m.error and m.error.startswith("Missing "))
         first = next((m.error for m in migrations if m.error), None)
         fmt: BundleFormat = "durable-sqlite" if mjs is not None else "journal"
+        problems = self.problems
+        if self.js_path is not None and self.js_path.name != "migrations.js":
+            # a hand-written migrations.ts read in drizzle-kit's stead: name the file it is
+            name = self.js_path.name
+            note = (
+                f" {name} is hand-written: `drizzle-kit generate` rewrites migrations.js only, "
+                f"so edit {name} (or import migrations.js instead)."
+            )
+            problems = [
+                replace(
+                    p,
+                    message=p.message.replace("migrations.js", name),
+                    fix=p.fix + note if p.fix and "migrations.js" in p.fix else p.fix,
+                )
+                for p in problems
+            ]
         return Bundle(
             root=self.root,
             format=fmt,
             migrations=tuple(migrations),
-            problems=tuple(self.problems),
+            problems=tuple(problems),
             journal_path=self.journal_path,
             migrations_js_path=self.js_path,
             snapshot_paths=tuple(m.snapshot for m in migrations if m.snapshot is not None),
@@ -1794,22 +1870,19 @@ class _JournalLoader:
 
     def _check_module_siblings(self) -> None:
         """A migrations.tsx/.ts/.jsx that an extensionless import resolves before (or instead
-        of) the migrations.js this loader reads."""
-        listing = self.fs.listing(self.root)
-        for name in _SHADOWING_MODULES:
-            if not listing.get(name):
-                continue
-            if self.js_path is not None:
+        of) the module this loader read, but that it cannot read (see :func:`_worker_module`)."""
+        for name, why in self.skipped.items():
+            read = self.js_path.name if self.js_path is not None else None
+            if read is not None:
                 message = (
-                    f"{name} and migrations.js are both here: an extensionless import "
-                    f"(`from './migrations'`) bundles {name} (esbuild tries it before .js), but "
-                    "pytest-dosqlite checks migrations.js"
+                    f"{name} and {read} are both here: an extensionless import (`from "
+                    f"'./migrations'`) bundles {name} (esbuild tries it first), but "
+                    f"pytest-dosqlite checks {read}: {name} is not read because {why}"
                 )
             else:
                 message = (
-                    f"{name} is not read (only drizzle-kit's migrations.js is): the bundle is "
-                    "checked from meta/_journal.json and the .sql files, not from what "
-                    f"{name} imports"
+                    f"{name} is not read because {why}: the bundle is checked from "
+                    f"meta/_journal.json and the .sql files, not from what {name} imports"
                 )
             self.problems.append(_problem("unread-migrations-module", message, self.root / name))
             return

@@ -157,7 +157,8 @@ def _fix_hint(exc: MigrationError) -> str | None:
         )
     if cause.startswith("Missing migration"):
         return (
-            "migrations.js has no import for this journal entry. Re-run `drizzle-kit generate` "
+            "The Worker's migrations module (drizzle-kit's migrations.js, or a hand-written "
+            "migrations.ts) has no import for this journal entry. Re-run `drizzle-kit generate` "
             "(it rewrites migrations.js), or add `import mNNNN from './NNNN_tag.sql'` and the "
             "key by hand."
         )

@@ -546,9 +546,10 @@ def _journal_import(module: JsModule) -> JsImport | None:
     return None
 
 
-def parse_migrations_js(text: str) -> MigrationsJs:
-    """Read a drizzle-kit ``migrations.js``: v0 ``{journal, migrations}`` or v1 ``{migrations}``."""
-    module = parse_module(text, dialect="javascript")
+def parse_migrations_js(text: str, *, dialect: Dialect = "javascript") -> MigrationsJs:
+    """Read a drizzle-kit ``migrations.js``: v0 ``{journal, migrations}`` or v1 ``{migrations}``
+    (``dialect="typescript"`` for a hand-written ``migrations.ts`` of the same shape)."""
+    module = parse_module(text, dialect=dialect)
     unsupported: list[tuple[int, str]] = []
     export = module.resolve(module.default_export)
     has_object = export is not None and export.kind == "object"
