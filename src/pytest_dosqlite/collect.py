@@ -83,10 +83,10 @@ class BundleFile(pytest.File):
     dsession: DosqliteSession
 
     def collect(self) -> Iterator[pytest.Item]:
-        from .registry import WORKERD_ONLY
-
-        for name in self.dsession.settings.checks:
-            if name in WORKERD_ONLY and self.dsession.settings.backend != "workerd":
+        settings = self.dsession.settings
+        idle = settings.idle_checks
+        for name in settings.checks:
+            if name in idle:
                 continue
             item = CheckItem.from_parent(self, name=name)
             item.add_marker(pytest.mark.dosqlite)

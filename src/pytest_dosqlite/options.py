@@ -184,6 +184,14 @@ class Resolved:
     #: knobs of the fleet checks, passed to them through CheckContext.extra
     fleet: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def idle_checks(self) -> list[str]:
+        """Checks of :attr:`checks` this backend does not run (workerd-only ones on the
+        emulator): they are not collected, and the header and summary say so."""
+        from .registry import WORKERD_ONLY
+
+        return [c for c in self.checks if c in WORKERD_ONLY and self.backend != "workerd"]
+
 
 def _names(value: str | list[str] | None) -> list[str]:
     if value is None:

@@ -8,7 +8,6 @@ __all__ = ["header_lines"]
 
 
 def header_lines(ds: DosqliteSession) -> list[str]:
-    from .registry import WORKERD_ONLY
     from .runtime import RUNTIME
     from .storage import sqlite_version
 
@@ -23,7 +22,7 @@ def header_lines(ds: DosqliteSession) -> list[str]:
     if s.sources.get("checks_exclude") != "default":
         checks_from = f"{checks_from}, exclude from {s.sources.get('checks_exclude')}"
     # a workerd-only check is not collected on the emulator: say so, or it silently vanishes
-    idle = [c for c in s.checks if c in WORKERD_ONLY and s.backend != "workerd"]
+    idle = s.idle_checks
     running = [c for c in s.checks if c not in idle]
     line = f"dosqlite: checks: {', '.join(running) or 'none'} (from {checks_from})"
     if idle:

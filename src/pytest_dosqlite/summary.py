@@ -11,7 +11,6 @@ __all__ = ["write_summary"]
 
 def write_summary(tr: Any, ds: DosqliteSession) -> None:
     from .images import head_summary
-    from .registry import WORKERD_ONLY
     from .storage import sqlite_version
 
     if not ds.found:
@@ -39,9 +38,8 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
             + f"{slow}, {f.seconds:.2f}s"
         )
     s = ds.settings
-    if s.backend != "workerd" and s.sources.get("checks_include") != "default":
+    if s.idle_checks and s.sources.get("checks_include") != "default":
         # asked for by name and not collected: -q shows no header, say it here
-        idle = [c for c in s.checks if c in WORKERD_ONLY]
-        if idle:
-            tr.write_line(f"not run: {', '.join(idle)} (only with --dosqlite-backend=workerd)")
+        idle = ", ".join(s.idle_checks)
+        tr.write_line(f"not run: {idle} (only with --dosqlite-backend=workerd)")
     tr.write_line(f"SQLite {sqlite_version()} (the version production Durable Objects run)")
