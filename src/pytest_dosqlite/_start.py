@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from .fleet import (
 )
 from .images import reads_connection_state, sets_connection_state
 from .sqltext import split
-from .storage import Cursor, DurableObjectStorage, SqlStorage, _wait_for_lock
+from .storage import Cursor, DurableObjectStorage, SqlStorage
 
 __all__ = ["main"]
 
@@ -346,8 +346,8 @@ def _race_child(
     holder = hold and index == 0
     if holder and bundle.migrations:
         do.sql = _Holder(do, bundle.migrations[0], barriers["continue"])
-    elif hold:
-        do._conn.set_busy_handler(_reporting_wait(index))
+    elif hold:  # the parent lets the holder go on once every other start waits for the lock
+        do.on_lock_wait(lambda: _send(event="blocked", child=index))
     _send(event="ready", child=index, pid=os.getpid())
     barriers["go" if holder or not hold else "go-others"].wait()
     _send(event="started", child=index)
@@ -363,21 +363,6 @@ def _race_child(
     _send(event="done", child=index, ok=True, applied=applied)
     do.close()
     return 0
-
-
-def _reporting_wait(index: int) -> Callable[[int], bool]:
-    """The DO's busy handler, telling the parent (``blocked``) the first time it waits for the
-    write lock: the holder of a race keeps it until every other start does."""
-    told = False
-
-    def wait(attempts: int) -> bool:
-        nonlocal told
-        if not told:
-            told = True
-            _send(event="blocked", child=index)
-        return _wait_for_lock(attempts)
-
-    return wait
 
 
 def _race(spec_path: str, db: str, count: int, hold: bool) -> int:

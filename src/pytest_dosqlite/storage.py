@@ -661,6 +661,20 @@ class DurableObjectStorage:
             if standalone:
                 self._end_event()
 
+    def on_lock_wait(self, first: Callable[[], None]) -> None:
+        """Call ``first()`` the first time this file-backed DO waits for another connection's
+        write lock (the fleet checks' races report it: the holder goes on only then)."""
+        told = False
+
+        def wait(attempts: int) -> bool:
+            nonlocal told
+            if not told:
+                told = True
+                first()
+            return _wait_for_lock(attempts)
+
+        self._conn.set_busy_handler(wait)
+
     def restart(self) -> None:
         """The runtime restarts the object on the same persisted storage."""
         if not self._conn.get_autocommit():
