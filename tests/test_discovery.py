@@ -479,3 +479,20 @@ def test_json_values_in_wrangler_of_wrong_types(tmp_path: Path) -> None:
     assert w.sqlite_classes == ("A",)
     assert w.main is None and w.rules[0].globs == ("*.sql",)
     assert any("env.e" in i.message for i in w.issues)
+
+
+def test_an_extensionless_import_resolves_as_wranglers_esbuild_does(tmp_path: Path) -> None:
+    # checked with `wrangler deploy --dry-run`: `../drizzle/migrations` does not resolve to a
+    # migrations.mjs (the Worker does not build), and .tsx wins over .ts, .ts over .js
+    from pytest_dosqlite.discovery import _resolve_import
+
+    root = tmp_path / "p"
+    shutil.copytree(EXAMPLES / "project-toml", root)
+    drizzle = root / "drizzle"
+    (drizzle / "migrations.js").rename(drizzle / "migrations.mjs")
+    b = ref(discover(root), "drizzle")
+    assert [spec for _, _, spec in b.missing_imports] == ["../drizzle/migrations"]
+    target = str(drizzle / "migrations")
+    for name in ("migrations.js", "migrations.ts", "migrations.tsx"):
+        (drizzle / name).write_text("export default {};\n")
+        assert _resolve_import(target, "../drizzle/migrations") == drizzle / name

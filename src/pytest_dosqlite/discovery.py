@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .jsmodule import RESOLVE_EXTENSIONS
+
 if TYPE_CHECKING:
     from .bundle import Bundle
     from .jsmodule import ConfigValue
@@ -895,8 +897,8 @@ def _resolve_import(target: str, spec: str) -> Path | None:
         stem, ext = os.path.splitext(target)
         if ext in (".js", ".mjs", ".cjs", ".jsx"):
             yield from (stem + ts for ts in (".ts", ".tsx", ".mts", ".cts"))
-        yield from (target + ext for ext in _SOURCE_EXTS)
-        yield from (os.path.join(target, "index" + ext) for ext in _SOURCE_EXTS)
+        yield from (target + ext for ext in RESOLVE_EXTENSIONS)
+        yield from (os.path.join(target, "index" + ext) for ext in RESOLVE_EXTENSIONS)
 
     for c in candidates():
         try:

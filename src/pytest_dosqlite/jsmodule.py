@@ -42,6 +42,12 @@ Dialect = Literal["javascript", "typescript", "tsx"]
 #: how deep identifiers are followed to top-level ``const`` bindings
 _MAX_RESOLVE = 8
 
+#: the extensions esbuild (wrangler's bundler) tries, in this order, for an import written
+#: without one (its default ``resolveExtensions``). Checked with ``wrangler deploy --dry-run``:
+#: ``migrations.tsx`` wins over ``.ts``, ``.ts`` and ``.jsx`` over ``.js``, and
+#: ``./migrations`` does not resolve to ``migrations.mjs``.
+RESOLVE_EXTENSIONS = (".tsx", ".ts", ".jsx", ".js", ".css", ".json")
+
 
 @functools.cache
 def _parser(dialect: Dialect) -> Parser:
