@@ -891,3 +891,15 @@ def test_a_migrations_ts_of_another_shape_is_named_as_unread(tmp_path: Path, wit
     else:
         assert "not from what migrations.ts imports" in found[0].message
     assert bundle.format == ("durable-sqlite" if with_js else "journal")
+
+
+def test_only_the_hand_written_modules_own_problems_are_renamed(tmp_path: Path) -> None:
+    # a journal problem about what drizzle-kit writes keeps naming migrations.js
+    entries = [*BASIC, BASIC[-1]]
+    root = write_bundle(tmp_path, entries, js=False)
+    (root / "migrations.ts").write_text(kit_js([t for t, _, _ in entries]), encoding="utf-8")
+    bundle = load_bundle(root)
+    assert bundle.migrations_js_path == root / "migrations.ts"
+    (dup,) = [p for p in bundle.problems if p.code == "duplicate-tag"]
+    assert dup.path == root / "meta" / "_journal.json"
+    assert "drizzle-kit writes migrations.js from the journal" in dup.message

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .errors import BundleError
+from .jsmodule import RESOLVE_EXTENSIONS
 
 if TYPE_CHECKING:
     from .jsmodule import MigrationsJs
@@ -176,8 +177,10 @@ def _code(code: str, severity: Severity, summary: str, explanation: str, fix: st
     return ProblemCode(code, severity, summary, explanation, fix)
 
 
-#: module files esbuild's default resolution takes before migrations.js for `./migrations`
-_SHADOWING_MODULES = ("migrations.tsx", "migrations.ts", "migrations.jsx")
+#: module files esbuild's resolution takes before migrations.js for `./migrations`
+_SHADOWING_MODULES = tuple(
+    "migrations" + ext for ext in RESOLVE_EXTENSIONS[: RESOLVE_EXTENSIONS.index(".js")]
+)
 
 #: every problem code the loader emits, with its default severity, meaning and fix
 PROBLEM_CODES: dict[str, ProblemCode] = {
@@ -1227,8 +1230,8 @@ def _load_bundle(path: str | Path, *, full_snapshots: bool, check_snapshots: boo
         if not _is_file(journal_path):
             raise BundleError("meta/_journal.json is not a file", journal_path)
         mode = "full" if full_snapshots else "quick" if check_snapshots else "skip"
-        module, skipped = _worker_module(root)
-        return _JournalLoader(root, journal_path, module, mode, skipped).run()
+        module, parsed, skipped = _worker_module(root)
+        return _JournalLoader(root, journal_path, module, mode, parsed, skipped).run()
     folders = _v1_folders(root)
     if folders or has_js:
         mjs = None
@@ -1279,15 +1282,20 @@ def _parse_js(js_path: Path, problems: list[Problem]) -> MigrationsJs:
     return mjs
 
 
-def _worker_module(root: Path) -> tuple[Path | None, dict[str, str]]:
+def _worker_module(
+    root: Path,
+) -> tuple[Path | None, MigrationsJs | None, dict[str, str]]:
     """The migrations module a Worker's ``import migrations from './migrations'`` runs, as far
-    as this loader can read it, and why each module esbuild would take first is not read.
+    as this loader can read it: its path, its parse when it is a hand-written module (None for
+    ``migrations.js``, parsed by the loader), and why each module esbuild would take first is
+    not read.
 
-    esbuild (wrangler's bundler) tries ``.tsx``, ``.ts``, ``.jsx`` before ``.js``, so a
-    hand-written ``migrations.ts`` next to drizzle-kit's ``migrations.js`` is the one the DO
-    runs. It is read when it has drizzle-kit's shape (a default export ``{journal,
-    migrations}`` whose members import this folder's files); otherwise ``migrations.js`` (or
-    the journal alone) is, and ``unread-migrations-module`` says so.
+    esbuild (wrangler's bundler) tries ``.tsx``, ``.ts``, ``.jsx`` before ``.js``
+    (:data:`~pytest_dosqlite.jsmodule.RESOLVE_EXTENSIONS`), so a hand-written
+    ``migrations.ts`` next to drizzle-kit's ``migrations.js`` is the one the DO runs. It is read
+    when it has drizzle-kit's shape (a default export ``{journal, migrations}`` whose members
+    import this folder's files); otherwise ``migrations.js`` (or the journal alone) is, and
+    ``unread-migrations-module`` says so.
     """
     from .jsmodule import dialect_for, parse_migrations_js
 
@@ -1297,17 +1305,17 @@ def _worker_module(root: Path) -> tuple[Path | None, dict[str, str]]:
         if not _is_file(path):
             continue
         try:
-            text = path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            skipped[name] = f"cannot be read ({exc})"
+            text = _read_bytes(path, name).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            skipped[name] = f"it is not UTF-8 ({exc.reason})"
             continue
         mjs = parse_migrations_js(text, dialect=dialect_for(path))
         why = _unreadable_shape(root, mjs)
         if why is None:
-            return path, skipped
+            return path, mjs, skipped
         skipped[name] = why
     js = root / "migrations.js"
-    return (js if _is_file(js) else None), skipped
+    return (js if _is_file(js) else None), None, skipped
 
 
 def _unreadable_shape(root: Path, mjs: MigrationsJs) -> str | None:
@@ -1382,11 +1390,14 @@ class _JournalLoader:
         journal_path: Path,
         js_path: Path | None,
         snapshot_mode: str,
+        parsed: MigrationsJs | None = None,
         skipped: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.journal_path = journal_path
         self.js_path = js_path
+        #: ``js_path`` already parsed (a hand-written module :func:`_worker_module` read)
+        self.parsed = parsed
         #: migrations modules esbuild takes before ``js_path`` that are not read, and why
         self.skipped = dict(skipped or {})
         self.snapshot_mode = snapshot_mode
@@ -1417,7 +1428,9 @@ class _JournalLoader:
                     self.journal_path,
                 )
             )
-        mjs = _parse_js(self.js_path, self.problems) if self.js_path is not None else None
+        mjs = self.parsed
+        if mjs is None and self.js_path is not None:
+            mjs = _parse_js(self.js_path, self.problems)
         bundle_error = self._check_js_frame(mjs) if mjs is not None else None
         if bundle_error == _NO_MIGRATIONS:
             first_key = js_pad_key(entries[0].idx) if entries else None
@@ -1438,19 +1451,22 @@ class _JournalLoader:
         first = next((m.error for m in migrations if m.error), None)
         fmt: BundleFormat = "durable-sqlite" if mjs is not None else "journal"
         problems = self.problems
-        if self.js_path is not None and self.js_path.name != "migrations.js":
-            # a hand-written migrations.ts read in drizzle-kit's stead: name the file it is
-            name = self.js_path.name
+        module = self.js_path
+        if module is not None and module.name != "migrations.js":
+            # a hand-written migrations.ts read in drizzle-kit's stead: its own problems name
+            # the file they are about (those about the journal still mean drizzle-kit's .js)
             note = (
-                f" {name} is hand-written: `drizzle-kit generate` rewrites migrations.js only, "
-                f"so edit {name} (or import migrations.js instead)."
+                f" {module.name} is hand-written: `drizzle-kit generate` rewrites migrations.js "
+                f"only, so edit {module.name} (or import migrations.js instead)."
             )
             problems = [
                 replace(
                     p,
-                    message=p.message.replace("migrations.js", name),
+                    message=p.message.replace("migrations.js", module.name),
                     fix=p.fix + note if p.fix and "migrations.js" in p.fix else p.fix,
                 )
+                if p.path == module
+                else p
                 for p in problems
             ]
         return Bundle(
@@ -1871,21 +1887,23 @@ class _JournalLoader:
     def _check_module_siblings(self) -> None:
         """A migrations.tsx/.ts/.jsx that an extensionless import resolves before (or instead
         of) the module this loader read, but that it cannot read (see :func:`_worker_module`)."""
-        for name, why in self.skipped.items():
-            read = self.js_path.name if self.js_path is not None else None
-            if read is not None:
-                message = (
-                    f"{name} and {read} are both here: an extensionless import (`from "
-                    f"'./migrations'`) bundles {name} (esbuild tries it first), but "
-                    f"pytest-dosqlite checks {read}: {name} is not read because {why}"
-                )
-            else:
-                message = (
-                    f"{name} is not read because {why}: the bundle is checked from "
-                    f"meta/_journal.json and the .sql files, not from what {name} imports"
-                )
-            self.problems.append(_problem("unread-migrations-module", message, self.root / name))
+        first = next(iter(self.skipped.items()), None)
+        if first is None:
             return
+        name, why = first
+        if self.js_path is not None:
+            read = self.js_path.name
+            message = (
+                f"{name} and {read} are both here: an extensionless import (`from "
+                f"'./migrations'`) bundles {name} (esbuild tries it first), but "
+                f"pytest-dosqlite checks {read}: {name} is not read because {why}"
+            )
+        else:
+            message = (
+                f"{name} is not read because {why}: the bundle is checked from "
+                f"meta/_journal.json and the .sql files, not from what {name} imports"
+            )
+        self.problems.append(_problem("unread-migrations-module", message, self.root / name))
 
     def _check_sql_files(self, mjs: MigrationsJs | None, migrations: list[Migration]) -> None:
         names = sorted(
