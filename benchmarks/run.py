@@ -609,6 +609,13 @@ def main(argv: list[str] | None = None) -> int:
                     {t.label: t.bundle for t in synthetic.values()}, rounds, args.budget or None
                 )
             )
+        # one plain application of each synthetic bundle, to say how many the check list is
+        # worth: SQLite's own growth (a schema reload per ALTER) is in both (the DO costs above
+        # measured it up to 300 migrations; larger ones are measured here, 3 times)
+        applied = {
+            n: (do_costs.get(t.label, {}).get("reapply_ms") or time_reapply(t.bundle, 3)) / 1e3
+            for n, t in synthetic.items()
+        }
 
         # -- xdist -------------------------------------------------------------------------
         xdist: XdistTimes | None = None
@@ -696,13 +703,6 @@ def main(argv: list[str] | None = None) -> int:
         f"with {os.cpu_count()} worker processes)"
     )
     scaling = {str(n): check_times[f"synthetic-{n}"].total for n in synthetic}
-    # what one application of each synthetic bundle costs, to say how many the check list is
-    # worth: SQLite's own growth (a schema reload per ALTER) is in both
-    # (the DO costs above measured it up to 300 migrations; 1000 is measured here, 3 times)
-    applied = {
-        n: (do_costs.get(t.label, {}).get("reapply_ms") or time_reapply(t.bundle, 3)) / 1e3
-        for n, t in synthetic.items()
-    }
     applications = {n: scaling[str(n)] / applied[n] for n in synthetic if applied[n] > 0}
     stopped = {
         str(n): check_times[f"synthetic-{n}"].stopped
