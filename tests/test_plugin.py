@@ -579,6 +579,58 @@ def test_run_inside_one_package_checks_that_package(
     result.assert_outcomes(passed=2)
 
 
+def test_paths_on_the_command_line_select_bundles_as_they_select_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path)
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_x.py").write_text(
+        "def test_head(migrated_do):\n    migrated_do.sql.exec('SELECT * FROM posts')\n"
+    )
+    two = "--dosqlite-checks-include=upgrade_from_empty,idempotent"
+    # a test file named: that file, not every bundle's checks
+    result = run(pytester, two, "tests/test_x.py")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "collected 1 item",
+            "drizzle: 2 migrations*checks not collected: not under the paths given",
+        ]
+    )
+    # a bundle named with --dosqlite-bundle was asked for by name
+    result = run(pytester, two, "--dosqlite-bundle=drizzle", "tests/test_x.py")
+    result.assert_outcomes(passed=3)
+    # a file of the bundle named: that bundle's checks, once, however many of its files are named
+    journal = "drizzle/meta/_journal.json"
+    for args, anchor in (
+        (["drizzle/0001_posts.sql"], "drizzle/0001_posts.sql"),
+        (["drizzle/migrations.js", "drizzle/0001_posts.sql"], "drizzle/migrations.js"),
+        (["drizzle", "drizzle/0001_posts.sql"], journal),
+        (["drizzle/0001_posts.sql", journal], journal),
+    ):
+        result = run(pytester, two, "-v", *args)
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines([f"{anchor}::upgrade_from_empty PASSED*"])
+    # one check by node id: that check alone
+    result = run(pytester, two, "drizzle/meta/_journal.json::idempotent")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_bundle_outside_testpaths_is_checked_and_counted(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    pytester.makeini("[pytest]\ntestpaths = tests\n")
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_x.py").write_text("def test_x():\n    pass\n")
+    two = "--dosqlite-checks-include=upgrade_from_empty,idempotent"
+    result = run(pytester, two)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["collected 3 items"])
+    result = run(pytester, two, "--co", "-q")
+    result.stdout.fnmatch_lines(
+        ["drizzle/meta/_journal.json::upgrade_from_empty", "3 tests collected*"]
+    )
+
+
 def test_a_bundle_reached_through_symlinks_is_checked_once(pytester: pytest.Pytester) -> None:
     make_project(pytester.path)
     (pytester.path / "mirror").symlink_to("drizzle", target_is_directory=True)

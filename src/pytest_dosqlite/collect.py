@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,13 @@ __all__ = [
     "CheckItem",
     "LoadErrorItem",
     "anchor_of",
+    "bundle_node",
+    "bundle_of_file",
+    "explicit_paths",
     "import_checks",
+    "inject_bundles",
+    "named_bundle_file",
+    "selected",
     "through_symlink",
 ]
 
@@ -42,6 +48,129 @@ def anchor_of(bundle: Bundle) -> Path:
     if bundle.migrations and bundle.migrations[0].path is not None:
         return bundle.migrations[0].path
     return bundle.root
+
+
+def explicit_paths(config: pytest.Config) -> list[Path] | None:
+    """The paths named on the command line (node ids cut at ``::``), resolved; None when
+    pytest collects its defaults (``testpaths``, or the folder it was started in).
+
+    Named paths select the bundles under them, as they select test files: ``pytest --dosqlite
+    tests/test_backfill.py`` runs that file, not every bundle's checks. Without paths, every
+    bundle of the project is checked, wherever it lies (``testpaths = ["tests"]`` does not
+    hide ``drizzle/``).
+    """
+    cached = config.stash.get(_EXPLICIT, _UNSET)
+    if cached is not _UNSET:
+        return cached  # type: ignore[return-value]
+    paths = None
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        base = config.invocation_params.dir
+        paths = [(base / str(arg).split("::")[0]).resolve() for arg in config.args]
+    config.stash[_EXPLICIT] = paths
+    return paths
+
+
+_UNSET = object()
+_EXPLICIT = pytest.StashKey[object]()
+
+
+def selected(found: FoundBundle, paths: list[Path] | None) -> bool:
+    """Whether the command line's ``paths`` (see :func:`explicit_paths`) take in the bundle:
+    a folder holding it, its own folder, or one of its files. A bundle named with
+    ``--dosqlite-bundle`` is always taken: it was asked for by name."""
+    if paths is None or found.source == "--dosqlite-bundle":
+        return True
+    root = found.bundle.root.resolve()
+    anchor = anchor_of(found.bundle).resolve()
+    return any(
+        p == anchor or root.is_relative_to(p) or (p.is_relative_to(root) and p.is_file())
+        for p in paths
+    )
+
+
+def bundle_of_file(path: Path, found: Iterable[FoundBundle]) -> FoundBundle | None:
+    """The bundle whose folder holds ``path`` (the innermost, if folders nest)."""
+    real = path.resolve()
+    best: FoundBundle | None = None
+    for f in found:
+        root = f.bundle.root.resolve()
+        if real.is_relative_to(root) and (
+            best is None or root.is_relative_to(best.bundle.root.resolve())
+        ):
+            best = f
+    return best
+
+
+def named_bundle_file(
+    path: Path, config: pytest.Config, found: Iterable[FoundBundle]
+) -> tuple[FoundBundle, bool] | None:
+    """The bundle of a file named on the command line that is not the bundle's anchor
+    (``pytest --dosqlite drizzle/0003_x.sql`` or ``drizzle/migrations.js``), and whether its
+    checks are collected elsewhere: through another path given that holds the anchor, or
+    through another of its files named earlier (they would run twice)."""
+    paths = explicit_paths(config)
+    if not paths:
+        return None
+    real = path.resolve()
+    if real not in paths:
+        return None
+    bundle = bundle_of_file(real, found)
+    if bundle is None:
+        return None
+    anchor = anchor_of(bundle.bundle).resolve()
+    earlier = paths[: paths.index(real)]
+    elsewhere = any(p != real and anchor.is_relative_to(p) for p in paths) or any(
+        p.is_file() and bundle_of_file(p, [bundle]) is not None for p in earlier
+    )
+    return bundle, elsewhere
+
+
+def bundle_node(
+    parent: pytest.Collector | pytest.Session, path: Path, found: FoundBundle, ds: DosqliteSession
+) -> BundleFile:
+    """The collector of ``found``'s checks, hanging from ``path``."""
+    node: BundleFile = BundleFile.from_parent(parent, path=path)
+    node.found = found
+    node.dsession = ds
+    return node
+
+
+def inject_bundles(
+    session: pytest.Session,
+    ds: DosqliteSession,
+    paths: list[Path] | None,
+    items: Iterable[pytest.Item],
+) -> list[pytest.Item]:
+    """The checks (and load errors) of the bundles pytest's own walk did not reach but the
+    command line takes in (:func:`selected`): a bundle outside ``testpaths``, or in a folder
+    pytest does not enter. They go through ``pytest_collectreport`` like any collected node,
+    so "collected N items" counts them. A bundle with any check among ``items`` is left as
+    collected (``pytest --dosqlite drizzle/meta/_journal.json::lint`` runs lint alone)."""
+    have = {id(i.parent.found) for i in items if isinstance(i, CheckItem)}
+    added: list[pytest.Item] = []
+    for error in ds.errors:
+        where = Path(error.path).resolve()
+        if paths is None or any(where == p or where.is_relative_to(p) for p in paths):
+            item = LoadErrorItem.from_parent(
+                session, name=f"dosqlite-load[{error.path}]", error=error
+            )
+            session.ihook.pytest_collectreport(
+                report=pytest.CollectReport(item.nodeid, "passed", None, [item])
+            )
+            added.append(item)
+    for found in ds.found:
+        if id(found) in have or not selected(found, paths):
+            continue
+        node = bundle_node(session, anchor_of(found.bundle), found, ds)
+        new: list[pytest.Item | pytest.Collector] = [
+            i for i in node.collect() if isinstance(i, pytest.Item)
+        ]
+        if new:
+            session.ihook.pytest_collectreport(
+                report=pytest.CollectReport(node.nodeid, "passed", None, new)
+            )
+            added.extend(i for i in new if isinstance(i, pytest.Item))
+    return added
 
 
 def through_symlink(path: Path, root: Path) -> bool:
@@ -81,8 +210,12 @@ class BundleFile(pytest.File):
 
     found: FoundBundle
     dsession: DosqliteSession
+    #: a file of the bundle named on the command line whose checks another node collects
+    elsewhere: bool = False
 
     def collect(self) -> Iterator[pytest.Item]:
+        if self.elsewhere:
+            return
         settings = self.dsession.settings
         idle = settings.idle_checks
         for name in settings.checks:

@@ -93,24 +93,22 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     ds = _session(parent.config)
     if ds is None or not ds.settings.enabled:
         return None
-    if file_path.name not in ("_journal.json", "migrations.js", "migration.sql"):
-        return None
-    found = _anchor_map(ds).get(file_path.resolve())
-    if found is None:
-        return None
-    from .collect import through_symlink
+    from .collect import bundle_node, named_bundle_file, through_symlink
 
+    found = None
+    if file_path.name in ("_journal.json", "migrations.js", "migration.sql"):
+        found = _anchor_map(ds).get(file_path.resolve())
+    elsewhere = False
+    if found is None:
+        # `pytest --dosqlite drizzle/0003_x.sql`: the checks of the bundle that file is in
+        named = named_bundle_file(file_path, parent.config, ds.found)
+        if named is None:
+            return None
+        found, elsewhere = named
     if through_symlink(file_path, parent.config.rootpath):
         return None
-    return _bundle_file(parent, file_path, found, ds)
-
-
-def _bundle_file(parent: Any, path: Path, found: Any, ds: DosqliteSession) -> pytest.Collector:
-    from .collect import BundleFile
-
-    node: BundleFile = BundleFile.from_parent(parent, path=path)
-    node.found = found
-    node.dsession = ds
+    node = bundle_node(parent, file_path, found, ds)
+    node.elsewhere = elsewhere
     return node
 
 
@@ -121,28 +119,9 @@ def pytest_collection_modifyitems(
     ds = _session(config)
     if ds is None or not ds.settings.enabled:
         return
-    from .collect import CheckItem, anchor_of
+    from .collect import explicit_paths, inject_bundles
 
-    # explicit node ids / bundle files on the command line: collect_file already did the work
-    args = [str(a).split("::")[0] for a in config.args]
-    anchors = {anchor_of(f.bundle).resolve() for f in ds.found}
-    if any(Path(a).resolve() in anchors for a in args):
-        return
-    have = {i.nodeid for i in items if isinstance(i, CheckItem)}
-    added: list[pytest.Item] = []
-    from .collect import LoadErrorItem
-
-    for error in ds.errors:
-        added.append(
-            LoadErrorItem.from_parent(session, name=f"dosqlite-load[{error.path}]", error=error)
-        )
-    for found in ds.found:
-        anchor = anchor_of(found.bundle)
-        node = _bundle_file(session, anchor, found, ds)
-        for item in node.collect():
-            if isinstance(item, pytest.Item) and item.nodeid not in have:
-                added.append(item)
-    items[:0] = added
+    items[:0] = inject_bundles(session, ds, explicit_paths(config), items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

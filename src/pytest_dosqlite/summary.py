@@ -10,12 +10,14 @@ __all__ = ["write_summary"]
 
 
 def write_summary(tr: Any, ds: DosqliteSession) -> None:
+    from .collect import explicit_paths, selected
     from .images import head_summary
     from .storage import sqlite_version
 
     if not ds.found:
         return
     tr.write_sep("-", "dosqlite")
+    paths = explicit_paths(tr.config)
     for f in ds.found:
         passed = sum(1 for v in f.results.values() if v == "passed")
         failed = sum(1 for v in f.results.values() if v == "failed")
@@ -31,6 +33,12 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
             if timings:
                 f.slowest = max(timings.items(), key=lambda kv: kv[1])
         slow = f", slowest {f.slowest[0]} {f.slowest[1] * 1000:.1f} ms" if f.slowest else ""
+        if not f.results and not selected(f, paths):
+            tr.write_line(
+                f"{f.label}: {n} migration{'' if n == 1 else 's'}{f', {head}' if head else ''}, "
+                "checks not collected: not under the paths given"
+            )
+            continue
         tr.write_line(
             f"{f.label}: {n} migration{'' if n == 1 else 's'}{f', {head}' if head else ''}, "
             f"checks {passed} passed, {failed} failed"
