@@ -73,3 +73,24 @@ def test_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "schema PATH: print the normalized schema" in out and "``" not in out
+
+
+def test_a_project_folder_is_answered_with_its_bundles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_project(tmp_path)
+    for command in ("check", "schema", "report"):
+        assert main([command, str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {tmp_path}: a project folder, not a drizzle-kit")
+        assert (
+            f"the bundle under it: drizzle. Pass it, or run `pytest --dosqlite {tmp_path}`" in err
+        )
+    (tmp_path / "chat").mkdir()
+    make_project(tmp_path / "chat")
+    assert main(["check", str(tmp_path)]) == 2
+    assert "its bundles: chat/drizzle, drizzle. Pass one" in capsys.readouterr().err
+    # a folder with no bundle under it keeps the plain message
+    (tmp_path / "empty").mkdir()
+    assert main(["check", str(tmp_path / "empty")]) == 2
+    assert "not a drizzle-kit migrations folder: no meta/_journal.json" in capsys.readouterr().err

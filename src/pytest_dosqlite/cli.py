@@ -9,21 +9,61 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .bundle import Bundle
 
 __all__ = ["main"]
 
 
-def _schema(path: str) -> int:
+def _load(path: str) -> Bundle:
+    """The bundle at ``path``; for a Worker project folder, an error naming its bundles."""
+    from pathlib import Path
+
     from .bundle import load_bundle
+    from .discovery import discover
+    from .errors import BundleError
+
+    try:
+        return load_bundle(path)
+    except BundleError as exc:
+        folder = Path(path)
+        if not folder.is_dir() or exc.path is None or Path(exc.path).resolve() != folder.resolve():
+            raise
+        try:
+            project = discover(folder)
+        except Exception:
+            raise exc from None
+        if not project.bundles:
+            raise
+        names = ", ".join(sorted(os.path.relpath(b.path, project.root) for b in project.bundles))
+        one = len(project.bundles) == 1
+        raise BundleError(
+            "a project folder, not a drizzle-kit migrations folder; "
+            + (
+                f"the bundle under it: {names}. Pass it"
+                if one
+                else f"its bundles: {names}. Pass one"
+            )
+            + f", or run `pytest --dosqlite {path}` to check "
+            + ("it" if one else "them all")
+            + " with the project's wrangler and drizzle configs",
+            folder,
+        ) from None
+
+
+def _schema(path: str) -> int:
     from .checks import _query
     from .errors import MigrationError
     from .images import default_cache
     from .schema import introspect, render
 
-    bundle = load_bundle(path)
+    bundle = _load(path)
     try:
         do = default_cache().fresh(bundle)
     except MigrationError as exc:
@@ -48,7 +88,7 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    ctx = CheckContext.for_bundle(path)
+    ctx = CheckContext(bundle=_load(path))
     failed = passed = skipped = 0
     for name in names or CHECK_NAMES:
         if name in exclude:
@@ -84,10 +124,9 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
 def _report(paths: list[str], out: str | None) -> int:
     from pathlib import Path
 
-    from .bundle import load_bundle
     from .report import render_report
 
-    bundles = [load_bundle(p) for p in paths]
+    bundles = [_load(p) for p in paths]
     target = Path(out) if out else None
     text = render_report(bundles, base=target.parent if target else None)
     if target is None:
