@@ -443,6 +443,57 @@ def test_inline_string_and_const(tmp_path: Path) -> None:
     assert b.migrations[0].path == b.migrations_js_path
 
 
+def inline_js(sqls: Sequence[str]) -> str:
+    """A hand-written migrations.js holding each migration's SQL as a template literal."""
+    consts = "".join(
+        f"const m{i:04d} = `{sql.replace('`', chr(92) + '`')}`;\n" for i, sql in enumerate(sqls)
+    )
+    keys = ", ".join(f"m{i:04d}" for i in range(len(sqls)))
+    return (
+        "import journal from './meta/_journal.json';\n"
+        + consts
+        + f"export default {{ journal, migrations: {{ {keys} }} }};\n"
+    )
+
+
+def test_inline_sql_the_same_as_its_files_is_no_problem(tmp_path: Path) -> None:
+    # the .sql files drizzle-kit wrote are the journal's, not orphans; a CRLF checkout of one
+    # is the same text (a template literal reads CRLF as LF)
+    out = write_bundle(tmp_path, BASIC, js=inline_js([sql for _, _, sql in BASIC]))
+    (out / "0001_more.sql").write_bytes(BASIC[1][2].replace("\n", "\r\n").encode())
+    b = load_bundle(out)
+    assert b.problems == ()
+    assert [m.sql for m in b.migrations] == [sql for _, _, sql in BASIC]
+
+
+def test_inline_sql_that_differs_from_its_file_is_an_error(tmp_path: Path) -> None:
+    ran = "ALTER TABLE `a` ADD `c` text;"
+    out = write_bundle(tmp_path, BASIC, js=inline_js([BASIC[0][2], ran, BASIC[2][2]]))
+    b = load_bundle(out)
+    problem = only(b, "inline-sql-differs")[0]
+    assert codes(b) == ["inline-sql-differs"] and problem.severity == "error"
+    assert problem.path == out / "migrations.js" and problem.line == 5  # its const
+    assert problem.migration == "0001_more"
+    assert "`m0001` holds the SQL of 0001_more inline, and it differs from 0001_more.sql" in str(
+        problem
+    )
+    assert b.migrations[1].sql == ran  # what the DO runs
+
+
+def test_v1_inline_sql_against_its_folder(tmp_path: Path) -> None:
+    out = write_v1(tmp_path, {"20250301120000_init": "SELECT 1;"}, js=False)
+    (out / "migrations.js").write_text(
+        "export default { migrations: { '20250301120000_init': `SELECT 1;` } };\n"
+    )
+    assert load_bundle(out).problems == ()
+    (out / "migrations.js").write_text(
+        "export default { migrations: { '20250301120000_init': `SELECT 2;` } };\n"
+    )
+    b = load_bundle(out)
+    assert codes(b) == ["inline-sql-differs"]
+    assert "differs from 20250301120000_init/migration.sql" in b.problems[0].message
+
+
 def test_unsupported_js(tmp_path: Path) -> None:
     js = kit_js(["0000_init"]).replace("m0000\n    }", "m0000,\n...more\n    }")
     b = load_bundle(write_bundle(tmp_path, BASIC[:1], js=js))

@@ -235,6 +235,16 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "add its journal entry back; delete it only if it was never applied anywhere.",
         ),
         _code(
+            "inline-sql-differs",
+            "error",
+            "migrations.js holds a migration's SQL inline, and it differs from its .sql file",
+            "The DO runs the text in migrations.js. The next `drizzle-kit generate` rewrites "
+            "migrations.js to import the .sql file, and from then on a fresh DO runs the file's "
+            "text while the existing ones ran the inline text: the fleet's schemas diverge.",
+            "Make both say what production ran: copy the inline SQL into the .sql file (or the "
+            "file's into migrations.js if that migration never reached production).",
+        ),
+        _code(
             "orphan-key",
             "warning",
             "migrations.js key or import without a journal entry",
@@ -457,6 +467,31 @@ def when_moment(when: int) -> datetime.datetime | None:
         return datetime.datetime.fromtimestamp(when / 1000, tz=datetime.UTC)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def _inline_differs(
+    inline: str, file_text: str, key: str, name: str, path: Path, line: int, tag: str
+) -> Problem | None:
+    """``inline-sql-differs`` when migrations.js's inline SQL for ``key`` is not the text of
+    the migration's own .sql file ``name`` (line endings aside: a JS template literal reads
+    CRLF as LF)."""
+    ours = inline.replace("\r\n", "\n")
+    theirs = file_text.replace("\r\n", "\n")
+    if ours == theirs:
+        return None
+    a, b = ours.split("\n"), theirs.split("\n")
+    at = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    return _problem(
+        "inline-sql-differs",
+        f"`{key}` holds the SQL of {tag} inline, and it differs from {name} from the file's line "
+        f"{at + 1} on: the DO runs the inline text; once `drizzle-kit generate` rewrites "
+        f"migrations.js to import {name}, fresh DOs run the file's text",
+        path,
+        line,
+        tag,
+    )
 
 
 def _problem(
@@ -1694,6 +1729,19 @@ class _JournalLoader:
             result = _Text(self._read_sql(target, e.tag), target)
         elif entry.kind == "string":
             result = _Text(entry.sql or "", js)
+            if expected is not None and self.fs.is_file(expected):
+                # the .sql drizzle-kit wrote for it: not an orphan, but it must say the same
+                differs = _inline_differs(
+                    entry.sql or "",
+                    self._read_sql(expected, e.tag),
+                    key,
+                    expected.name,
+                    js,
+                    entry.sql_line or entry.line,
+                    e.tag,
+                )
+                if differs is not None:
+                    self.problems.append(differs)
         elif entry.kind == "unbound":
             self.problems.append(
                 _problem(
@@ -2052,6 +2100,21 @@ def _load_v1(
                 base = replace(base, sql=sql, path=target, snapshot=_v1_snapshot(target.parent))
             elif entry.kind == "string":
                 base = replace(base, sql=entry.sql or "", path=js_path)
+                own = root / key / "migration.sql"
+                if _is_file(own):
+                    used.add(os.path.normcase(os.path.abspath(own.parent)))
+                    text = _read_text(own, f"{key}/migration.sql", problems, key)
+                    differs = _inline_differs(
+                        entry.sql or "",
+                        text,
+                        key,
+                        f"{key}/migration.sql",
+                        js_path,
+                        entry.sql_line or entry.line,
+                        key,
+                    )
+                    if differs is not None:
+                        problems.append(differs)
             else:
                 unbound = entry.kind == "unbound"
                 problems.append(

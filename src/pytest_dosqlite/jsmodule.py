@@ -500,6 +500,8 @@ class MigrationsJsEntry:
     sql: str | None = None
     text: str = ""
     import_line: int | None = None
+    #: where the inline SQL text starts (``string``)
+    sql_line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -630,13 +632,21 @@ def _entry(module: JsModule, prop: JsProperty) -> MigrationsJsEntry:
         resolved = module.resolve(value)
         if resolved is not None and resolved.kind == "string":
             return MigrationsJsEntry(
-                key, prop.line, "string", binding=value.name, sql=resolved.string, text=value.text
+                key,
+                prop.line,
+                "string",
+                binding=value.name,
+                sql=resolved.string,
+                text=value.text,
+                sql_line=resolved.line,
             )
         if imp is None and (resolved is None or resolved.kind == "identifier"):
             return MigrationsJsEntry(key, prop.line, "unbound", binding=value.name, text=value.text)
         return MigrationsJsEntry(key, prop.line, "other", binding=value.name, text=value.text)
     if value.kind == "string":
-        return MigrationsJsEntry(key, prop.line, "string", sql=value.string, text=value.text)
+        return MigrationsJsEntry(
+            key, prop.line, "string", sql=value.string, text=value.text, sql_line=value.line
+        )
     return MigrationsJsEntry(key, prop.line, "other", text=value.text)
 
 
