@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -492,6 +494,38 @@ def test_v1_inline_sql_against_its_folder(tmp_path: Path) -> None:
     b = load_bundle(out)
     assert codes(b) == ["inline-sql-differs"]
     assert "differs from 20250301120000_init/migration.sql" in b.problems[0].message
+
+
+#: inline SQL as JS source text, as hand-written modules have it (escapes, both quotes, line
+#: terminators a Windows checkout writes inside a template literal)
+INLINE_LITERALS = [
+    "`CREATE TABLE a (id integer);\r\n--> statement-breakpoint\r\nSELECT 'x\ry';`",
+    "`SELECT '\\r\\n', '\\t', '\\u{1F600}', '\\x41', '\\`', '\\\\', '\\${x}';`",
+    "'SELECT \\'it\\'\\'s\\', \"q\", \\u00e9 \\\r\n;'",
+    '"SELECT \\ud83d\\ude00, \\0;"',
+]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
+def test_inline_sql_is_the_string_node_reads(tmp_path: Path) -> None:
+    values = tmp_path / "values.mjs"
+    values.write_bytes(f"export default [{', '.join(INLINE_LITERALS)}];\n".encode())
+    script = "import(process.argv[1]).then(m => console.log(JSON.stringify(m.default)))"
+    out = subprocess.run(
+        ["node", "-e", script, values.as_uri()], capture_output=True, check=True
+    ).stdout
+    expected = json.loads(out)
+    js = (
+        "import journal from './meta/_journal.json';\n"
+        + "".join(f"const m{i:04d} = {lit};\n" for i, lit in enumerate(INLINE_LITERALS))
+        + "export default { journal, migrations: { "
+        + ", ".join(f"m{i:04d}" for i in range(len(INLINE_LITERALS)))
+        + " } };\n"
+    )
+    entries = [(f"{i:04d}_m", 1700000000000 + i, "SELECT 1;") for i in range(len(expected))]
+    out_dir = write_bundle(tmp_path, entries, js=False)
+    (out_dir / "migrations.js").write_bytes(js.encode())
+    assert [m.sql for m in load_bundle(out_dir).migrations] == expected
 
 
 def test_unsupported_js(tmp_path: Path) -> None:

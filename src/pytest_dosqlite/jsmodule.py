@@ -205,10 +205,16 @@ def _unescape(seq: str) -> str:
 def _string_value(node: Node) -> str | None:
     """The value of a ``string`` or substitution-free ``template_string`` node, else None."""
     parts: list[str] = []
+    template = node.type == "template_string"
     for child in node.named_children:
         kind = child.type
         if kind == "string_fragment":
-            parts.append(_text(child))
+            text = _text(child)
+            if template and "\r" in text:
+                # a template literal reads its line terminators CRLF and CR as LF (its escapes
+                # `\r` stay CR): a CRLF checkout runs the same SQL
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            parts.append(text)
         elif kind == "escape_sequence":
             parts.append(_unescape(_text(child)))
         elif kind == "template_substitution":
