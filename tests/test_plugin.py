@@ -594,7 +594,7 @@ def test_paths_on_the_command_line_select_bundles_as_they_select_tests(
     result.stdout.fnmatch_lines(
         [
             "collected 1 item",
-            "drizzle: 2 migrations*checks not collected: not under the paths given",
+            "drizzle: 2 migrations*checks: not under the paths given",
         ]
     )
     # a bundle named with --dosqlite-bundle was asked for by name
@@ -614,6 +614,9 @@ def test_paths_on_the_command_line_select_bundles_as_they_select_tests(
     # one check by node id: that check alone
     result = run(pytester, two, "drizzle/meta/_journal.json::idempotent")
     result.assert_outcomes(passed=1)
+    # every check deselected: the summary says so rather than counting none
+    result = run(pytester, two, "-k", "not upgrade and not idempotent")
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations*checks: none selected"])
 
 
 def test_a_bundle_outside_testpaths_is_checked_and_counted(pytester: pytest.Pytester) -> None:

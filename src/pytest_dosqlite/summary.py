@@ -33,10 +33,11 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
             if timings:
                 f.slowest = max(timings.items(), key=lambda kv: kv[1])
         slow = f", slowest {f.slowest[0]} {f.slowest[1] * 1000:.1f} ms" if f.slowest else ""
-        if not f.results and not selected(f, paths):
+        if not f.results:
+            why = "not under the paths given" if not selected(f, paths) else "none selected"
             tr.write_line(
                 f"{f.label}: {n} migration{'' if n == 1 else 's'}{f', {head}' if head else ''}, "
-                "checks not collected: not under the paths given"
+                f"checks: {why}"
             )
             continue
         tr.write_line(
