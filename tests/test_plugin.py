@@ -440,6 +440,31 @@ def test_a_run_pointed_at_the_bundle_folder_names_it(pytester: pytest.Pytester) 
     assert "\n.: " not in result.stdout.str()
 
 
+def test_a_bundle_folder_named_alone_is_checked_with_its_projects_configs(
+    pytester: pytest.Pytester,
+) -> None:
+    # the Worker declares RoomDO key-value backed: drizzle's migrator cannot run on it
+    make_project(pytester.path, wrangler=WRANGLER_TOML.replace("new_sqlite_classes", "new_classes"))
+    write_bundle(pytester.path / "other" / "drizzle", GOOD)
+    result = run(pytester, "--dosqlite-checks-include=wrangler_contract", "drizzle")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "dosqlite: note: *drizzle has no wrangler or drizzle config: its bundles are checked "
+            "with the configs of the Worker project above it, *",
+            "*RoomDO*",
+        ]
+    )
+    assert "other/drizzle" not in result.stdout.str()  # that folder's bundles only
+    # a bundle folder with no project above it is checked on its own, labelled by its name
+    alone = pytester.mkdir("alone")
+    write_bundle(alone / "drizzle", GOOD)
+    (alone / ".git").mkdir()
+    result = run(pytester, "--dosqlite-checks-include=idempotent", "alone/drizzle")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations, * checks 1 passed, 0 failed*"])
+
+
 @pytest.mark.parametrize("name", ["wrangler.jsonc", "wrangler.json"])
 def test_jsonc_and_json_wrangler_configs(pytester: pytest.Pytester, name: str) -> None:
     comment = "// a comment\n" if name.endswith("jsonc") else ""

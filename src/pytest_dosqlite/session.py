@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .bundle import Bundle
     from .checks import CheckContext
     from .collect import CheckItem
+    from .discovery import Project
     from .images import ImageCache
 
 __all__ = ["DosqliteSession", "FoundBundle"]
@@ -240,18 +241,30 @@ class DosqliteSession:
             if not root.exists():
                 self.errors.append(BundleLoadError(root, "project folder does not exist"))
                 continue
+            only: Path | None = None  # the bundles under this folder, of the project above
             try:
                 project = discover(root)
                 above = None
                 if not project.bundles and not project.errors and self._guessed_project():
                     above = _worker_project_above(root)
+                    if above is not None:
+                        # `pytest --dosqlite` run from the Worker's tests/ folder: its project
+                        # is the folder above with the wrangler or drizzle config
+                        self.config_notes.append(
+                            f"{root} holds no drizzle bundle: checking the Worker project above "
+                            f"it, {above}"
+                        )
+                elif self._within_a_project(project):
+                    # `pytest --dosqlite drizzle`: that folder's bundles, read with the Worker
+                    # project's configs (which DO classes use them, the Text rule)
+                    above = _worker_project_above(root)
+                    if above is not None:
+                        only = root.resolve()
+                        self.config_notes.append(
+                            f"{root} has no wrangler or drizzle config: its bundles are checked "
+                            f"with the configs of the Worker project above it, {above}"
+                        )
                 if above is not None:
-                    # `pytest --dosqlite` run from the Worker's tests/ folder: its project is
-                    # the folder above with the wrangler or drizzle config
-                    self.config_notes.append(
-                        f"{root} holds no drizzle bundle: checking the Worker project above "
-                        f"it, {above}"
-                    )
                     root, project = above, discover(above)
             except Exception as exc:
                 from .errors import DosqliteError
@@ -261,13 +274,23 @@ class DosqliteSession:
                 self.errors.append(BundleLoadError(root, str(exc)))
                 continue
             for ref in project.bundles:
-                add(ref.path, ref.source, root, tuple(ref.do_classes), project)
+                if only is None or ref.path.resolve().is_relative_to(only):
+                    add(ref.path, ref.source, root, tuple(ref.do_classes), project)
             for err in project.errors:
                 self.errors.append(BundleLoadError(Path(err.path), str(err)))
             # what discovery noticed but could work around (a drizzle config whose out folder
             # does not exist, ...): shown in the header, or nobody would ever see it
             self.config_notes.extend(str(w) for w in project.warnings)
         return found
+
+    def _within_a_project(self, project: Project) -> bool:
+        """A folder named on the command line, or the one pytest runs in, that holds bundles
+        but no wrangler or drizzle config: a part of a Worker project (its ``drizzle/``)."""
+        return (
+            self.settings.sources.get("project") in ("command-line paths", "current directory")
+            and not project.wrangler_configs
+            and not project.drizzle_configs
+        )
 
     def _guessed_project(self) -> bool:
         """The project folder was not named (``--dosqlite-project`` or ini): pytest's rootdir
