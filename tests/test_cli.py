@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dosqlite.cli import main
-from test_plugin import GOOD, make_project
+from test_plugin import GOOD, WRANGLER_TOML, make_project, write_bundle
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project" / "drizzle"
 CUSTOM = ("0002_custom", "-- Custom SQL migration file, put your code below! --")
@@ -94,3 +94,22 @@ def test_a_project_folder_is_answered_with_its_bundles(
     (tmp_path / "empty").mkdir()
     assert main(["check", str(tmp_path / "empty")]) == 2
     assert "not a drizzle-kit migrations folder: no meta/_journal.json" in capsys.readouterr().err
+
+
+def test_check_reads_the_bundle_with_its_worker_projects_configs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the Worker declares RoomDO key-value backed: drizzle's migrator cannot run on it
+    make_project(tmp_path, wrangler=WRANGLER_TOML.replace("new_sqlite_classes", "new_classes"))
+    assert main(["check", str(tmp_path / "drizzle"), "--include", "wrangler_contract"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"project: {tmp_path} (its wrangler and drizzle configs)")
+    assert "FAILED wrangler_contract" in out and "RoomDO is KV-backed" in out
+    # a bundle without a Worker project: skipped, with the reason, not passed
+    (tmp_path / "bare" / ".git").mkdir(parents=True)
+    write_bundle(tmp_path / "bare" / "drizzle", GOOD)
+    assert (
+        main(["check", str(tmp_path / "bare" / "drizzle"), "--include", "wrangler_contract"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "skipped wrangler_contract: no wrangler config" in out and "project:" not in out

@@ -51,10 +51,13 @@ def test_missing_text_rule_fails_on_old_wrangler_only(tmp_path: Path) -> None:
 
 def test_bundle_without_project_is_not_checked(tmp_path: Path) -> None:
     from pytest_dosqlite import load_bundle
+    from pytest_dosqlite.errors import CheckSkipped
     from test_plugin import write_bundle
 
     write_bundle(tmp_path / "out", GOOD)
-    wrangler_contract(CheckContext(bundle=load_bundle(tmp_path / "out")))
+    # skipped, with the reason, rather than passed: nothing was checked
+    with pytest.raises(CheckSkipped, match="without its Worker project"):
+        wrangler_contract(CheckContext(bundle=load_bundle(tmp_path / "out")))
     assert DRIZZLE_CONFIG  # the shared fixture text is importable
 
 

@@ -61,7 +61,10 @@ def wrangler_contract(ctx: CheckContext) -> None:
     unique, and the ``.sql`` files ``migrations.js`` imports are bundled as text."""
     project: Any = ctx.project
     if project is None:
-        return  # a bundle given directly, without a Worker project: nothing to check against
+        from .errors import CheckSkipped
+
+        # a bundle given directly, without a Worker project: nothing to check it against
+        raise CheckSkipped("no wrangler config: the bundle was given without its Worker project")
     ref = project.bundle_at(ctx.bundle.root)
     sections: list[tuple[str, str]] = []
     classes = tuple(ref.do_classes) if ref is not None else ()

@@ -50,6 +50,7 @@ __all__ = [
     "discover",
     "parse_drizzle_config_file",
     "parse_wrangler_config",
+    "worker_project_above",
 ]
 
 #: folders never searched
@@ -691,6 +692,20 @@ class Project:
         for issue in self.issues:
             lines.append(f"{issue.severity}: {issue}")
         return lines
+
+
+def worker_project_above(folder: Path) -> Path | None:
+    """The nearest folder above ``folder`` with a wrangler or drizzle config, not past the
+    repository root (a ``.git`` folder) or 8 levels: the Worker project a ``tests/`` or
+    ``drizzle/`` folder belongs to."""
+    for parent in list(folder.parents)[:8]:
+        if any((parent / name).is_file() for name in WRANGLER_NAMES) or any(
+            parent.glob("drizzle.config.*")
+        ):
+            return parent
+        if (parent / ".git").exists():
+            return None
+    return None
 
 
 def _looks_like_drizzle_js(path: Path) -> bool:

@@ -69,23 +69,6 @@ class BundleLoadError:
     message: str
 
 
-#: files that mark a folder as a Worker project root
-_PROJECT_MARKERS = ("wrangler.toml", "wrangler.json", "wrangler.jsonc")
-
-
-def _worker_project_above(folder: Path) -> Path | None:
-    """The nearest folder above ``folder`` with a wrangler or drizzle config, not past the
-    repository root (a ``.git`` folder) or 8 levels."""
-    for parent in list(folder.parents)[:8]:
-        if any((parent / name).is_file() for name in _PROJECT_MARKERS) or any(
-            parent.glob("drizzle.config.*")
-        ):
-            return parent
-        if (parent / ".git").exists():
-            return None
-    return None
-
-
 class DosqliteSession:
     """Per-session state shared by hooks, collectors and fixtures."""
 
@@ -235,7 +218,7 @@ class DosqliteSession:
             add(path, "--dosqlite-bundle", path.parent, (), None)
         if self.settings.bundles and self.settings.sources.get("project") == "rootdir":
             return found
-        from .discovery import discover
+        from .discovery import discover, worker_project_above
 
         for root in self.settings.projects:
             if not root.exists():
@@ -246,7 +229,7 @@ class DosqliteSession:
                 project = discover(root)
                 above = None
                 if not project.bundles and not project.errors and self._guessed_project():
-                    above = _worker_project_above(root)
+                    above = worker_project_above(root)
                     if above is not None:
                         # `pytest --dosqlite` run from the Worker's tests/ folder: its project
                         # is the folder above with the wrangler or drizzle config
@@ -257,7 +240,7 @@ class DosqliteSession:
                 elif self._within_a_project(project):
                     # `pytest --dosqlite drizzle`: that folder's bundles, read with the Worker
                     # project's configs (which DO classes use them, the Text rule)
-                    above = _worker_project_above(root)
+                    above = worker_project_above(root)
                     if above is not None:
                         only = root.resolve()
                         self.config_notes.append(
