@@ -504,6 +504,23 @@ def test_dosqlite_bundle_option(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
+def test_dosqlite_bundle_option_reads_the_worker_projects_configs(
+    pytester: pytest.Pytester,
+) -> None:
+    # the Worker declares RoomDO key-value backed: drizzle's migrator cannot run on it
+    make_project(pytester.path, wrangler=WRANGLER_TOML.replace("new_sqlite_classes", "new_classes"))
+    include = "--dosqlite-checks-include=wrangler_contract"
+    result = run(pytester, "--dosqlite-bundle", "drizzle", include)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*RoomDO is KV-backed*"])
+    # a bundle outside any Worker project: nothing to check it against, and it says so
+    (pytester.path / "bare" / ".git").mkdir(parents=True)
+    write_bundle(pytester.path / "bare" / "out", GOOD)
+    result = run(pytester, "--dosqlite-bundle", "bare/out", include, "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no wrangler config: the bundle was given without its Worker*"])
+
+
 def test_broken_journal_is_a_clear_error(pytester: pytest.Pytester) -> None:
     make_project(pytester.path)
     (pytester.path / "drizzle" / "meta" / "_journal.json").write_text(

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .bundle import Bundle
-    from .discovery import Project
 
 __all__ = ["main"]
 
@@ -58,22 +57,6 @@ def _load(path: str) -> Bundle:
         ) from None
 
 
-def _project_of(bundle: Bundle) -> Project | None:
-    """The Worker project the bundle belongs to (the nearest folder above it with a wrangler
-    or drizzle config), discovered, when it knows the bundle: wrangler_contract reads which
-    DO classes use it and how its .sql files are bundled."""
-    from .discovery import discover, worker_project_above
-
-    above = worker_project_above(bundle.root.resolve())
-    if above is None:
-        return None
-    try:
-        project = discover(above)
-    except Exception:
-        return None
-    return project if project.bundle_at(bundle.root.resolve()) is not None else None
-
-
 def _schema(path: str) -> int:
     from .checks import _query
     from .errors import MigrationError
@@ -105,9 +88,12 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    from .discovery import project_of
+
     bundle = _load(path)
-    project = _project_of(bundle)
-    ref = project.bundle_at(bundle.root) if project is not None else None
+    # read with the configs of its Worker project, as pytest --dosqlite does
+    known = project_of(bundle.root.resolve())
+    project, ref = known if known is not None else (None, None)
     ctx = CheckContext(
         bundle=bundle, project=project, do_classes=tuple(ref.do_classes) if ref else ()
     )

@@ -50,6 +50,7 @@ __all__ = [
     "discover",
     "parse_drizzle_config_file",
     "parse_wrangler_config",
+    "project_of",
     "worker_project_above",
 ]
 
@@ -706,6 +707,23 @@ def worker_project_above(folder: Path) -> Path | None:
         if (parent / ".git").exists():
             return None
     return None
+
+
+def project_of(bundle_root: Path) -> tuple[Project, BundleRef] | None:
+    """The Worker project above a bundle folder named on its own (:func:`worker_project_above`),
+    discovered, and its record of the bundle, when it knows the bundle: which DO classes use
+    it, how its .sql files are bundled."""
+    from .errors import DosqliteError
+
+    above = worker_project_above(bundle_root)
+    if above is None:
+        return None
+    try:
+        project = discover(above)
+    except DosqliteError:
+        return None
+    ref = project.bundle_at(bundle_root)
+    return (project, ref) if ref is not None else None
 
 
 def _looks_like_drizzle_js(path: Path) -> bool:

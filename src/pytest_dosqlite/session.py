@@ -212,6 +212,14 @@ class DosqliteSession:
             if key in seen:
                 return
             seen.add(key)
+            if project is None:
+                # `--dosqlite-bundle`: read with the configs of its Worker project, if it has one
+                from .discovery import project_of
+
+                known = project_of(key)
+                if known is not None:
+                    project, ref = known
+                    root, classes = project.root, tuple(ref.do_classes)
             found.append(FoundBundle(bundle, source, root, classes, project))
 
         for path in self.settings.bundles:
