@@ -390,6 +390,25 @@ def test_xdist_summary_says_where_a_fresh_do_stops(pytester: pytest.Pytester) ->
     )
 
 
+def test_xdist_counts_the_checks_of_a_bundle_file_named_on_the_command_line(
+    pytester: pytest.Pytester,
+) -> None:
+    # items hang from the file named (drizzle/0001_posts.sql::...): the controller, which never
+    # collected them, still knows their bundle
+    make_project(pytester.path)
+    result = pytester.runpytest_subprocess(
+        "--dosqlite",
+        "-p",
+        "no:cacheprovider",
+        "--dosqlite-checks-include=upgrade_from_empty,idempotent",
+        "-n",
+        "2",
+        "drizzle/0001_posts.sql",
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations, 2 tables, checks 2 passed, 0 failed*"])
+
+
 def test_xdist_run_keeps_bundles_on_workers_and_gathers_results(pytester: pytest.Pytester) -> None:
     monorepo(pytester.path, 4)
     result = pytester.runpytest_subprocess(

@@ -344,7 +344,10 @@ class DosqliteSession:
         best = [(f, rel) for f, rel in candidates if rel.endswith(path.lstrip("./"))]
         if best:
             return min(best, key=lambda fr: len(fr[1]))[0]
-        return None
+        # a file of the bundle named on the command line (`drizzle/0003_x.sql::lint`)
+        from .collect import bundle_of_file
+
+        return bundle_of_file(root / path, bundles)
 
     # ------------------------------------------------------------------ running checks
     @property
