@@ -556,6 +556,25 @@ def test_broken_journal_is_a_clear_error(pytester: pytest.Pytester) -> None:
     assert "Traceback" not in out and "direct cause" not in out
 
 
+def test_a_file_of_a_broken_bundle_named_on_the_command_line_gets_the_load_error(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path)
+    (pytester.path / "drizzle" / "meta" / "_journal.json").write_text('{"entries": [\n')
+    for named in ("drizzle/0001_posts.sql", "drizzle/meta/_journal.json"):
+        result = run(pytester, named)
+        assert result.ret == pytest.ExitCode.TESTS_FAILED  # not pytest's "not found" (4)
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                "dosqlite could not load *drizzle:",
+                "*drizzle/meta/_journal.json:2: meta/_journal.json is not valid JSON*",
+            ]
+        )
+    # named together with its folder: reported once
+    run(pytester, "drizzle", "drizzle/0001_posts.sql").assert_outcomes(errors=1)
+
+
 def test_config_problems_are_shown_with_file_and_line(pytester: pytest.Pytester) -> None:
     make_project(pytester.path)
     # a second drizzle config whose out folder does not exist: discovery works around it, and

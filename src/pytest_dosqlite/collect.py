@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BundleFile",
     "CheckItem",
+    "LoadErrorFile",
     "LoadErrorItem",
     "anchor_of",
     "bundle_node",
@@ -34,6 +35,7 @@ __all__ = [
     "import_checks",
     "inject_bundles",
     "named_bundle_file",
+    "named_load_error",
     "selected",
     "through_symlink",
 ]
@@ -126,6 +128,23 @@ def named_bundle_file(
     return bundle, elsewhere
 
 
+def named_load_error(path: Path, config: pytest.Config, errors: Iterable[Any]) -> Any | None:
+    """The load error of the bundle folder holding a file named on the command line
+    (``pytest --dosqlite drizzle/0003_x.sql`` when the journal is broken): reported there,
+    rather than pytest's ``not found``."""
+    paths = explicit_paths(config)
+    if not paths or all(path.name != p.name for p in paths):
+        return None
+    real = path.resolve()
+    if real not in paths:
+        return None
+    for error in errors:
+        where = Path(error.path).resolve()
+        if real == where or real.is_relative_to(where):
+            return error
+    return None
+
+
 def bundle_node(
     parent: pytest.Collector | pytest.Session, path: Path, found: FoundBundle, ds: DosqliteSession
 ) -> BundleFile:
@@ -148,9 +167,12 @@ def inject_bundles(
     so "collected N items" counts them. A bundle with any check among ``items`` is left as
     collected (``pytest --dosqlite drizzle/meta/_journal.json::lint`` runs lint alone)."""
     have = {id(i.parent.found) for i in items if isinstance(i, CheckItem)}
+    reported = {id(i.error) for i in items if isinstance(i, LoadErrorItem)}
     added: list[pytest.Item] = []
     for error in ds.errors:
         where = Path(error.path).resolve()
+        if id(error) in reported:
+            continue
         if paths is None or any(where == p or where.is_relative_to(p) for p in paths):
             item = LoadErrorItem.from_parent(
                 session, name=f"dosqlite-load[{error.path}]", error=error
@@ -317,6 +339,18 @@ class LoadErrorItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return Path(self.error.path), None, f"dosqlite load {self.error.path}"
+
+
+class LoadErrorFile(pytest.File):
+    """A file of a bundle that could not be loaded, named on the command line: its one item
+    is the load error."""
+
+    error: Any
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield LoadErrorItem.from_parent(
+            self, name=f"dosqlite-load[{self.error.path}]", error=self.error
+        )
 
 
 class _CheckRef:

@@ -103,12 +103,25 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         # `pytest --dosqlite drizzle/0003_x.sql`: the checks of the bundle that file is in
         named = named_bundle_file(file_path, parent.config, ds.found)
         if named is None:
-            return None
+            return _load_error_file(file_path, parent, ds)
         found, elsewhere = named
     if through_symlink(file_path, parent.config.rootpath):
         return None
     node = bundle_node(parent, file_path, found, ds)
     node.elsewhere = elsewhere
+    return node
+
+
+def _load_error_file(
+    file_path: Path, parent: pytest.Collector, ds: DosqliteSession
+) -> pytest.Collector | None:
+    from .collect import LoadErrorFile, named_load_error
+
+    error = named_load_error(file_path, parent.config, ds.errors)
+    if error is None:
+        return None
+    node: LoadErrorFile = LoadErrorFile.from_parent(parent, path=file_path)
+    node.error = error
     return node
 
 
