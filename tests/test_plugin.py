@@ -693,6 +693,10 @@ def test_a_bundle_outside_testpaths_is_checked_and_counted(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(
         ["drizzle/meta/_journal.json::upgrade_from_empty", "3 tests collected*"]
     )
+    # --ignore takes a bundle out as it takes a folder of tests out
+    result = run(pytester, two, "--ignore=drizzle")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["drizzle: 2 migrations, checks: ignored (--ignore)"])
 
 
 def test_a_bundle_reached_through_symlinks_is_checked_once(pytester: pytest.Pytester) -> None:

@@ -10,6 +10,8 @@ check reports its titled sections, never a traceback from our internals. Under
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = [
     "bundle_node",
     "bundle_of_file",
     "explicit_paths",
+    "ignored",
     "import_checks",
     "inject_bundles",
     "named_bundle_file",
@@ -88,6 +91,20 @@ def selected(found: FoundBundle, paths: list[Path] | None) -> bool:
         p == anchor or root.is_relative_to(p) or (p.is_relative_to(root) and p.is_file())
         for p in paths
     )
+
+
+def ignored(found: FoundBundle, config: pytest.Config) -> bool:
+    """Whether ``--ignore`` or ``--ignore-glob`` names the bundle's folder or one above it:
+    pytest would not walk into it, so its checks are not added either."""
+    paths = [Path(os.path.abspath(p)) for p in config.getoption("ignore", None) or []]
+    globs = [os.path.abspath(g) for g in config.getoption("ignore_glob", None) or []]
+    if not paths and not globs:
+        return False
+    root = Path(os.path.abspath(found.bundle.root))
+    for folder in (root, *root.parents):
+        if folder in paths or any(fnmatch.fnmatch(str(folder), g) for g in globs):
+            return True
+    return False
 
 
 def bundle_of_file(path: Path, found: Iterable[FoundBundle]) -> FoundBundle | None:
@@ -182,7 +199,7 @@ def inject_bundles(
             )
             added.append(item)
     for found in ds.found:
-        if id(found) in have or not selected(found, paths):
+        if id(found) in have or not selected(found, paths) or ignored(found, session.config):
             continue
         node = bundle_node(session, anchor_of(found.bundle), found, ds)
         new: list[pytest.Item | pytest.Collector] = [

@@ -10,7 +10,7 @@ __all__ = ["write_summary"]
 
 
 def write_summary(tr: Any, ds: DosqliteSession) -> None:
-    from .collect import explicit_paths, selected
+    from .collect import explicit_paths, ignored, selected
     from .images import head_summary
     from .storage import sqlite_version
 
@@ -34,7 +34,13 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
                 f.slowest = max(timings.items(), key=lambda kv: kv[1])
         slow = f", slowest {f.slowest[0]} {f.slowest[1] * 1000:.1f} ms" if f.slowest else ""
         if not f.results:
-            why = "not under the paths given" if not selected(f, paths) else "none selected"
+            why = (
+                "not under the paths given"
+                if not selected(f, paths)
+                else "ignored (--ignore)"
+                if ignored(f, tr.config)
+                else "none selected"
+            )
             tr.write_line(
                 f"{f.label}: {n} migration{'' if n == 1 else 's'}{f', {head}' if head else ''}, "
                 f"checks: {why}"
