@@ -103,7 +103,7 @@ def test_check_reads_the_bundle_with_its_worker_projects_configs(
     make_project(tmp_path, wrangler=WRANGLER_TOML.replace("new_sqlite_classes", "new_classes"))
     assert main(["check", str(tmp_path / "drizzle"), "--include", "wrangler_contract"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith(f"project: {tmp_path} (its wrangler and drizzle configs)")
+    assert out.startswith(f"project: {tmp_path} (1 wrangler config, 1 drizzle config)")
     assert "FAILED wrangler_contract" in out and "RoomDO is KV-backed" in out
     # a bundle without a Worker project: skipped, with the reason, not passed
     (tmp_path / "bare" / ".git").mkdir(parents=True)

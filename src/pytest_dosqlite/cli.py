@@ -98,7 +98,12 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
         bundle=bundle, project=project, do_classes=tuple(ref.do_classes) if ref else ()
     )
     if project is not None:
-        print(f"project: {project.root} (its wrangler and drizzle configs)")
+        wranglers, drizzles = len(project.wrangler_configs), len(project.drizzle_configs)
+        print(
+            f"project: {project.root} ({wranglers} wrangler config"
+            f"{'' if wranglers == 1 else 's'}, {drizzles} drizzle config"
+            f"{'' if drizzles == 1 else 's'})"
+        )
     failed = passed = skipped = 0
     for name in names or CHECK_NAMES:
         if name in exclude:
