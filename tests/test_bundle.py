@@ -978,6 +978,29 @@ def test_a_migrations_ts_of_another_shape_is_named_as_unread(tmp_path: Path, wit
     assert bundle.format == ("durable-sqlite" if with_js else "journal")
 
 
+def test_a_hand_written_migrations_ts_with_inline_sql_is_read(tmp_path: Path) -> None:
+    # the DO runs the module's inline SQL; where it differs from the .sql file drizzle-kit
+    # wrote, the problem names the module, and drizzle-kit rewriting it is not the reason
+    root = write_bundle(tmp_path, BASIC)
+    ran = "ALTER TABLE `a` ADD `c` text;"
+    module = inline_js([BASIC[0][2], ran, BASIC[2][2]]).replace(
+        "export default", "const typed: string = '';\nexport default"
+    )
+    (root / "migrations.ts").write_text(module, encoding="utf-8")
+    bundle = load_bundle(root)
+    assert bundle.migrations_js_path == root / "migrations.ts"
+    assert bundle.migrations[1].sql == ran and bundle.migrations[1].path == root / "migrations.ts"
+    assert codes(bundle) == ["inline-sql-differs"]
+    (problem,) = bundle.problems
+    assert problem.path == root / "migrations.ts" and problem.line == 5  # m0001's string
+    assert "the DO runs the inline text of migrations.ts, not the 0001_more.sql" in problem.message
+    assert "rewrites" not in problem.message
+    assert problem.fix is not None and "edit migrations.ts" in problem.fix
+    # the same SQL inline as in the files: read, nothing to say
+    (root / "migrations.ts").write_text(inline_js([sql for _, _, sql in BASIC]), encoding="utf-8")
+    assert load_bundle(root).problems == ()
+
+
 def test_only_the_hand_written_modules_own_problems_are_renamed(tmp_path: Path) -> None:
     # a journal problem about what drizzle-kit writes keeps naming migrations.js
     entries = [*BASIC, BASIC[-1]]

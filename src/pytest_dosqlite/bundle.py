@@ -394,9 +394,9 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "hand-written migrations.ts is what the Durable Object runs, even when drizzle-kit's "
             "generated migrations.js sits next to it. pytest-dosqlite reads such a module when it "
             "has drizzle-kit's shape (`export default { journal, migrations }`, each member an "
-            "import of a file in the folder). This one has another shape (named exports, a "
-            "bundler suffix such as `?raw`, computed members): the bundle is checked from "
-            "migrations.js or, without one, from the journal and the .sql files, so a journal "
+            "import of a file in the folder or inline SQL). This one has another shape (named "
+            "exports, a bundler suffix such as `?raw`, computed members): the bundle is checked "
+            "from migrations.js or, without one, from the journal and the .sql files, so a journal "
             "entry the module does not import, or maps to another file, is not caught.",
             "Give the module drizzle-kit's shape, or import drizzle-kit's generated module "
             "(`import migrations from './drizzle/migrations.js'`) and delete the hand-written "
@@ -472,9 +472,10 @@ def when_moment(when: int) -> datetime.datetime | None:
 def _inline_differs(
     inline: str, file_text: str, key: str, name: str, path: Path, line: int, tag: str
 ) -> Problem | None:
-    """``inline-sql-differs`` when migrations.js's inline SQL for ``key`` is not the text of
-    the migration's own .sql file ``name`` (line endings aside: a JS template literal reads
-    CRLF as LF)."""
+    """``inline-sql-differs`` when the migrations module's inline SQL for ``key`` is not the
+    text of the migration's own .sql file ``name`` (line endings aside: a JS template literal
+    reads CRLF as LF). The module is ``path``: drizzle-kit's migrations.js, which the next
+    ``drizzle-kit generate`` rewrites, or a hand-written module, which it leaves alone."""
     ours = inline.replace("\r\n", "\n")
     theirs = file_text.replace("\r\n", "\n")
     if ours == theirs:
@@ -483,15 +484,18 @@ def _inline_differs(
     at = next(
         (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
     )
-    return _problem(
-        "inline-sql-differs",
+    head = (
         f"`{key}` holds the SQL of {tag} inline, and it differs from {name} from the file's line "
-        f"{at + 1} on: the DO runs the inline text; once `drizzle-kit generate` rewrites "
-        f"migrations.js to import {name}, fresh DOs run the file's text",
-        path,
-        line,
-        tag,
+        f"{at + 1} on: the DO runs the inline text"
     )
+    if path.name == "migrations.js":
+        why = (
+            f"; once `drizzle-kit generate` rewrites migrations.js to import {name}, fresh DOs "
+            "run the file's text"
+        )
+    else:
+        why = f" of {path.name}, not the {name} that drizzle-kit wrote and reviewers read"
+    return _problem("inline-sql-differs", head + why, path, line, tag)
 
 
 def _problem(
@@ -1329,8 +1333,8 @@ def _worker_module(
     (:data:`~pytest_dosqlite.jsmodule.RESOLVE_EXTENSIONS`), so a hand-written
     ``migrations.ts`` next to drizzle-kit's ``migrations.js`` is the one the DO runs. It is read
     when it has drizzle-kit's shape (a default export ``{journal, migrations}`` whose members
-    import this folder's files); otherwise ``migrations.js`` (or the journal alone) is, and
-    ``unread-migrations-module`` says so.
+    import this folder's files or hold the SQL inline); otherwise ``migrations.js`` (or the
+    journal alone) is, and ``unread-migrations-module`` says so.
     """
     from .jsmodule import dialect_for, parse_migrations_js
 
@@ -1362,8 +1366,10 @@ def _unreadable_shape(root: Path, mjs: MigrationsJs) -> str | None:
     if not mjs.has_default_export or not mjs.migrations_found or mjs.journal_import is None:
         return "it is not drizzle-kit's `export default { journal, migrations }`"
     for entry in mjs.entries:
+        if entry.kind == "string":
+            continue  # inline SQL: what the DO runs, read as it is
         if entry.kind != "import" or entry.source is None:
-            return f"`{entry.key}` is not an import of a .sql file"
+            return f"`{entry.key}` is neither an import of a .sql file nor inline SQL"
         target = _resolve_specifier(root, entry.source)
         if target is None or not _is_file(target):
             return f"`{entry.key}` imports {entry.source!r}, which is not a file here"
