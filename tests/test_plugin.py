@@ -465,6 +465,20 @@ def test_a_bundle_folder_named_alone_is_checked_with_its_projects_configs(
     result.stdout.fnmatch_lines(["drizzle: 2 migrations, * checks 1 passed, 0 failed*"])
 
 
+def test_a_broken_config_above_a_bundle_folder_named_alone_is_reported(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path, wrangler=WRANGLER_TOML + "\n[[[broken\n")
+    include = "--dosqlite-checks-include=idempotent"
+    result = run(pytester, include, "drizzle")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["dosqlite could not load *wrangler.toml*"])
+    # a run of the user's tests alone does not check the bundle, nor read its configs
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_x.py").write_text("def test_x():\n    pass\n")
+    run(pytester, include, "tests").assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize("name", ["wrangler.jsonc", "wrangler.json"])
 def test_jsonc_and_json_wrangler_configs(pytester: pytest.Pytester, name: str) -> None:
     comment = "// a comment\n" if name.endswith("jsonc") else ""

@@ -185,12 +185,19 @@ def inject_bundles(
     collected (``pytest --dosqlite drizzle/meta/_journal.json::lint`` runs lint alone)."""
     have = {id(i.parent.found) for i in items if isinstance(i, CheckItem)}
     reported = {id(i.error) for i in items if isinstance(i, LoadErrorItem)}
+    roots = [f.bundle.root.resolve() for f in ds.found if selected(f, paths)]
     added: list[pytest.Item] = []
     for error in ds.errors:
         where = Path(error.path).resolve()
         if id(error) in reported:
             continue
-        if paths is None or any(where == p or where.is_relative_to(p) for p in paths):
+        # a broken wrangler or drizzle config above a bundle checked: its checks read it
+        config = where.name.startswith(("wrangler.", "drizzle")) and where.is_file()
+        if (
+            paths is None
+            or any(where == p or where.is_relative_to(p) for p in paths)
+            or (config and any(r.is_relative_to(where.parent) for r in roots))
+        ):
             item = LoadErrorItem.from_parent(
                 session, name=f"dosqlite-load[{error.path}]", error=error
             )
