@@ -10,8 +10,6 @@ check reports its titled sections, never a traceback from our internals. Under
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,14 +30,8 @@ __all__ = [
     "LoadErrorItem",
     "anchor_of",
     "bundle_node",
-    "bundle_of_file",
-    "explicit_paths",
-    "ignored",
     "import_checks",
     "inject_bundles",
-    "named_bundle_file",
-    "named_load_error",
-    "selected",
     "through_symlink",
 ]
 
@@ -53,113 +45,6 @@ def anchor_of(bundle: Bundle) -> Path:
     if bundle.migrations and bundle.migrations[0].path is not None:
         return bundle.migrations[0].path
     return bundle.root
-
-
-def explicit_paths(config: pytest.Config) -> list[Path] | None:
-    """The paths named on the command line (node ids cut at ``::``), resolved; None when
-    pytest collects its defaults (``testpaths``, or the folder it was started in).
-
-    Named paths select the bundles under them, as they select test files: ``pytest --dosqlite
-    tests/test_backfill.py`` runs that file, not every bundle's checks. Without paths, every
-    bundle of the project is checked, wherever it lies (``testpaths = ["tests"]`` does not
-    hide ``drizzle/``).
-    """
-    cached = config.stash.get(_EXPLICIT, _UNSET)
-    if cached is not _UNSET:
-        return cached  # type: ignore[return-value]
-    paths = None
-    if config.args_source == pytest.Config.ArgsSource.ARGS:
-        base = config.invocation_params.dir
-        paths = [(base / str(arg).split("::")[0]).resolve() for arg in config.args]
-    config.stash[_EXPLICIT] = paths
-    return paths
-
-
-_UNSET = object()
-_EXPLICIT = pytest.StashKey[object]()
-
-
-def selected(found: FoundBundle, paths: list[Path] | None) -> bool:
-    """Whether the command line's ``paths`` (see :func:`explicit_paths`) take in the bundle:
-    a folder holding it, its own folder, or one of its files. A bundle named with
-    ``--dosqlite-bundle`` is always taken: it was asked for by name."""
-    if paths is None or found.source == "--dosqlite-bundle":
-        return True
-    root = found.bundle.root.resolve()
-    anchor = anchor_of(found.bundle).resolve()
-    return any(
-        p == anchor or root.is_relative_to(p) or (p.is_relative_to(root) and p.is_file())
-        for p in paths
-    )
-
-
-def ignored(found: FoundBundle, config: pytest.Config) -> bool:
-    """Whether ``--ignore`` or ``--ignore-glob`` names the bundle's folder or one above it:
-    pytest would not walk into it, so its checks are not added either."""
-    paths = [Path(os.path.abspath(p)) for p in config.getoption("ignore", None) or []]
-    globs = [os.path.abspath(g) for g in config.getoption("ignore_glob", None) or []]
-    if not paths and not globs:
-        return False
-    root = Path(os.path.abspath(found.bundle.root))
-    for folder in (root, *root.parents):
-        if folder in paths or any(fnmatch.fnmatch(str(folder), g) for g in globs):
-            return True
-    return False
-
-
-def bundle_of_file(path: Path, found: Iterable[FoundBundle]) -> FoundBundle | None:
-    """The bundle whose folder holds ``path`` (the innermost, if folders nest)."""
-    real = path.resolve()
-    best: FoundBundle | None = None
-    for f in found:
-        root = f.bundle.root.resolve()
-        if real.is_relative_to(root) and (
-            best is None or root.is_relative_to(best.bundle.root.resolve())
-        ):
-            best = f
-    return best
-
-
-def named_bundle_file(
-    path: Path, config: pytest.Config, found: Iterable[FoundBundle]
-) -> tuple[FoundBundle, bool] | None:
-    """The bundle of a file named on the command line that is not the bundle's anchor
-    (``pytest --dosqlite drizzle/0003_x.sql`` or ``drizzle/migrations.js``), and whether its
-    checks are collected elsewhere: through another path given that holds the anchor, or
-    through another of its files named earlier (they would run twice)."""
-    paths = explicit_paths(config)
-    # called for every file pytest walks: a name no path has settles it without a stat
-    if not paths or all(path.name != p.name for p in paths):
-        return None
-    real = path.resolve()
-    if real not in paths:
-        return None
-    bundle = bundle_of_file(real, found)
-    if bundle is None:
-        return None
-    anchor = anchor_of(bundle.bundle).resolve()
-    earlier = paths[: paths.index(real)]
-    elsewhere = any(p != real and anchor.is_relative_to(p) for p in paths) or any(
-        p.is_file() and bundle_of_file(p, [bundle]) is not None for p in earlier
-    )
-    return bundle, elsewhere
-
-
-def named_load_error(path: Path, config: pytest.Config, errors: Iterable[Any]) -> Any | None:
-    """The load error of the bundle folder holding a file named on the command line
-    (``pytest --dosqlite drizzle/0003_x.sql`` when the journal is broken): reported there,
-    rather than pytest's ``not found``."""
-    paths = explicit_paths(config)
-    if not paths or all(path.name != p.name for p in paths):
-        return None
-    real = path.resolve()
-    if real not in paths:
-        return None
-    for error in errors:
-        where = Path(error.path).resolve()
-        if real == where or real.is_relative_to(where):
-            return error
-    return None
 
 
 def bundle_node(
@@ -183,6 +68,8 @@ def inject_bundles(
     pytest does not enter. They go through ``pytest_collectreport`` like any collected node,
     so "collected N items" counts them. A bundle with any check among ``items`` is left as
     collected (``pytest --dosqlite drizzle/meta/_journal.json::lint`` runs lint alone)."""
+    from .selection import ignored, selected
+
     have = {id(i.parent.found) for i in items if isinstance(i, CheckItem)}
     reported = {id(i.error) for i in items if isinstance(i, LoadErrorItem)}
     roots = [f.bundle.root.resolve() for f in ds.found if selected(f, paths)]

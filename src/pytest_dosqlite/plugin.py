@@ -93,7 +93,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     ds = _session(parent.config)
     if ds is None or not ds.settings.enabled:
         return None
-    from .collect import bundle_node, named_bundle_file, through_symlink
+    from .collect import bundle_node, through_symlink
+    from .selection import named_bundle_file
 
     found = None
     if file_path.name in ("_journal.json", "migrations.js", "migration.sql"):
@@ -115,7 +116,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def _load_error_file(
     file_path: Path, parent: pytest.Collector, ds: DosqliteSession
 ) -> pytest.Collector | None:
-    from .collect import LoadErrorFile, named_load_error
+    from .collect import LoadErrorFile
+    from .selection import named_load_error
 
     error = named_load_error(file_path, parent.config, ds.errors)
     if error is None:
@@ -132,7 +134,8 @@ def pytest_collection_modifyitems(
     ds = _session(config)
     if ds is None or not ds.settings.enabled:
         return
-    from .collect import explicit_paths, inject_bundles
+    from .collect import inject_bundles
+    from .selection import explicit_paths
 
     items[:0] = inject_bundles(session, ds, explicit_paths(config), items)
 

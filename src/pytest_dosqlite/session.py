@@ -345,7 +345,7 @@ class DosqliteSession:
         if best:
             return min(best, key=lambda fr: len(fr[1]))[0]
         # a file of the bundle named on the command line (`drizzle/0003_x.sql::lint`)
-        from .collect import bundle_of_file
+        from .selection import bundle_of_file
 
         return bundle_of_file(root / path, bundles)
 

@@ -10,8 +10,8 @@ __all__ = ["write_summary"]
 
 
 def write_summary(tr: Any, ds: DosqliteSession) -> None:
-    from .collect import explicit_paths, ignored, selected
     from .images import head_summary
+    from .selection import explicit_paths, ignored, selected
     from .storage import sqlite_version
 
     if not ds.found:
