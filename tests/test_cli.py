@@ -75,21 +75,30 @@ def test_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert "schema PATH: print the normalized schema" in out and "``" not in out
 
 
-def test_a_project_folder_is_answered_with_its_bundles(
+def test_a_project_folder_stands_for_its_bundles(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # one bundle: that bundle, read with the project's configs
     make_project(tmp_path)
-    for command in ("check", "schema", "report"):
-        assert main([command, str(tmp_path)]) == 2
-        err = capsys.readouterr().err
-        assert err.startswith(f"error: {tmp_path}: a project folder, not a drizzle-kit")
-        assert (
-            f"the bundle under it: drizzle. Pass it, or run `pytest --dosqlite {tmp_path}`" in err
-        )
+    assert main(["check", str(tmp_path), "--include", "wrangler_contract"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"project: {tmp_path} (1 wrangler config")
+    assert "passed wrangler_contract" in out
+    assert main(["schema", str(tmp_path)]) == 0
+    assert "CREATE TABLE posts" in capsys.readouterr().out
+    # several: check and schema name them; the report takes them all
     (tmp_path / "chat").mkdir()
     make_project(tmp_path / "chat")
-    assert main(["check", str(tmp_path)]) == 2
-    assert "its bundles: chat/drizzle, drizzle. Pass one" in capsys.readouterr().err
+    for command in ("check", "schema"):
+        assert main([command, str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "a project folder with 2 bundles: chat/drizzle, drizzle. Pass one of them" in err
+        assert f"or run `pytest --dosqlite {tmp_path}`" in err
+    assert main(["report", str(tmp_path)]) == 0
+    report = capsys.readouterr().out
+    headings = [line for line in report.splitlines() if line.startswith("## `")]
+    assert [h.endswith(("chat/drizzle`", "/drizzle`")) for h in headings] == [True, True]
+    assert headings[0].endswith("chat/drizzle`")
     # a folder with no bundle under it keeps the plain message
     (tmp_path / "empty").mkdir()
     assert main(["check", str(tmp_path / "empty")]) == 2

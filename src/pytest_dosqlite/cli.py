@@ -21,40 +21,45 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-def _load(path: str) -> Bundle:
-    """The bundle at ``path``; for a Worker project folder, an error naming its bundles."""
+def _bundles_at(path: str) -> list[Bundle]:
+    """The bundle at ``path`` or, for a Worker project folder, the bundles discovery finds in
+    it (in path order)."""
     from pathlib import Path
 
     from .bundle import load_bundle
     from .discovery import discover
-    from .errors import BundleError
+    from .errors import BundleError, DosqliteError
 
     try:
-        return load_bundle(path)
+        return [load_bundle(path)]
     except BundleError as exc:
         folder = Path(path)
         if not folder.is_dir() or exc.path is None or Path(exc.path).resolve() != folder.resolve():
             raise
         try:
             project = discover(folder)
-        except Exception:
+        except DosqliteError:
             raise exc from None
         if not project.bundles:
             raise
-        names = ", ".join(sorted(os.path.relpath(b.path, project.root) for b in project.bundles))
-        one = len(project.bundles) == 1
-        raise BundleError(
-            "a project folder, not a drizzle-kit migrations folder; "
-            + (
-                f"the bundle under it: {names}. Pass it"
-                if one
-                else f"its bundles: {names}. Pass one"
-            )
-            + f", or run `pytest --dosqlite {path}` to check "
-            + ("it" if one else "them all")
-            + " with the project's wrangler and drizzle configs",
-            folder,
-        ) from None
+        return [load_bundle(ref.path) for ref in sorted(project.bundles, key=lambda r: r.path)]
+
+
+def _load(path: str) -> Bundle:
+    """The one bundle at ``path`` (a project folder with one bundle gives that bundle); for a
+    project folder with several, an error naming them."""
+    from .errors import BundleError
+
+    bundles = _bundles_at(path)
+    if len(bundles) == 1:
+        return bundles[0]
+    names = ", ".join(os.path.relpath(b.root, path) for b in bundles)
+    raise BundleError(
+        f"a project folder with {len(bundles)} bundles: {names}. Pass one of them, or run "
+        f"`pytest --dosqlite {path}` to check them all with the project's wrangler and drizzle "
+        "configs",
+        path,
+    )
 
 
 def _schema(path: str) -> int:
@@ -141,7 +146,7 @@ def _report(paths: list[str], out: str | None) -> int:
 
     from .report import render_report
 
-    bundles = [_load(p) for p in paths]
+    bundles = [b for p in paths for b in _bundles_at(p)]
     target = Path(out) if out else None
     text = render_report(bundles, base=target.parent if target else None)
     if target is None:
@@ -164,13 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_schema = sub.add_parser("schema", help="print the normalized schema of a bundle at head")
-    p_schema.add_argument("path", help="drizzle-kit out folder")
+    p_schema.add_argument("path", help="drizzle-kit out folder, or a project folder with one")
     p_check = sub.add_parser("check", help="run the built-in checks on a bundle")
-    p_check.add_argument("path", help="drizzle-kit out folder")
+    p_check.add_argument("path", help="drizzle-kit out folder, or a project folder with one")
     p_check.add_argument("--include", default="", help="comma-separated checks to run")
     p_check.add_argument("--exclude", default="", help="comma-separated checks to skip")
     p_report = sub.add_parser("report", help="write the Markdown report of bundles")
-    p_report.add_argument("path", nargs="+", help="drizzle-kit out folder(s)")
+    p_report.add_argument(
+        "path", nargs="+", help="drizzle-kit out folder(s), or project folders (all their bundles)"
+    )
     p_report.add_argument("-o", "--output", help="file to write (default: standard output)")
     sub.add_parser("workerd-install", help="install the workerd backend's npm packages")
     args = parser.parse_args(argv)
