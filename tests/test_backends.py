@@ -461,6 +461,29 @@ def test_plugin_end_to_end_on_workerd(
 
 @pytest.mark.workerd
 @needs_node
+def test_xdist_summary_on_workerd_says_what_a_fresh_do_reaches(
+    pytester: pytest.Pytester, shared_cache: None
+) -> None:
+    # upgrade_from_empty runs in workerd, which keeps no image to count tables in; a worker's
+    # emulator images (concurrent_starts runs on the emulator) tell the controller
+    make_project(pytester.path)
+    result = pytester.runpytest_subprocess(
+        "--dosqlite",
+        "--dosqlite-backend=workerd",
+        "--dosqlite-checks-include=upgrade_from_empty,concurrent_starts",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["drizzle: 2 migrations, 2 tables, checks 2 passed, 0 failed, slowest 000*"]
+    )
+
+
+@pytest.mark.workerd
+@needs_node
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_crashed_session_leaves_no_workerd(
     pytester: pytest.Pytester, tmp_path: Path, shared_cache: None

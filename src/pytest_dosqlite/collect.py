@@ -203,8 +203,21 @@ class CheckItem(pytest.Item):
             self.duration = time.perf_counter() - started
             dsession.record(self.parent.found, self.check_name, ctx)
             # facts for the terminal summary, carried to the xdist controller by the report
-            if "head_summary" in ctx.extra:
-                self.user_properties.append(("dosqlite_head", ctx.extra["head_summary"]))
+            head = ctx.extra.get("head_summary")
+            found = self.parent.found
+            if (head is None or found.slowest is None) and dsession.images.built(found.bundle):
+                # the workerd backend's upgrade_from_empty keeps no image to count tables in
+                # nor timings; the emulator's, built here by a check that runs on it, tell the
+                # controller (which under xdist builds nothing)
+                from .images import head_summary
+
+                if head is None and found.head is None:
+                    head = found.head = head_summary(dsession.images, found.bundle)
+                timings = dsession.images.timings(found.bundle)
+                if found.slowest is None and timings:
+                    found.slowest = max(timings.items(), key=lambda kv: kv[1])
+            if head is not None:
+                self.user_properties.append(("dosqlite_head", head))
             if self.parent.found.slowest is not None:
                 self.user_properties.append(("dosqlite_slowest", self.parent.found.slowest))
             if self.parent.found.images_seconds is not None:
