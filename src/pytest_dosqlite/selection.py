@@ -97,6 +97,16 @@ def bundle_of_file(path: Path, found: Iterable[FoundBundle]) -> FoundBundle | No
     return best
 
 
+def _named(path: Path, config: pytest.Config) -> tuple[Path, list[Path]] | None:
+    """``path`` resolved, with the command line's paths, when it is one of them."""
+    paths = explicit_paths(config)
+    # called for every file pytest walks: a name no path has settles it without a stat
+    if not paths or all(path.name != p.name for p in paths):
+        return None
+    real = path.resolve()
+    return (real, paths) if real in paths else None
+
+
 def named_bundle_file(
     path: Path, config: pytest.Config, found: Iterable[FoundBundle]
 ) -> tuple[FoundBundle, bool] | None:
@@ -104,13 +114,10 @@ def named_bundle_file(
     (``pytest --dosqlite drizzle/0003_x.sql`` or ``drizzle/migrations.js``), and whether its
     checks are collected elsewhere: through another path given that holds the anchor, or
     through another of its files named earlier (they would run twice)."""
-    paths = explicit_paths(config)
-    # called for every file pytest walks: a name no path has settles it without a stat
-    if not paths or all(path.name != p.name for p in paths):
+    named = _named(path, config)
+    if named is None:
         return None
-    real = path.resolve()
-    if real not in paths:
-        return None
+    real, paths = named
     bundle = bundle_of_file(real, found)
     if bundle is None:
         return None
@@ -126,12 +133,10 @@ def named_load_error(path: Path, config: pytest.Config, errors: Iterable[Any]) -
     """The load error of the bundle folder holding a file named on the command line
     (``pytest --dosqlite drizzle/0003_x.sql`` when the journal is broken): reported there,
     rather than pytest's ``not found``."""
-    paths = explicit_paths(config)
-    if not paths or all(path.name != p.name for p in paths):
+    named = _named(path, config)
+    if named is None:
         return None
-    real = path.resolve()
-    if real not in paths:
-        return None
+    real = named[0]
     for error in errors:
         where = Path(error.path).resolve()
         if real == where or real.is_relative_to(where):
