@@ -465,6 +465,22 @@ def test_a_bundle_folder_named_alone_is_checked_with_its_projects_configs(
     result.stdout.fnmatch_lines(["drizzle: 2 migrations, * checks 1 passed, 0 failed*"])
 
 
+def test_a_project_with_only_a_named_drizzle_config_is_found_above_its_bundle(
+    pytester: pytest.Pytester,
+) -> None:
+    # drizzle-do.config.ts marks the project as drizzle.config.ts does
+    (pytester.path / "drizzle-do.config.ts").write_text(DRIZZLE_CONFIG)
+    write_bundle(pytester.path / "drizzle", GOOD)
+    result = run(pytester, "--dosqlite-checks-include=idempotent", "drizzle")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "dosqlite: note: *drizzle has no wrangler or drizzle config: its bundles are checked "
+            "with the configs of the Worker project above it, *"
+        ]
+    )
+
+
 def test_a_broken_config_above_a_bundle_folder_named_alone_is_reported(
     pytester: pytest.Pytester,
 ) -> None:

@@ -68,6 +68,7 @@ def inject_bundles(
     pytest does not enter. They go through ``pytest_collectreport`` like any collected node,
     so "collected N items" counts them. A bundle with any check among ``items`` is left as
     collected (``pytest --dosqlite drizzle/meta/_journal.json::lint`` runs lint alone)."""
+    from .discovery import is_config_name
     from .selection import ignored, selected
 
     have = {id(i.parent.found) for i in items if isinstance(i, CheckItem)}
@@ -79,7 +80,7 @@ def inject_bundles(
         if id(error) in reported:
             continue
         # a broken wrangler or drizzle config above a bundle checked: its checks read it
-        config = where.name.startswith(("wrangler.", "drizzle")) and where.is_file()
+        config = is_config_name(where.name)
         if (
             paths is None
             or any(where == p or where.is_relative_to(p) for p in paths)

@@ -48,6 +48,7 @@ __all__ = [
     "WranglerConfig",
     "WranglerMigration",
     "discover",
+    "is_config_name",
     "parse_drizzle_config_file",
     "parse_wrangler_config",
     "project_of",
@@ -695,15 +696,22 @@ class Project:
         return lines
 
 
+def is_config_name(name: str) -> bool:
+    """A wrangler config (``wrangler.toml``/``.json``/``.jsonc``) or a drizzle config
+    (``drizzle.config.ts``, ``drizzle-do.config.ts``, ...): what marks a Worker project."""
+    return name in WRANGLER_NAMES or _DRIZZLE_CONFIG.match(name) is not None
+
+
 def worker_project_above(folder: Path) -> Path | None:
     """The nearest folder above ``folder`` with a wrangler or drizzle config, not past the
     repository root (a ``.git`` folder) or 8 levels: the Worker project a ``tests/`` or
     ``drizzle/`` folder belongs to."""
     for parent in list(folder.parents)[:8]:
-        if any((parent / name).is_file() for name in WRANGLER_NAMES) or any(
-            parent.glob("drizzle.config.*")
-        ):
-            return parent
+        try:
+            if any(is_config_name(entry.name) and entry.is_file() for entry in parent.iterdir()):
+                return parent
+        except OSError:
+            pass
         if (parent / ".git").exists():
             return None
     return None
