@@ -204,29 +204,36 @@ class CheckItem(pytest.Item):
             self.duration = time.perf_counter() - started
             dsession.record(self.parent.found, self.check_name, ctx)
             # facts for the terminal summary, carried to the xdist controller by the report
-            head = ctx.extra.get("head_summary")
             found = self.parent.found
-            if (head is None or found.slowest is None) and dsession.images.built(found.bundle):
-                # the workerd backend's upgrade_from_empty keeps no image to count tables in
-                # nor timings; the emulator's, built here by a check that runs on it, tell the
-                # controller (which under xdist builds nothing)
-                from .images import head_summary
-
-                if head is None and found.head is None:
-                    head = found.head = head_summary(dsession.images, found.bundle)
-                timings = dsession.images.timings(found.bundle)
-                if found.slowest is None and timings:
-                    found.slowest = max(timings.items(), key=lambda kv: kv[1])
+            head = ctx.extra.get("head_summary")
+            if (head is None and found.head is None) or found.slowest is None:
+                head = self._from_emulator_images(head)
             if head is not None:
                 self.user_properties.append(("dosqlite_head", head))
-            if self.parent.found.slowest is not None:
-                self.user_properties.append(("dosqlite_slowest", self.parent.found.slowest))
-            if self.parent.found.images_seconds is not None:
+            if found.slowest is not None:
+                self.user_properties.append(("dosqlite_slowest", found.slowest))
+            if found.images_seconds is not None:
                 # what starting on this bundle costs a worker (the xdist scheduler weighs it)
-                seconds = round(self.parent.found.images_seconds, 6)
+                seconds = round(found.images_seconds, 6)
                 self.user_properties.append(("dosqlite_images_seconds", seconds))
             for note in ctx.extra.get("notes") or ():
                 self.add_report_section("call", "dosqlite", str(note))
+
+    def _from_emulator_images(self, head: str | None) -> str | None:
+        """What a fresh DO reaches and the slowest migration, from the emulator's images when
+        this process built them: the workerd backend's upgrade_from_empty keeps no image to
+        count tables in nor timings, and under xdist the controller builds nothing."""
+        found, images = self.parent.found, self.parent.dsession.images
+        if not images.built(found.bundle):
+            return head
+        if head is None and found.head is None:
+            from .images import head_summary
+
+            head = found.head = head_summary(images, found.bundle)
+        timings = images.timings(found.bundle)
+        if found.slowest is None and timings:
+            found.slowest = max(timings.items(), key=lambda kv: kv[1])
+        return head
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
