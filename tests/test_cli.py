@@ -122,3 +122,24 @@ def test_check_reads_the_bundle_with_its_worker_projects_configs(
     )
     out = capsys.readouterr().out
     assert "skipped wrangler_contract: no wrangler config" in out and "project:" not in out
+
+
+def test_check_takes_the_lint_settings_its_failure_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_plugin import COPIES_MISSING
+
+    make_project(tmp_path, COPIES_MISSING)
+    bundle = str(tmp_path / "drizzle")
+    assert main(["check", bundle, "--include", "lint,lint"]) == 1
+    out = capsys.readouterr().out
+    assert "DO029" in out and "--lint-severity DO0NN=off" in out and "--lint-baseline" in out
+    assert out.splitlines()[-1] == "0 passed, 1 failed"  # a name given twice runs once
+    assert main(["check", bundle, "--include", "lint", "--lint-severity", "DO029=warning"]) == 0
+    assert "warning: " in capsys.readouterr().out
+    assert main(["check", bundle, "--include", "lint", "--lint-baseline", "0001_pinned"]) == 0
+    capsys.readouterr()
+    assert main(["check", bundle, "--include", "lint", "--lint-severity", "DO999=off"]) == 2
+    assert "unknown lint rule DO999" in capsys.readouterr().err
+    assert main(["check", bundle, "--lint-severity", "DO029"]) == 2
+    assert "RULE=error|warning|off" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from pytest_dosqlite.lint import (
     RULES,
     DosqliteLintWarning,
     Finding,
+    baseline_tags,
     lint_bundle,
     lint_check,
 )
@@ -942,17 +943,23 @@ def test_lint_check_raises_with_errors_and_warns(tmp_path: Path) -> None:
     assert any("DO001" in m for m in messages)
 
 
-def test_lint_check_uses_settings_and_accepted_tags(tmp_path: Path) -> None:
+def test_lint_check_uses_settings_and_the_baseline(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path, USERS, POSTS_CASCADE, RECREATE_USERS)
+    tags = [m.tag for m in bundle.migrations]
     quiet = Settings(lint_severity={"DO024": "off", "DO001": "off"})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lint_check(CheckContext(bundle=bundle, settings=quiet))
-        accepted = {m.tag for m in bundle.migrations}
-        lint_check(CheckContext(bundle=bundle, extra={"accepted_tags": accepted}))
-    with pytest.raises(CheckFailure), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lint_check(CheckContext(bundle=bundle, extra={"accepted_tags": None}))
+        # the baseline names the last migration: nothing is left to lint
+        lint_check(CheckContext(bundle=bundle, settings=Settings(lint_baseline=(tags[-1],))))
+    assert baseline_tags(bundle, ["nope", tags[1]]) == (set(tags[:2]), tags[1])
+    assert baseline_tags(bundle, ["nope"]) == (set(), None)
+    for baseline in ((), (tags[1],), ("elsewhere",)):
+        with pytest.raises(CheckFailure) as info, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lint_check(CheckContext(bundle=bundle, settings=Settings(lint_baseline=baseline)))
+        named_none = "names none of this bundle's migrations (elsewhere)" in info.value.render()
+        assert named_none == (baseline == ("elsewhere",))
 
 
 def test_lint_check_reports_bad_severity_setting(tmp_path: Path) -> None:

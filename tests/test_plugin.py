@@ -913,3 +913,86 @@ def test_example_ci_workflow_runs_the_plugin() -> None:
     assert "pip install pytest-dosqlite" in workflow
     assert "pytest --dosqlite" in workflow and "--junitxml=" in workflow
     assert "permissions: {}" in workflow and "timeout-minutes:" in workflow
+
+
+# a recreation that copies a column the old table does not have (DO029, an error)
+COPIES_MISSING = [
+    ("0000_init", "CREATE TABLE `notes` (`id` integer PRIMARY KEY, `title` text);"),
+    (
+        "0001_pinned",
+        "CREATE TABLE `__new_notes` (`id` integer PRIMARY KEY, `title` text, `pinned` integer "
+        f"DEFAULT false);{BP}\n"
+        'INSERT INTO `__new_notes`("id", "title", "pinned") SELECT "id", "title", "pinned" '
+        f"FROM `notes`;{BP}\nDROP TABLE `notes`;{BP}\n"
+        "ALTER TABLE `__new_notes` RENAME TO `notes`;",
+    ),
+]
+
+
+def test_snapshot_update_does_not_accept_lint_errors(pytester: pytest.Pytester) -> None:
+    # recording the schema used to pin the new migration and stop linting it, in the same run
+    # and in every later one: CI went green on the PR that added it
+    make_project(pytester.path, COPIES_MISSING)
+    for extra in (["--snapshot-update"], []):
+        result = run(pytester, "--dosqlite-checks-include=schema_snapshot,lint", *extra)
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*0001_pinned.sql:* DO029 recreate-copies-missing-column*"])
+    # the explicit baseline accepts what shipped; a tag of no migration of the bundle says so
+    pytester.makeini("[pytest]\ndosqlite_lint_baseline = 0000_init\n")
+    result = run(pytester, "--dosqlite-checks-include=lint")
+    result.assert_outcomes(failed=1)
+    assert "names none of this bundle's migrations" not in result.stdout.str()
+    pytester.makeini("[pytest]\ndosqlite_lint_baseline = 0001_pinnd\n")
+    result = run(pytester, "--dosqlite-checks-include=lint")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*names none of this bundle's migrations (0001_pinnd)*"])
+    pytester.makeini("[pytest]\ndosqlite_lint_baseline = 0001_pinned\n")
+    run(pytester, "--dosqlite-checks-include=lint").assert_outcomes(passed=1)
+
+
+def test_a_start_function_that_does_not_import_fails_at_once(pytester: pytest.Pytester) -> None:
+    # it used to hang each child until the timeout, then blame the migrations
+    make_project(pytester.path)
+    pytester.makeini("[pytest]\ndosqlite_timeout = 60\n")
+    for spec in ("nosuchmod:fn", "os:nosuchfn", "os:sep"):
+        result = run(
+            pytester,
+            "--dosqlite-checks-include=upgrade_from_every_version,concurrent_starts,crash_recovery",
+            f"--dosqlite-start={spec}",
+        )
+        result.assert_outcomes(failed=3)
+        out = result.stdout.str()
+        assert out.count(f"the start function '{spec}'") == 3, out
+        assert "Traceback" not in out and "never sent" not in out
+        assert result.duration < 50
+
+
+def test_zero_on_the_command_line_is_checked_and_names_are_counted_once(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path)
+    # 0 == False: a command-line 0 was dropped in favour of the ini value or the default
+    result = run(pytester, "--dosqlite-concurrency", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dosqlite_concurrency must be at least 1, not 0*"])
+    pytester.makeini("[pytest]\ndosqlite_git_history_limit = 0\n")
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dosqlite_git_history_limit must be above 0*history = false*"])
+    pytester.makeini("[pytest]\n")
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty,upgrade_from_empty")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_command_line_seed_path_is_relative_to_where_pytest_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it was read relative to the rootdir, unlike --dosqlite-report and --dosqlite-bundle
+    make_project(pytester.path)
+    pytester.makeini("[pytest]\n")
+    sub = pytester.path / "sub"
+    sub.mkdir()
+    (sub / "seed.json").write_text('{"0001_posts": {"users": [{"id": 7, "name": "x"}]}}')
+    monkeypatch.chdir(sub)
+    result = run(pytester, "--dosqlite-checks-include=data_preserved", "--dosqlite-seed=seed.json")
+    result.assert_outcomes(passed=1)

@@ -504,3 +504,24 @@ def test_a_table_without_key_is_compared_by_counts() -> None:
     text = failure(ctx_for(bundle))
     assert "3 of 3 rows of `audit` are deleted by DROP TABLE users in 0002_rebuild_users" in text
     assert "version 1 (0000_users), version 2 (0001_other) to 0002_rebuild_users" in text
+
+
+def test_a_table_with_neither_key_nor_foreign_key_is_counted() -> None:
+    # drizzle allows a table without a primary key; reading one raised a ValueError from zip()
+    ok = inline_bundle(
+        ("0000_tags", ["CREATE TABLE `tags` (`name` text NOT NULL, `weight` integer);"]),
+        ("0001_color", ["ALTER TABLE `tags` ADD `color` text;"]),
+    )
+    data_preserved(ctx_for(ok))
+    lost = inline_bundle(
+        ("0000_tags", ["CREATE TABLE `tags` (`name` text NOT NULL, `weight` integer);"]),
+        (
+            "0001_rebuild",
+            [
+                "CREATE TABLE `__new_tags` (`name` text NOT NULL, `weight` integer, `color` text);",
+                "DROP TABLE `tags`;",
+                "ALTER TABLE `__new_tags` RENAME TO `tags`;",
+            ],
+        ),
+    )
+    assert "tags" in failure(ctx_for(lost))

@@ -48,6 +48,9 @@ class Settings:
     budget_seconds: float = 30.0
     #: lint rule id -> "error" | "warning" | "off"
     lint_severity: dict[str, str] = field(default_factory=dict)
+    #: migration tags: lint only the migrations after the last of them in the bundle (the ones
+    #: already shipped are accepted as they are; a tag of another bundle does nothing)
+    lint_baseline: tuple[str, ...] = ()
     #: walk the git history of the bundle folder in upgrade_from_every_version
     git_history: bool = True
     #: user seed rows: callable(tag, do) or a path to a JSON file {tag: {table: [rows]}}

@@ -81,8 +81,37 @@ def _schema(path: str) -> int:
     return 0
 
 
-def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
-    from .checks import CheckContext
+def _severities(lines: list[str]) -> dict[str, str] | None:
+    """``--lint-severity RULE=LEVEL`` values, or None after printing what is wrong."""
+    from .lint import RULES
+
+    known = {r.id.upper() for r in RULES.values()} | {r.name for r in RULES.values()}
+    out: dict[str, str] = {}
+    for line in lines:
+        rule, sep, level = line.partition("=")
+        rule, level = rule.strip(), level.strip().lower()
+        if not sep or level not in ("error", "warning", "off"):
+            print(f"--lint-severity takes RULE=error|warning|off, not {line!r}", file=sys.stderr)
+            return None
+        if rule.upper() not in known and rule not in known:
+            print(
+                f"--lint-severity: unknown lint rule {rule}; known: "
+                + ", ".join(f"{r.id} ({r.name})" for r in RULES.values()),
+                file=sys.stderr,
+            )
+            return None
+        out[rule] = level
+    return out
+
+
+def _check(
+    path: str,
+    names: list[str] | None,
+    exclude: list[str],
+    severity: list[str] | None = None,
+    baseline: list[str] | None = None,
+) -> int:
+    from .checks import CheckContext, Settings
     from .errors import CheckFailure, CheckSkipped, DosqliteError
     from .registry import CHECK_NAMES, get_check
 
@@ -93,6 +122,9 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    severities = _severities(severity or [])
+    if severities is None:
+        return 2
     from .discovery import project_of
 
     bundle = _load(path)
@@ -100,7 +132,10 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
     known = project_of(bundle.root.resolve())
     project, ref = known if known is not None else (None, None)
     ctx = CheckContext(
-        bundle=bundle, project=project, do_classes=tuple(ref.do_classes) if ref else ()
+        bundle=bundle,
+        settings=Settings(lint_severity=severities, lint_baseline=tuple(baseline or ())),
+        project=project,
+        do_classes=tuple(ref.do_classes) if ref else (),
     )
     if project is not None:
         wranglers, drizzles = len(project.wrangler_configs), len(project.drizzle_configs)
@@ -110,7 +145,7 @@ def _check(path: str, names: list[str] | None, exclude: list[str]) -> int:
             f"{'' if drizzles == 1 else 's'})"
         )
     failed = passed = skipped = 0
-    for name in names or CHECK_NAMES:
+    for name in dict.fromkeys(names or CHECK_NAMES):  # a name given twice runs once
         if name in exclude:
             continue
         # a check's warnings (lint findings, integrity warnings) under its own line, each
@@ -174,6 +209,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_check.add_argument("path", help="drizzle-kit out folder, or a project folder with one")
     p_check.add_argument("--include", default="", help="comma-separated checks to run")
     p_check.add_argument("--exclude", default="", help="comma-separated checks to skip")
+    p_check.add_argument(
+        "--lint-severity",
+        action="append",
+        default=[],
+        metavar="RULE=LEVEL",
+        help="a lint rule's severity: error, warning or off (repeatable; the pytest ini's "
+        "dosqlite_lint_severity)",
+    )
+    p_check.add_argument(
+        "--lint-baseline",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="lint only the migrations after TAG (the pytest ini's dosqlite_lint_baseline)",
+    )
     p_report = sub.add_parser("report", help="write the Markdown report of bundles")
     p_report.add_argument(
         "path", nargs="+", help="drizzle-kit out folder(s), or project folders (all their bundles)"
@@ -190,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             include = [n.strip() for n in args.include.split(",") if n.strip()] or None
             exclude = [n.strip() for n in args.exclude.split(",") if n.strip()]
-            return _check(args.path, include, exclude)
+            return _check(args.path, include, exclude, args.lint_severity, args.lint_baseline)
         if args.command == "report":
             return _report(args.path, args.output)
         from .workerd.install import ensure_installed

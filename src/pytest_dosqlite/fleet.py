@@ -339,11 +339,33 @@ def _timeout(ctx: CheckContext) -> float:
 
 
 def _start_spec(ctx: CheckContext) -> str | None:
-    """``ctx.extra["fleet_start"]`` as ``"module:function"`` (None: drizzle_start)."""
+    """``ctx.extra["fleet_start"]`` as ``"module:function"`` (None: drizzle_start), checked
+    here: a name that does not import fails the check at once, instead of every child process
+    failing or hanging until the timeout with a verdict on the migrations."""
     value = ctx.extra.get("fleet_start")
     if value is None:
         return None
     if isinstance(value, str):
+        try:
+            fn = resolve_start(value)
+        except Exception as exc:
+            raise CheckFailure(
+                f"cannot load the start function {value!r} (dosqlite_start / --dosqlite-start)",
+                [
+                    ("Error", f"{type(exc).__name__}: {exc}"),
+                    (
+                        "Expected",
+                        'drizzle, drizzle-fk-off, or "package.module:function" importable '
+                        "from the pytest process (its sys.path)",
+                    ),
+                ],
+            ) from None
+        if not callable(fn):
+            raise CheckFailure(
+                f"the start function {value!r} (dosqlite_start / --dosqlite-start) is not "
+                f"callable: {type(fn).__name__}",
+                [("Expected", "start(do, bundle) -> MigrationRun | None")],
+            )
         return value
     module = getattr(value, "__module__", None)
     qualname = getattr(value, "__qualname__", None)

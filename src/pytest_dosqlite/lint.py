@@ -23,7 +23,7 @@ import itertools
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +45,7 @@ __all__ = [
     "Finding",
     "Rule",
     "Severity",
+    "baseline_tags",
     "lint_bundle",
     "lint_check",
 ]
@@ -1809,7 +1810,7 @@ def lint_bundle(
 
     ``severities`` maps a rule id (or name) to ``error``, ``warning`` or ``off``; an unknown
     rule raises :class:`ValueError` listing the valid ones. Migrations whose tag is in
-    ``only_after`` (already accepted, e.g. pinned in the schema snapshot) are not linted, but
+    ``only_after`` (already accepted: see :func:`baseline_tags`) are not linted, but
     their statements still build the schema the later ones are checked against.
     """
     overrides = _resolve_severities(severities)
@@ -1836,14 +1837,28 @@ def _short(statement: str, max_lines: int = 12) -> str:
     return "\n".join([*lines[:max_lines], f"... ({len(lines) - max_lines} more lines)"])
 
 
+def baseline_tags(bundle: Bundle, baseline: Sequence[str]) -> tuple[set[str], str | None]:
+    """The tags ``dosqlite_lint_baseline`` accepts in ``bundle``: every migration up to the last
+    one it names (journal order), and that tag (None when it names none of the bundle's)."""
+    wanted = set(baseline)
+    last = None
+    for i, m in enumerate(bundle.migrations):
+        if m.tag in wanted:
+            last = i
+    if last is None:
+        return set(), None
+    return {m.tag for m in bundle.migrations[: last + 1]}, bundle.migrations[last].tag
+
+
 def lint_check(ctx: CheckContext) -> None:
     """The ``lint`` check: errors fail it, warnings become :class:`DosqliteLintWarning`."""
-    accepted = ctx.extra.get("accepted_tags")
+    baseline = tuple(ctx.settings.lint_baseline)
+    accepted, through = baseline_tags(ctx.bundle, baseline)
     try:
         findings = lint_bundle(
             ctx.bundle,
             severities=dict(ctx.settings.lint_severity),
-            only_after=set(accepted) if accepted else None,
+            only_after=accepted or None,
         )
     except ValueError as exc:  # a bad dosqlite_lint_severity entry
         raise CheckFailure(
@@ -1874,9 +1889,20 @@ def lint_check(ctx: CheckContext) -> None:
             "put `-- dosqlite:ignore DO0NN` on the line before the statement (after the "
             "`--> statement-breakpoint` marker: a comment at the end of a chunk is itself an "
             "error), `-- dosqlite:ignore-file DO0NN` anywhere in the file, or set "
-            "`dosqlite_lint_severity = DO0NN=warning|off` in the pytest ini",
+            "`dosqlite_lint_severity = DO0NN=warning|off` in the pytest ini "
+            "(`--lint-severity DO0NN=off` for `python -m pytest_dosqlite check`).\n"
+            "Migrations already shipped cannot be edited: set `dosqlite_lint_baseline = TAG` "
+            "(`--lint-baseline TAG`) to lint only the migrations after TAG",
         )
     )
+    if baseline and through is None:
+        sections.append(
+            (
+                "Lint baseline",
+                f"dosqlite_lint_baseline names none of this bundle's migrations "
+                f"({', '.join(baseline)}): every migration was linted",
+            )
+        )
     n = len(errors)
     raise CheckFailure(
         f"lint: {n} error{'s' if n != 1 else ''} in bundle {ctx.bundle.root}", sections

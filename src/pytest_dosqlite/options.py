@@ -163,6 +163,12 @@ def add_options(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+    parser.addini(
+        "dosqlite_lint_baseline",
+        help="Lint only the migrations after this one (a tag, e.g. 0012_shipped; one per bundle).",
+        type="linelist",
+        default=[],
+    )
 
 
 @dataclass
@@ -180,6 +186,8 @@ class Resolved:
     git_history: bool
     lint_severity: dict[str, str]
     report: Path | None
+    #: dosqlite_lint_baseline: migration tags (see :class:`~pytest_dosqlite.checks.Settings`)
+    lint_baseline: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     #: knobs of the fleet checks, passed to them through CheckContext.extra
     fleet: dict[str, Any] = field(default_factory=dict)
@@ -212,7 +220,8 @@ def resolve(config: pytest.Config) -> Resolved:
     root = Path(str(config.rootpath))
 
     def pick(name: str, cli: Any, ini_key: str) -> Any:
-        if cli not in (None, [], False):
+        # `is`, not `in`: a 0 on the command line (0 == False) is a value, and must be checked
+        if not (cli is None or cli is False or cli == []):
             sources[name] = "command line"
             return cli
         value = config.getini(ini_key)
@@ -256,7 +265,8 @@ def resolve(config: pytest.Config) -> Resolved:
             f"unknown dosqlite check name(s): {', '.join(unknown)}. "
             f"Known checks: {', '.join(CHECK_NAMES)}"
         )
-    checks = [n for n in (include or CHECK_NAMES) if n not in exclude]
+    # a name given twice is one check
+    checks = [n for n in dict.fromkeys(include or CHECK_NAMES) if n not in exclude]
 
     backend = pick("backend", opt.dosqlite_backend, "dosqlite_backend") or "emulator"
     if backend not in ("emulator", "workerd"):
@@ -277,7 +287,15 @@ def resolve(config: pytest.Config) -> Resolved:
     concurrency = as_int("concurrency", opt.dosqlite_concurrency, "dosqlite_concurrency", 8)
     budget_rows = as_int("budget_rows", opt.dosqlite_budget_rows, "dosqlite_budget_rows", 100_000)
     seed_raw = pick("seed", opt.dosqlite_seed, "dosqlite_seed")
-    seed = (root / seed_raw) if seed_raw else None
+    seed: Path | None = None
+    if seed_raw:
+        # a command-line path is the shell's, relative to where pytest was started; an ini
+        # path is relative to the ini file, as pytest's own path settings are
+        if sources["seed"] == "command line":
+            base = Path(str(config.invocation_params.dir))
+        else:
+            base = Path(str(config.inipath)).parent if config.inipath else root
+        seed = base / seed_raw
     git_history = bool(config.getini("dosqlite_git_history")) and not opt.dosqlite_no_git
     severity: dict[str, str] = {}
     for line in config.getini("dosqlite_lint_severity"):
@@ -319,6 +337,13 @@ def resolve(config: pytest.Config) -> Resolved:
                 fleet[key] = kind(raw)
             except ValueError:
                 raise pytest.UsageError(f"{ini_key} must be a number, not {raw!r}") from None
+            if not fleet[key] > 0:
+                hint = (
+                    " (dosqlite_git_history = false turns the walk off)"
+                    if key == ("git_history_limit")
+                    else ""
+                )
+                raise pytest.UsageError(f"{ini_key} must be above 0, not {raw!r}{hint}")
     if start is not None:
         fleet["fleet_start"] = str(start)
     report_raw = pick("report", opt.dosqlite_report, "dosqlite_report")
@@ -335,6 +360,7 @@ def resolve(config: pytest.Config) -> Resolved:
         git_history=git_history,
         lint_severity=severity,
         report=report,
+        lint_baseline=[t.strip() for t in config.getini("dosqlite_lint_baseline") if t.strip()],
         sources=sources,
         fleet=fleet,
     )

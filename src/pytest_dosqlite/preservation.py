@@ -541,14 +541,15 @@ def _read(
     select = ", ".join(quote_ident(c) for c in cols) or "1"
     data = do.sql.exec(f"SELECT {select} FROM {quote_ident(table)}").raw().to_array()
     nk = len(key or ())
+    end = nk + len(fk_cols)  # a table with neither selects the constant 1: nothing to read
     rows: dict[tuple[object, ...], tuple[object, ...]] = {}
     nonnull = {c: 0 for c in fk_cols}
     for r in data:
-        for c, v in zip(fk_cols, r[nk:], strict=True):
+        for c, v in zip(fk_cols, r[nk:end], strict=True):
             if v is not None:
                 nonnull[c] += 1
         if key:
-            rows[tuple(_norm(v) for v in r[:nk])] = tuple(r[nk:])
+            rows[tuple(_norm(v) for v in r[:nk])] = tuple(r[nk:end])
     return _Snap(key, fk_cols, rows, len(data), nonnull)
 
 

@@ -374,6 +374,7 @@ class DosqliteSession:
             concurrency=self.settings.concurrency,
             budget_rows=self.settings.budget_rows,
             lint_severity=dict(self.settings.lint_severity),
+            lint_baseline=tuple(self.settings.lint_baseline),
             git_history=self.settings.git_history,
             seed=self.settings.seed,
             backend=self.settings.backend,
@@ -400,11 +401,6 @@ class DosqliteSession:
                 )
             if where == "workerd":
                 images = self.workerd_images
-        if item.check_name == "lint":
-            from .snapshot import read_pins, snapshot_path
-
-            pins = read_pins(snapshot_path(found.bundle.root))
-            extra["accepted_tags"] = {p.tag for p in pins} if pins else None
         return CheckContext(
             bundle=found.bundle,
             settings=settings,
