@@ -100,8 +100,10 @@ def test_registry_says_where_each_check_runs() -> None:
 
 def test_remote_do_refuses_python_callbacks_with_a_reason() -> None:
     do = RemoteDurableObject(WorkerdRuntime(), "never-started")
-    with pytest.raises(NotImplementedError, match=r"do\.transaction\(\["):
+    with pytest.raises(WorkerdUnsupported, match=r"do\.transaction\(\[") as info:
         do.transaction_sync(lambda: None)
+    # it passed for the callback's own error in a test's pytest.raises(RuntimeError)
+    assert not isinstance(info.value, RuntimeError)
     with pytest.raises(WorkerdUnsupported, match="callback cannot run inside the Worker"):
         do.block_concurrency_while(lambda: None)
     with pytest.raises(WorkerdUnsupported, match=r"do\.batch"), do.event():
@@ -575,3 +577,53 @@ def test_stopped_runtime_does_not_restart() -> None:
     with pytest.raises(WorkerdError, match="was stopped"):
         do.sql.exec("SELECT 1")
     rt.stop()  # idempotent
+
+
+PORTABLE_TESTS = """
+import pytest
+from pytest_dosqlite.errors import SqlError
+
+
+def test_statement_lists(do_storage):
+    out = do_storage.batch(
+        ["CREATE TABLE t(x NOT NULL)", ("INSERT INTO t VALUES (?)", [1]),
+         "INSERT INTO t VALUES (NULL)", ("INSERT INTO t VALUES (?)", 3)]
+    )
+    assert [isinstance(r, SqlError) for r in out] == [False, False, True, False]
+    assert str(out[2]).startswith("NOT NULL constraint failed: t.x")
+    with pytest.raises(SqlError, match="NOT NULL constraint failed"):
+        do_storage.transaction(["INSERT INTO t VALUES (4)", "INSERT INTO t VALUES (NULL)"])
+    done = do_storage.transaction(["INSERT INTO t VALUES (5)", "SELECT x FROM t ORDER BY x"])
+    assert [r[0] for r in done[1].raw().to_array()] == [1, 3, 5]
+    print("BACKEND", type(do_storage).__name__)
+
+
+def test_a_callback_error_is_not_the_backends(do_storage):
+    def ctor():
+        raise RuntimeError("mine")
+    try:
+        do_storage.block_concurrency_while(ctor)
+    except RuntimeError as exc:
+        assert str(exc) == "mine"
+"""
+
+
+@pytest.mark.workerd
+@needs_node
+def test_statement_lists_run_on_both_backends(
+    pytester: pytest.Pytester, shared_cache: None
+) -> None:
+    # batch() and transaction() existed on workerd only, and the workerd error for a Python
+    # callback (a NotImplementedError, so a RuntimeError) passed a test's `except RuntimeError`
+    make_project(pytester.path)
+    pytester.makepyfile(test_portable=PORTABLE_TESTS)
+    emulator = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+    emulator.assert_outcomes(passed=2)
+    emulator.stdout.fnmatch_lines(["*BACKEND DurableObjectStorage*"])
+    workerd = pytester.runpytest_subprocess(
+        "--dosqlite-backend=workerd", "-p", "no:cacheprovider", "-s"
+    )
+    workerd.assert_outcomes(passed=1, failed=1)
+    workerd.stdout.fnmatch_lines(
+        ["*BACKEND RemoteDurableObject*", "*WorkerdUnsupported: block_concurrency_while(fn)*"]
+    )

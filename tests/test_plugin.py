@@ -996,3 +996,69 @@ def test_a_command_line_seed_path_is_relative_to_where_pytest_runs(
     monkeypatch.chdir(sub)
     result = run(pytester, "--dosqlite-checks-include=data_preserved", "--dosqlite-seed=seed.json")
     result.assert_outcomes(passed=1)
+
+
+BUNDLE_IDS_TEST = """
+def test_bundle(dosqlite_bundle):
+    print("BUNDLE", dosqlite_bundle.root.parent.name)
+"""
+
+
+def test_a_test_file_or_folder_finds_the_bundles_its_project_has(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `pytest tests` in a monorepo whose configs live in its packages, and a test file named from
+    # another folder: the fixture had no bundle (or every bundle found under the rootdir)
+    pytester.makeini("[pytest]\n")
+    for app in ("room", "chat", "room/inner"):
+        (pytester.path / "apps" / app).mkdir(parents=True)
+    make_project(pytester.path / "apps" / "room")
+    make_project(pytester.path / "apps" / "chat")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_b.py").write_text(BUNDLE_IDS_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "tests")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*BUNDLE chat*", "*BUNDLE room*"])
+    make_project(pytester.path / "apps" / "room" / "inner")
+    (pytester.path / "apps" / "room" / "inner" / "tests").mkdir()
+    result.stdout.fnmatch_lines(["*BUNDLE chat*", "*BUNDLE room*"])
+    test_file = pytester.path / "apps" / "room" / "inner" / "tests" / "test_b.py"
+    test_file.write_text(BUNDLE_IDS_TEST)
+    (pytester.path / "elsewhere").mkdir()
+    monkeypatch.chdir(pytester.path / "elsewhere")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", str(test_file))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*BUNDLE inner*"])
+
+
+def test_a_test_can_pick_its_bundle_and_same_named_bundles_are_told_apart(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\n")
+    for app in ("room", "chat"):
+        (pytester.path / "apps" / app).mkdir(parents=True)
+        make_project(pytester.path / "apps" / app)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_b.py").write_text(
+        BUNDLE_IDS_TEST
+        + """
+import pytest
+
+# a parametrization of its own used to be a collection error: "duplicate parametrization"
+@pytest.mark.parametrize("dosqlite_bundle", ["apps/room/drizzle"], indirect=True)
+def test_room_only(dosqlite_bundle):
+    assert dosqlite_bundle.root.parent.name == "room"
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-v", "tests", "apps/room", "apps/chat"
+    )
+    result.assert_outcomes(passed=3)
+    # both are `drizzle` relative to their projects: [drizzle0] and [drizzle1] said neither
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_bundle?apps/chat/drizzle? PASSED*",
+            "*test_bundle?apps/room/drizzle? PASSED*",
+            "*test_room_only?apps/room/drizzle? PASSED*",
+        ]
+    )

@@ -10,7 +10,9 @@ session's one workerd process, migrated by drizzle's real ``migrate()`` (a few m
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -107,8 +109,41 @@ def dosqlite_bundle(request: pytest.FixtureRequest) -> Bundle:
             "with --dosqlite-bundle PATH (or ini dosqlite_bundles), or override the "
             "dosqlite_bundle fixture in conftest.py with pytest_dosqlite.load_bundle(...)."
         )
-    bundle: Bundle = param.bundle
-    return bundle
+    return _chosen_bundle(request, param)
+
+
+def _chosen_bundle(request: pytest.FixtureRequest, param: Any) -> Bundle:
+    """The bundle a parametrization names: one the session found (the plugin's own), or the
+    test's ``@pytest.mark.parametrize("dosqlite_bundle", [...], indirect=True)`` value: a
+    :class:`Bundle`, a found bundle's label (as in the test ids), or a path (relative to the
+    rootdir)."""
+    from .bundle import Bundle, load_bundle
+    from .errors import BundleError
+    from .plugin import _session
+
+    found = getattr(param, "bundle", None)
+    if isinstance(found, Bundle):
+        return found
+    if isinstance(param, Bundle):
+        return param
+    if not isinstance(param, (str, os.PathLike)):
+        raise pytest.UsageError(
+            f"dosqlite_bundle: parametrize it with a bundle's label, its path or a Bundle, "
+            f"not {type(param).__name__}"
+        )
+    ds = _session(request.config)
+    for f in ds.found if ds is not None else ():
+        if f.label == str(param) or f.bundle.root.resolve() == _under_rootdir(request, param):
+            return f.bundle
+    try:
+        return load_bundle(_under_rootdir(request, param))
+    except BundleError as exc:
+        failure = f"dosqlite_bundle: cannot load {os.fspath(param)!r}: {exc}"
+    pytest.fail(failure, pytrace=False)
+
+
+def _under_rootdir(request: pytest.FixtureRequest, path: str | os.PathLike[str]) -> Path:
+    return (Path(str(request.config.rootpath)) / path).resolve()
 
 
 @pytest.fixture

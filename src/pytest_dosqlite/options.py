@@ -240,8 +240,12 @@ def resolve(config: pytest.Config) -> Resolved:
         for arg in config.args:
             path = Path(str(arg).split("::")[0])
             path = path if path.is_absolute() else Path(str(config.invocation_params.dir)) / path
-            if path.is_dir():
-                given.append(path)
+            # a test file stands for its folder, as a folder does: its project's bundles
+            folder = path if path.is_dir() else path.parent if path.is_file() else None
+            if folder is not None and folder.name == "meta" and (folder / "_journal.json").exists():
+                folder = folder.parent  # drizzle/meta(/_journal.json) is the bundle's
+            if folder is not None and folder not in given:
+                given.append(folder)
         from_cli = getattr(config, "args_source", None) == pytest.Config.ArgsSource.ARGS
         invoked = Path(str(config.invocation_params.dir)).resolve()
         if given and from_cli:

@@ -156,6 +156,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     defs = metafunc._arg2fixturedefs.get("dosqlite_bundle")
     if defs and defs[-1].func.__module__ != "pytest_dosqlite.fixtures":
         return
+    # so does the test's own `@pytest.mark.parametrize("dosqlite_bundle", [...], indirect=True)`
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if "dosqlite_bundle" in names:
+            return
     ds = _session(metafunc.config)
     if ds is None:
         return

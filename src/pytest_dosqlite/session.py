@@ -52,9 +52,13 @@ class FoundBundle:
     #: seconds the migrations took when the version images were built (None until known):
     #: what a worker pays to start on this bundle, for the xdist scheduler
     images_seconds: float | None = None
+    #: the label when the project-relative one is another bundle's too (see _discover)
+    unique_label: str | None = None
 
     @property
     def label(self) -> str:
+        if self.unique_label is not None:
+            return self.unique_label
         try:
             rel = str(self.bundle.root.relative_to(self.project_root))
         except ValueError:
@@ -225,6 +229,7 @@ class DosqliteSession:
         for path in self.settings.bundles:
             add(path, "--dosqlite-bundle", path.parent, (), None)
         if self.settings.bundles and self.settings.sources.get("project") == "rootdir":
+            self._disambiguate(found)
             return found
         from .discovery import discover, worker_project_above
 
@@ -244,6 +249,14 @@ class DosqliteSession:
                         self.config_notes.append(
                             f"{root} holds no drizzle bundle: checking the Worker project above "
                             f"it, {above}"
+                        )
+                    elif self._inside_rootdir(root):
+                        # `pytest tests` in a monorepo whose configs live in its packages: the
+                        # bundles `pytest` alone would find, those of the rootdir
+                        above = Path(str(self.config.rootpath))
+                        self.config_notes.append(
+                            f"{root} holds no drizzle bundle and no Worker project is above it: "
+                            f"using the bundles of the rootdir, {above}"
                         )
                 elif self._within_a_project(project):
                     # `pytest --dosqlite drizzle`: that folder's bundles, read with the Worker
@@ -272,7 +285,22 @@ class DosqliteSession:
             # what discovery noticed but could work around (a drizzle config whose out folder
             # does not exist, ...): shown in the header, or nobody would ever see it
             self.config_notes.extend(str(w) for w in project.warnings)
+        self._disambiguate(found)
         return found
+
+    def _disambiguate(self, found: list[FoundBundle]) -> None:
+        """Bundles of two projects named on the command line are both ``drizzle`` relative to
+        their projects: those are labelled by their path from the rootdir (or in full)."""
+        from collections import Counter
+
+        counts = Counter(f.label for f in found)
+        root = Path(str(self.config.rootpath)).resolve()
+        for f in found:
+            if counts[f.label] > 1:
+                where = f.bundle.root.resolve()
+                f.unique_label = (
+                    str(where.relative_to(root)) if where.is_relative_to(root) else str(where)
+                )
 
     def _within_a_project(self, project: Project) -> bool:
         """A folder named on the command line, or the one pytest runs in, that holds bundles
@@ -282,6 +310,11 @@ class DosqliteSession:
             and not project.wrangler_configs
             and not project.drizzle_configs
         )
+
+    def _inside_rootdir(self, folder: Path) -> bool:
+        root = Path(str(self.config.rootpath)).resolve()
+        inside = folder.resolve()
+        return inside != root and inside.is_relative_to(root)
 
     def _guessed_project(self) -> bool:
         """The project folder was not named (``--dosqlite-project`` or ini): pytest's rootdir

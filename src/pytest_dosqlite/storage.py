@@ -105,6 +105,16 @@ def _wait_for_lock(attempts: int) -> bool:
     return True
 
 
+def statement_of(item: Any) -> tuple[str, tuple[Any, ...]]:
+    """One statement of :meth:`DurableObjectStorage.batch` or ``transaction``: SQL text, or
+    ``(sql, bindings)`` with the bindings as a list or tuple or following the SQL."""
+    if isinstance(item, str):
+        return item, ()
+    sql, *rest = item
+    bindings = rest[0] if len(rest) == 1 and isinstance(rest[0], list | tuple) else rest
+    return str(sql), tuple(bindings)
+
+
 @dataclass(frozen=True, slots=True)
 class _Step:
     """One statement of an ``exec`` text, with what workerd decides from its text alone."""
@@ -564,6 +574,30 @@ class DurableObjectStorage:
             self._event_depth -= 1
             if standalone:
                 self._end_event()
+
+    def batch(self, statements: Sequence[Any]) -> list[Cursor | SqlError]:
+        """Several ``sql.exec`` calls in one event; each cursor or error, in order.
+
+        A statement is SQL text or ``(sql, bindings)``. Errors do not stop the batch (a
+        ``try``/``catch`` around each ``exec`` in one handler); the event commits at the end.
+        The workerd backend's DOs have the same method, so a test that uses it runs on both.
+        """
+        out: list[Cursor | SqlError] = []
+        with self.event():
+            for item in statements:
+                sql, bindings = statement_of(item)
+                try:
+                    out.append(self.sql.exec(sql, *bindings))
+                except SqlError as exc:
+                    out.append(exc)
+        return out
+
+    def transaction(self, statements: Sequence[Any]) -> list[Cursor]:
+        """``transactionSync(() => { for (s of statements) sql.exec(s) })``: the first error
+        rolls back everything the transaction wrote and is raised. The workerd backend's DOs
+        have the same method (a Python callback cannot run inside the Worker)."""
+        items = [statement_of(item) for item in statements]
+        return self.transaction_sync(lambda: [self.sql.exec(q, *b) for q, b in items])
 
     def block_concurrency_while(self, fn: Callable[[], T]) -> T:
         """``ctx.blockConcurrencyWhile(fn)`` in a constructor: ``fn`` runs as its own event.
