@@ -143,3 +143,34 @@ def test_check_takes_the_lint_settings_its_failure_names(
     assert "unknown lint rule DO999" in capsys.readouterr().err
     assert main(["check", bundle, "--lint-severity", "DO029"]) == 2
     assert "RULE=error|warning|off" in capsys.readouterr().err
+
+
+def test_check_reports_a_config_that_does_not_parse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it printed the project's config count, passed wrangler_contract and exited 0
+    make_project(
+        tmp_path,
+        wrangler='{\n  "name": "x"\n  "main": "src/index.ts"\n}\n',
+        wrangler_name="wrangler.jsonc",
+    )
+    assert main(["check", str(tmp_path), "--include", "wrangler_contract"]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR " in out and "wrangler.jsonc:3: cannot parse" in out
+    assert "FAILED wrangler_contract" in out and "does not parse" in out
+    assert out.splitlines()[-1] == "0 passed, 1 failed, 1 config error"
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pytest_dosqlite.cli as cli
+
+    def unreadable(path: str) -> object:
+        raise PermissionError(13, "Permission denied", f"{path}/meta/_journal.json")
+
+    monkeypatch.setattr(cli, "_load", unreadable)
+    assert main(["check", "proj/drizzle"]) == 2
+    assert capsys.readouterr().err == (
+        "error: cannot read proj/drizzle/meta/_journal.json: Permission denied\n"
+    )

@@ -61,6 +61,16 @@ def test_bundle_without_project_is_not_checked(tmp_path: Path) -> None:
     assert DRIZZLE_CONFIG  # the shared fixture text is importable
 
 
+def test_a_project_without_a_wrangler_config_is_not_checked(tmp_path: Path) -> None:
+    from pytest_dosqlite.errors import CheckSkipped
+
+    # found by its drizzle config alone: the check passed although nothing was checked
+    make_project(tmp_path)
+    (tmp_path / "wrangler.toml").unlink()
+    with pytest.raises(CheckSkipped, match="no wrangler config in the project"):
+        wrangler_contract(context(tmp_path))
+
+
 def test_missing_text_rule_with_unknown_wrangler_version_warns(tmp_path: Path) -> None:
     from pytest_dosqlite.errors import DosqliteWarning
 

@@ -1062,3 +1062,29 @@ def test_room_only(dosqlite_bundle):
             "*test_room_only?apps/room/drizzle? PASSED*",
         ]
     )
+
+
+def test_a_skipped_check_is_located_at_its_bundle(pytester: pytest.Pytester) -> None:
+    # -rs printed the line of this plugin that called pytest.skip
+    make_project(pytester.path)
+    result = run(pytester, "--dosqlite-checks-include=matches_drizzle_snapshot", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED ?1? drizzle/meta/_journal.json:1: no drizzle-kit*"])
+    assert "pytest_dosqlite" not in result.stdout.str()
+
+
+def test_a_snapshot_that_cannot_be_read_is_named_as_such(pytester: pytest.Pytester) -> None:
+    # it read as "no schema snapshot yet" (and the CLI ended in a UnicodeDecodeError)
+    from pytest_dosqlite.cli import main
+
+    make_project(pytester.path)
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    snap = pytester.path / "__snapshots__" / "dosqlite" / "drizzle.sql"
+    snap.write_bytes(b"garbage\x00\xff\xfe\n")
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*cannot read the schema snapshot*", "*drizzle.sql: not UTF-8*"])
+    assert "no schema snapshot yet" not in result.stdout.str()
+    assert main(["check", str(pytester.path), "--include", "schema_snapshot"]) == 1
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    run(pytester, "--dosqlite-checks-include=schema_snapshot").assert_outcomes(passed=1)

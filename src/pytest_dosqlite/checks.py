@@ -13,6 +13,7 @@ by name in :mod:`pytest_dosqlite.registry`, the single list the plugin collects 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,6 +364,28 @@ def schema_snapshot(ctx: CheckContext) -> None:
                 ),
             ],
         )
+    if path.exists():
+        try:
+            path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            if update:
+                # syrupy cannot read it either, and then writes nothing: record it anew
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            # it read as "no schema snapshot yet", or ended the CLI in a traceback
+            reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
+            if not update or path.exists():
+                raise CheckFailure(
+                    f"cannot read the schema snapshot of {ctx.bundle.root}",
+                    [
+                        ("Snapshot file", f"{path}: {reason}"),
+                        (
+                            "Fix",
+                            "restore it from git, or run `pytest --dosqlite --snapshot-update` to "
+                            "record the schema again and review the diff",
+                        ),
+                    ],
+                ) from None
     asserter = ctx.extra.get("snapshot_assert")
     if asserter is not None:
         asserter(text)

@@ -145,6 +145,10 @@ def _check(
             f"{'' if drizzles == 1 else 's'})"
         )
     failed = passed = skipped = 0
+    config_errors = list(getattr(project, "errors", ()))
+    for issue in config_errors:
+        # as pytest --dosqlite reports them: an error of the run, whatever the checks say
+        print(f"ERROR {issue}")
     for name in dict.fromkeys(names or CHECK_NAMES):  # a name given twice runs once
         if name in exclude:
             continue
@@ -172,8 +176,13 @@ def _check(
         mine = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
         for text in dict.fromkeys(mine):
             print(f"    warning: {text}")
-    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
-    return 1 if failed else 0
+    n = len(config_errors)
+    print(
+        f"{passed} passed, {failed} failed"
+        + (f", {skipped} skipped" if skipped else "")
+        + (f", {n} config error{'' if n == 1 else 's'}" if n else "")
+    )
+    return 1 if failed or n else 0
 
 
 def _report(paths: list[str], out: str | None) -> int:
@@ -250,4 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except DosqliteError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder or file of the project that cannot be read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: cannot read {where}{exc.strerror or exc}", file=sys.stderr)
         return 2

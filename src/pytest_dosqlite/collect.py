@@ -250,6 +250,12 @@ class CheckItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"dosqlite {self.check_name}: {self.parent.found.label}"
 
+    def relocate_skip(self, report: pytest.TestReport) -> None:
+        """A skip is located where ``pytest.skip`` was called: in this plugin's code, which
+        ``-rs`` then printed. The bundle's file is what the reason is about."""
+        if report.skipped and isinstance(report.longrepr, tuple):
+            report.longrepr = (str(self.path), 1, report.longrepr[2])
+
 
 class LoadErrorItem(pytest.Item):
     """A bundle or config that could not be loaded: reported as an error naming the file."""

@@ -65,6 +65,24 @@ def wrangler_contract(ctx: CheckContext) -> None:
 
         # a bundle given directly, without a Worker project: nothing to check it against
         raise CheckSkipped("no wrangler config: the bundle was given without its Worker project")
+    broken = [e for e in getattr(project, "errors", ()) if getattr(e, "severity", "") == "error"]
+    if broken:
+        # a config that does not parse declares nothing: every class would look fine
+        raise CheckFailure(
+            "cannot check the Worker's contract: "
+            + (
+                "a config of its project does not parse"
+                if len(broken) == 1
+                else f"{len(broken)} configs of its project do not parse"
+            ),
+            [("Config error", str(e)) for e in broken],
+        )
+    if not getattr(project, "wrangler_configs", ()):
+        from .errors import CheckSkipped
+
+        # a project known by its drizzle config alone: it passed vacuously, also for a DO that
+        # wrangler would declare key-value backed
+        raise CheckSkipped(f"no wrangler config in the project {project.root}")
     ref = project.bundle_at(ctx.bundle.root)
     sections: list[tuple[str, str]] = []
     classes = tuple(ref.do_classes) if ref is not None else ()

@@ -218,6 +218,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line, red=red)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    relocate = getattr(item, "relocate_skip", None)  # a check's skip: at the bundle, not here
+    if relocate is not None:
+        relocate(report)
+    return report
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     ds = _DSESSIONS[-1] if _DSESSIONS else None
     if ds is not None:

@@ -273,6 +273,11 @@ class DosqliteSession:
             except Exception as exc:
                 from .errors import DosqliteError
 
+                if isinstance(exc, OSError):  # a folder of the project that cannot be read
+                    where = Path(exc.filename) if exc.filename else root
+                    reason = exc.strerror or str(exc)
+                    self.errors.append(BundleLoadError(where, f"cannot read {where}: {reason}"))
+                    continue
                 if not isinstance(exc, DosqliteError):
                     raise
                 self.errors.append(BundleLoadError(root, str(exc)))
