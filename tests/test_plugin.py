@@ -1088,3 +1088,39 @@ def test_a_snapshot_that_cannot_be_read_is_named_as_such(pytester: pytest.Pytest
     assert main(["check", str(pytester.path), "--include", "schema_snapshot"]) == 1
     run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
     run(pytester, "--dosqlite-checks-include=schema_snapshot").assert_outcomes(passed=1)
+
+
+def test_fixture_arguments_of_the_wrong_kind_say_what_is_expected(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path, [*GOOD, ("0002_custom", "-- nothing --")])
+    result = run_user_tests(
+        pytester,
+        """
+        import pytest
+        import pytest_dosqlite as dosqlite
+
+        def test_by_index_and_by_migration(do_at, dosqlite_bundle):
+            # an int idx and a Migration: "no migration 1", and the Migration's whole repr
+            assert do_at(1).sql.exec("SELECT count(*) AS c FROM posts").one() == {"c": 0}
+            do_at(dosqlite_bundle.migrations[0])
+
+        def test_wrong_migrate_arguments(do_storage, dosqlite_bundle):
+            with pytest.raises(TypeError, match="bundle is a Bundle .*not str 'drizzle'"):
+                dosqlite.migrate(do_storage, "drizzle")  # an AttributeError from our internals
+            with pytest.raises(TypeError, match="bundle is a Bundle .*not DurableObjectStorage"):
+                dosqlite.migrate(dosqlite_bundle, do_storage)  # swapped
+            with pytest.raises(TypeError, match="do is a Durable Object's storage .*not str"):
+                dosqlite.migrate("do", dosqlite_bundle)
+
+        def test_versions_are_checked(dosqlite_backend, dosqlite_bundle):
+            for bad, error in ((4, ValueError), (-1, ValueError), ("2", TypeError), (2.0, TypeError)):
+                with pytest.raises(error, match="out of range 0..3|an int in 0..3"):
+                    dosqlite_backend.fresh(dosqlite_bundle, bad)
+
+        def test_the_failure_names_the_tag(do_at):
+            do_at("0002_custom")
+    """,
+    )
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*cannot be migrated to version 3 (through 0002_custom)*"])

@@ -542,7 +542,7 @@ class WorkerdRuntime:
 
         Raises :class:`MigrationError` when migrate() rejects (cause from the emulator).
         """
-        n = len(bundle.migrations) if count is None else count
+        n = bundle.version_count(count)
         prefix = bundle if n == len(bundle.migrations) else bundle.prefix(n)
         do = self.empty(label or f"{bundle.name}@{n}")
         self._run(do, prefix, history=("fresh", bundle, n))
@@ -675,7 +675,7 @@ class WorkerdImages:
         return self.version(bundle, len(bundle.migrations))
 
     def fresh(self, bundle: Bundle, count: int | None = None) -> Any:
-        n = len(bundle.migrations) if count is None else count
+        n = bundle.version_count(count)
         known = self._versions.get((bundle.fingerprint, n))
         if known is not None and known.error is not None:
             raise known.error.with_traceback(None)  # cached: no frames of earlier raises

@@ -593,8 +593,12 @@ class Bundle:
     def problems_with(self, code: str) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.code == code)
 
-    def migration(self, tag: str) -> Migration:
+    def migration(self, tag: str | int | Migration) -> Migration:
         """The migration with this tag (or with this tag's ``NNNN`` prefix, or idx)."""
+        if isinstance(tag, Migration):
+            tag = tag.tag
+        elif isinstance(tag, int) and not isinstance(tag, bool):
+            tag = str(tag)
         for m in self.migrations:
             if m.tag == tag:
                 return m
@@ -603,6 +607,22 @@ class Bundle:
                 return m
         known = ", ".join(m.tag for m in self.migrations) or "(none)"
         raise BundleError(f"no migration {tag!r} in this bundle; known tags: {known}", self.root)
+
+    def version_count(self, count: object) -> int:
+        """``count`` checked as a version of this bundle: how many of its migrations are
+        applied, an int in ``0..len(migrations)`` (None: all of them). Both backends check it
+        here, so a bad one gets the same clear error on either (not Python slicing's answer)."""
+        n = len(self.migrations)
+        if count is None:
+            return n
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError(
+                f"a version is a number of applied migrations, an int in 0..{n} (None: all), "
+                f"not {type(count).__name__} {count!r}; do_at(tag) takes a migration's tag"
+            )
+        if not 0 <= count <= n:
+            raise ValueError(f"version {count} out of range 0..{n} ({self.root}: {n} migrations)")
+        return count
 
     def prefix(self, count: int) -> Bundle:
         """The bundle as it was with only its first ``count`` migrations."""

@@ -71,6 +71,8 @@ def _fresh(images: ImageCache, bundle: Bundle, count: int | None, fixture: str) 
         return images.fresh(bundle, count)
     except MigrationError as exc:
         version = "head" if count is None else f"version {count}"
+        if count:  # the migration asked for (do_at's tag), not only its version number
+            version += f" (through {bundle.migrations[count - 1].tag})"
         failure = f"{fixture}: a fresh Durable Object of {bundle.root} cannot be migrated to "
         failure += f"{version}:\n{exc}"
     pytest.fail(failure, pytrace=False)  # outside the except: no "during handling" chain
@@ -190,7 +192,11 @@ def do_at(
     runtime = _workerd(request.config)
 
     def factory(tag: str) -> DurableObjectStorage:
+        from .bundle import Migration
         from .errors import BundleError
+
+        if isinstance(tag, Migration):
+            tag = tag.tag  # do_at(bundle.migrations[1]): its tag, not its repr in messages
 
         try:
             migration = dosqlite_bundle.migration(tag)

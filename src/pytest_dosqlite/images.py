@@ -148,8 +148,7 @@ class ImageCache:
 
     def _stored(self, bundle: Bundle, count: int) -> tuple[str, _Stored]:
         """The stored version ``count`` (built, with every version below it, if needed)."""
-        if not 0 <= count <= len(bundle.migrations):
-            raise ValueError(f"version {count} out of range 0..{len(bundle.migrations)}")
+        count = bundle.version_count(count)
         key = self._fingerprint(bundle)
         entry = self._entry(key, bundle)
         stored = entry.versions.get(count)

@@ -103,6 +103,16 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
     own ``migrate()`` there instead.
     """
     __tracebackhide__ = True  # a failed migration is the user's, not a frame of ours
+    if not isinstance(bundle, Bundle):
+        raise TypeError(
+            "migrate(do, bundle): bundle is a Bundle (the dosqlite_bundle fixture, or "
+            f"pytest_dosqlite.load_bundle(path)), not {type(bundle).__name__} {bundle!r:.60}"
+        )
+    if not hasattr(do, "sql"):
+        raise TypeError(
+            "migrate(do, bundle): do is a Durable Object's storage (migrated_do, do_at(tag), "
+            f"do_storage), not {type(do).__name__} {do!r:.60}"
+        )
     remote = getattr(do, "dosqlite_migrate", None)
     if remote is not None:
         remote_run: MigrationRun = remote(bundle)
