@@ -118,8 +118,9 @@ def test_migrate_dispatches_to_a_remote_do() -> None:
         def dosqlite_migrate(self, bundle: Any) -> RemoteMigrationRun:
             return RemoteMigrationRun(applied=[f"ran {bundle}"])
 
-    run = dosqlite.migrate(Fake(), "b")  # type: ignore[arg-type]
-    assert run.applied == ["ran b"]
+    bundle = dosqlite.load_bundle(EXAMPLE / "drizzle")
+    run = dosqlite.migrate(Fake(), bundle)  # type: ignore[arg-type]
+    assert run.applied == [f"ran {bundle}"]
 
 
 def test_install_progress_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

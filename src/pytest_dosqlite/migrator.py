@@ -108,7 +108,7 @@ def migrate(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
             "migrate(do, bundle): bundle is a Bundle (the dosqlite_bundle fixture, or "
             f"pytest_dosqlite.load_bundle(path)), not {type(bundle).__name__} {bundle!r:.60}"
         )
-    if not hasattr(do, "sql"):
+    if not hasattr(do, "sql") and not hasattr(do, "dosqlite_migrate"):
         raise TypeError(
             "migrate(do, bundle): do is a Durable Object's storage (migrated_do, do_at(tag), "
             f"do_storage), not {type(do).__name__} {do!r:.60}"
