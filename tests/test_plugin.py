@@ -691,17 +691,21 @@ def test_paths_on_the_command_line_select_bundles_as_they_select_tests(
     # a bundle named with --dosqlite-bundle was asked for by name
     result = run(pytester, two, "--dosqlite-bundle=drizzle", "tests/test_x.py")
     result.assert_outcomes(passed=3)
-    # a file of the bundle named: that bundle's checks, once, however many of its files are named
+    # a file of the bundle named: that bundle's checks, once, however many of its files are
+    # named, under the same node ids (they were under the file named: --lf and --deselect of
+    # drizzle/meta/_journal.json::<check> missed them)
     journal = "drizzle/meta/_journal.json"
-    for args, anchor in (
-        (["drizzle/0001_posts.sql"], "drizzle/0001_posts.sql"),
-        (["drizzle/migrations.js", "drizzle/0001_posts.sql"], "drizzle/migrations.js"),
-        (["drizzle", "drizzle/0001_posts.sql"], journal),
-        (["drizzle/0001_posts.sql", journal], journal),
+    for args in (
+        ["drizzle/0001_posts.sql"],
+        ["drizzle/migrations.js", "drizzle/0001_posts.sql"],
+        ["drizzle", "drizzle/0001_posts.sql"],
+        ["drizzle/0001_posts.sql", journal],
     ):
         result = run(pytester, two, "-v", *args)
         result.assert_outcomes(passed=2)
-        result.stdout.fnmatch_lines([f"{anchor}::upgrade_from_empty PASSED*"])
+        result.stdout.fnmatch_lines([f"{journal}::upgrade_from_empty PASSED*"])
+    result = run(pytester, two, "drizzle/0001_posts.sql", f"--deselect={journal}::idempotent")
+    result.assert_outcomes(passed=1, deselected=1)
     # one check by node id: that check alone
     result = run(pytester, two, "drizzle/meta/_journal.json::idempotent")
     result.assert_outcomes(passed=1)
@@ -1114,7 +1118,8 @@ def test_fixture_arguments_of_the_wrong_kind_say_what_is_expected(
                 dosqlite.migrate("do", dosqlite_bundle)
 
         def test_versions_are_checked(dosqlite_backend, dosqlite_bundle):
-            for bad, error in ((4, ValueError), (-1, ValueError), ("2", TypeError), (2.0, TypeError)):
+            bad_versions = ((4, ValueError), (-1, ValueError), ("2", TypeError), (2.0, TypeError))
+            for bad, error in bad_versions:
                 with pytest.raises(error, match="out of range 0..3|an int in 0..3"):
                     dosqlite_backend.fresh(dosqlite_bundle, bad)
 
@@ -1124,3 +1129,17 @@ def test_fixture_arguments_of_the_wrong_kind_say_what_is_expected(
     )
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*cannot be migrated to version 3 (through 0002_custom)*"])
+
+
+def test_a_bundle_outside_the_rootdir_has_node_ids_a_command_line_can_select(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # run in the Worker's tests/ without an ini file: they read `::_journal.json::lint`
+    make_project(pytester.path)
+    (pytester.path / "tests").mkdir()
+    monkeypatch.chdir(pytester.path / "tests")
+    result = run(pytester, "--dosqlite-checks-include=lint,idempotent", "--rootdir=.", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["../drizzle/meta/_journal.json::lint PASSED*"])
+    result = run(pytester, "--rootdir=.", "../drizzle/meta/_journal.json::lint")
+    result.assert_outcomes(passed=1)

@@ -10,6 +10,7 @@ check reports its titled sections, never a traceback from our internals. Under
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -50,8 +51,20 @@ def anchor_of(bundle: Bundle) -> Path:
 def bundle_node(
     parent: pytest.Collector | pytest.Session, path: Path, found: FoundBundle, ds: DosqliteSession
 ) -> BundleFile:
-    """The collector of ``found``'s checks, hanging from ``path``."""
-    node: BundleFile = BundleFile.from_parent(parent, path=path)
+    """The collector of ``found``'s checks, hanging from ``path``.
+
+    Its node id is always the anchor's (:func:`anchor_of`) path from the rootdir, however the
+    bundle was selected: ``pytest --dosqlite drizzle/0003_x.sql`` gave ids under that file, so
+    ``--lf`` and ``--deselect drizzle/meta/_journal.json::lint`` missed them. A bundle outside
+    the rootdir (``pytest --dosqlite`` in the Worker's ``tests/`` with no ini file above) gets
+    ``../drizzle/meta/_journal.json``: pytest's own id was ``_journal.json``, shown as
+    ``::_journal.json::lint``, which no command line selects."""
+    root = Path(str(parent.config.rootpath)).resolve()
+    anchor = anchor_of(found.bundle).resolve()
+    nodeid = None
+    if path.resolve() != anchor or not anchor.is_relative_to(root):
+        nodeid = Path(os.path.relpath(anchor, root)).as_posix()
+    node: BundleFile = BundleFile.from_parent(parent, path=path, nodeid=nodeid)
     node.found = found
     node.dsession = ds
     return node
