@@ -978,6 +978,18 @@ def test_a_migrations_ts_of_another_shape_is_named_as_unread(tmp_path: Path, wit
     assert bundle.format == ("durable-sqlite" if with_js else "journal")
 
 
+def test_a_migrations_ts_that_does_not_parse_is_an_error_at_its_line(tmp_path: Path) -> None:
+    # esbuild resolves the Worker's extensionless import to it and the build fails: it was
+    # only the unread-migrations-module warning, and every check passed
+    root = write_bundle(tmp_path, BASIC)
+    (root / "migrations.ts").write_text("// hand-written\nexport default {{{\n", encoding="utf-8")
+    bundle = load_bundle(root)
+    (found,) = [p for p in bundle.problems if p.code == "invalid-js"]
+    assert found.severity == "error" and found.path == root / "migrations.ts"
+    assert found.line == 2 and "the Worker bundle will not build" in found.message
+    assert "unread-migrations-module" not in codes(bundle)
+
+
 def test_a_hand_written_migrations_ts_with_inline_sql_is_read(tmp_path: Path) -> None:
     # the DO runs the module's inline SQL; where it differs from the .sql file drizzle-kit
     # wrote, the problem names the module, and drizzle-kit rewriting it is not the reason
@@ -1011,3 +1023,25 @@ def test_only_the_hand_written_modules_own_problems_are_renamed(tmp_path: Path) 
     (dup,) = [p for p in bundle.problems if p.code == "duplicate-tag"]
     assert dup.path == root / "meta" / "_journal.json"
     assert "drizzle-kit writes migrations.js from the journal" in dup.message
+
+
+def test_a_syntax_error_in_migrations_js_is_reported_where_it_is_and_alone(
+    tmp_path: Path,
+) -> None:
+    root = write_bundle(tmp_path, BASIC)
+    js = root / "migrations.js"
+    lines = js.read_text(encoding="utf-8").splitlines()
+    # inside the migrations object: it was reported at `export default {`, lines above
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("m0001"))
+    broken = [*lines[:at], lines[at].replace("m0001", "m0001,,,{"), *lines[at + 1 :]]
+    js.write_text("\n".join(broken) + "\n", encoding="utf-8")
+    (found,) = [p for p in load_bundle(root).problems if p.code == "invalid-js"]
+    assert found.line == at + 1, found
+    # an unterminated import string: invalid-js alone, not the made-up tag-mismatch,
+    # unbound-key and orphan-sql of a misread module
+    at = next(i for i, line in enumerate(lines) if "./0001_more.sql" in line)
+    broken = [*lines[:at], lines[at].replace(".sql'", ".sql"), *lines[at + 1 :]]
+    js.write_text("\n".join(broken) + "\n", encoding="utf-8")
+    bundle = load_bundle(root)
+    assert codes(bundle) == ["invalid-js"], bundle.problems
+    assert bundle.problems[0].line == at + 1

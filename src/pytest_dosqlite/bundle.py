@@ -347,7 +347,7 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
         _code(
             "invalid-js",
             "error",
-            "migrations.js does not parse",
+            "migrations.js, or a migrations.ts the Worker's import takes first, does not parse",
             "The Worker bundle will not build, so no Durable Object code runs at all.",
             "Fix the syntax error at the reported line, or re-run `drizzle-kit generate`.",
         ),
@@ -1372,9 +1372,21 @@ def _worker_module(
         why = _unreadable_shape(root, mjs)
         if why is None:
             return path, mjs, skipped
+        if mjs.errors:  # the build fails on it: an error, at its line (see _check_module_siblings)
+            why = f"{_UNPARSED}{mjs.errors[0].line}: {mjs.errors[0]}"
         skipped[name] = why
     js = root / "migrations.js"
     return (js if _is_file(js) else None), None, skipped
+
+
+#: problems that compare what migrations.js maps with the journal and the folder: not reported
+#: when it does not parse (its build fails on invalid-js, which says so)
+_FROM_THE_MODULE = frozenset(
+    {"tag-mismatch", "unbound-key", "orphan-key", "orphan-sql", "inline-sql-differs"}
+)
+
+#: how _worker_module records a module that does not parse: this prefix, its line, ": ", error
+_UNPARSED = "does not parse at line "
 
 
 def _unreadable_shape(root: Path, mjs: MigrationsJs) -> str | None:
@@ -1502,9 +1514,14 @@ class _JournalLoader:
             self._migration(e, mjs, snap) for e, snap in zip(entries, snapshots, strict=True)
         ]
         self._check_entries(entries)
-        if mjs is not None:
+        if mjs is not None and mjs.errors:
+            # what the module maps is read from a broken parse: a misread string or object
+            # made up tag-mismatch, unbound-key and orphan-sql problems next to invalid-js
+            self.problems = [p for p in self.problems if p.code not in _FROM_THE_MODULE]
+        elif mjs is not None:
             self._check_js_orphans(mjs, entries, migrations)
-        self._check_sql_files(mjs, migrations)
+        if mjs is None or not mjs.errors:
+            self._check_sql_files(mjs, migrations)
         self._check_module_siblings()
         if self.snapshot_mode != "skip":
             self.problems.extend(snapshot_problems)
@@ -1965,6 +1982,21 @@ class _JournalLoader:
         if first is None:
             return
         name, why = first
+        if why.startswith(_UNPARSED):
+            # esbuild resolves the extensionless import to it and stops on the syntax error
+            line, _, error = why[len(_UNPARSED) :].partition(": ")
+            self.problems.append(
+                _problem(
+                    "invalid-js",
+                    f"{name} does not parse: {error}; an extensionless import (`from "
+                    f"'./migrations'`) bundles {name} before migrations.js (esbuild tries it "
+                    "first), so the Worker bundle will not build. Fix it, or delete it if "
+                    "nothing imports it",
+                    self.root / name,
+                    int(line),
+                )
+            )
+            return
         if self.js_path is not None:
             read = self.js_path.name
             message = (

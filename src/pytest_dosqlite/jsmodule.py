@@ -342,6 +342,17 @@ def _first_errors(root: Node, limit: int = 5) -> tuple[JsSyntaxError, ...]:
             )
             continue
         if node.type == "ERROR":
+            inner = _innermost_error(node)
+            if inner is not node and inner.is_missing:
+                found.append(
+                    JsSyntaxError(
+                        _line(inner), int(inner.start_point[1]) + 1, f"missing {inner.type!r}"
+                    )
+                )
+                continue
+            # error recovery wraps the whole statement (`export default {` ... `}`): the
+            # innermost error is where the text stops making sense
+            node = inner
             snippet = _text(node).strip().splitlines()
             first = snippet[0][:60] if snippet else ""
             found.append(
@@ -352,6 +363,19 @@ def _first_errors(root: Node, limit: int = 5) -> tuple[JsSyntaxError, ...]:
             stack.extend(reversed(node.children))
     found.sort(key=lambda e: (e.line, e.column))
     return tuple(found)
+
+
+def _innermost_error(node: Node) -> Node:
+    """The first ERROR (or missing) node inside ``node``, in text order, innermost; ``node``
+    itself when it holds none."""
+    for child in node.children:
+        if child.is_missing or child.type == "ERROR":
+            return _innermost_error(child) if child.type == "ERROR" else child
+        if child.has_error:
+            inner = _innermost_error(child)
+            if inner is not child:
+                return inner
+    return node
 
 
 def _import_bindings(stmt: Node) -> Iterator[JsImport]:
