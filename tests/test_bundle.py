@@ -1045,3 +1045,19 @@ def test_a_syntax_error_in_migrations_js_is_reported_where_it_is_and_alone(
     bundle = load_bundle(root)
     assert codes(bundle) == ["invalid-js"], bundle.problems
     assert bundle.problems[0].line == at + 1
+
+
+def test_a_when_beyond_2_53_is_the_double_drizzle_reads(tmp_path: Path) -> None:
+    # JSON.parse in the Worker rounds it; compared exactly, every DO seemed to apply the entry
+    # twice (idempotent, concurrent_starts) or never (upgrade_from_every_version)
+    from pytest_dosqlite.checks import CheckContext, idempotent
+    from pytest_dosqlite.fleet import upgrade_from_every_version
+
+    entries = [(tag, when, sql) for tag, when, sql in BASIC]
+    entries[-1] = (entries[-1][0], 2**53 + 1, entries[-1][2])
+    root = write_bundle(tmp_path, entries)
+    bundle = load_bundle(root)
+    assert bundle.migrations[-1].when == 2**53
+    ctx = CheckContext(bundle=bundle, extra={"git_history": False})
+    idempotent(ctx)
+    upgrade_from_every_version(ctx)

@@ -1008,6 +1008,11 @@ def _read_journal(path: Path, problems: list[Problem]) -> tuple[list[_Entry], di
                 lines.key(span, "when") or line,
                 tag,
             )
+        if abs(when) > 2**53:
+            # JSON.parse reads the nearest double: drizzle compares and stores that number,
+            # 9007199254740992 for 9007199254740993 (the exact one made every check see a
+            # migration applied twice or never)
+            when = int(float(when))
         bps = item.get("breakpoints", True)
         version = item.get("version")
         out.append(
