@@ -1061,3 +1061,13 @@ def test_a_when_beyond_2_53_is_the_double_drizzle_reads(tmp_path: Path) -> None:
     ctx = CheckContext(bundle=bundle, extra={"git_history": False})
     idempotent(ctx)
     upgrade_from_every_version(ctx)
+
+
+def test_a_nul_byte_in_a_sql_file_is_named_where_it_is(tmp_path: Path) -> None:
+    # it passed bundle_integrity; upgrade_from_empty then printed the raw byte and blamed comments
+    entries = list(BASIC)
+    entries[1] = (entries[1][0], entries[1][1], "ALTER TABLE `a` ADD `b` text;\n\x00 SELECT 1;")
+    bundle = load_bundle(write_bundle(tmp_path, entries))
+    (found,) = [p for p in bundle.problems if p.code == "nul-byte"]
+    assert found.severity == "error" and found.line == 2 and found.migration == "0001_more"
+    assert "at line 2, column 1" in found.message

@@ -1143,3 +1143,27 @@ def test_a_bundle_outside_the_rootdir_has_node_ids_a_command_line_can_select(
     result.stdout.fnmatch_lines(["../drizzle/meta/_journal.json::lint PASSED*"])
     result = run(pytester, "--rootdir=.", "../drizzle/meta/_journal.json::lint")
     result.assert_outcomes(passed=1)
+
+
+def test_option_precedence_and_where_they_apply(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_project(pytester.path)
+    # a check named on the command line runs although the ini excludes it (none ran)
+    pytester.makeini("[pytest]\ndosqlite_checks_exclude = idempotent\n")
+    result = run(pytester, "--dosqlite-checks-include=idempotent")
+    result.assert_outcomes(passed=1)
+    # without syrupy, the way to record a snapshot says what --snapshot-update needs
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot", "-p", "no:syrupy")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*--snapshot-update` (syrupy's option: without `-p no:syrupy`)*"])
+    # --dosqlite-bundle names what is checked, also from a folder with bundles of its own
+    make_project(_mkdir(pytester.path / "sub" / "other"))
+    monkeypatch.chdir(pytester.path / "sub")
+    result = run(pytester, "--dosqlite-checks-include=idempotent", "--dosqlite-bundle=../drizzle")
+    result.assert_outcomes(passed=1)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path

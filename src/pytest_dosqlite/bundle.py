@@ -368,6 +368,14 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "Re-save the file as UTF-8.",
         ),
         _code(
+            "nul-byte",
+            "error",
+            "a .sql file holds a NUL byte",
+            "SQLite reads SQL text only up to a NUL byte: what follows it never runs, and the DO "
+            "fails with `SQL code did not contain a statement` or runs a cut statement.",
+            "Remove the byte (an editor or a tool that wrote binary into the file put it there).",
+        ),
+        _code(
             "byte-order-mark",
             "warning",
             "a JSON file starts with a UTF-8 byte order mark",
@@ -1667,7 +1675,22 @@ class _JournalLoader:
 
     def _read_sql(self, path: Path, tag: str) -> str:
         self.used_files.append(path)
-        return _read_text(path, f"{path.name}", self.problems, tag)
+        text = _read_text(path, f"{path.name}", self.problems, tag)
+        nul = text.find("\0")
+        if nul >= 0:
+            line = text.count("\n", 0, nul) + 1
+            column = nul - (text.rfind("\n", 0, nul) + 1) + 1
+            self.problems.append(
+                _problem(
+                    "nul-byte",
+                    f"{path.name} has a NUL byte at line {line}, column {column}: SQLite stops "
+                    "reading the SQL there, so the rest of the file never runs",
+                    path,
+                    line,
+                    tag,
+                )
+            )
+        return text
 
     def _migration(self, e: _Entry, mjs: MigrationsJs | None, snapshot: Path | None) -> Migration:
         key = js_pad_key(e.idx)

@@ -307,6 +307,11 @@ def schema_snapshot(ctx: CheckContext) -> None:
         do.close()
     text = render_snapshot(ctx.bundle, render(schema), RENDER_VERSION)
     path = snapshot_path(ctx.bundle.root)
+    command = "`pytest --dosqlite --snapshot-update`"
+    item = ctx.extra.get("pytest_item")
+    if item is not None and not item.config.pluginmanager.hasplugin("syrupy"):
+        # --snapshot-update is syrupy's option: under -p no:syrupy it is "unrecognized"
+        command += " (syrupy's option: without `-p no:syrupy`)"
     pins = read_pins(path)
     update = bool(ctx.extra.get("update_snapshots"))
     renamed = renamed_from(ctx.bundle) if pins is None and not update else None
@@ -341,7 +346,7 @@ def schema_snapshot(ctx: CheckContext) -> None:
                     "How to fix",
                     "Restore the recorded migration text and put the change in a new migration "
                     "(`drizzle-kit generate`). If no DO has applied it yet (never deployed), "
-                    "accept the edit with `pytest --dosqlite --snapshot-update`.",
+                    f"accept the edit with {command}.",
                 )
             )
             raise CheckFailure(f"recorded migrations changed in {ctx.bundle.root}", sections)
@@ -359,7 +364,7 @@ def schema_snapshot(ctx: CheckContext) -> None:
                 ),
                 (
                     "If so",
-                    "run `pytest --dosqlite --snapshot-update`: the snapshot is recorded under "
+                    f"run {command}: the snapshot is recorded under "
                     "the new name and the old file is deleted as unused",
                 ),
             ],
@@ -381,7 +386,7 @@ def schema_snapshot(ctx: CheckContext) -> None:
                         ("Snapshot file", f"{path}: {reason}"),
                         (
                             "Fix",
-                            "restore it from git, or run `pytest --dosqlite --snapshot-update` to "
+                            f"restore it from git, or run {command} to "
                             "record the schema again and review the diff",
                         ),
                     ],
@@ -397,7 +402,7 @@ def schema_snapshot(ctx: CheckContext) -> None:
             f"no schema snapshot for {ctx.bundle.root}",
             [
                 ("Expected file", str(path)),
-                ("Create it", "run `pytest --dosqlite --snapshot-update`"),
+                ("Create it", f"run {command}"),
             ],
         ) from None
     if stored != text:
@@ -410,7 +415,7 @@ def schema_snapshot(ctx: CheckContext) -> None:
         )
         raise CheckFailure(
             f"schema of {ctx.bundle.root} differs from its snapshot {path}",
-            [("Diff", diff), ("If intended", "run `pytest --dosqlite --snapshot-update`")],
+            [("Diff", diff), ("If intended", f"run {command}")],
         )
 
 

@@ -269,6 +269,11 @@ def resolve(config: pytest.Config) -> Resolved:
             f"unknown dosqlite check name(s): {', '.join(unknown)}. "
             f"Known checks: {', '.join(CHECK_NAMES)}"
         )
+    if sources.get("checks_include") == "command line" and sources.get(
+        "checks_exclude", ""
+    ).startswith("ini"):
+        # a check asked for on the command line runs, whatever the ini leaves out
+        exclude = [n for n in exclude if n not in include]
     # a name given twice is one check
     checks = [n for n in dict.fromkeys(include or CHECK_NAMES) if n not in exclude]
 

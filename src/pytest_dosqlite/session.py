@@ -228,7 +228,12 @@ class DosqliteSession:
 
         for path in self.settings.bundles:
             add(path, "--dosqlite-bundle", path.parent, (), None)
-        if self.settings.bundles and self.settings.sources.get("project") == "rootdir":
+        if self.settings.bundles and self.settings.sources.get("project") in (
+            "rootdir",
+            "current directory",
+        ):
+            # the bundles named are the ones checked, wherever pytest runs (from a subfolder,
+            # the bundles of that folder were added)
             self._disambiguate(found)
             return found
         from .discovery import discover, worker_project_above
