@@ -157,7 +157,7 @@ def test_check_reports_a_config_that_does_not_parse(
     assert main(["check", str(tmp_path), "--include", "wrangler_contract"]) == 1
     out = capsys.readouterr().out
     assert "ERROR " in out and "wrangler.jsonc:3: cannot parse" in out
-    assert "FAILED wrangler_contract" in out and "does not parse" in out
+    assert "FAILED wrangler_contract" in out and "has an error" in out
     assert out.splitlines()[-1] == "0 passed, 1 failed, 1 config error"
 
 

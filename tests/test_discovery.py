@@ -496,3 +496,30 @@ def test_an_extensionless_import_resolves_as_wranglers_esbuild_does(tmp_path: Pa
     for name in ("migrations.js", "migrations.ts", "migrations.tsx"):
         (drizzle / name).write_text("export default {};\n")
         assert _resolve_import(target, "../drizzle/migrations") == drizzle / name
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"durable_objects": {"bindings": "NOTES"}},
+            "`durable_objects.bindings` is not an array",
+        ),
+        (
+            {"durable_objects": {"bindings": [{"name": "NOTES"}]}},
+            "a `durable_objects.bindings` entry without a string `class_name`",
+        ),
+        ({"rules": [{"type": "Text", "globs": "**/*.sql"}]}, "`globs` is not an array of strings"),
+        ({"rules": {"type": "Text"}}, "`rules` is not an array"),
+    ],
+)
+def test_wrangler_config_shapes_wrangler_refuses_are_errors(
+    tmp_path: Path, config: dict[str, object], message: str
+) -> None:
+    # read leniently they declared nothing, and wrangler_contract passed; wrangler 4 refuses
+    # each ("Expected "rules[0].globs" to be an array of strings", ...)
+    (tmp_path / "wrangler.json").write_text(
+        json.dumps({"name": "w", "main": "src/index.ts", **config}, indent=2)
+    )
+    project = discover(tmp_path)
+    assert any(message in str(e) and e.severity == "error" for e in project.errors), project.errors

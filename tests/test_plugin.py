@@ -1167,3 +1167,14 @@ def test_option_precedence_and_where_they_apply(
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True)
     return path
+
+
+def test_a_bundle_or_project_path_that_does_not_exist_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    # it was a load error (exit 1), and the project's own checks were not run
+    make_project(pytester.path)
+    for option in ("--dosqlite-bundle=nosuch/drizzle", "--dosqlite-project=nosuch"):
+        result = run(pytester, option)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*: no such folder: *nosuch*"])

@@ -71,9 +71,9 @@ def wrangler_contract(ctx: CheckContext) -> None:
         raise CheckFailure(
             "cannot check the Worker's contract: "
             + (
-                "a config of its project does not parse"
+                "a config of its project has an error"
                 if len(broken) == 1
-                else f"{len(broken)} configs of its project do not parse"
+                else f"the configs of its project have {len(broken)} errors"
             ),
             [("Config error", str(e)) for e in broken],
         )

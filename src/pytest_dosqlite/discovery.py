@@ -287,7 +287,30 @@ def parse_wrangler_config(path: Path | str) -> WranglerConfig:
     for env, section in sections:
         do = section.get("durable_objects")
         raw_bindings = do.get("bindings") if isinstance(do, dict) else None
+        # shapes wrangler refuses: read leniently they declared nothing, and every check passed
+        if do is not None and not isinstance(do, dict):
+            issues.append(
+                ConfigIssue(
+                    path, "`durable_objects` is not a table", _section_line(text, "durable_objects")
+                )
+            )
+        if raw_bindings is not None and not isinstance(raw_bindings, list):
+            issues.append(
+                ConfigIssue(
+                    path,
+                    "`durable_objects.bindings` is not an array (wrangler refuses it)",
+                    _section_line(text, "bindings"),
+                )
+            )
         for b in raw_bindings if isinstance(raw_bindings, list) else []:
+            if not isinstance(b, dict) or not isinstance(b.get("class_name"), str):
+                issues.append(
+                    ConfigIssue(
+                        path,
+                        f"a `durable_objects.bindings` entry without a string `class_name`: {b!r}",
+                        _section_line(text, "bindings"),
+                    )
+                )
             if isinstance(b, dict) and isinstance(b.get("class_name"), str):
                 bindings.append(
                     DOBinding(
@@ -351,13 +374,32 @@ def parse_wrangler_config(path: Path | str) -> WranglerConfig:
                 if isinstance(spec, dict) and spec.get("type") == "durable-object":
                     storage = spec.get("storage")
                     exports.append((str(cls), str(storage) if storage else "kv", env))
+    raw_rules = data.get("rules")
+    if raw_rules is not None and not isinstance(raw_rules, list):
+        issues.append(
+            ConfigIssue(
+                path, "`rules` is not an array (wrangler refuses it)", _section_line(text, "rules")
+            )
+        )
+        raw_rules = []
+    for r in raw_rules or []:
+        globs = r.get("globs") if isinstance(r, dict) else None
+        if not isinstance(r, dict) or not isinstance(globs, list):
+            issues.append(
+                ConfigIssue(
+                    path,
+                    f"a `rules` entry whose `globs` is not an array of strings: {r!r} (wrangler "
+                    "refuses it)",
+                    _section_line(text, "globs") or _section_line(text, "rules"),
+                )
+            )
     rules = tuple(
         TextRule(
             type=str(r.get("type", "")),
             globs=_strings(r.get("globs")),
             fallthrough=bool(r.get("fallthrough", False)),
         )
-        for r in (data.get("rules") or [])
+        for r in (raw_rules or [])
         if isinstance(r, dict)
     )
     main = data.get("main")

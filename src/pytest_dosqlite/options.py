@@ -260,6 +260,14 @@ def resolve(config: pytest.Config) -> Resolved:
             sources["project"] = "rootdir"
     bundles = pick("bundles", opt.dosqlite_bundle, "dosqlite_bundles")
     bundle_paths = [Path(p) if Path(p).is_absolute() else (Path.cwd() / p) for p in bundles or []]
+    for name, given_paths in (("bundles", bundle_paths), ("project", project_paths)):
+        missing = [str(p) for p in given_paths if not p.exists()]
+        if missing and sources.get(name) in ("command line", f"ini dosqlite_{name}"):
+            # a typo: it was a load error of the run, and the project's own checks went missing
+            option = "--dosqlite-bundle" if name == "bundles" else "--dosqlite-project"
+            raise pytest.UsageError(
+                f"{option} / dosqlite_{name}: no such folder: {', '.join(missing)}"
+            )
 
     include = _names(pick("checks_include", opt.dosqlite_checks_include, "dosqlite_checks_include"))
     exclude = _names(pick("checks_exclude", opt.dosqlite_checks_exclude, "dosqlite_checks_exclude"))
