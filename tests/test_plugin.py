@@ -1178,3 +1178,12 @@ def test_a_bundle_or_project_path_that_does_not_exist_is_a_usage_error(
         result = run(pytester, option)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*: no such folder: *nosuch*"])
+
+
+def test_setup_plan_writes_no_summary_of_checks_that_did_not_run(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path)
+    result = run(pytester, "--dosqlite-checks-include=idempotent", "--setup-plan")
+    assert "checks: none selected" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*_journal.json::idempotent*"])

@@ -207,9 +207,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     ds = _session(config)
     if ds is None or not ds.settings.enabled:
         return
-    # not under --co (nothing ran), nor on an xdist worker: nobody sees its summary, and it
-    # would build the images of every bundle (those it did not check) just to write it
-    ran = ds._found is not None and not config.option.collectonly
+    # not under --co or --setup-plan (nothing ran: it said "checks: none selected"), nor on an
+    # xdist worker: nobody sees its summary, and it would build the images of every bundle
+    # (those it did not check) just to write it
+    planned = config.option.collectonly or getattr(config.option, "setupplan", False)
+    ran = ds._found is not None and not planned
     if ran and not hasattr(config, "workerinput"):
         from .summary import write_summary
 
