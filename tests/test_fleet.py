@@ -18,7 +18,7 @@ from conftest import EXAMPLES, shared_path
 from pytest_dosqlite import _start, fleet, forkserver
 from pytest_dosqlite.bundle import load_bundle
 from pytest_dosqlite.checks import CheckContext, Settings
-from pytest_dosqlite.errors import CheckFailure
+from pytest_dosqlite.errors import CheckFailure, DosqliteWarning
 from pytest_dosqlite.images import ImageCache
 from pytest_dosqlite.storage import DurableObjectStorage
 
@@ -853,3 +853,50 @@ def test_the_main_file_check_with_and_without_trusting_the_mtime(
     rename = results[2]["points"][4]
     assert rename["status"] == "partial"
     assert "-table posts" in rename["detail"] and "+table __new_posts" in rename["detail"]
+
+
+def _state(path: Path, migrations: list[tuple[str, str]], whens: list[int]) -> Path:
+    from test_plugin import write_bundle
+
+    write_bundle(path, migrations, whens=whens)
+    return path
+
+
+@needs_git
+def test_history_is_the_branchs_first_parents_and_a_shallow_clone_says_so(
+    tmp_path: Path,
+) -> None:
+    # a feature branch's own commit never deployed: after a merge that regenerated its
+    # migration under another tag (drizzle-kit's way out of a journal conflict), every run of
+    # main failed, "deleted after deployment" and "duplicate column name"
+    base = [
+        ("0000_init", "CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);"),
+        ("0001_posts", "CREATE TABLE `posts` (`id` integer PRIMARY KEY);"),
+    ]
+    color = "ALTER TABLE `users` ADD `color` text;"
+    whens = [1_700_000_000_000, 1_700_000_001_000]
+    repo = new_repo(tmp_path)
+    commit_folder(repo, _state(tmp_path / "s0", base, whens), "base")
+    main = git(repo, "rev-parse", "--abbrev-ref", "HEAD")
+    git(repo, "checkout", "-q", "-b", "feature")
+    feature = [*base, ("0002_color", color)]
+    commit_folder(repo, _state(tmp_path / "s1", feature, [*whens, 1_700_000_002_000]), "color")
+    git(repo, "checkout", "-q", main)
+    git(repo, "merge", "-q", "--no-ff", "--no-commit", "-s", "ours", "feature")
+    merged = [*base, ("0002_note_color", color)]
+    target = repo / "app" / "drizzle"
+    shutil.rmtree(target)
+    shutil.copytree(_state(tmp_path / "s2", merged, [*whens, 1_700_000_003_000]), target)
+    git(repo, "add", "-A", "app")
+    git(repo, "commit", "-q", "-m", "merge feature")
+    fleet.upgrade_from_every_version(context(target, git_history=True))
+    # the states on main's own line are still checked: a deleted migration fails
+    commit_folder(repo, _state(tmp_path / "s3", base, whens), "drop the color migration")
+    failure = failure_of(fleet.upgrade_from_every_version, context(target, git_history=True))
+    assert "deleted after deployment" in failure.render()
+    assert "--dosqlite-no-git" in section(failure, "If a commit never deployed")
+    # a shallow clone (actions/checkout's default) cannot show what deployed before it
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    with pytest.warns(DosqliteWarning, match="shallow git clone"):
+        fleet.upgrade_from_every_version(context(clone / "app" / "drizzle", git_history=True))

@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ import apsw
 
 from .bundle import Bundle, Migration, load_bundle
 from .checks import CheckContext, migration_failure
-from .errors import CheckFailure, DosqliteError, MigrationError, SqlError
+from .errors import CheckFailure, DosqliteError, DosqliteWarning, MigrationError, SqlError
 from .forkserver import Child, spawn
 from .images import reads_connection_state, sets_connection_state
 from .migrator import LEDGER_TABLE, MigrationRun, migrate
@@ -749,10 +750,21 @@ def upgrade_from_every_version(ctx: CheckContext) -> None:
             record(_label(bundle, k), outcome)
 
     history_notes: list[str] = []
+    from_history = False
     if ctx.settings.git_history:
         limit = _limit(ctx, "git_history_limit", DEFAULT_GIT_HISTORY_LIMIT)
         for label, outcome in _history_outcomes(ctx, head, limit, history_notes):
+            from_history = True
             record(label, outcome)
+        if git_is_shallow(bundle.root):
+            warnings.warn(
+                DosqliteWarning(
+                    f"{bundle.root} is in a shallow git clone: versions deployed before its "
+                    "first commit (edited, deleted or renumbered migrations) are not checked. "
+                    "Fetch the history in CI (actions/checkout with `fetch-depth: 0`)"
+                ),
+                stacklevel=1,
+            )
 
     if not groups:
         return
@@ -765,6 +777,17 @@ def upgrade_from_every_version(ctx: CheckContext) -> None:
         sections.append(("More", f"{rest} more deployed versions fail in other ways"))
     sections.extend(_history_notes_section(history_notes))
     sections.append(("How to fix", _upgrade_fix([o for _, o in groups], bundle)))
+    if from_history:
+        sections.append(
+            (
+                "If a commit never deployed",
+                "every commit of the branch's first-parent history that changed the bundle "
+                "counts as a version some DO may run. If one never reached production (a "
+                "branch's own commit, pushed but not deployed), lower dosqlite_git_history_limit "
+                "below it, or turn the walk off with --dosqlite-no-git (dosqlite_git_history = "
+                "false)",
+            )
+        )
     failing = sum(len(labels) for labels, _ in groups)
     raise CheckFailure(
         f"{failing} deployed version(s) of {bundle.name} do not upgrade to head like a fresh DO",
@@ -860,9 +883,13 @@ def _is_snapshot(rel: str) -> bool:
 def git_past_states(folder: Path, limit: int = DEFAULT_GIT_HISTORY_LIMIT) -> list[PastState]:
     """Committed states of ``folder`` (newest first, at most ``limit`` commits, deduplicated).
 
-    Reads with ``git log``/``ls-tree``/``cat-file`` only: the work tree and index are never
-    touched. Snapshot JSON files are left out (the migrator never reads them). Returns ``[]``
-    when ``folder`` is not in a git repository or git is unavailable.
+    The first-parent history only: the commits of the branch checked out and the merges into
+    it, not the commits inside a merged feature branch. Those never deployed, and a migration
+    regenerated on merge (drizzle-kit's advice for a journal conflict) made every later run of
+    main fail on them, "deleted after deployment". Reads with ``git log``/``ls-tree``/
+    ``cat-file`` only: the work tree and index are never touched. Snapshot JSON files are left
+    out (the migrator never reads them). Returns ``[]`` when ``folder`` is not in a git
+    repository or git is unavailable.
     """
     folder = folder.resolve()
     top_out = _git(["rev-parse", "--show-toplevel"], folder)
@@ -874,7 +901,7 @@ def git_past_states(folder: Path, limit: int = DEFAULT_GIT_HISTORY_LIMIT) -> lis
     except ValueError:
         return []
     rel = rel if rel not in ("", ".") else "."
-    log = _git(["log", f"-n{limit}", "--format=%H%x00%cs%x00%s", "--", rel], top)
+    log = _git(["log", "--first-parent", f"-n{limit}", "--format=%H%x00%cs%x00%s", "--", rel], top)
     if not log:
         return []
     states: list[PastState] = []
@@ -908,6 +935,13 @@ def git_past_states(folder: Path, limit: int = DEFAULT_GIT_HISTORY_LIMIT) -> lis
         files = {inner: contents[sha] for inner, sha in blobs if sha in contents}
         states.append(PastState(commit, subject, date, files))
     return states
+
+
+def git_is_shallow(folder: Path) -> bool:
+    """``folder`` is in a shallow clone (``actions/checkout`` fetches one commit by default):
+    the deployed versions before its first commit cannot be checked."""
+    out = _git(["rev-parse", "--is-shallow-repository"], folder.resolve())
+    return out is not None and out.strip() == b"true"
 
 
 def _cat_blobs(shas: list[str], top: Path) -> dict[str, bytes] | None:
