@@ -423,3 +423,34 @@ def test_recordings_replay_on_the_pinned_runtime(
         if not recordings.outcomes_match(case["outcomes"], got, case.get("compare", "exact")):
             mismatches.append((case["name"], json.dumps(got)[:300]))
     assert mismatches == []
+
+
+@pytest.mark.workerd
+@needs_node
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a DEFAULT's function name reaches the authorizer as written: workerd ignores case
+        "CREATE TABLE d(a, b TEXT DEFAULT CURRENT_TIMESTAMP, c DEFAULT (ABS(-3)), "
+        "e DEFAULT (LOWER(HEX(RANDOMBLOB(2))))); INSERT INTO d(a) VALUES (1); "
+        "SELECT b IS NOT NULL, c, length(e) FROM d",
+        "CREATE TABLE t(a); ALTER TABLE t ADD b text DEFAULT CURRENT_DATE; SELECT 1",
+        "SELECT LOG10(100)",  # not allowed in any case
+    ],
+)
+def test_function_names_in_any_case_as_workerd(
+    backend: WorkerdBackend, request: pytest.FixtureRequest, sql: str
+) -> None:
+    from pytest_dosqlite import DurableObjectStorage
+    from pytest_dosqlite.errors import SqlError
+
+    real = backend.exec(_unique(request), sql)
+    do = DurableObjectStorage()
+    try:
+        rows = do.sql.exec(sql).raw().to_array()
+    except SqlError as exc:
+        assert real["ok"] is False and real["error"] == str(exc)
+    else:
+        assert real["ok"] is True and real["rows"] == rows
+    finally:
+        do.close()

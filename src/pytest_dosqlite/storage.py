@@ -467,7 +467,9 @@ class DurableObjectStorage:
         if op == A.SQLITE_PRAGMA:
             return _OK if p1 is not None and rt.pragma_allowed(self.runtime, p1, p2) else _DENY
         if op == A.SQLITE_FUNCTION:
-            name = p2 or ""
+            # SQLite passes a DEFAULT's function name as written (`CURRENT_TIMESTAMP`, `Abs`):
+            # workerd's allow-list ignores case, so `DEFAULT (CURRENT_TIMESTAMP)` was refused
+            name = (p2 or "").lower()
             if name in self.runtime.not_compiled:
                 self._auth_note = ("nosuch", name)
                 return _DENY
