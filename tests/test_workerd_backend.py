@@ -436,9 +436,15 @@ def test_recordings_replay_on_the_pinned_runtime(
         "SELECT b IS NOT NULL, c, length(e) FROM d",
         "CREATE TABLE t(a); ALTER TABLE t ADD b text DEFAULT CURRENT_DATE; SELECT 1",
         "SELECT LOG10(100)",  # not allowed in any case
+        # a RENAME TO a reserved name is judged on the parsed statement, not its text
+        "CREATE TABLE log(x); INSERT INTO log VALUES ('ALTER TABLE x RENAME TO _cf_z'); "
+        "SELECT count(*) FROM log",
+        "CREATE TABLE p(a); SELECT 1 AS x -- ALTER TABLE p RENAME TO _cf_c",
+        "CREATE TABLE p(a); ALTER TABLE p RENAME TO /*c*/ _cf_y",
+        'CREATE TABLE p(a); ALTER TABLE p RENAME TO "_cf_w"',
     ],
 )
-def test_function_names_in_any_case_as_workerd(
+def test_authorizer_decisions_as_workerd(
     backend: WorkerdBackend, request: pytest.FixtureRequest, sql: str
 ) -> None:
     from pytest_dosqlite import DurableObjectStorage

@@ -25,7 +25,7 @@ import apsw
 
 from . import runtime as rt
 from .errors import DurableObjectResetError, SqlError
-from .sqltext import Piece, split
+from .sqltext import Piece, split, tokens
 
 __all__ = ["Cursor", "DurableObjectStorage", "RawCursor", "SqlStorage", "sqlite_version"]
 
@@ -56,12 +56,6 @@ _PLAN_CACHE: dict[str, tuple[_Step, ...]] = {}
 _PLAN_CACHE_MAX = 4096
 
 
-_RENAME_TO = re.compile(
-    r"\bALTER\s+TABLE\s+.+?\s+RENAME\s+TO\s+[\"`\[']?(?P<name>[^\s\"`\]';]+)",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
 _DATA_VERSION = re.compile(r"\s*PRAGMA\s+(?:main\s*\.\s*)?data_version\s*;?\s*$", re.I)
 #: statements that change what no undo log sees: statistics (ANALYZE, ``PRAGMA optimize``)
 #: and the connection's settings (a pragma set); a DO that ran one is not recycled (see
@@ -76,11 +70,30 @@ _CONNECTION_WRITE = re.compile(
 
 
 def _renames_to_reserved(text: str) -> bool:
-    """workerd (B/C) also checks the RENAME TO destination against the _cf_ prefix."""
+    """workerd (B/C) also checks the RENAME TO destination against the _cf_ prefix.
+
+    On the statement's tokens, as workerd checks the parsed name: a text search refused the
+    words in a string or a comment and missed ``RENAME TO /* c */ _cf_x``."""
     if "rename" not in text.lower():
         return False
-    m = _RENAME_TO.search(text)
-    return m is not None and not rt.is_allowed_name(m.group("name"))
+    t = tokens(text)
+    if len(t) < 6 or t[0].up != "ALTER" or t[1].up != "TABLE":
+        return False
+    for i in range(3, len(t) - 2):
+        if t[i].up == "RENAME" and t[i + 1].up == "TO":
+            target = t[i + 2]
+            if target.kind not in ("word", "qid", "str"):
+                return False
+            return not rt.is_allowed_name(_unquoted(target.text))
+    return False
+
+
+def _unquoted(name: str) -> str:
+    if name[:1] in ('"', "`", "'") and len(name) >= 2 and name[-1] == name[0]:
+        return name[1:-1].replace(name[0] * 2, name[0])
+    if name[:1] == "[" and name.endswith("]"):
+        return name[1:-1]
+    return name
 
 
 def sqlite_version() -> str:
