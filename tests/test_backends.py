@@ -104,6 +104,10 @@ def test_remote_do_refuses_python_callbacks_with_a_reason() -> None:
         do.transaction_sync(lambda: None)
     # it passed for the callback's own error in a test's pytest.raises(RuntimeError)
     assert not isinstance(info.value, RuntimeError)
+    # the KV API was an AttributeError
+    for call in (lambda: do.put("k", 1), lambda: do.get("k"), lambda: do.set_alarm(1.0)):
+        with pytest.raises(WorkerdUnsupported, match="reaches a DO's SQL only"):
+            call()
     with pytest.raises(WorkerdUnsupported, match="callback cannot run inside the Worker"):
         do.block_concurrency_while(lambda: None)
     with pytest.raises(WorkerdUnsupported, match=r"do\.batch"), do.event():

@@ -533,3 +533,16 @@ def test_nul_character_ends_the_sql_text() -> None:
     d = DurableObjectStorage()
     assert exec_err(d, "SELECT 1;\x00SELECT 2") == "SQL code did not contain a statement."
     assert exec_err(d, "\x00") == "SQL code did not contain a statement."
+
+
+def test_text_the_emulator_cannot_carry_is_a_clear_limitation() -> None:
+    # a UnicodeDecodeError / UnicodeEncodeError escaped from our internals
+    from pytest_dosqlite.errors import EmulatorLimitation
+
+    do = DurableObjectStorage()
+    with pytest.raises(EmulatorLimitation, match=r"not valid UTF-8.*hex"):
+        do.sql.exec("SELECT CAST(x'ff' AS TEXT)")
+    with pytest.raises(EmulatorLimitation, match="lone surrogate"):
+        do.sql.exec("SELECT ?", "\ud800")
+    assert do.sql.exec("SELECT hex(CAST(x'ff' AS TEXT)) AS h").one() == {"h": "FF"}
+    do.close()

@@ -324,6 +324,24 @@ class RemoteDurableObject:
         )
         yield self  # pragma: no cover - unreachable, keeps this a generator
 
+    def _no_kv(self, what: str) -> WorkerdUnsupported:
+        return WorkerdUnsupported(
+            f"{what} is not available on the workerd backend: its harness reaches a DO's SQL "
+            "only (sql.exec, batch, transaction, migrate). Keep such a test on the emulator"
+        )
+
+    def put(self, key: str, value: object) -> None:
+        raise self._no_kv("ctx.storage.put")
+
+    def get(self, key: str) -> object:
+        raise self._no_kv("ctx.storage.get")
+
+    def set_alarm(self, scheduled_ms: float) -> None:
+        raise self._no_kv("ctx.storage.setAlarm")
+
+    def end_turn(self) -> None:
+        raise self._no_kv("ending an event-loop turn")
+
     def image(self) -> bytes:
         raise WorkerdUnsupported(
             "a DO inside workerd has no in-memory image; use do.dump() or read its persisted "

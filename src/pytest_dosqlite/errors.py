@@ -16,6 +16,7 @@ __all__ = [
     "DosqliteError",
     "DosqliteWarning",
     "DurableObjectResetError",
+    "EmulatorLimitation",
     "IntegrityWarning",
     "MigrationError",
     "SqlError",
@@ -24,6 +25,11 @@ __all__ = [
 
 class DosqliteError(Exception):
     """Base class of every error pytest-dosqlite raises on purpose."""
+
+
+class EmulatorLimitation(DosqliteError):
+    """Something a real DO does that the emulator cannot (text that is not valid UTF-8, which
+    workerd turns into U+FFFD): not an error of the DO; the message says what to do instead."""
 
 
 class SqlError(DosqliteError):

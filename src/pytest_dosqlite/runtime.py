@@ -56,10 +56,10 @@ acos acosh asin asinh atan atan2 atanh ceil cos cosh degrees exp floor ln log lo
 radians sin sinh sqrt tan tanh trunc
 json json_array json_array_length json_extract -> ->> json_insert json_object json_patch
 json_remove json_replace json_set json_type json_valid json_quote json_group_array
-json_group_object json_each json_tree json_error_position
+json_group_object json_each json_tree
 jsonb jsonb_array jsonb_extract jsonb_insert jsonb_object jsonb_patch jsonb_remove jsonb_replace
 jsonb_set jsonb_group_array jsonb_group_object
-match highlight bm25 snippet
+match highlight bm25 snippet rtreecheck
 sqlite_rename_column sqlite_rename_table sqlite_rename_test sqlite_drop_column
 sqlite_rename_quotefix
 """

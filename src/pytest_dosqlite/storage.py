@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 import apsw
 
 from . import runtime as rt
-from .errors import DurableObjectResetError, SqlError
+from .errors import DurableObjectResetError, EmulatorLimitation, SqlError
 from .sqltext import Piece, split, tokens
 
 __all__ = ["Cursor", "DurableObjectStorage", "RawCursor", "SqlStorage", "sqlite_version"]
@@ -827,6 +827,17 @@ class DurableObjectStorage:
             raise SqlError(rt.WRONG_BINDINGS_MESSAGE) from None
         except apsw.Error as exc:
             raise _sql_error(exc, self._auth_note) from None
+        except UnicodeDecodeError:
+            raise EmulatorLimitation(
+                "a text value of the result is not valid UTF-8, which the emulator cannot "
+                "return (a DO's JavaScript reads U+FFFD for each invalid byte); select "
+                "hex(...) or CAST(... AS BLOB) instead"
+            ) from None
+        except UnicodeEncodeError:
+            raise EmulatorLimitation(
+                "the SQL or a bound string holds a lone surrogate (a half of a UTF-16 pair), "
+                "which the emulator cannot pass to SQLite (workerd stores it as WTF-8)"
+            ) from None
         if intermediate:
             return _EMPTY
         if rows and step.data_version:

@@ -71,6 +71,14 @@ def _statement(item: Statement) -> dict[str, Any]:
     return out
 
 
+def js_integer(text: str) -> int:
+    """An integer of the harness's JSON: JSON.stringify of a JS number, which beyond 2**53
+    writes the shortest decimal of a double (2**60 as 1152921504606847000). Read back as the
+    double it stands for, as the emulator returns it (and a DO's JavaScript holds it)."""
+    value = int(text)
+    return value if abs(value) <= 2**53 else int(float(text))
+
+
 class WorkerdBackend:
     """A running workerd (through Miniflare) serving SQLite-backed DOs by name.
 
@@ -286,7 +294,7 @@ class WorkerdBackend:
         finally:
             conn.close()
         try:
-            answer: dict[str, Any] = json.loads(data)
+            answer: dict[str, Any] = json.loads(data, parse_int=js_integer)
         except json.JSONDecodeError as exc:
             raise WorkerdError(
                 f"workerd answered {response.status} with non-JSON: {data[:300]!r}"

@@ -38,8 +38,11 @@ class SetupFailed(WorkerdError):
 
 
 def load(path: Path | str) -> Json:
-    """Read a recordings file and check its format version."""
-    data: Json = json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a recordings file and check its format version. Its integers are JSON.stringify's
+    of JS numbers, read as the backend reads a live answer (beyond 2**53: the double)."""
+    from .backend import js_integer
+
+    data: Json = json.loads(Path(path).read_text(encoding="utf-8"), parse_int=js_integer)
     if data.get("format") != FORMAT:
         raise WorkerdError(f"{path}: recordings format {data.get('format')!r}, expected {FORMAT}")
     return data
