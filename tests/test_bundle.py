@@ -214,7 +214,10 @@ def test_key_value_form_runs_the_imported_file(tmp_path: Path) -> None:
     assert b.migrations[1].path is not None and b.migrations[1].path.name == "0002_last.sql"
     mismatch = only(b, "tag-mismatch")
     assert mismatch[0].migration == "0001_more" and mismatch[0].line == 3
-    assert "0001_more.sql" in {p.path.name for p in only(b, "orphan-sql") if p.path}
+    # its own file is named by the tag-mismatch; an orphan-sql said it was not in the journal
+    # and to delete it
+    assert "'./0001_more.sql'" in mismatch[0].message
+    assert "orphan-sql" not in codes(b)
 
 
 def test_missing_key(tmp_path: Path) -> None:
@@ -1071,3 +1074,17 @@ def test_a_nul_byte_in_a_sql_file_is_named_where_it_is(tmp_path: Path) -> None:
     (found,) = [p for p in bundle.problems if p.code == "nul-byte"]
     assert found.severity == "error" and found.line == 2 and found.migration == "0001_more"
     assert "at line 2, column 1" in found.message
+
+
+def test_a_wrong_import_path_does_not_call_the_entrys_own_file_an_orphan(tmp_path: Path) -> None:
+    # the entry's .sql was "not in meta/_journal.json" with the fix "delete it", and a typo
+    # in the path read as a lost file to restore from version control
+    root = write_bundle(tmp_path, BASIC)
+    js = root / "migrations.js"
+    text = js.read_text(encoding="utf-8")
+    js.write_text(text.replace("./0001_more.sql", "./0000_init.sql"), encoding="utf-8")
+    assert codes(load_bundle(root)) == ["tag-mismatch"]
+    js.write_text(text.replace("./0001_more.sql", "./0001_mroe.sql"), encoding="utf-8")
+    bundle = load_bundle(root)
+    assert codes(bundle) == ["missing-sql"]
+    assert "correct the import to './0001_more.sql'" in bundle.problems[0].message

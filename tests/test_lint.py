@@ -1121,3 +1121,31 @@ def test_a_syntax_error_away_from_any_cut_says_nothing_of_markers(tmp_path: Path
     sql = "CREATE TABLE b (x);\n--> statement-breakpoint\nSELECT ((((;"
     (finding,) = of(lint(tmp_path, "CREATE TABLE a (x);", sql), "DO027")
     assert "statement-breakpoint" not in finding.message
+
+
+def test_a_do_that_turns_foreign_keys_off_is_not_told_to_do_so(tmp_path: Path) -> None:
+    # --dosqlite-start=drizzle-fk-off is DO024's own fix: lint still failed on it
+    bundle = make_bundle(tmp_path, USERS, POSTS_CASCADE, RECREATE_USERS)
+    quiet_pragma = {"DO001": "off"}
+    with pytest.raises(CheckFailure, match="DO024"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lint_check(CheckContext(bundle=bundle, settings=Settings(lint_severity=quiet_pragma)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lint_check(
+            CheckContext(
+                bundle=bundle,
+                settings=Settings(lint_severity=quiet_pragma),
+                extra={"fleet_start": "drizzle-fk-off"},
+            )
+        )
+    # a severity the user set for the rule wins
+    with pytest.raises(CheckFailure, match="DO024"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lint_check(
+            CheckContext(
+                bundle=bundle,
+                settings=Settings(lint_severity={**quiet_pragma, "DO024": "error"}),
+                extra={"fleet_start": "drizzle-fk-off"},
+            )
+        )

@@ -193,8 +193,10 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "drizzle's durable-sqlite migrator looks up `m` + idx (4 digits) in the `migrations` "
             "object for every journal entry and throws `Missing migration: <tag>` before running "
             "anything, so no migration at all is applied on any Durable Object.",
-            "Re-run `drizzle-kit generate` (it rewrites migrations.js from the journal), or add "
-            "`import mNNNN from './NNNN_tag.sql';` and `mNNNN` to the `migrations` object.",
+            "Add `mNNNN` to the `migrations` object (and `import mNNNN from './NNNN_tag.sql';` "
+            "if it is not imported). `drizzle-kit generate` rewrites migrations.js from the "
+            "journal only when it writes a new migration: without a schema change it does "
+            "nothing.",
         ),
         _code(
             "unbound-key",
@@ -1775,11 +1777,18 @@ class _JournalLoader:
                 )
                 return self._fallback_text(e.tag, expected)
             if not self.fs.is_file(target):
+                own = ""
+                if expected is not None and self.fs.is_file(expected):
+                    # the file is there: the import is what is wrong, not a lost file
+                    own = (
+                        f"; the entry's own file {expected.name} exists: correct the import "
+                        f"to './{expected.name}'"
+                    )
                 self.problems.append(
                     _problem(
                         "missing-sql",
                         f"`{key}` imports {entry.source!r}, which does not exist: the "
-                        "Worker bundle fails to build",
+                        f"Worker bundle fails to build{own}",
                         js,
                         line,
                         e.tag,
@@ -2066,8 +2075,13 @@ class _JournalLoader:
                         self.root / (unused[0] if unused else group[1]),
                     )
                 )
+        tags = {os.path.normcase(m.tag + ".sql") for m in migrations}
         for name in names:
             if os.path.normcase(name) in used:
+                continue
+            if os.path.normcase(name) in tags:
+                # its journal entry's key imports another file (tag-mismatch, missing-sql say
+                # so): "not in meta/_journal.json", and the fix "delete it", were false
                 continue
             self.problems.append(
                 _problem(

@@ -162,9 +162,9 @@ def _fix_hint(exc: MigrationError) -> str | None:
     if cause.startswith("Missing migration"):
         return (
             "The Worker's migrations module (drizzle-kit's migrations.js, or a hand-written "
-            "migrations.ts) has no import for this journal entry. Re-run `drizzle-kit generate` "
-            "(it rewrites migrations.js), or add `import mNNNN from './NNNN_tag.sql'` and the "
-            "key by hand."
+            "migrations.ts) has no key mNNNN for this journal entry in its `migrations` object. "
+            "Add it (with `import mNNNN from './NNNN_tag.sql'` if that is missing too): "
+            "`drizzle-kit generate` rewrites migrations.js only when it writes a new migration."
         )
     if "statement too long" in cause:
         return (
