@@ -900,3 +900,19 @@ def test_history_is_the_branchs_first_parents_and_a_shallow_clone_says_so(
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
     with pytest.warns(DosqliteWarning, match="shallow git clone"):
         fleet.upgrade_from_every_version(context(clone / "app" / "drizzle", git_history=True))
+
+
+@needs_git
+def test_a_migration_renamed_in_history_is_not_deleted(tmp_path: Path) -> None:
+    # the same SQL and `when` under another tag: a DO's ledger sees no change, but the check
+    # said "deleted after deployment"
+    base = [
+        ("0000_init", "CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);"),
+        ("0001_posts", "CREATE TABLE `posts` (`id` integer PRIMARY KEY);"),
+    ]
+    whens = [1_700_000_000_000, 1_700_000_001_000]
+    repo = new_repo(tmp_path)
+    commit_folder(repo, _state(tmp_path / "s0", base, whens), "base")
+    renamed = [base[0], ("0001_articles", base[1][1])]
+    commit_folder(repo, _state(tmp_path / "s1", renamed, whens), "rename")
+    fleet.upgrade_from_every_version(context(repo / "app" / "drizzle", git_history=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -1187,3 +1188,21 @@ def test_setup_plan_writes_no_summary_of_checks_that_did_not_run(
     result = run(pytester, "--dosqlite-checks-include=idempotent", "--setup-plan")
     assert "checks: none selected" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*_journal.json::idempotent*"])
+
+
+def test_a_recorded_migration_renamed_with_the_same_sql_is_called_renamed(
+    pytester: pytest.Pytester,
+) -> None:
+    # renumbered on a merge: it read "Removed after it was recorded ... fresh DOs never get
+    # them", which was false, and told to restore the recorded text
+    make_project(pytester.path)
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    shutil.rmtree(pytester.path / "drizzle")
+    write_bundle(pytester.path / "drizzle", [GOOD[0], ("0001_articles", GOOD[1][1])])
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*Renamed after it was recorded:*", "*0001_posts -> 0001_articles (the same SQL)*"]
+    )
+    assert "Removed after" not in result.stdout.str()
+    assert "Restore the recorded" not in result.stdout.str()

@@ -321,8 +321,25 @@ def schema_snapshot(ctx: CheckContext) -> None:
         current = {m.tag: m.pin_sha256 for m in ctx.bundle.migrations}
         edited = [p.tag for p in pins if p.tag in current and current[p.tag] != p.sha256]
         removed = [p.tag for p in pins if p.tag not in current]
-        if edited or removed:
+        # the same text under another tag: renumbered on a merge (drizzle's ledger keeps each
+        # migration's `when`, not its tag, so a DO does not see a rename)
+        pinned = {p.tag for p in pins}
+        by_text = {sha: tag for tag, sha in current.items() if tag not in pinned}
+        sha_of = {p.tag: p.sha256 for p in pins}
+        moved = [(t, by_text[sha_of[t]]) for t in removed if sha_of[t] in by_text]
+        removed = [t for t in removed if sha_of[t] not in by_text]
+        if edited or removed or moved:
             sections = []
+            if moved:
+                sections.append(
+                    (
+                        "Renamed after it was recorded",
+                        "\n".join(f"{old} -> {new} (the same SQL)" for old, new in moved)
+                        + "\nA DO's ledger keeps each migration's `when`, not its tag: a rename "
+                        "alone changes nothing for deployed DOs (upgrade_from_every_version "
+                        f"checks the `when`). Record the new names with {command}.",
+                    )
+                )
             if edited:
                 sections.append(
                     (
@@ -349,6 +366,8 @@ def schema_snapshot(ctx: CheckContext) -> None:
                     f"accept the edit with {command}.",
                 )
             )
+            if not edited and not removed:
+                sections.pop()  # only renames: "restore the recorded text" does not apply
             raise CheckFailure(f"recorded migrations changed in {ctx.bundle.root}", sections)
     if renamed is not None:
         old = renamed[0]

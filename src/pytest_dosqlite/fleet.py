@@ -1018,6 +1018,7 @@ def _history_outcomes(
     if not states:
         return
     current = {m.tag: m for m in bundle.migrations}
+    same_as_renamed = {(m.when, _normalized(m.sql)) for m in bundle.migrations}
     with tempfile.TemporaryDirectory(prefix="dosqlite-history-") as tmp:
         for i, state in enumerate(states):
             if _is_prefix_state(state, bundle):
@@ -1047,6 +1048,8 @@ def _history_outcomes(
             outcome = _upgrade(image, bundle, head, run_start)
             for m in past.migrations:
                 cur = current.get(m.tag)
+                if cur is None and (m.when, _normalized(m.sql)) in same_as_renamed:
+                    continue  # renamed only: the ledger keeps `when`, so a DO sees no change
                 if cur is None:
                     outcome.deleted.append(m.tag)
                 elif cur.when != m.when:
