@@ -101,3 +101,27 @@ def test_a_bundle_without_migrations(tmp_path: Path) -> None:
             outcomes[name] = "skip"
     assert outcomes["idempotent"] == outcomes["upgrade_from_empty"] == "pass"
     assert "pass" in outcomes.values()
+
+
+@pytest.mark.parametrize(
+    ("sql", "fix"),
+    [
+        ("ALTER TABLE `users` ALTER COLUMN `name` TO `name` text NOT NULL;", "needs the table"),
+        (
+            "CREATE TABLE `p` (`a` text);--> statement-breakpoint\n"
+            "CREATE TABLE `c` (`x` text REFERENCES `p`(`a`));--> statement-breakpoint\n"
+            "INSERT INTO `c` VALUES ('1');",
+            "neither the parent's PRIMARY KEY",
+        ),
+        ("CREATE TABLE `users` (`id` integer);", "already created it"),
+        ("SELECT nosuch FROM `users`;", "does not exist at this point"),
+        ("SELECT 1; SELECT zeroblob(1e10);", "Fix the statement shown"),
+    ],
+)
+def test_every_fresh_do_failure_has_a_fix(tmp_path: Path, sql: str, fix: str) -> None:
+    # a syntax error or a foreign key mismatch ended without "How to fix", which the docs promise
+    write_bundle(tmp_path / "d", [GOOD[0], ("0001_bad", sql)])
+    with pytest.raises(CheckFailure) as info:
+        upgrade_from_empty(ctx(tmp_path / "d"))
+    fixes = [body for title, body in info.value.sections if title == "How to fix"]
+    assert len(fixes) == 1 and fix in fixes[0], info.value.render()

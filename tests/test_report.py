@@ -446,10 +446,12 @@ def test_report_is_wellformed_markdown_with_working_links(tmp_path: Path) -> Non
 def test_report_of_several_bundles_has_an_overview(tmp_path: Path) -> None:
     a = load_bundle(write_bundle(tmp_path / "a", TRICKY[:1]))
     b = load_bundle(EXAMPLE)
-    md = render_report([a, b], {a.root: {"lint": "passed"}}, base=tmp_path, images=ImageCache())
+    results = {a.root: {"lint": "passed", "do_contract": "skipped"}}
+    md = render_report([a, b], results, base=tmp_path, images=ImageCache())
     tables = check_markdown(md)
     assert tables[0][0] == ["Bundle", "Migrations", "Checks"]
-    assert tables[0][1] == ["`a`", "1", "1 passed, 0 failed"]
+    # the skipped ones were left out, unlike in the bundle's own section
+    assert tables[0][1] == ["`a`", "1", "1 passed, 0 failed, 1 skipped"]
     assert tables[0][2][1:] == ["6", "–"]
     assert md.count("```mermaid") == 2
     assert md.count("## `") == 2

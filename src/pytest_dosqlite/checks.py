@@ -129,9 +129,7 @@ def migration_failure(
             "re-constructed on the next request, failing again until the bundle is fixed."
         )
     sections.append(("On a real Durable Object", real))
-    hint = _fix_hint(exc)
-    if hint:
-        sections.append(("How to fix", hint))
+    sections.append(("How to fix", _fix_hint(exc)))
     if summary is None:
         summary = (
             f"migration {exc.tag} fails on a fresh Durable Object"
@@ -141,7 +139,7 @@ def migration_failure(
     return CheckFailure(summary, sections, reported_by="upgrade_from_empty" if fresh_do else None)
 
 
-def _fix_hint(exc: MigrationError) -> str | None:
+def _fix_hint(exc: MigrationError) -> str:
     cause = str(exc.cause or exc.message)
     if cause.startswith("To execute a transaction"):
         return (
@@ -177,9 +175,47 @@ def _fix_hint(exc: MigrationError) -> str | None:
             "PRAGMA foreign_keys=OFF is a no-op inside the migrator's transaction. Run "
             "`ctx.storage.sql.exec('PRAGMA foreign_keys=OFF')` in blockConcurrencyWhile BEFORE "
             "migrate() and turn it back on after an `await` of a timer, or rewrite the migration "
-            "so no parent row is deleted."
+            "so no parent row is deleted, and no child row points at a parent that does not "
+            "exist."
         )
-    return None
+    if "foreign key mismatch" in cause:
+        return (
+            "A REFERENCES clause names parent columns that are neither the parent's PRIMARY KEY "
+            "nor covered by a UNIQUE index, or a parent that does not exist at this point. "
+            "SQLite checks it when a row of either table is written or the parent is dropped. "
+            "Reference the primary key or a UNIQUE column set, and create the parent (and its "
+            "index) before the child."
+        )
+    if "syntax error" in cause or "incomplete input" in cause or "unrecognized token" in cause:
+        return (
+            "SQLite cannot parse the statement (the offset points at where it stopped). Its "
+            "ALTER TABLE only renames a table or a column, adds or drops a column: any other "
+            "change (ALTER COLUMN, a new constraint) needs the table recreated, as drizzle-kit "
+            "does for SQLite with a `__new_` table. Check that the bundle was generated with "
+            "`dialect: 'sqlite'`."
+        )
+    if "no such table" in cause or "no such column" in cause:
+        return (
+            "The statement uses a table or column that does not exist at this point of the "
+            "migrations: an earlier migration did not create it, renamed or dropped it, or the "
+            "statements run in another order than intended. Create it first, or fix the name."
+        )
+    if "already exists" in cause:
+        return (
+            "An earlier migration or statement already created it. Remove the second creation, "
+            "or rename what this one creates."
+        )
+    if "constraint failed" in cause:
+        return (
+            "A statement writes rows that break the constraint on a fresh DO (the migration's "
+            "own INSERT, UPDATE or copy): make the written values satisfy it, or change the "
+            "constraint."
+        )
+    # every failure gets a way forward, as the checks' pages say
+    return (
+        "Fix the statement shown at its file and line, then run `pytest --dosqlite` (or "
+        "`python -m pytest_dosqlite check PATH`) again."
+    )
 
 
 # ---------------------------------------------------------------------------------- checks

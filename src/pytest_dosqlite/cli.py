@@ -187,12 +187,27 @@ def _check(
 
 def _report(paths: list[str], out: str | None) -> int:
     from pathlib import Path
+    from types import SimpleNamespace
 
+    from .discovery import project_of
     from .report import render_report
 
-    bundles = [b for p in paths for b in _bundles_at(p)]
+    entries = []
+    for given in paths:
+        for b in _bundles_at(given):
+            # as pytest --dosqlite shows them: the DO classes its Worker project binds to it,
+            # and a label from the folder named (the classes column read "–")
+            known = project_of(b.root.resolve())
+            classes = tuple(known[1].do_classes) if known is not None else ()
+            top = Path(given).resolve()
+            label = os.path.relpath(b.root.resolve(), top) if b.root.resolve() != top else None
+            entries.append(
+                SimpleNamespace(
+                    bundle=b, do_classes=classes, results={}, label=label or b.root.name
+                )
+            )
     target = Path(out) if out else None
-    text = render_report(bundles, base=target.parent if target else None)
+    text = render_report(entries, base=target.parent if target else None)
     if target is None:
         sys.stdout.write(text)
         return 0

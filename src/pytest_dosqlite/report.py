@@ -932,9 +932,11 @@ def render_report(
         rows = []
         for e in entries:
             r = e.results
+            skipped = sum(v == "skipped" for v in r.values())
             checks = (
                 f"{sum(v == 'passed' for v in r.values())} passed, "
                 f"{sum(v == 'failed' for v in r.values())} failed"
+                + (f", {skipped} skipped" if skipped else "")  # as the bundle's own section
                 if r
                 else "–"
             )
