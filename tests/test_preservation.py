@@ -525,3 +525,33 @@ def test_a_table_with_neither_key_nor_foreign_key_is_counted() -> None:
         ),
     )
     assert "tags" in failure(ctx_for(lost))
+
+
+def test_a_failure_on_seeded_rows_carries_the_caveat_about_them() -> None:
+    # a lookup into a table the seeder could not fill reads NULL: the failure read as the
+    # migration's fault, without the caveat about generated rows
+    bundle = inline_bundle(
+        (
+            "0000_tables",
+            [
+                "CREATE TABLE runs (id integer primary key, budget integer, "
+                "CHECK (budget > 10 AND budget < 5));",  # no row can satisfy it
+                "CREATE TABLE calls (id integer primary key, run_id integer);",
+            ],
+        ),
+        (
+            "0001_rebuild",
+            [
+                "CREATE TABLE __new_calls (id integer primary key, run_id integer, "
+                "reserved integer NOT NULL);",
+                "INSERT INTO __new_calls (id, run_id, reserved) SELECT id, run_id, "
+                "(SELECT budget FROM runs WHERE runs.id = calls.run_id) FROM calls;",
+                "DROP TABLE calls;",
+                "ALTER TABLE __new_calls RENAME TO calls;",
+            ],
+        ),
+    )
+    text = failure(ctx_for(bundle))
+    assert "If the seeded rows are unrealistic" in text
+    assert "listed under 'Not seeded'" in text
+    assert "Not seeded (the check is blind there):\n    runs: a row was given up" in text

@@ -1995,16 +1995,19 @@ def _add_failure(
         if m:
             data, hint = _not_null_advice(exc, m.group(1), m.group(2), seeded, k, head_defaults)
             sections.append(("Data", data))
-        elif not hint and "Cannot add a" not in cause:
-            sections.append(
-                (
-                    "If the seeded rows are unrealistic",
-                    "The rows were generated from the schema (realistic, but not yours). If real "
-                    "rows can never look like that (a text column that always holds JSON, say), "
-                    "give the check rows of your own with the `seed` setting: a callable "
-                    "seed(tag, do) or a JSON file {tag: {table: [rows]}}.",
-                )
+        if "Cannot add a" not in cause:
+            # every such failure depends on the generated rows: a lookup into a table the
+            # seeder could not fill reads NULL, an id column without a foreign key points
+            # nowhere: say so
+            caveat = (
+                "The rows were generated from the schema (realistic, but not yours). If real "
+                "rows can never look like that (a text column that always holds JSON, an id "
+                "that always names an existing row, say), give the check rows of your own with "
+                "the `seed` setting: a callable seed(tag, do) or a JSON file {tag: {table: "
+                "[rows]}}. A table the seeder could not fill is listed under 'Not seeded': a "
+                "lookup into it reads NULL."
             )
+            sections.append(("If the seeded rows are unrealistic", caveat))
         if hint:
             sections.append(("How to fix", hint))
         return _Finding(
