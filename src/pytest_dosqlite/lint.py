@@ -193,8 +193,10 @@ _RULE_LIST: tuple[Rule, ...] = (
         "error",
         "A chunk with only comments (e.g. an unedited `drizzle-kit generate --custom` file): "
         "sql.exec fails with `SQL code did not contain a statement.`",
-        "Write the SQL below the header comment, or delete the migration (its journal entry, "
-        ".sql file, snapshot and migrations.js import) if it is not needed.",
+        "Put the statement the chunk is for below its comments; a comment between two "
+        "statements belongs to the next chunk (remove the `--> statement-breakpoint` after it). "
+        "An unedited `--custom` migration that is not needed can be deleted (its journal entry, "
+        ".sql file, snapshot and migrations.js import) while no DO has applied it.",
     ),
     Rule(
         "DO015",
