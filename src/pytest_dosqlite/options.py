@@ -355,11 +355,8 @@ def resolve(config: pytest.Config) -> Resolved:
             except ValueError:
                 raise pytest.UsageError(f"{ini_key} must be a number, not {raw!r}") from None
             if not fleet[key] > 0:
-                hint = (
-                    " (dosqlite_git_history = false turns the walk off)"
-                    if key == ("git_history_limit")
-                    else ""
-                )
+                walk = key == "git_history_limit"
+                hint = " (dosqlite_git_history = false turns the walk off)" if walk else ""
                 raise pytest.UsageError(f"{ini_key} must be above 0, not {raw!r}{hint}")
     if start is not None:
         fleet["fleet_start"] = str(start)
