@@ -1088,3 +1088,16 @@ def test_a_wrong_import_path_does_not_call_the_entrys_own_file_an_orphan(tmp_pat
     bundle = load_bundle(root)
     assert codes(bundle) == ["missing-sql"]
     assert "correct the import to './0001_more.sql'" in bundle.problems[0].message
+
+
+def test_the_summary_of_a_bundle_drizzle_cannot_read_says_nothing_is_applied(
+    tmp_path: Path,
+) -> None:
+    # it said "a fresh DO stops at 0002_last, 1 table before it": drizzle throws
+    # `Missing migration` before any SQL runs, so a fresh DO of this bundle has no table
+    from pytest_dosqlite.images import ImageCache, head_summary
+
+    out = write_bundle(tmp_path, BASIC, js=kit_js(["0000_init", "0001_more"]))
+    summary = head_summary(ImageCache(), load_bundle(out))
+    assert summary.startswith("a fresh DO applies nothing: "), summary
+    assert "0002_last" in summary

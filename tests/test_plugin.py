@@ -363,7 +363,9 @@ def test_a_missing_sql_file_is_a_build_failure_not_a_restart_loop(
             "Migration:",
             "    0001_posts",
             "*the Worker does not build: wrangler's bundler stops with*cannot be deployed at all.",
-            "*drizzle: 2 migrations, a fresh DO stops at 0001_posts, 1 table before it*",
+            # not "a fresh DO stops at 0001_posts, 1 table before it": no DO runs at all
+            "*drizzle: 2 migrations, the Worker does not build: "
+            'Could not resolve "./0001_posts.sql"*',
         ]
     )
     out = result.stdout.str()

@@ -324,6 +324,13 @@ def head_summary(cache: ImageCache, bundle: Bundle) -> str:
     head = cache.head(bundle)
     if head.image is not None:
         return tables(head.image)
+    if (bundle.drizzle_error or bundle.missing) and head.error is not None:
+        # drizzle throws before any SQL runs (`Missing migration: …`): the versions before the
+        # entry build, but a fresh DO of this bundle applies none of them
+        first = str(head.error).splitlines()[0][:100]
+        if getattr(head.error, "build_failure", False):
+            return f"the Worker does not build: {first}"
+        return f"a fresh DO applies nothing: {first}"
     count = newest_reached(cache, bundle)
     stop = bundle.migrations[count].tag if count < len(bundle.migrations) else "?"
     reached = cache.version(bundle, count).image
