@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DosqliteError, DurableObjectResetError, MigrationError, SqlError
 from .migrator import INSERT_SQL, LAST_APPLIED_SQL, LEDGER_DDL, MigrationRun, js_number
+from .storage import statement_of
 
 if TYPE_CHECKING:
     from .bundle import Bundle
@@ -229,12 +230,6 @@ class RemoteSqlStorage:
         return self._do.runtime.server.size(self._do.name)
 
 
-def _statement(item: Any) -> tuple[str, tuple[Any, ...]]:
-    from .storage import statement_of
-
-    return statement_of(item)
-
-
 class RemoteDurableObject:
     """A SQLite-backed DO inside the session's workerd, addressed by a unique name.
 
@@ -264,7 +259,7 @@ class RemoteDurableObject:
         A statement is SQL text or ``(sql, bindings)``. Errors do not stop the batch (as with
         a ``try``/``catch`` around each ``exec`` in one handler); the event commits at the end.
         """
-        items = [_statement(s) for s in statements]
+        items = [statement_of(s) for s in statements]
         self._history.append(("batch", items))
         answer = self.runtime.server.batch(
             self.name, [(sql, [_encode(b) for b in bindings]) for sql, bindings in items]
@@ -281,7 +276,7 @@ class RemoteDurableObject:
         The first error escapes the callback: everything the transaction wrote is rolled back
         and the error is raised as :class:`SqlError`.
         """
-        items = [_statement(s) for s in statements]
+        items = [statement_of(s) for s in statements]
         self._history.append(("txn", items))
         answer = self.runtime.server.txn(
             self.name,

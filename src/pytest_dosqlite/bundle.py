@@ -41,7 +41,7 @@ from .errors import BundleError
 from .jsmodule import RESOLVE_EXTENSIONS
 
 if TYPE_CHECKING:
-    from .jsmodule import MigrationsJs
+    from .jsmodule import JsSyntaxError, MigrationsJs
 
 __all__ = [
     "BREAKPOINT",
@@ -1358,11 +1358,11 @@ def _parse_js(js_path: Path, problems: list[Problem]) -> MigrationsJs:
 
 def _worker_module(
     root: Path,
-) -> tuple[Path | None, MigrationsJs | None, dict[str, str]]:
+) -> tuple[Path | None, MigrationsJs | None, dict[str, str | JsSyntaxError]]:
     """The migrations module a Worker's ``import migrations from './migrations'`` runs, as far
     as this loader can read it: its path, its parse when it is a hand-written module (None for
     ``migrations.js``, parsed by the loader), and why each module esbuild would take first is
-    not read.
+    not read (its syntax error when it does not parse).
 
     esbuild (wrangler's bundler) tries ``.tsx``, ``.ts``, ``.jsx`` before ``.js``
     (:data:`~pytest_dosqlite.jsmodule.RESOLVE_EXTENSIONS`), so a hand-written
@@ -1373,7 +1373,7 @@ def _worker_module(
     """
     from .jsmodule import dialect_for, parse_migrations_js
 
-    skipped: dict[str, str] = {}
+    skipped: dict[str, str | JsSyntaxError] = {}
     for name in _SHADOWING_MODULES:
         path = root / name
         if not _is_file(path):
@@ -1387,9 +1387,8 @@ def _worker_module(
         why = _unreadable_shape(root, mjs)
         if why is None:
             return path, mjs, skipped
-        if mjs.errors:  # the build fails on it: an error, at its line (see _check_module_siblings)
-            why = f"{_UNPARSED}{mjs.errors[0].line}: {mjs.errors[0]}"
-        skipped[name] = why
+        # a syntax error is kept as such: the build fails on it (see _check_module_siblings)
+        skipped[name] = mjs.errors[0] if mjs.errors else why
     js = root / "migrations.js"
     return (js if _is_file(js) else None), None, skipped
 
@@ -1399,9 +1398,6 @@ def _worker_module(
 _FROM_THE_MODULE = frozenset(
     {"tag-mismatch", "unbound-key", "orphan-key", "orphan-sql", "inline-sql-differs"}
 )
-
-#: how _worker_module records a module that does not parse: this prefix, its line, ": ", error
-_UNPARSED = "does not parse at line "
 
 
 def _unreadable_shape(root: Path, mjs: MigrationsJs) -> str | None:
@@ -1479,7 +1475,7 @@ class _JournalLoader:
         js_path: Path | None,
         snapshot_mode: str,
         parsed: MigrationsJs | None = None,
-        skipped: dict[str, str] | None = None,
+        skipped: dict[str, str | JsSyntaxError] | None = None,
     ) -> None:
         self.root = root
         self.journal_path = journal_path
@@ -2019,18 +2015,17 @@ class _JournalLoader:
         if first is None:
             return
         name, why = first
-        if why.startswith(_UNPARSED):
+        if not isinstance(why, str):
             # esbuild resolves the extensionless import to it and stops on the syntax error
-            line, _, error = why[len(_UNPARSED) :].partition(": ")
             self.problems.append(
                 _problem(
                     "invalid-js",
-                    f"{name} does not parse: {error}; an extensionless import (`from "
+                    f"{name} does not parse: {why}; an extensionless import (`from "
                     f"'./migrations'`) bundles {name} before migrations.js (esbuild tries it "
                     "first), so the Worker bundle will not build. Fix it, or delete it if "
                     "nothing imports it",
                     self.root / name,
-                    int(line),
+                    why.line,
                 )
             )
             return

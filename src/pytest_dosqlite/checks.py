@@ -356,14 +356,13 @@ def schema_snapshot(ctx: CheckContext) -> None:
     if pins and not update:
         current = {m.tag: m.pin_sha256 for m in ctx.bundle.migrations}
         edited = [p.tag for p in pins if p.tag in current and current[p.tag] != p.sha256]
-        removed = [p.tag for p in pins if p.tag not in current]
-        # the same text under another tag: renumbered on a merge (drizzle's ledger keeps each
-        # migration's `when`, not its tag, so a DO does not see a rename)
+        # a recorded text now under another tag was renamed (renumbered on a merge), not
+        # removed: drizzle's ledger keeps each migration's `when`, not its tag
         pinned = {p.tag for p in pins}
         by_text = {sha: tag for tag, sha in current.items() if tag not in pinned}
-        sha_of = {p.tag: p.sha256 for p in pins}
-        moved = [(t, by_text[sha_of[t]]) for t in removed if sha_of[t] in by_text]
-        removed = [t for t in removed if sha_of[t] not in by_text]
+        gone = [p for p in pins if p.tag not in current]
+        moved = [(p.tag, by_text[p.sha256]) for p in gone if p.sha256 in by_text]
+        removed = [p.tag for p in gone if p.sha256 not in by_text]
         if edited or removed or moved:
             sections = []
             if moved:
@@ -394,16 +393,15 @@ def schema_snapshot(ctx: CheckContext) -> None:
                         + "\nDOs that applied these keep their effects; fresh DOs never get them.",
                     )
                 )
-            sections.append(
-                (
-                    "How to fix",
-                    "Restore the recorded migration text and put the change in a new migration "
-                    "(`drizzle-kit generate`). If no DO has applied it yet (never deployed), "
-                    f"accept the edit with {command}.",
+            if edited or removed:  # not for renames alone: there is no text to restore
+                sections.append(
+                    (
+                        "How to fix",
+                        "Restore the recorded migration text and put the change in a new "
+                        "migration (`drizzle-kit generate`). If no DO has applied it yet (never "
+                        f"deployed), accept the edit with {command}.",
+                    )
                 )
-            )
-            if not edited and not removed:
-                sections.pop()  # only renames: "restore the recorded text" does not apply
             raise CheckFailure(f"recorded migrations changed in {ctx.bundle.root}", sections)
     if renamed is not None:
         old = renamed[0]
@@ -424,42 +422,42 @@ def schema_snapshot(ctx: CheckContext) -> None:
                 ),
             ],
         )
-    if path.exists():
-        try:
-            path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            if update:
-                # syrupy cannot read it either, and then writes nothing: record it anew
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            # it read as "no schema snapshot yet", or ended the CLI in a traceback
+    try:
+        stored: str | None = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        stored = None
+    except (OSError, UnicodeDecodeError) as exc:
+        # it read as "no schema snapshot yet", or ended the CLI in a traceback
+        stored = None
+        if update:
+            # syrupy cannot read it either, and then writes nothing: record it anew
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if not update or path.exists():
             reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
-            if not update or path.exists():
-                raise CheckFailure(
-                    f"cannot read the schema snapshot of {ctx.bundle.root}",
-                    [
-                        ("Snapshot file", f"{path}: {reason}"),
-                        (
-                            "Fix",
-                            f"restore it from git, or run {command} to "
-                            "record the schema again and review the diff",
-                        ),
-                    ],
-                ) from None
+            raise CheckFailure(
+                f"cannot read the schema snapshot of {ctx.bundle.root}",
+                [
+                    ("Snapshot file", f"{path}: {reason}"),
+                    (
+                        "Fix",
+                        f"restore it from git, or run {command} to record the schema again "
+                        "and review the diff",
+                    ),
+                ],
+            ) from None
     asserter = ctx.extra.get("snapshot_assert")
     if asserter is not None:
         asserter(text)
         return
-    try:
-        stored = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if stored is None:
         raise CheckFailure(
             f"no schema snapshot for {ctx.bundle.root}",
             [
                 ("Expected file", str(path)),
                 ("Create it", f"run {command}"),
             ],
-        ) from None
+        )
     if stored != text:
         import difflib
 

@@ -83,25 +83,13 @@ def _schema(path: str) -> int:
 
 def _severities(lines: list[str]) -> dict[str, str] | None:
     """``--lint-severity RULE=LEVEL`` values, or None after printing what is wrong."""
-    from .lint import RULES
+    from .lint import parse_severities
 
-    known = {r.id.upper() for r in RULES.values()} | {r.name for r in RULES.values()}
-    out: dict[str, str] = {}
-    for line in lines:
-        rule, sep, level = line.partition("=")
-        rule, level = rule.strip(), level.strip().lower()
-        if not sep or level not in ("error", "warning", "off"):
-            print(f"--lint-severity takes RULE=error|warning|off, not {line!r}", file=sys.stderr)
-            return None
-        if rule.upper() not in known and rule not in known:
-            print(
-                f"--lint-severity: unknown lint rule {rule}; known: "
-                + ", ".join(f"{r.id} ({r.name})" for r in RULES.values()),
-                file=sys.stderr,
-            )
-            return None
-        out[rule] = level
-    return out
+    try:
+        return parse_severities(lines)
+    except ValueError as exc:
+        print(f"--lint-severity: {exc}", file=sys.stderr)
+        return None
 
 
 def _check(

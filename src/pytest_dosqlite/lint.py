@@ -23,7 +23,7 @@ import itertools
 import logging
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +48,7 @@ __all__ = [
     "baseline_tags",
     "lint_bundle",
     "lint_check",
+    "parse_severities",
 ]
 
 Severity = Literal["error", "warning"]
@@ -1784,6 +1785,25 @@ def _directive_unit(units: list[_Unit], pos: int, lines: _MigrationText) -> int 
 
 
 # ---------------------------------------------------------------------------- public API
+
+
+def parse_severities(lines: Iterable[str]) -> dict[str, str]:
+    """``RULE=error|warning|off`` lines (the ini's ``dosqlite_lint_severity``, the CLI's
+    ``--lint-severity``) as rule -> level, the rule as written (an id or a name). A bad line
+    raises :class:`ValueError` saying what is wrong."""
+    out: dict[str, str] = {}
+    for line in lines:
+        rule, sep, level = line.partition("=")
+        rule, level = rule.strip(), level.strip().lower()
+        if not sep:
+            raise ValueError(f"lines look like RULE=error|warning|off, not {line!r}")
+        if level not in _LEVELS:
+            raise ValueError(f"{rule} must be error, warning or off, not {level!r}")
+        if RULES.get(rule.upper()) is None and _BY_NAME.get(rule.lower()) is None:
+            known = ", ".join(f"{r.id} ({r.name})" for r in _RULE_LIST)
+            raise ValueError(f"unknown lint rule {rule}; known: {known}")
+        out[rule] = level
+    return out
 
 
 def _resolve_severities(severities: dict[str, str] | None) -> dict[str, str]:

@@ -314,29 +314,12 @@ def resolve(config: pytest.Config) -> Resolved:
             base = Path(str(config.inipath)).parent if config.inipath else root
         seed = base / seed_raw
     git_history = bool(config.getini("dosqlite_git_history")) and not opt.dosqlite_no_git
-    severity: dict[str, str] = {}
-    for line in config.getini("dosqlite_lint_severity"):
-        if "=" not in line:
-            raise pytest.UsageError(
-                f"dosqlite_lint_severity lines look like RULE=error|warning|off, got {line!r}"
-            )
-        rule, _, level = line.partition("=")
-        level = level.strip().lower()
-        if level not in ("error", "warning", "off"):
-            raise pytest.UsageError(
-                f"dosqlite_lint_severity: {rule.strip()} must be error, warning or off"
-            )
-        severity[rule.strip()] = level
-    if severity:
-        from .lint import RULES
+    from .lint import parse_severities
 
-        known = {r.id.upper() for r in RULES.values()} | {r.name for r in RULES.values()}
-        bad = [r for r in severity if r.upper() not in known and r not in known]
-        if bad:
-            raise pytest.UsageError(
-                f"dosqlite_lint_severity: unknown lint rule(s) {', '.join(bad)}; known: "
-                + ", ".join(f"{r.id} ({r.name})" for r in RULES.values())
-            )
+    try:
+        severity = parse_severities(config.getini("dosqlite_lint_severity"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"dosqlite_lint_severity: {exc}") from None
     start = pick("start", opt.dosqlite_start, "dosqlite_start") or None
     if start is not None and ":" not in str(start) and start not in ("drizzle", "drizzle-fk-off"):
         raise pytest.UsageError(

@@ -64,10 +64,9 @@ def _index(key: str) -> int | None:
 class _Writer:
     def __init__(self) -> None:
         self.buf = bytearray(_VERSION)
-        #: id() of each object or array written -> its serialization id (for "^" references)
+        #: id() of each object or array written -> its serialization id (for "^" references);
+        #: all of them are reachable from the value written, so no id() is reused meanwhile
         self.ids: dict[int, int] = {}
-        #: what the ids point at, kept alive so no id() is reused while writing
-        self.kept: list[object] = []
 
     def number(self, value: float) -> None:
         if _is_smi(value):
@@ -108,7 +107,6 @@ class _Writer:
                 self.buf += b"^" + _varint(seen)
                 return
             self.ids[id(value)] = len(self.ids)
-            self.kept.append(value)
             if isinstance(value, Mapping):
                 self.mapping(value)
             else:
