@@ -659,6 +659,44 @@ EXTRAS: dict[str, Extra] = {
         ),
         related=("DO025",),
     ),
+    "DO030": Extra(
+        example=(
+            NOTES,
+            "UPDATE `notes` SET `url` = lower(`url`) WHERE `url` IS NOT NULL RETURNING `id`;",
+        ),
+        why=(
+            "drizzle's migrator runs every statement with `run()`, which never reads the "
+            "cursor. A write with RETURNING stays in progress while its rows are unread, and "
+            "SQLite refuses to release a savepoint or commit then. workerd cannot end the "
+            "transaction it holds for the event, fails the request with `internal error; "
+            "reference = ...` (a random id, nothing about the cause) and resets the DO: the "
+            "run is rolled back, and the next request constructs the DO and fails the same "
+            "way. Recorded on workerd 1.20261117.1 (`tests/data/workerd/recorded.json`, cases "
+            "`drizzle/... RETURNING ...` and `fatal/...`). An `UPDATE` or `DELETE` that "
+            "matches no row returns nothing and passes, so a fresh DO and tests on empty "
+            "tables pass too; only DOs with rows fail."
+        ),
+        wild="No corpus bundle has it.",
+        related=("DO031",),
+    ),
+    "DO031": Extra(
+        example=(
+            NOTES,
+            "INSERT OR ROLLBACK INTO `notes` (`id`, `title`) VALUES (1, 'Welcome');",
+        ),
+        why=(
+            "ROLLBACK is the one conflict resolution that ends the whole transaction, not "
+            "just the statement, and on a DO that transaction belongs to workerd: its savepoint "
+            "and the event's implicit transaction are gone, so it fails the request with "
+            "`internal error; reference = ...` and resets the DO, where ABORT gives the "
+            "catchable `UNIQUE constraint failed: ...` error. The same holds for `UPDATE OR "
+            "ROLLBACK`, a column's `ON CONFLICT ROLLBACK` (then every conflicting write of the "
+            "Worker's own code resets the DO too) and `RAISE(ROLLBACK, ...)` in a trigger. "
+            "Recorded on workerd 1.20261117.1 (`fatal/...` cases)."
+        ),
+        wild="No corpus bundle has it.",
+        related=("DO030",),
+    ),
 }
 
 

@@ -916,3 +916,22 @@ def test_a_migration_renamed_in_history_is_not_deleted(tmp_path: Path) -> None:
     renamed = [base[0], ("0001_articles", base[1][1])]
     commit_folder(repo, _state(tmp_path / "s1", renamed, whens), "rename")
     fleet.upgrade_from_every_version(context(repo / "app" / "drizzle", git_history=True))
+
+
+def test_an_internal_error_crosses_the_process_boundary_with_its_reason() -> None:
+    from pytest_dosqlite.errors import DurableObjectInternalError, MigrationError
+    from pytest_dosqlite.fleet import _error_from, error_fields
+
+    cause = DurableObjectInternalError(
+        "internal error; reference = 0123456789abcdefghijklmn",
+        reason="why it failed",
+        kind="rolled-back",
+    )
+    sent = MigrationError("migration 0001_x failed: why it failed", tag="0001_x", cause=cause)
+    back = _error_from({"error": json.loads(json.dumps(error_fields(sent)))})
+    assert isinstance(back.cause, DurableObjectInternalError)
+    assert (back.cause.reason, back.cause.kind, str(back.cause)) == (
+        "why it failed",
+        "rolled-back",
+        str(cause),
+    )

@@ -539,6 +539,60 @@ FIRES: list[tuple[str, list[str | tuple[str, bool]], str, int, int, str]] = [
         3,
         "pinned",
     ),
+    (
+        "returning",
+        ["CREATE TABLE a (x);", "CREATE TABLE b (y);" + BP + "\nUPDATE a SET x = 1 RETURNING x;"],
+        "DO030",
+        1,
+        3,
+        "UPDATE ... RETURNING",
+    ),
+    (
+        "returning-after-cte",
+        [
+            "CREATE TABLE a (x);",
+            "WITH v(n) AS (SELECT 1) INSERT INTO a SELECT n FROM v RETURNING *;",
+        ],
+        "DO030",
+        1,
+        1,
+        "internal error",
+    ),
+    (
+        "or-rollback",
+        ["CREATE TABLE a (x UNIQUE);", "INSERT OR ROLLBACK INTO a VALUES (1);"],
+        "DO031",
+        1,
+        1,
+        "`INSERT OR ROLLBACK`",
+    ),
+    (
+        "update-or-rollback",
+        ["CREATE TABLE a (x UNIQUE);", "UPDATE OR ROLLBACK a SET x = 2;"],
+        "DO031",
+        1,
+        1,
+        "`UPDATE OR ROLLBACK`",
+    ),
+    (
+        "on-conflict-rollback",
+        ["CREATE TABLE a (\n  x integer,\n  y text UNIQUE ON CONFLICT ROLLBACK\n);"],
+        "DO031",
+        0,
+        1,
+        "`ON CONFLICT ROLLBACK`",
+    ),
+    (
+        "raise-rollback",
+        [
+            "CREATE TABLE a (x);",
+            "CREATE TRIGGER t BEFORE INSERT ON a BEGIN SELECT RAISE(ROLLBACK, 'no'); END;",
+        ],
+        "DO031",
+        1,
+        1,
+        "`RAISE(ROLLBACK)`",
+    ),
 ]
 
 
@@ -747,6 +801,31 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
         "DO026",
     ),
     ("valid-sql", [USERS, POSTS_CASCADE, RECREATE_USERS], "DO027"),
+    # RETURNING in a subquery or a string, a column named returning, RETURNING in a SELECT
+    (
+        "returning-elsewhere",
+        [
+            'CREATE TABLE a (x, "returning");',
+            "INSERT INTO a (x) VALUES ('RETURNING x');"
+            + BP
+            + 'UPDATE a SET "returning" = 1 WHERE x IN (SELECT 1);'
+            + BP
+            + "SELECT 'x RETURNING y';",
+        ],
+        "DO030",
+    ),
+    (
+        "rollback-elsewhere",
+        [
+            "CREATE TABLE a (x UNIQUE ON CONFLICT ABORT, y);",
+            "INSERT OR ABORT INTO a VALUES (1, 'OR ROLLBACK');"
+            + BP
+            + "INSERT INTO a VALUES (2, 3) ON CONFLICT DO NOTHING;"
+            + BP
+            + "CREATE TRIGGER t BEFORE INSERT ON a BEGIN SELECT RAISE(ABORT, 'no'); END;",
+        ],
+        "DO031",
+    ),
 ]
 
 

@@ -349,3 +349,56 @@ def test_a_prefix_shares_its_bundles_index_and_reads_as_a_new_bundle_would() -> 
     other = replace(whole.prefix(2), migrations=migrations[1:])
     assert other.entry_index() is not whole.entry_index()
     assert other.entry_index().tags == ["0001_b", "0002_c"]
+
+
+def test_unread_returning_fails_the_run_and_is_blamed_on_its_statement() -> None:
+    from pytest_dosqlite import DurableObjectInternalError
+
+    do = DurableObjectStorage()
+    migrate(do, make_bundle(USERS))
+    do.sql.exec("INSERT INTO users (name) VALUES ('ada')")
+    touch = (
+        "0001_touch",
+        2000,
+        f"CREATE TABLE `x` (`a` integer);{BP}\nUPDATE `users` SET `name` = upper(`name`) "
+        f"RETURNING `id`;{BP}\nCREATE TABLE `y` (`b` integer);",
+    )
+    with pytest.raises(MigrationError) as info:
+        migrate(do, make_bundle(USERS, touch, TAGS))
+    err = info.value
+    assert isinstance(err.cause, DurableObjectInternalError)
+    # the failure comes at the end of the run; the blame goes to the RETURNING statement
+    assert (err.tag, err.chunk, err.line) == ("0001_touch", 1, 2)
+    assert err.statement == "UPDATE `users` SET `name` = upper(`name`) RETURNING `id`;"
+    assert err.drizzle_message == str(err.cause)  # workerd fails the request, no Rollback
+    assert err.drizzle_message.startswith("internal error; reference = ")
+    assert "never read" in err.message
+    assert err.applied_before == ["0002_tags"]  # the others of the run, not the culprit
+    assert tables(do) == ["__drizzle_migrations", "users"]
+    assert rows(do, "SELECT name FROM users") == [["ada"]]
+
+
+def test_returning_on_an_empty_table_passes_as_on_workerd() -> None:
+    do = DurableObjectStorage()
+    run = migrate(
+        do, make_bundle(USERS, ("0001_touch", 2000, "DELETE FROM `users` RETURNING `id`;"))
+    )
+    assert run.applied == ["0000_users", "0001_touch"]
+
+
+def test_or_rollback_conflict_is_blamed_on_its_statement() -> None:
+    do = DurableObjectStorage()
+    bad = (
+        "0001_dup",
+        2000,
+        "CREATE UNIQUE INDEX `u` ON `users` (`name`);"
+        f"{BP}\nINSERT INTO `users` (`name`) VALUES ('a');"
+        f"{BP}\nINSERT OR ROLLBACK INTO `users` (`name`) VALUES ('a');",
+    )
+    with pytest.raises(MigrationError) as info:
+        migrate(do, make_bundle(USERS, bad))
+    err = info.value
+    assert (err.tag, err.chunk, err.line) == ("0001_dup", 2, 3)
+    assert "rolled back the whole transaction" in err.message
+    assert "UNIQUE constraint failed: users.name" in err.message
+    assert rows(do, "SELECT * FROM sqlite_master") == []

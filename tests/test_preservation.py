@@ -555,3 +555,20 @@ def test_a_failure_on_seeded_rows_carries_the_caveat_about_them() -> None:
     assert "If the seeded rows are unrealistic" in text
     assert "listed under 'Not seeded'" in text
     assert "Not seeded (the check is blind there):\n    runs: a row was given up" in text
+
+
+def test_returning_fails_only_with_data_and_is_reported_once() -> None:
+    bundle = inline_bundle(
+        ("0000_users", ["CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);"]),
+        ("0001_notes", ["CREATE TABLE `notes` (`id` integer PRIMARY KEY);"]),
+        ("0002_touch", ["UPDATE `users` SET `name` = upper(`name`) RETURNING `id`;"]),
+    )
+    text = failure(ctx_for(bundle))
+    # one problem for every version it is seen from: the random reference is not part of it
+    assert text.startswith("data not preserved: migration 0002_touch fails on a DO with data")
+    assert text.count("Problem ") <= 1 and text.count("How to fix") == 1
+    assert "version 1 (0000_users), version 2 (0001_notes)" in text
+    assert "a write statement returned rows that were never read" in text
+    assert "Remove RETURNING from the statement" in text
+    assert "(its reference is random)" in text
+    assert "DrizzleError: Rollback" not in text

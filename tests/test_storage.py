@@ -6,9 +6,17 @@ the full replay against recordings of the real runtime is in test_emulator_recor
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from pytest_dosqlite import DurableObjectResetError, DurableObjectStorage, SqlError, sqlite_version
+from pytest_dosqlite import (
+    DurableObjectInternalError,
+    DurableObjectResetError,
+    DurableObjectStorage,
+    SqlError,
+    sqlite_version,
+)
 from pytest_dosqlite.runtime import TXN_MESSAGE
 
 
@@ -546,3 +554,113 @@ def test_text_the_emulator_cannot_carry_is_a_clear_limitation() -> None:
         do.sql.exec("SELECT ?", "\ud800")
     assert do.sql.exec("SELECT hex(CAST(x'ff' AS TEXT)) AS h").one() == {"h": "FF"}
     do.close()
+
+
+# -- requests workerd cannot finish (recorded in tests/data/workerd, group fatal/) --------------
+
+
+def test_unread_returning_rows_fail_the_transaction_and_reset_the_do() -> None:
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a); INSERT INTO t VALUES (1)")
+    with pytest.raises(DurableObjectInternalError) as info:
+        d.transaction_sync(lambda: d.sql.exec("INSERT INTO t VALUES (2) RETURNING a"))
+    err = info.value
+    assert isinstance(err, DurableObjectResetError)  # the DO is reset, as at a bad commit
+    assert re.fullmatch(r"internal error; reference = [0-9a-v]{24}", str(err))
+    assert err.kind == "unread-returning"
+    assert err.statement == "INSERT INTO t VALUES (2) RETURNING a"
+    assert "never read" in err.reason
+    assert exec_ok(d, "SELECT a FROM t") == [[1]]  # rolled back to the last commit
+    d.sql.exec("INSERT INTO t VALUES (3)")  # and usable again
+    assert exec_ok(d, "SELECT count(*) FROM t") == [[2]]
+
+
+def test_returning_rows_read_before_the_end_are_fine() -> None:
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a)")
+    got = d.transaction_sync(
+        lambda: d.sql.exec("INSERT INTO t VALUES (2), (3) RETURNING a").raw().to_array()
+    )
+    assert got == [[2], [3]]
+    assert d.transaction_sync(lambda: d.sql.exec("INSERT INTO t VALUES (4) RETURNING a").one()) == {
+        "a": 4
+    }
+
+    # one() fails on two rows but resets the statement: not fatal (recorded)
+    def two() -> None:
+        with pytest.raises(SqlError):
+            d.sql.exec("INSERT INTO t VALUES (5), (6) RETURNING a").one()
+
+    d.transaction_sync(two)
+    # no row returned: nothing is in progress
+    d.transaction_sync(lambda: d.sql.exec("UPDATE t SET a = 0 WHERE a = 99 RETURNING a"))
+    # a standalone exec's cursor is read by its caller within the same turn
+    assert d.sql.exec("INSERT INTO t VALUES (7) RETURNING a").one() == {"a": 7}
+    d.sql.exec("INSERT INTO t VALUES (8) RETURNING a")
+    # batch() and transaction() read every result, as the workerd backend's DOs do
+    d.batch(["INSERT INTO t VALUES (9) RETURNING a"])
+    d.transaction(["INSERT INTO t VALUES (10) RETURNING a"])
+    assert exec_ok(d, "SELECT count(*) FROM t") == [[9]]
+
+
+def test_returning_in_a_statement_before_the_last_can_never_be_read() -> None:
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a)")
+    with pytest.raises(DurableObjectInternalError):
+        d.sql.exec("INSERT INTO t VALUES (1) RETURNING a; SELECT 1")
+    assert exec_ok(d, "SELECT count(*) FROM t") == [[0]]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT OR ROLLBACK INTO t VALUES (1)",
+        "UPDATE OR ROLLBACK t SET a = 1 WHERE a = 2",
+        "INSERT INTO r VALUES (1)",  # UNIQUE ON CONFLICT ROLLBACK
+        "INSERT INTO t VALUES (9)",  # RAISE(ROLLBACK) in a trigger
+    ],
+)
+def test_a_statement_that_rolls_back_the_transaction_fails_the_request(sql: str) -> None:
+    d = DurableObjectStorage()
+    d.sql.exec(
+        "CREATE TABLE t(a UNIQUE); INSERT INTO t VALUES (1), (2);"
+        "CREATE TABLE r(a UNIQUE ON CONFLICT ROLLBACK); INSERT INTO r VALUES (1);"
+        "CREATE TRIGGER no9 BEFORE INSERT ON t WHEN NEW.a = 9 BEGIN "
+        "SELECT RAISE(ROLLBACK, 'no'); END"
+    )
+
+    def body() -> None:
+        d.sql.exec("INSERT INTO t VALUES (3)")
+        d.sql.exec(sql)
+
+    with pytest.raises(DurableObjectInternalError) as info:
+        d.transaction_sync(body)
+    assert info.value.kind == "rolled-back"
+    assert isinstance(info.value.__cause__, SqlError)  # the error the code saw first
+    assert exec_ok(d, "SELECT a FROM t ORDER BY a") == [[1], [2]]
+
+
+def test_writes_after_the_transaction_was_rolled_back_are_committed_one_by_one() -> None:
+    # as recorded: workerd believes its transaction still open, so SQLite autocommits them
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a UNIQUE); INSERT INTO t VALUES (1)")
+    with pytest.raises(DurableObjectInternalError), d.event():
+        with pytest.raises(SqlError):
+            d.sql.exec("INSERT OR ROLLBACK INTO t VALUES (1)")
+        d.sql.exec("INSERT INTO t VALUES (8)")
+    assert exec_ok(d, "SELECT a FROM t ORDER BY a") == [[1], [8]]
+
+
+@pytest.mark.parametrize("clause", ["OR ABORT", "OR FAIL", "OR IGNORE"])
+def test_other_conflict_resolutions_are_ordinary_errors(clause: str) -> None:
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a UNIQUE); INSERT INTO t VALUES (1)")
+
+    def body() -> None:
+        try:
+            d.sql.exec(f"INSERT {clause} INTO t VALUES (1)")
+        except SqlError as exc:
+            assert "UNIQUE constraint failed" in str(exc)
+
+    d.transaction_sync(body)
+    assert exec_ok(d, "SELECT count(*) FROM t") == [[1]]

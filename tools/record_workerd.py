@@ -1279,6 +1279,101 @@ case(
 
 TX_SETUP = ["CREATE TABLE x(v)"]
 COUNT = X("SELECT count(*) FROM x")
+
+# a write whose RETURNING rows are never read, and a statement that rolls the whole
+# transaction back: workerd cannot end its transaction, fails the request with
+# "internal error; reference = <random>" and resets the DO (the next request constructs anew)
+FATAL_SETUP = ["CREATE TABLE x(v UNIQUE)", "INSERT INTO x VALUES (1)"]
+_FATAL = [
+    (
+        "unread INSERT RETURNING in transactionSync",
+        [txn(st("INSERT INTO x VALUES (2) RETURNING v", mode="none"))],
+    ),
+    ("read INSERT RETURNING in transactionSync", [txn(st("INSERT INTO x VALUES (2) RETURNING v"))]),
+    ("one() of INSERT RETURNING", [txn(st("INSERT INTO x VALUES (2) RETURNING v", mode="one"))]),
+    (
+        "one() of two RETURNING rows",
+        [txn(st("INSERT INTO x VALUES (2), (3) RETURNING v", mode="one"))],
+    ),
+    (
+        "unread RETURNING, then the callback throws",
+        [txn(st("INSERT INTO x VALUES (2) RETURNING v", mode="none"), throw=True)],
+    ),
+    (
+        "unread RETURNING before another statement",
+        [txn(st("INSERT INTO x VALUES (2) RETURNING v; SELECT 1", mode="none"))],
+    ),
+    (
+        "RETURNING in a read statement list",
+        [txn(st("INSERT INTO x VALUES (2) RETURNING v; SELECT 1"))],
+    ),
+    (
+        "unread RETURNING after another statement",
+        [txn(st("SELECT 1; INSERT INTO x VALUES (2) RETURNING v", mode="none"))],
+    ),
+    (
+        "unread UPDATE RETURNING no row",
+        [txn(st("UPDATE x SET v = 5 WHERE v = 99 RETURNING v", mode="none"))],
+    ),
+    ("unread DELETE RETURNING a row", [txn(st("DELETE FROM x RETURNING v", mode="none"))]),
+    ("unread SELECT in transactionSync", [txn(st("SELECT v FROM x", mode="none"))]),
+    (
+        "unread RETURNING outside transactionSync",
+        [st("INSERT INTO x VALUES (2) RETURNING v", mode="none")],
+    ),
+    (
+        "unread RETURNING, then an await",
+        [st("INSERT INTO x VALUES (2) RETURNING v", mode="none"), SLEEP0],
+    ),
+    (
+        "OR ROLLBACK conflict caught in transactionSync",
+        [txn(st("INSERT INTO x VALUES (7)"), st("INSERT OR ROLLBACK INTO x VALUES (1)"))],
+    ),
+    (
+        "OR ROLLBACK conflict thrown out of transactionSync",
+        [txn(st("INSERT OR ROLLBACK INTO x VALUES (1)", propagate=True))],
+    ),
+    (
+        "OR ROLLBACK conflict outside transactionSync",
+        [st("INSERT INTO x VALUES (7)"), st("INSERT OR ROLLBACK INTO x VALUES (1)")],
+    ),
+    (
+        "OR ROLLBACK conflict, then more writes",
+        [st("INSERT OR ROLLBACK INTO x VALUES (1)"), st("INSERT INTO x VALUES (8)")],
+    ),
+    ("OR ROLLBACK without a conflict", [txn(st("INSERT OR ROLLBACK INTO x VALUES (3)"))]),
+    ("OR ABORT conflict", [txn(st("INSERT OR ABORT INTO x VALUES (1)"))]),
+    ("OR FAIL conflict", [txn(st("INSERT OR FAIL INTO x VALUES (1)"))]),
+    ("OR IGNORE conflict", [txn(st("INSERT OR IGNORE INTO x VALUES (1)"))]),
+    (
+        "UPDATE OR ROLLBACK conflict",
+        [txn(st("INSERT INTO x VALUES (2)"), st("UPDATE OR ROLLBACK x SET v = 1 WHERE v = 2"))],
+    ),
+]
+for _label, _steps in _FATAL:
+    case(f"fatal/{_label}", "3.10", [S(*_steps), COUNT, COUNT], setup=FATAL_SETUP)
+for _label, _sql in [
+    ("a conflict", "INSERT INTO x VALUES (1)"),
+    ("OR ABORT overrides it", "INSERT OR ABORT INTO x VALUES (1)"),
+    ("an upsert does not conflict", "INSERT INTO x VALUES (1) ON CONFLICT DO NOTHING"),
+]:
+    case(
+        f"fatal/UNIQUE ON CONFLICT ROLLBACK: {_label}",
+        "3.10",
+        [S(txn(st(_sql))), X("SELECT count(*) FROM x")],
+        setup=["CREATE TABLE x(v UNIQUE ON CONFLICT ROLLBACK)", "INSERT INTO x VALUES (1)"],
+    )
+for _kind in ("ROLLBACK", "ABORT", "FAIL", "IGNORE"):
+    case(
+        f"fatal/RAISE({_kind}) in a trigger",
+        "3.10",
+        [S(txn(st("INSERT INTO x VALUES (9)"))), COUNT],
+        setup=[
+            *FATAL_SETUP,
+            f"CREATE TRIGGER tr BEFORE INSERT ON x WHEN NEW.v = 9 BEGIN "
+            f"SELECT RAISE({_kind if _kind == 'IGNORE' else _kind + ', ' + repr('no 9')}); END",
+        ],
+    )
 case(
     "txn/callback returns: committed",
     "3.10",
@@ -1912,6 +2007,41 @@ case(
     [M("basic-step5"), M("journal-mode"), JOURNAL_Q],
 )
 case(
+    "drizzle/INSERT ... RETURNING in a migration: internal error, DO reset",
+    "drizzle 6",
+    [M("basic-step5"), M("returning-insert"), JOURNAL_Q, DUMP],
+)
+case(
+    "drizzle/UPDATE ... RETURNING on an empty table: no row, applied",
+    "drizzle 6",
+    [M("basic-step5"), M("returning-update"), JOURNAL_Q],
+)
+case(
+    "drizzle/UPDATE ... RETURNING on a table with rows: internal error",
+    "drizzle 6",
+    [
+        M("basic-step5"),
+        X("INSERT INTO `users`(`name`, `email`) VALUES ('a', 'a@x')"),
+        M("returning-update"),
+        JOURNAL_Q,
+    ],
+)
+case(
+    "drizzle/INSERT OR ROLLBACK conflict in a migration: internal error",
+    "drizzle 6",
+    [M("basic-step5"), M("or-rollback"), JOURNAL_Q],
+)
+case(
+    "drizzle/RAISE(ROLLBACK) from a migration's trigger: internal error",
+    "drizzle 6",
+    [M("basic-step5"), M("raise-rollback"), JOURNAL_Q],
+)
+case(
+    "drizzle/RAISE(ABORT) from a migration's trigger: Rollback",
+    "drizzle 6",
+    [M("basic-step5"), M("raise-abort"), JOURNAL_Q],
+)
+case(
     "drizzle/applied migration edited afterwards",
     "drizzle 6",
     [M("basic-step3"), M("edited-0002"), DUMP],
@@ -2084,6 +2214,26 @@ def build_bundles(shared_bundles: Path) -> dict[str, Json]:
     )
     bundles["begin-commit"] = extra("0005_txn", "BEGIN;\nUPDATE `users` SET `bio` = 'x';\nCOMMIT;")
     bundles["journal-mode"] = extra("0005_wal", "PRAGMA journal_mode=WAL;")
+    bundles["returning-insert"] = extra(
+        "0005_returning",
+        "INSERT INTO `users`(`name`, `email`) VALUES ('seed', 's@x') RETURNING `id`;"
+        "--> statement-breakpoint\nCREATE TABLE `t5` (`id` integer PRIMARY KEY);",
+    )
+    bundles["returning-update"] = extra(
+        "0005_returning", "UPDATE `users` SET `bio` = 'x' RETURNING `id`;"
+    )
+    bundles["or-rollback"] = extra(
+        "0005_or_rollback",
+        "INSERT INTO `users`(`name`, `email`) VALUES ('a', 'dup@x');--> statement-breakpoint\n"
+        "INSERT OR ROLLBACK INTO `users`(`name`, `email`) VALUES ('b', 'dup@x');",
+    )
+    trigger = (
+        "CREATE TRIGGER `no_bob` BEFORE INSERT ON `users` WHEN NEW.`name` = 'bob' "
+        "BEGIN SELECT RAISE({}, 'no bob'); END;--> statement-breakpoint\n"
+        "INSERT INTO `users`(`name`, `email`) VALUES ('bob', 'b@x');"
+    )
+    bundles["raise-rollback"] = extra("0005_trigger", trigger.format("ROLLBACK"))
+    bundles["raise-abort"] = extra("0005_trigger", trigger.format("ABORT"))
     bundles["cf-name"] = derive(
         bundles["basic-step1"],
         entries=[

@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "SqlError": "errors",
     "MigrationError": "errors",
     "BundleError": "errors",
+    "DurableObjectInternalError": "errors",
     "DurableObjectResetError": "errors",
     "DosqliteError": "errors",
     "RUNTIME": "runtime",
@@ -36,6 +37,7 @@ __all__ = [
     "BundleError",
     "Cursor",
     "DosqliteError",
+    "DurableObjectInternalError",
     "DurableObjectResetError",
     "DurableObjectStorage",
     "Migration",
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from .errors import (
         BundleError,
         DosqliteError,
+        DurableObjectInternalError,
         DurableObjectResetError,
         MigrationError,
         SqlError,

@@ -37,8 +37,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DosqliteError, DurableObjectResetError, MigrationError, SqlError
+from .errors import (
+    DosqliteError,
+    DurableObjectInternalError,
+    DurableObjectResetError,
+    MigrationError,
+    SqlError,
+)
 from .migrator import INSERT_SQL, LAST_APPLIED_SQL, LEDGER_DDL, MigrationRun, js_number
+from .runtime import INTERNAL_ERROR_PREFIX
 from .storage import statement_of
 
 if TYPE_CHECKING:
@@ -79,6 +86,8 @@ def sql_error(message: str) -> SqlError:
     """
     from .runtime import RESET_MESSAGE_PREFIX
 
+    if message.startswith(INTERNAL_ERROR_PREFIX):
+        return DurableObjectInternalError(message)
     cls = DurableObjectResetError if message.startswith(RESET_MESSAGE_PREFIX) else SqlError
     m = _WORKERD_MESSAGE.match(message)
     if m is None or message.startswith(RESET_MESSAGE_PREFIX):
@@ -593,7 +602,9 @@ class WorkerdRuntime:
             after=plan.after,
             await_before_after=plan.await_before_after,
         )
-        _raise_fatal(answer)
+        if not str(answer.get("error") or "").startswith(INTERNAL_ERROR_PREFIX):
+            # an internal error is migrate()'s own failure: the replay below names its cause
+            _raise_fatal(answer)
         emulated_before = do.emulate() if not answer.get("ok") else None
         do._history.append(history)
         if answer.get("ms") is not None:

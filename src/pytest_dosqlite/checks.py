@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle, load_bundle
-from .errors import CheckFailure, MigrationError
+from .errors import CheckFailure, DurableObjectInternalError, MigrationError
 from .images import ImageCache, default_cache
 
 if TYPE_CHECKING:
@@ -104,7 +104,9 @@ def migration_failure(
         if exc.path is not None:
             loc = f"{exc.path}{':' + str(exc.line) if exc.line else ''}\n"
         sections.append(("Statement", loc + exc.statement))
-    if exc.cause is not None:
+    if isinstance(exc.cause, DurableObjectInternalError):
+        sections.append(("Error", f"{exc.cause.reason}\n(workerd: {exc.cause})"))
+    elif exc.cause is not None:
         sections.append(("SQLite error", str(exc.cause)))
     elif exc.tag is not None and exc.statement is None:
         sections.append(("Error", exc.message))
@@ -122,6 +124,12 @@ def migration_failure(
             "so this version cannot be deployed at all."
         )
         summary = summary or f"the Worker does not build: {exc.message}"
+    elif isinstance(exc.cause, DurableObjectInternalError):
+        real = (
+            f"the request fails with `{exc.drizzle_message}` (its reference is random) before "
+            "migrate() can report anything: workerd resets the DO and rolls back the run, and "
+            "every request re-constructs it and fails the same way until the bundle is fixed."
+        )
     else:
         real = (
             f"migrate() rejects with `{exc.drizzle_message}`; the constructor's "
@@ -140,6 +148,18 @@ def migration_failure(
 
 
 def _fix_hint(exc: MigrationError) -> str:
+    if isinstance(exc.cause, DurableObjectInternalError):
+        if exc.cause.kind == "rolled-back":
+            return (
+                "Use OR ABORT (the default), OR FAIL or OR IGNORE instead of OR ROLLBACK, and "
+                "RAISE(ABORT, ...) instead of RAISE(ROLLBACK, ...) in triggers: those undo the "
+                "statement only (and drizzle rolls back the run), where ROLLBACK ends the "
+                "transaction workerd holds open."
+            )
+        return (
+            "Remove RETURNING from the statement: drizzle's migrator runs every statement "
+            "without reading its rows, and a migration has no use for them."
+        )
     cause = str(exc.cause or exc.message)
     if cause.startswith("To execute a transaction"):
         return (

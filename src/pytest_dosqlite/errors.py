@@ -15,6 +15,7 @@ __all__ = [
     "CheckSkipped",
     "DosqliteError",
     "DosqliteWarning",
+    "DurableObjectInternalError",
     "DurableObjectResetError",
     "EmulatorLimitation",
     "IntegrityWarning",
@@ -84,6 +85,41 @@ class DurableObjectResetError(SqlError):
     Mirrors workerd: the uncommitted writes are lost and the next access constructs a new
     instance.
     """
+
+
+class DurableObjectInternalError(DurableObjectResetError):
+    """workerd failed the whole request with ``internal error; reference = ...`` and reset the DO.
+
+    It happens when the transaction workerd manages cannot be ended: a write statement's
+    ``RETURNING`` rows were never read (SQLite cannot release a savepoint or commit while the
+    statement is in progress; drizzle's ``run()`` never reads them), or a statement rolled the
+    whole transaction back (``OR ROLLBACK`` on a conflict, ``RAISE(ROLLBACK)``). ``str(error)``
+    is workerd's message (its reference is random); ``reason`` says what happened and
+    ``statement`` is the SQL that caused it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "workerd failed the request with an internal error and reset the DO",
+        statement: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.statement = statement
+        #: ``"unread-returning"``, ``"rolled-back"``, or None when not known (from workerd)
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_internal_error, (self.message, self.reason, self.statement, self.kind))
+
+
+def _rebuild_internal_error(
+    message: str, reason: str, statement: str | None, kind: str | None
+) -> DurableObjectInternalError:
+    return DurableObjectInternalError(message, reason=reason, statement=statement, kind=kind)
 
 
 @dataclass

@@ -59,7 +59,14 @@ import apsw
 
 from .bundle import Bundle, Migration, load_bundle
 from .checks import CheckContext, migration_failure
-from .errors import CheckFailure, DosqliteError, DosqliteWarning, MigrationError, SqlError
+from .errors import (
+    CheckFailure,
+    DosqliteError,
+    DosqliteWarning,
+    DurableObjectInternalError,
+    MigrationError,
+    SqlError,
+)
 from .forkserver import Child, spawn
 from .images import reads_connection_state, sets_connection_state
 from .migrator import LEDGER_TABLE, MigrationRun, migrate
@@ -1183,6 +1190,11 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
             "chunk": exc.chunk,
             "statement": exc.statement,
             "cause": str(exc.cause) if exc.cause is not None else None,
+            "internal": (
+                [exc.cause.reason, exc.cause.kind]
+                if isinstance(exc.cause, DurableObjectInternalError)
+                else None
+            ),
             "path": str(exc.path) if exc.path is not None else None,
             "line": exc.line,
             "applied_before": list(exc.applied_before),
@@ -1194,12 +1206,16 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
 def _error_from(msg: dict[str, Any]) -> MigrationError:
     err = msg.get("error") or {}
     cause = err.get("cause")
+    internal = err.get("internal")
+    real: SqlError | None = SqlError(str(cause)) if cause else None
+    if cause and internal:
+        real = DurableObjectInternalError(str(cause), reason=internal[0], kind=internal[1])
     return MigrationError(
         message=str(err.get("message", "start failed")),
         tag=err.get("tag"),
         chunk=err.get("chunk"),
         statement=err.get("statement"),
-        cause=SqlError(str(cause)) if cause else None,
+        cause=real,
         path=err.get("path"),
         line=err.get("line"),
         applied_before=list(err.get("applied_before") or []),

@@ -335,6 +335,31 @@ _RULE_LIST: tuple[Rule, ...] = (
         '`false` instead of `"pinned"`). To avoid it, add the column with one `drizzle-kit '
         "generate` and make the change that recreates the table with a second one.",
     ),
+    Rule(
+        "DO030",
+        "returning-in-migration",
+        "error",
+        "INSERT, UPDATE or DELETE with RETURNING: drizzle's migrator runs each statement "
+        "without reading its rows, and SQLite cannot commit while they are unread. When the "
+        "statement returns a row, workerd fails the request with `internal error; reference = "
+        "...` and resets the DO, on every start. On an empty table it returns no row and "
+        "passes, so a fresh DO does not show it.",
+        "Remove the RETURNING clause: a migration has no use for the rows.",
+    ),
+    Rule(
+        "DO031",
+        "rollback-on-conflict",
+        "error",
+        "OR ROLLBACK, ON CONFLICT ROLLBACK or RAISE(ROLLBACK): on a conflict SQLite rolls back "
+        "the whole transaction, also the one workerd holds open for the event, so the request "
+        "fails with `internal error; reference = ...` and the DO is reset, instead of a "
+        "catchable constraint error. In a migration statement, every DO whose data conflicts "
+        "fails to start; in a table's constraint or a trigger, every later conflict in the "
+        "Worker's own code resets the DO.",
+        "Use ABORT (the default: leave the clause out), FAIL or IGNORE, and RAISE(ABORT, ...) "
+        "in triggers. drizzle's transactionSync still rolls back the whole migration when a "
+        "statement fails.",
+    ),
 )
 
 #: rule id -> rule, in id order (docs are generated from this)
@@ -430,6 +455,10 @@ def _skip_words(toks: list[Token], i: int, *words: str) -> int:
         else:
             return i
     return j
+
+
+#: the first word of a statement that can carry RETURNING
+_DML_WORDS = frozenset(["INSERT", "REPLACE", "UPDATE", "DELETE", "WITH"])
 
 
 def _classify(toks: list[Token]) -> _Head:
@@ -1292,6 +1321,7 @@ class _Linter:
                     "(fts5, fts5vocab, rtree are): `not authorized: SQLITE_AUTH`",
                 )
         self._reserved(u, i, raws)
+        self._unfinishable(u, i, raws)
         if h.kind == "create_table":
             cols = _column_count(u.toks, h.body)
             limit = rt.RUNTIME.limit_map["COLUMN"]
@@ -1327,6 +1357,56 @@ class _Linter:
             alt = _ALTERNATIVE.get(fname)
             hint = f"; use {alt}" if alt else ""
             add("DO004", f"`{fname}()` fails on a DO: `{refusal}`{hint}")
+
+    def _unfinishable(self, u: _Unit, i: int, raws: list[_Raw]) -> None:
+        """DO030/DO031: statements after which workerd cannot end its transaction."""
+        toks = u.toks
+        if not toks or toks[0].up not in _DML_WORDS:
+            returning = False
+        else:
+            depth = 0
+            returning = False
+            for t in toks:
+                if t.text == "(":
+                    depth += 1
+                elif t.text == ")":
+                    depth -= 1
+                elif depth == 0 and t.up == "RETURNING":
+                    returning = True
+                    break
+        if returning and u.head.kind != "create_trigger":
+            raws.append(
+                _Raw(
+                    "DO030",
+                    f"`{toks[0].text.upper()} ... RETURNING`: drizzle never reads the returned "
+                    "rows, so on a DO where it returns one (a table with rows) workerd fails "
+                    "the start with `internal error; reference = ...` and resets the DO",
+                    i,
+                )
+            )
+        for j in range(1, len(toks) - 1):
+            nxt = toks[j + 1].up
+            if nxt != "ROLLBACK":
+                continue
+            t, before = toks[j], toks[j - 1]
+            if t.up == "OR" and before.up in ("INSERT", "UPDATE"):
+                form = f"{before.up} OR ROLLBACK"
+            elif t.up == "CONFLICT" and before.up == "ON":
+                form = "ON CONFLICT ROLLBACK"
+            elif t.text == "(" and before.up == "RAISE":
+                form = "RAISE(ROLLBACK)"
+            else:
+                continue
+            raws.append(
+                _Raw(
+                    "DO031",
+                    f"`{form}` rolls back the transaction workerd holds open: on a conflict "
+                    "the request fails with `internal error; reference = ...` and the DO is "
+                    "reset",
+                    i,
+                )
+            )
+            break
 
     def _reserved(self, u: _Unit, i: int, raws: list[_Raw]) -> None:
         h = u.head

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .bundle import Bundle, Migration
-from .errors import DosqliteError, MigrationError, SqlError
+from .errors import DosqliteError, DurableObjectInternalError, MigrationError, SqlError
 from .storage import DurableObjectStorage
 
 __all__ = ["LEDGER_DDL", "LEDGER_TABLE", "MigrationRun", "js_number", "migrate"]
@@ -170,6 +170,10 @@ def _run_chunks(do: DurableObjectStorage, m: Migration, state: dict[str, object]
     for index, chunk in enumerate(m.chunks):
         state["chunk"] = index
         do.sql.exec(chunk)
+        if "culprit" not in state and do.unfinishable is not None:
+            # the transaction can no longer end (RETURNING rows drizzle never reads): workerd
+            # fails at the end of migrate(), and this is the statement to blame
+            state["culprit"] = (m, index, do.unfinishable[2])
     state.pop("chunk", None)
 
 
@@ -178,6 +182,10 @@ def _failure(
 ) -> MigrationError:
     migration = state.get("migration")
     chunk = state.get("chunk")
+    span = do.last_statement
+    culprit = state.get("culprit")
+    if isinstance(exc, DurableObjectInternalError) and isinstance(culprit, tuple):
+        migration, chunk, span = culprit
     if not isinstance(migration, Migration):
         return MigrationError(
             f"drizzle's bookkeeping failed: {exc}", cause=exc, statement=None, tag=None
@@ -192,20 +200,23 @@ def _failure(
             applied_before=list(run.applied),
         )
     text = migration.chunks[chunk]
-    start, end = do.last_statement
+    start, end = span
     statement = text[start:end]
     lead = len(statement) - len(statement.lstrip())
     line = migration.line_of(chunk, start + lead)
+    internal = isinstance(exc, DurableObjectInternalError)
+    why = exc.reason if isinstance(exc, DurableObjectInternalError) else str(exc)
     return MigrationError(
-        f"migration {migration.tag} failed: {exc}",
+        f"migration {migration.tag} failed: {why}",
         tag=migration.tag,
         chunk=chunk,
         statement=statement.strip() or statement,
         cause=exc,
         path=migration.path,
         line=line,
-        drizzle_message=ROLLBACK_MESSAGE,
-        applied_before=list(run.applied),
+        # workerd fails the whole request: drizzle never gets to report its Rollback
+        drizzle_message=str(exc) if internal else ROLLBACK_MESSAGE,
+        applied_before=[t for t in run.applied if t != migration.tag],
     )
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle, Migration
-from .errors import CheckFailure, MigrationError, SqlError
+from .errors import CheckFailure, DurableObjectInternalError, MigrationError, SqlError
 from .images import newest_reached
 from .migrator import migrate
 from .seed import (
@@ -1973,6 +1973,8 @@ def _add_failure(
     the seeded image it started from); ``rows_note`` says where rows came from when they were
     not seeded at ``k`` alone."""
     cause = str(exc.cause) if exc.cause is not None else exc.message
+    if isinstance(exc.cause, DurableObjectInternalError):
+        cause = exc.cause.reason  # its message holds a random reference
     key: FailureKey = ("failure", exc.tag, exc.chunk, exc.statement, cause)
 
     def make() -> _Finding:

@@ -32,6 +32,8 @@ RESET_MESSAGE_PREFIX = (
     "application left the database in a state where constraints were violated: "
 )
 TOO_LONG_MESSAGE = "statement too long: SQLITE_TOOBIG"
+#: what a request that workerd cannot finish fails with; 24 random base32hex characters follow
+INTERNAL_ERROR_PREFIX = "internal error; reference = "
 
 # Pragma signatures (workerd util/sqlite.c++): how the argument is checked.
 NO_ARG = "no-arg"

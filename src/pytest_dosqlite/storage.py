@@ -24,7 +24,12 @@ from typing import Any, Protocol, TypeVar
 import apsw
 
 from . import runtime as rt
-from .errors import DurableObjectResetError, EmulatorLimitation, SqlError
+from .errors import (
+    DurableObjectInternalError,
+    DurableObjectResetError,
+    EmulatorLimitation,
+    SqlError,
+)
 from .sqltext import Piece, split, tokens
 
 __all__ = ["Cursor", "DurableObjectStorage", "RawCursor", "SqlStorage", "sqlite_version"]
@@ -265,9 +270,19 @@ class Cursor:
         self._pos = 0
         self._rows_read = rows_read
         self._rows_written = rows_written
+        #: the DO whose transaction this cursor's unread RETURNING rows hold open (see
+        #: :meth:`DurableObjectStorage._check_finishable`), until they are read to the end
+        self._holds: DurableObjectStorage | None = None
+
+    def _done(self) -> None:
+        holder, self._holds = self._holds, None
+        if holder is not None:
+            holder._unread.pop(id(self), None)
 
     def _take(self) -> Row | None:
         if self._pos >= len(self._rows):
+            if self._holds is not None:
+                self._done()
             return None
         row = self._rows[self._pos]
         self._pos += 1
@@ -299,6 +314,7 @@ class Cursor:
     def one(self) -> dict[str, Any]:
         __tracebackhide__ = True
         remaining = len(self._rows) - self._pos
+        self._done()  # one() reads to the end, or fails and resets the statement
         if remaining == 0:
             raise SqlError(rt.ONE_NO_RESULTS_MESSAGE)
         if remaining > 1:
@@ -373,6 +389,11 @@ class DurableObjectStorage:
         self.last_statement: tuple[int, int] = (0, 0)
         #: ran a statement whose effect no undo log sees (the connection is not recycled)
         self.changed_connection = False
+        #: why workerd could not end the current transaction, once it cannot: (reason,
+        #: statement, span in the ``exec`` text); see :meth:`_check_finishable`
+        self._doomed: tuple[str, str, tuple[int, int]] | None = None
+        #: cursors of write statements whose RETURNING rows are not read yet: id -> the note
+        self._unread: dict[int, tuple[str, str, tuple[int, int]]] = {}
         #: the pool that lent this DO's connection (takes it back on close), if any, and
         #: what it needs to do so
         self._lender: Lender | None = None
@@ -514,12 +535,50 @@ class DurableObjectStorage:
             self._trusted = False
 
     def _notify_write(self) -> None:
-        """workerd's onWrite: the first write of an event opens the implicit transaction."""
-        if self._conn.get_autocommit():
+        """workerd's onWrite: the first write of an event opens the implicit transaction
+        (not once a statement rolled it back: workerd still believes it open, so SQLite
+        commits every later write at once)."""
+        if self._conn.get_autocommit() and self._doomed is None:
             self._internal(_BEGIN)
+
+    def _lost_transaction(self, statement: str, reason: str) -> None:
+        """A statement rolled back the transaction workerd holds open (``OR ROLLBACK``,
+        ``RAISE(ROLLBACK)``): the request is doomed (:meth:`_check_finishable`), and the
+        writes after it until then are committed one by one, as in workerd."""
+        if self._doomed is None:
+            self._doomed = (reason, statement, self.last_statement)
+
+    def _check_finishable(self, cause: BaseException | None = None) -> None:
+        """workerd is about to release a savepoint or commit: when SQLite cannot (a write's
+        RETURNING rows unread, or the transaction already rolled back), the request fails
+        with an internal error and the DO is reset to its last commit."""
+        rolled_back = self._doomed is not None
+        note = self._doomed or next(iter(self._unread.values()), None)
+        if note is None:
+            return
+        reason, statement, _span = note
+        self._doomed = None
+        self._unread.clear()
+        if not self._conn.get_autocommit():
+            self._internal(_ROLLBACK)
+        self._reset_instance()
+        reference = "".join(secrets.choice(_BASE32HEX) for _ in range(24))
+        raise DurableObjectInternalError(
+            rt.INTERNAL_ERROR_PREFIX + reference,
+            reason=reason,
+            statement=statement,
+            kind="rolled-back" if rolled_back else "unread-returning",
+        ) from cause
+
+    @property
+    def unfinishable(self) -> tuple[str, str, tuple[int, int]] | None:
+        """Why the current transaction cannot end, once a statement made it so: (reason, the
+        statement, its span in the ``exec`` text). None while it can."""
+        return self._doomed or next(iter(self._unread.values()), None)
 
     def _end_event(self) -> None:
         """The event loop turn ends: commit the implicit transaction, as workerd does."""
+        self._check_finishable()
         if self._conn.get_autocommit():
             return
         try:
@@ -576,13 +635,15 @@ class DurableObjectStorage:
             self._sp_depth += 1
             try:
                 result = fn()
-            except BaseException:
-                self._sp_depth -= 1
+            except BaseException as exc:
+                self._sp_depth = max(self._sp_depth - 1, 0)
+                self._check_finishable(cause=exc)
                 if not self._conn.get_autocommit():
                     self._internal(f"ROLLBACK TO {name} /*{_NONCE}*/")
                     self._internal(f"RELEASE {name} /*{_NONCE}*/")
                 raise
             self._sp_depth -= 1
+            self._check_finishable()
             self._internal(f"RELEASE {name} /*{_NONCE}*/")
             return result
         finally:
@@ -602,9 +663,12 @@ class DurableObjectStorage:
             for item in statements:
                 sql, bindings = statement_of(item)
                 try:
-                    out.append(self.sql.exec(sql, *bindings))
+                    cursor = self.sql.exec(sql, *bindings)
                 except SqlError as exc:
                     out.append(exc)
+                else:
+                    cursor._done()  # read in the handler, as the workerd backend's are
+                    out.append(cursor)
         return out
 
     def transaction(self, statements: Sequence[Any]) -> list[Cursor]:
@@ -612,7 +676,14 @@ class DurableObjectStorage:
         rolls back everything the transaction wrote and is raised. The workerd backend's DOs
         have the same method (a Python callback cannot run inside the Worker)."""
         items = [statement_of(item) for item in statements]
-        return self.transaction_sync(lambda: [self.sql.exec(q, *b) for q, b in items])
+
+        def body() -> list[Cursor]:
+            cursors = [self.sql.exec(q, *b) for q, b in items]
+            for cursor in cursors:
+                cursor._done()  # read in the callback, as the workerd backend's are
+            return cursors
+
+        return self.transaction_sync(body)
 
     def block_concurrency_while(self, fn: Callable[[], T]) -> T:
         """``ctx.blockConcurrencyWhile(fn)`` in a constructor: ``fn`` runs as its own event.
@@ -801,7 +872,11 @@ class DurableObjectStorage:
                 if i < last:
                     self._run(step, None, intermediate=True)
                 else:
-                    return self._run(step, values, intermediate=False)
+                    cursor = self._run(step, values, intermediate=False)
+                    if standalone:
+                        # the caller reads it before its turn ends (a DO commits then)
+                        cursor._done()
+                    return cursor
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             self._event_depth -= 1
@@ -818,6 +893,7 @@ class DurableObjectStorage:
         cur = self._conn.cursor()
         self._auth_note = None
         self._last_desc = ()
+        self._last_readonly = True
         try:
             cur.execute(text, values if values else None)
             rows = [tuple(_to_js_value(v) for v in r) for r in cur]
@@ -826,7 +902,10 @@ class DurableObjectStorage:
                 raise SqlError(rt.ONLY_LAST_PARAMS_MESSAGE) from None
             raise SqlError(rt.WRONG_BINDINGS_MESSAGE) from None
         except apsw.Error as exc:
-            raise _sql_error(exc, self._auth_note) from None
+            error = _sql_error(exc, self._auth_note)
+            if not self._last_readonly and self._conn.get_autocommit():
+                self._lost_transaction(text, f"{_ROLLED_BACK} ({error})")
+            raise error from None
         except UnicodeDecodeError:
             raise EmulatorLimitation(
                 "a text value of the result is not valid UTF-8, which the emulator cannot "
@@ -838,6 +917,14 @@ class DurableObjectStorage:
                 "the SQL or a bound string holds a lone surrogate (a half of a UTF-16 pair), "
                 "which the emulator cannot pass to SQLite (workerd stores it as WTF-8)"
             ) from None
+        unread = False
+        if not self._last_readonly:
+            if self._conn.get_autocommit():
+                self._lost_transaction(text, _ROLLED_BACK)
+            elif rows:
+                unread = True
+                if intermediate:  # its rows can never be read
+                    self._unread[-1 - len(self._unread)] = (_UNREAD, text, self.last_statement)
         if intermediate:
             return _EMPTY
         if rows and step.data_version:
@@ -848,7 +935,11 @@ class DurableObjectStorage:
         desc: Sequence[Sequence[Any]] = self._last_desc
         names: list[str] = [str(col[0]) for col in desc]
         written = 0 if self._last_readonly else self._conn.changes()
-        return Cursor(names, rows, len(rows), written)
+        cursor = Cursor(names, rows, len(rows), written)
+        if unread:
+            cursor._holds = self
+            self._unread[id(cursor)] = (_UNREAD, text, self.last_statement)
+        return cursor
 
     def _database_size(self) -> int:
         # a DO's database file always has its header page, even before the first write
@@ -859,6 +950,18 @@ class DurableObjectStorage:
 
 
 _EMPTY = Cursor([], [], 0, 0)
+_BASE32HEX = "0123456789abcdefghijklmnopqrstuv"
+_UNREAD = (
+    "a write statement returned rows that were never read (INSERT, UPDATE or DELETE with "
+    "RETURNING, run by code that does not read its cursor, as drizzle's migrator does): "
+    "SQLite cannot release a savepoint or commit while it is in progress, so workerd fails "
+    "the request with an internal error and resets the Durable Object"
+)
+_ROLLED_BACK = (
+    "the statement rolled back the whole transaction (OR ROLLBACK on a conflict, or "
+    "RAISE(ROLLBACK) in a trigger), which workerd holds open: it fails the request with an "
+    "internal error and resets the Durable Object"
+)
 
 
 class Lender(Protocol):

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..bundle import Bundle, Migration
-from ..errors import DurableObjectResetError, MigrationError, SqlError
+from ..errors import (
+    DurableObjectInternalError,
+    DurableObjectResetError,
+    MigrationError,
+    SqlError,
+)
 from ..migrator import migrate
 from ..storage import DurableObjectStorage
 from .codec import ArrayBuffer, BigInt, Date, JsObject, Undefined, decode_binding, decode_text
@@ -316,6 +321,8 @@ class EmulatedHarness:
             try:
                 entry["value"] = storage.transaction_sync(body)
                 entry["ok"] = True
+            except DurableObjectResetError:
+                raise
             except (SqlError, _DeliberateThrow) as exc:
                 entry.update(_error(exc))
                 if step.get("propagate"):
@@ -344,6 +351,8 @@ class EmulatedHarness:
                     migrate(storage, bundle_from_js(step["journal"], step["migrations"]))
                     entry["ok"] = True
                 except MigrationError as exc:
+                    if isinstance(exc.cause, DurableObjectInternalError):
+                        raise exc.cause from None  # workerd fails the whole request
                     name, message = _drizzle_error(exc)
                     entry.update(ok=False, error=f"{name}: {message}", errorName=name)
                     if step.get("propagate") or in_ctor:
@@ -355,6 +364,8 @@ class EmulatedHarness:
                 try:
                     entry["value"] = self._async_txn(obj, step, inner, in_ctor)
                     entry["ok"] = True
+                except DurableObjectResetError:
+                    raise
                 except (SqlError, _DeliberateThrow) as exc:
                     entry.update(_error(exc))
                     if step.get("propagate"):
