@@ -664,3 +664,18 @@ def test_other_conflict_resolutions_are_ordinary_errors(clause: str) -> None:
 
     d.transaction_sync(body)
     assert exec_ok(d, "SELECT count(*) FROM t") == [[1]]
+
+
+def test_the_kv_api_statements_do_not_let_the_same_text_past_the_authorizer() -> None:
+    # put/get/set_alarm run trusted: a user's identical text must not reuse them
+    d = DurableObjectStorage()
+    d.put("k", 1)
+    assert d.get("k") == 1
+    d.set_alarm(5)
+    for sql, args in [
+        ("SELECT value FROM _cf_KV WHERE key = ?", ("k",)),
+        ("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", ("k", b"x")),
+        ("INSERT OR REPLACE INTO _cf_METADATA (key, value) VALUES (1, ?)", (b"x",)),
+    ]:
+        with pytest.raises(SqlError, match="_cf_KV.value is prohibited|not authorized"):
+            d.sql.exec(sql, *args)

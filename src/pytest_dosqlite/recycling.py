@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ UNDO_LIMIT = 256 * 1024
 SESSION_LOANS = 64
 
 #: the schema cookie and the file's page counts (``sql.databaseSize``)
+_PAGES = "SELECT page_count FROM pragma_page_count"
 _STATE = (
     "SELECT s.schema_version, p.page_count, f.freelist_count FROM pragma_schema_version AS s, "
     "pragma_page_count AS p, pragma_freelist_count AS f"
@@ -65,6 +66,11 @@ class _Baseline:
     #: tables whose rows the session cannot record (a primary key that admits NULL, like
     #: drizzle's own ``__drizzle_migrations.id SERIAL``): a DO that wrote one is not recycled
     unrecordable: frozenset[str]
+    #: rowid tables recorded by another key (``text().primaryKey()``, composite keys) -> the
+    #: query listing their rowids and keys, and its result on the image: an undone delete, key
+    #: change or REPLACE puts a row back under a new rowid, so a DO whose listing differs after
+    #: the undo is not recycled
+    rekeyed: dict[str, tuple[str, int]]
     #: a table for the statement that resets ``changes()`` (None: the schema has no table)
     any_table: str | None
     #: tables a foreign key with an ON DELETE/UPDATE action points at (lower case): undoing a
@@ -90,6 +96,8 @@ class _Line:
         self.total_at_loan = 0
         self.watch: frozenset[str] = frozenset()
         self.unrecorded = False
+        self.watch_changes: Collection[str] = ()
+        self.touched: set[str] = set()
 
     def open_session(self) -> apsw.Session:
         if self.session is None or self.loans >= SESSION_LOANS:
@@ -109,6 +117,8 @@ class _Line:
     def on_row(self, op: int, db: str, table: str, rowid: int) -> None:
         if table in self.watch:
             self.unrecorded = True
+        elif table in self.watch_changes:
+            self.touched.add(table)
 
     def total_changes(self, *args: Any) -> int:
         return int(self.conn.total_changes()) - self.offset
@@ -155,8 +165,11 @@ class ConnectionPool:
         line.open_session()
         line.total_at_loan = int(line.conn.total_changes())
         line.unrecorded = False
-        line.watch = self._baselines[key].unrecordable
-        if line.watch:
+        base = self._baselines[key]
+        line.watch = base.unrecordable
+        line.watch_changes = base.rekeyed.keys()
+        line.touched = set()
+        if line.watch or base.rekeyed:
             line.conn.set_update_hook(line.on_row)
         # kept on the DO itself: a DO dropped without close() takes its connection with it
         do._loan = (key, line)
@@ -220,13 +233,17 @@ class ConnectionPool:
                 or (kind == "table" and str(sql or "").upper().startswith("CREATE VIRTUAL"))
                 for kind, name, sql in master
             )
-            unrecordable = frozenset(
-                str(name)
+            recording = {
+                str(name): _recording(conn, str(name), tables.get(str(name), False), sql)
                 for kind, name, sql in master
-                if kind == "table"
-                and not str(name).startswith("sqlite_")
-                and not _rows_recordable(conn, str(name), tables.get(str(name), False), sql)
-            )
+                if kind == "table" and not str(name).startswith("sqlite_")
+            }
+            unrecordable = frozenset(n for n, how in recording.items() if how == "none")
+            rekeyed = {}
+            for name, how in recording.items():
+                if how == "by-key":
+                    q = _rowid_listing(name)
+                    rekeyed[name] = (q, hash(tuple(_run(conn, q).fetchall())))
             sequence = None
             if "sqlite_sequence" in tables:
                 sequence = _run(conn, "SELECT name, seq FROM sqlite_sequence").fetchall()
@@ -240,6 +257,7 @@ class ConnectionPool:
                 sequence=sequence,
                 exact=exact,
                 unrecordable=unrecordable,
+                rekeyed=rekeyed,
                 any_table=next((n for n in tables if not n.startswith("sqlite_")), None),
                 action_parents=frozenset(
                     str(t).lower()
@@ -266,6 +284,10 @@ class ConnectionPool:
             changes = line.session.changeset()
             if len(changes) > UNDO_LIMIT:
                 return False
+            # pages never go back to the free list without VACUUM: a grown file cannot be
+            # restored, so do not pay for the undo
+            if _ints(conn, _PAGES)[0] > base.state[1]:
+                return False
             if changes:
                 line.session.enabled = False  # the undo is not a change to record
                 try:
@@ -277,12 +299,17 @@ class ConnectionPool:
                 if now != base.sequence:
                     _run(conn, "DELETE FROM sqlite_sequence")
                     _run_many(conn, "INSERT INTO sqlite_sequence VALUES (?, ?)", base.sequence)
+        for table in line.touched:
+            query, listing = base.rekeyed[table]
+            if hash(tuple(_run(conn, query).fetchall())) != listing:
+                return False
         if _ints(conn, _STATE) != base.state:
             return False
+        # a failed multi-row INSERT changes no row but keeps its last_insert_rowid()
+        conn.set_last_insert_rowid(0)
         if changed:
             if base.any_table is not None:  # a statement that changes no row: changes() is 0
                 _run(conn, f'DELETE FROM "{base.any_table.replace(chr(34), chr(34) * 2)}" WHERE 0')
-            conn.set_last_insert_rowid(0)
             if not line.counting:
                 conn.create_scalar_function("total_changes", line.total_changes, 0)
                 line.counting = True
@@ -322,13 +349,25 @@ def _ints(conn: apsw.Connection, sql: str) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 
-def _rows_recordable(conn: apsw.Connection, table: str, without_rowid: bool, sql: object) -> bool:
-    """The session extension records every row of ``table``: it has a rowid (no declared key,
-    or an INTEGER PRIMARY KEY alias) or key columns that cannot hold NULL."""
+def _rowid_listing(table: str) -> str:
+    """Every row's rowid and content, in rowid order (what decides a scan's order)."""
+    return f'SELECT rowid, * FROM "{table.replace(chr(34), chr(34) * 2)}" ORDER BY rowid'
+
+
+def _recording(conn: apsw.Connection, table: str, without_rowid: bool, sql: object) -> str:
+    """How the session extension records the rows of ``table``, and so how exactly the
+    inverse changeset restores them: ``"exact"`` (keyed by the rowid: no declared key, an
+    INTEGER PRIMARY KEY alias; or a WITHOUT ROWID table), ``"by-key"`` (a rowid table with
+    another NOT NULL key, e.g. ``text().primaryKey()``: an undone delete or key change comes
+    back under a new rowid, and the next test would scan the rows in another order) or
+    ``"none"`` (a key that admits NULL, like drizzle's ``__drizzle_migrations.id SERIAL``: such
+    rows are not recorded)."""
     quoted = str(table).replace("'", "''")
     cols = _run(conn, f"SELECT pk, \"notnull\", type FROM pragma_table_info('{quoted}')").fetchall()
     keys = [(bool(nn), str(ty or "").upper()) for pk, nn, ty in cols if pk]
-    if not keys or without_rowid or all(nn for nn, _ in keys):
-        return True
+    if not keys or without_rowid:
+        return "exact"
     # a lone INTEGER PRIMARY KEY is the rowid, never NULL (except the DESC quirk)
-    return len(keys) == 1 and keys[0][1] == "INTEGER" and _PK_DESC.search(str(sql or "")) is None
+    if len(keys) == 1 and keys[0][1] == "INTEGER" and _PK_DESC.search(str(sql or "")) is None:
+        return "exact"
+    return "by-key" if all(nn for nn, _ in keys) else "none"

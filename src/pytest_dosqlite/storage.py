@@ -62,16 +62,46 @@ _PLAN_CACHE_MAX = 4096
 
 
 _DATA_VERSION = re.compile(r"\s*PRAGMA\s+(?:main\s*\.\s*)?data_version\s*;?\s*$", re.I)
-#: statements that change what no undo log sees: statistics (ANALYZE, ``PRAGMA optimize``)
-#: and the connection's settings (a pragma set); a DO that ran one is not recycled (see
-#: :mod:`pytest_dosqlite.recycling`). Decided on the text, so a cached statement counts too.
-_CONNECTION_WRITE = re.compile(
-    r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*(?:ANALYZE\b|PRAGMA\s+(?:\S+\s*\.\s*)?[\"`\[]?"
-    r"(?:optimize\b|(?:case_sensitive_like|foreign_keys|defer_foreign_keys|"
-    r"ignore_check_constraints|legacy_alter_table|recursive_triggers|reverse_unordered_selects)"
-    r"[\"`\]]?\s*[=(]))",
-    re.I | re.S,
+#: the flag pragmas whose setting lives in the connection, not in the database
+_CONNECTION_FLAGS = frozenset(
+    [
+        "case_sensitive_like",
+        "foreign_keys",
+        "defer_foreign_keys",
+        "ignore_check_constraints",
+        "legacy_alter_table",
+        "recursive_triggers",
+        "reverse_unordered_selects",
+    ]
 )
+
+
+def _changes_connection(text: str) -> bool:
+    """Statements that change what no undo log sees: statistics (ANALYZE, ``PRAGMA
+    optimize``) and the connection's settings (a flag pragma set, also under EXPLAIN, which
+    SQLite applies while preparing); a DO that ran one is not recycled (see
+    :mod:`pytest_dosqlite.recycling`). Decided on the statement's tokens (comments may sit
+    anywhere), once per text, so a cached statement counts too."""
+    low = text.lower()
+    if "pragma" not in low and "analyze" not in low:
+        return False
+    t = tokens(text)
+    i = 0
+    if t and t[0].up == "EXPLAIN":
+        i = 3 if len(t) > 2 and t[1].up == "QUERY" and t[2].up == "PLAN" else 1
+    if i >= len(t):
+        return False
+    if t[i].up == "ANALYZE":
+        return True
+    if t[i].up != "PRAGMA" or i + 1 >= len(t):
+        return False
+    j = i + 1
+    if j + 2 < len(t) and t[j + 1].text == ".":
+        j += 2
+    name = t[j].value.lower()
+    if name == "optimize":
+        return True
+    return name in _CONNECTION_FLAGS and j + 1 < len(t) and t[j + 1].text in ("=", "(")
 
 
 def _renames_to_reserved(text: str) -> bool:
@@ -142,7 +172,7 @@ class _Step:
     refused: bool
     #: ``PRAGMA data_version``, whose value a DO reports one higher than plain SQLite
     data_version: bool
-    #: ANALYZE, ``PRAGMA optimize`` or a pragma set (see ``_CONNECTION_WRITE``)
+    #: ANALYZE, ``PRAGMA optimize`` or a pragma set (see ``_changes_connection``)
     changes_connection: bool
 
 
@@ -155,7 +185,7 @@ def _plan(sql: str) -> tuple[_Step, ...]:
                 p,
                 _renames_to_reserved(p.text),
                 bool(_DATA_VERSION.match(p.text)),
-                bool(_CONNECTION_WRITE.match(p.text)),
+                _changes_connection(p.text),
             )
             for p in split(sql)
         )
@@ -734,7 +764,8 @@ class DurableObjectStorage:
             self._trusted = True
             try:
                 self._conn.execute(
-                    "INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", (key, data)
+                    f"INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?) /*{_NONCE}*/",
+                    (key, data),
                 )
             finally:
                 self._trusted = False
@@ -750,11 +781,13 @@ class DurableObjectStorage:
         self._trusted = True
         try:
             exists = self._conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = '_cf_KV'"
+                f"SELECT 1 FROM sqlite_master WHERE name = '_cf_KV' /*{_NONCE}*/"
             ).fetchall()
             if not exists:
                 return None
-            rows = self._conn.execute("SELECT value FROM _cf_KV WHERE key = ?", (key,)).fetchall()
+            rows = self._conn.execute(
+                f"SELECT value FROM _cf_KV WHERE key = ? /*{_NONCE}*/", (key,)
+            ).fetchall()
         finally:
             self._trusted = False
         if not rows or not isinstance(rows[0][0], bytes):
@@ -771,7 +804,7 @@ class DurableObjectStorage:
             self._trusted = True
             try:
                 self._conn.execute(
-                    "INSERT OR REPLACE INTO _cf_METADATA (key, value) VALUES (1, ?)",
+                    f"INSERT OR REPLACE INTO _cf_METADATA (key, value) VALUES (1, ?) /*{_NONCE}*/",
                     (int(scheduled_ms),),
                 )
             finally:
