@@ -391,3 +391,52 @@ def test_existence_is_not_guessed_when_drizzle_may_skip_a_migration() -> None:
     plan = _plan((m[0], m[1], dataclasses.replace(m[2], when=1500), m[3]))
     assert plan.need[3] == {"c"} and not plan.independent[3]
     assert _plan(m).need[3] == frozenset()  # in order, c is gone before 0003
+
+
+def test_a_start_with_foreign_keys_off_is_timed_that_way() -> None:
+    # the parent's recreation drops it: with foreign keys on, each deleted parent row scans
+    # the unindexed child (quadratic); a DO that turns them off first pays none of that, and
+    # the check must not fail it for a cost it never has
+    bp = "--> statement-breakpoint\n"
+    bundle = Bundle(
+        root=Path("inline"),
+        format="journal",
+        migrations=(
+            Migration(
+                0,
+                "0000_init",
+                1_700_000_000_000,
+                "m0000",
+                "CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);"
+                + bp
+                + "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `author_id` integer "
+                "REFERENCES `users`(`id`) ON DELETE cascade);",
+            ),
+            Migration(
+                1,
+                "0001_recreate_users",
+                1_700_000_000_001,
+                "m0001",
+                "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `name` text NOT NULL "
+                "DEFAULT '');"
+                + bp
+                + "INSERT INTO `__new_users` SELECT `id`, coalesce(`name`, '') FROM `users`;"
+                + bp
+                + "DROP TABLE `users`;"
+                + bp
+                + "ALTER TABLE `__new_users` RENAME TO `users`;",
+            ),
+        ),
+    )
+    on = estimate_startup(bundle, rows=3000, sample_rows=3000, images=ImageCache())
+    off = estimate_startup(
+        bundle, rows=3000, sample_rows=3000, images=ImageCache(), foreign_keys_off=True
+    )
+    tag = "0001_recreate_users"
+    assert off.per_migration[tag] * 5 < on.per_migration[tag], (on.render(), off.render())
+    # the check reads the start from its context, as data_preserved does
+    for start, faster in (("drizzle-fk-off", True), ("drizzle", False)):
+        ctx = ctx_for(bundle, fleet_start=start, budget_rows=3000)
+        ctx.settings.budget_sample_rows = 3000  # type: ignore[attr-defined]
+        startup_budget(ctx)
+        assert (ctx.extra["budget"].per_migration[tag] * 5 < on.per_migration[tag]) is faster

@@ -677,5 +677,5 @@ def test_the_kv_api_statements_do_not_let_the_same_text_past_the_authorizer() ->
         ("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", ("k", b"x")),
         ("INSERT OR REPLACE INTO _cf_METADATA (key, value) VALUES (1, ?)", (b"x",)),
     ]:
-        with pytest.raises(SqlError, match="_cf_KV.value is prohibited|not authorized"):
+        with pytest.raises(SqlError, match=r"_cf_KV\.value is prohibited|not authorized"):
             d.sql.exec(sql, *args)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .bundle import Bundle, Migration
 from .errors import CheckFailure, DosqliteWarning, MigrationError
-from .migrator import migrate
+from .migrator import MigrationRun, migrate
 from .seed import bulk_seed, is_user_table, sql_literal, tables_with_rows
 from .sqltext import Token, tokens
 from .storage import DurableObjectStorage
@@ -634,6 +634,7 @@ def _progressive_run(
     skip: Iterable[str] = (),
     plan: _Plan | None = None,
     prefixes: dict[int, Bundle] | None = None,
+    fk_off: bool = False,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Time each migration on one DO whose tables hold ``rows`` rows when a migration needs them.
 
@@ -665,7 +666,7 @@ def _progressive_run(
         if end < start:
             return None
         try:
-            times.update(migrate(do, prefix(end)).timings)
+            times.update(_migrate(do, prefix(end), fk_off).timings)
             return None
         except MigrationError as exc:
             error = str(exc.cause or exc.message)
@@ -683,7 +684,7 @@ def _progressive_run(
             do = image(at - 1)
             _fill(do, plan.fill[at - 1], rows, set())
             try:
-                times[tag] = migrate(do, prefix(at)).timings.get(tag, 0.0)
+                times[tag] = _migrate(do, prefix(at), fk_off).timings.get(tag, 0.0)
                 return do
             except MigrationError as exc:
                 do.close()
@@ -759,6 +760,14 @@ def _extrapolate(na: int, ta: float, nb: int, tb: float, rows: int) -> float:
     return max(tb, tb + slope * (rows - nb))
 
 
+def _migrate(do: DurableObjectStorage, bundle: Bundle, fk_off: bool) -> MigrationRun:
+    """``migrate()``, after ``PRAGMA foreign_keys=OFF`` when the DO's start does that (the
+    pragma only works before the event's first write: between runs here it always is)."""
+    if fk_off:
+        do.sql.exec("PRAGMA foreign_keys=OFF")
+    return migrate(do, bundle)
+
+
 def _prefix(bundle: Bundle, prefixes: dict[int, Bundle], count: int) -> Bundle:
     """``bundle.prefix(count)``, built once per estimate."""
     got = prefixes.get(count)
@@ -768,7 +777,13 @@ def _prefix(bundle: Bundle, prefixes: dict[int, Bundle], count: int) -> Bundle:
 
 
 def _time_alone(
-    bundle: Bundle, images: Any, k: int, rows: int, plan: _Plan, prefixes: dict[int, Bundle]
+    bundle: Bundle,
+    images: Any,
+    k: int,
+    rows: int,
+    plan: _Plan,
+    prefixes: dict[int, Bundle],
+    fk_off: bool = False,
 ) -> tuple[float, str | None]:
     """Migration ``k`` (1-based) timed on the image before it, with the tables it reaches
     (``plan.need``) filled to ``rows``: the cost is this one migration, wherever it is."""
@@ -776,7 +791,8 @@ def _time_alone(
     do = DurableObjectStorage(image=images.version(bundle, k - 1).image)
     try:
         _fill(do, plan.need[k - 1], rows, set())
-        return migrate(do, prefix).timings.get(bundle.migrations[k - 1].tag, 0.0), None
+        tag = bundle.migrations[k - 1].tag
+        return _migrate(do, prefix, fk_off).timings.get(tag, 0.0), None
     except MigrationError as exc:
         return 0.0, str(exc.cause or exc.message)
     finally:
@@ -792,13 +808,14 @@ def _least(
     prefixes: dict[int, Bundle],
     first: float,
     repeats: int,
+    fk_off: bool = False,
 ) -> float:
     """The least of ``first`` and up to ``repeats`` more timings of migration ``k`` alone at
     ``rows`` (:func:`_time_alone`), stopping at a timing not 10% below the least so far (a run
     that fails is not a timing)."""
     best = first
     for _ in range(repeats):
-        timed, error = _time_alone(bundle, images, k, rows, plan, prefixes)
+        timed, error = _time_alone(bundle, images, k, rows, plan, prefixes, fk_off)
         if error is not None or timed >= 0.9 * best:
             return min(best, timed) if error is None else best
         best = timed
@@ -835,6 +852,7 @@ def estimate_startup(
     images: Any = None,
     limit_seconds: float = 30.0,
     measure_cap: float = 1.0,
+    foreign_keys_off: bool = False,
 ) -> BudgetEstimate:
     """Estimate how long every migration takes when each table holds ``rows`` rows.
 
@@ -872,6 +890,7 @@ def estimate_startup(
     from .images import default_cache, newest_reached
 
     cache = images if images is not None else default_cache()
+    fk = foreign_keys_off
     started = time.perf_counter()
     target = newest_reached(cache, bundle)
     measured: dict[int, dict[str, float]] = {}
@@ -883,12 +902,14 @@ def estimate_startup(
     growth: dict[str, float] = {}
     if rows <= sample_rows or sample_rows < 100:
         size = max(rows, 1)
-        measured[size], failures = _progressive_run(bundle, cache, target, size, (), plan, prefixes)
+        measured[size], failures = _progressive_run(
+            bundle, cache, target, size, (), plan, prefixes, fk
+        )
         per = {t: measured[size].get(t, 0.0) for t in tags}
     else:
         n1, n2 = sample_rows // 10, sample_rows
         mid = round(math.sqrt(n1 * n2))
-        measured[n1], failed = _progressive_run(bundle, cache, target, n1, (), plan, prefixes)
+        measured[n1], failed = _progressive_run(bundle, cache, target, n1, (), plan, prefixes, fk)
         failures.update(failed)
         built = getattr(cache, "timings", None)
         empty: dict[str, float] = built(bundle) if callable(built) else {}
@@ -901,7 +922,7 @@ def estimate_startup(
         if slow:
             measured[mid] = {}
             for i in slow:
-                timed, error = _time_alone(bundle, cache, i + 1, mid, plan, prefixes)
+                timed, error = _time_alone(bundle, cache, i + 1, mid, plan, prefixes, fk)
                 if error is None:
                     measured[mid][tags[i]] = timed
                 else:
@@ -914,7 +935,7 @@ def estimate_startup(
             and _extrapolate(n1, measured[n1].get(tags[i], 0.0), mid, measured[mid][tags[i]], n2)
             > measure_cap
         ]
-        measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip, plan, prefixes)
+        measured[n2], failed = _progressive_run(bundle, cache, target, n2, skip, plan, prefixes, fk)
         failures.update(failed)
         for i, t in enumerate(tags):
             if plan.independent[i]:
@@ -929,10 +950,12 @@ def estimate_startup(
                 # one sample at each size sets the exponent, and noise only ever adds time: one
                 # slow sample at the small size turns a quadratic migration linear and its
                 # estimate ten times smaller. Timed again there until a timing stops falling.
-                ta = measured[n1][t] = _least(bundle, cache, i + 1, n1, plan, prefixes, ta, 2)
+                ta = measured[n1][t] = _least(bundle, cache, i + 1, n1, plan, prefixes, ta, 2, fk)
                 p = _growth(n1, ta, nb, tb)
                 if p is not None and _SUPERLINEAR < p < _QUADRATIC:  # power law or square
-                    tb = measured[nb][t] = _least(bundle, cache, i + 1, nb, plan, prefixes, tb, 1)
+                    tb = measured[nb][t] = _least(
+                        bundle, cache, i + 1, nb, plan, prefixes, tb, 1, fk
+                    )
             per[t] = _extrapolate(n1, ta, nb, tb, rows)
             p = _growth(n1, ta, nb, tb)
             if p is not None:
@@ -980,6 +1003,7 @@ def startup_budget(ctx: CheckContext) -> None:
         images=ctx.images,
         limit_seconds=limit,
         measure_cap=cap,
+        foreign_keys_off=ctx.foreign_keys_off,
     )
     ctx.extra["budget"] = est
     total = est.total

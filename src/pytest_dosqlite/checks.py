@@ -84,6 +84,15 @@ class CheckContext:
         value = getattr(self.settings, name, None)
         return self.extra.get(name, default) if value is None else value
 
+    @property
+    def foreign_keys_off(self) -> bool:
+        """The DO turns foreign keys off before ``migrate()`` (``--dosqlite-start
+        drizzle-fk-off``, or the ``foreign_keys_off`` setting): the checks that time or replay
+        migrations on data run them that way too."""
+        return bool(self.setting("foreign_keys_off", False)) or (
+            self.extra.get("fleet_start") == "drizzle-fk-off"
+        )
+
 
 def migration_failure(
     exc: MigrationError, summary: str | None = None, *, fresh_do: bool = False

@@ -880,9 +880,7 @@ class _Check:
         self.head = self.upto.migrations[-1].tag
         self.rows = int(ctx.setting("seed_rows", 3))
         self.rng = int(ctx.setting("seed_rng", 0))
-        self.fk_off = bool(ctx.setting("foreign_keys_off", False)) or (
-            ctx.extra.get("fleet_start") == "drizzle-fk-off"
-        )
+        self.fk_off = ctx.foreign_keys_off
         self.user_seed = _load_user_seed(ctx)
         self.classified = [classify_migration(m) for m in self.upto.migrations]
         self.index = _StatementIndex(self.classified)
