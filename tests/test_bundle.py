@@ -1101,3 +1101,15 @@ def test_the_summary_of_a_bundle_drizzle_cannot_read_says_nothing_is_applied(
     summary = head_summary(ImageCache(), load_bundle(out))
     assert summary.startswith("a fresh DO applies nothing: "), summary
     assert "0002_last" in summary
+
+
+def test_a_key_left_behind_by_a_deleted_migration_breaks_the_build(tmp_path: Path) -> None:
+    # 0002 deleted from the journal and the disk; migrations.js still imports and lists it
+    out = write_bundle(tmp_path, BASIC[:2], js=kit_js([t for t, _, _ in BASIC]))
+    b = load_bundle(out)
+    problem = only(b, "missing-sql")[0]
+    assert problem.severity == "error"
+    assert problem.path == out / "migrations.js" and problem.line == 4
+    assert "'./0002_last.sql', which does not exist" in problem.message
+    assert b.drizzle_error == 'Could not resolve "./0002_last.sql"'
+    assert "orphan-key" in codes(b)

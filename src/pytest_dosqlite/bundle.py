@@ -1515,6 +1515,7 @@ class _JournalLoader:
         mjs = self.parsed
         if mjs is None and self.js_path is not None:
             mjs = _parse_js(self.js_path, self.problems)
+        unresolved: str | None = None
         bundle_error = self._check_js_frame(mjs) if mjs is not None else None
         if bundle_error == _NO_MIGRATIONS:
             first_key = js_pad_key(entries[0].idx) if entries else None
@@ -1530,7 +1531,7 @@ class _JournalLoader:
             # made up tag-mismatch, unbound-key and orphan-sql problems next to invalid-js
             self.problems = [p for p in self.problems if p.code not in _FROM_THE_MODULE]
         elif mjs is not None:
-            self._check_js_orphans(mjs, entries, migrations)
+            unresolved = self._check_js_orphans(mjs, entries, migrations)
         if mjs is None or not mjs.errors:
             self._check_sql_files(mjs, migrations)
         self._check_module_siblings()
@@ -1568,7 +1569,8 @@ class _JournalLoader:
             snapshot_paths=tuple(m.snapshot for m in migrations if m.snapshot is not None),
             js_keys=mjs.keys if mjs is not None else None,
             missing=missing,
-            drizzle_error=bundle_error or first,
+            # an import of a file that is not there stops the Worker's build, whatever it is for
+            drizzle_error=bundle_error or unresolved or first,
             journal_version=str(version) if isinstance(version, (str, int)) else None,
             journal_dialect=dialect if isinstance(dialect, str) else None,
         )
@@ -1948,9 +1950,12 @@ class _JournalLoader:
 
     def _check_js_orphans(
         self, mjs: MigrationsJs, entries: list[_Entry], migrations: list[Migration]
-    ) -> None:
+    ) -> str | None:
+        """Keys and imports no journal entry uses; returns the build error of the first such
+        import whose file does not exist (esbuild resolves every import)."""
         js = self.js_path
         assert js is not None
+        unresolved: str | None = None
         journal_keys = {js_pad_key(e.idx) for e in entries}
         counts: dict[str, int] = {}
         for entry in mjs.entries:
@@ -1981,11 +1986,15 @@ class _JournalLoader:
                 )
             )
         bound = {e.binding for e in mjs.entries if e.binding}
+        # the imports of journal entries are checked with their entries; esbuild resolves the
+        # others too (a key of a deleted migration left behind), and fails the build as well
+        checked = {e.binding for e in mjs.entries if e.binding and e.key in journal_keys}
         for imp in mjs.imports:
             if not imp.source.endswith(".sql"):
                 continue
             target = _resolve_specifier(js.parent, imp.source)
-            if target is not None and not self.fs.is_file(target) and imp.local not in bound:
+            if target is not None and not self.fs.is_file(target) and imp.local not in checked:
+                unresolved = unresolved or f'Could not resolve "{imp.source}"'
                 self.problems.append(
                     _problem(
                         "missing-sql",
@@ -2007,6 +2016,7 @@ class _JournalLoader:
                 )
             if target is not None and self.fs.is_file(target):
                 self.used_files.append(target)
+        return unresolved
 
     def _check_module_siblings(self) -> None:
         """A migrations.tsx/.ts/.jsx that an extensionless import resolves before (or instead
