@@ -116,6 +116,14 @@ def test_a_bundle_without_migrations(tmp_path: Path) -> None:
         ("CREATE TABLE `users` (`id` integer);", "already created it"),
         ("SELECT nosuch FROM `users`;", "does not exist at this point"),
         ("SELECT 1; SELECT zeroblob(1e10);", "Fix the statement shown"),
+        (
+            "CREATE VIEW `names` AS SELECT `name` FROM `users`;--> statement-breakpoint\n"
+            "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `name` text);"
+            "--> statement-breakpoint\nDROP TABLE `users`;--> statement-breakpoint\n"
+            "ALTER TABLE `__new_users` RENAME TO `users`;",
+            "`DROP VIEW names;`",
+        ),
+        ("ALTER TABLE `users` DROP COLUMN `name`;", "`DROP INDEX users_name;` before"),
     ],
 )
 def test_every_fresh_do_failure_has_a_fix(tmp_path: Path, sql: str, fix: str) -> None:

@@ -178,6 +178,11 @@ def test_user_seed_file_rows_expose_a_data_dependent_failure() -> None:
     assert "UNIQUE constraint failed: index 'users_email_lower_unique'" in text
     assert "succeeds on a DO without rows" in text
     assert "0001_email_case_insensitive.sql:1" in text
+    # the rows were the user's: no caveat about generated rows, a fix for old rows
+    assert "The DO held the rows your `seed` setting gives this version" in text
+    assert "realistic, but not yours" not in text
+    assert "Make the old rows valid first" in text
+    assert "on a fresh DO" not in text
 
 
 def test_bad_user_seed_files_are_reported() -> None:
@@ -572,3 +577,24 @@ def test_returning_fails_only_with_data_and_is_reported_once() -> None:
     assert "Remove RETURNING from the statement" in text
     assert "(its reference is random)" in text
     assert "DrizzleError: Rollback" not in text
+
+
+def test_a_comment_before_the_statement_is_not_part_of_it() -> None:
+    bundle = inline_bundle(
+        (
+            "0000_init",
+            [
+                "CREATE TABLE `users` (`id` integer PRIMARY KEY);",
+                "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `uid` integer REFERENCES "
+                "`users`(`id`) ON DELETE cascade);",
+            ],
+        ),
+        (
+            "0001_drop",
+            ["-- dosqlite:ignore DO026 posts are archived elsewhere\nDROP TABLE `users`;"],
+        ),
+    )
+    text = failure(ctx_for(bundle))
+    assert "deleted by DROP TABLE `users`" in text
+    assert "line 2 (migration 0001_drop" in text
+    assert "dosqlite:ignore" not in text

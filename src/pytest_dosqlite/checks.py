@@ -14,6 +14,7 @@ by name in :mod:`pytest_dosqlite.registry`, the single list the plugin collects 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,10 @@ def migration_failure(
     return CheckFailure(summary, sections, reported_by="upgrade_from_empty" if fresh_do else None)
 
 
+#: SQLite's message when ALTER TABLE breaks a view, trigger or index that depends on the table
+_DEPENDENT = re.compile(r"error in (view|trigger|index) ([^\s:]+)")
+
+
 def _fix_hint(exc: MigrationError) -> str:
     if isinstance(exc.cause, DurableObjectInternalError):
         if exc.cause.kind == "rolled-back":
@@ -222,6 +227,22 @@ def _fix_hint(exc: MigrationError) -> str:
             "change (ALTER COLUMN, a new constraint) needs the table recreated, as drizzle-kit "
             "does for SQLite with a `__new_` table. Check that the bundle was generated with "
             "`dialect: 'sqlite'`."
+        )
+    dependent = _DEPENDENT.search(cause)
+    if dependent is not None:
+        kind, name = dependent.group(1), dependent.group(2)
+        if kind == "index":
+            return (
+                f"Index {name} uses a column this statement drops or renames away. Drop the "
+                f"index first (`DROP INDEX {name};` before the statement) and create it again "
+                "afterwards without that column, if it is still needed."
+            )
+        return (
+            f"The {kind} {name} uses a table or column this statement renames, drops or "
+            "recreates: SQLite checks every view and trigger again after ALTER TABLE. Drop it "
+            f"before the statement (`DROP {kind.upper()} {name};`, before drizzle-kit's "
+            "`__new_` table for a recreation) and create it again after it (after the RENAME), "
+            "in the same migration."
         )
     if "no such table" in cause or "no such column" in cause:
         return (

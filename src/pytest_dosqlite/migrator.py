@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -177,6 +178,9 @@ def _run_chunks(do: DurableObjectStorage, m: Migration, state: dict[str, object]
     state.pop("chunk", None)
 
 
+_LEADING_COMMENTS = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+
+
 def _failure(
     do: DurableObjectStorage, exc: SqlError, state: dict[str, object], run: MigrationRun
 ) -> MigrationError:
@@ -202,7 +206,9 @@ def _failure(
     text = migration.chunks[chunk]
     start, end = span
     statement = text[start:end]
-    lead = len(statement) - len(statement.lstrip())
+    # from its first word: a comment before it is neither its text nor its line
+    lead = _LEADING_COMMENTS.match(statement).end()  # type: ignore[union-attr]
+    statement = statement[lead:]
     line = migration.line_of(chunk, start + lead)
     internal = isinstance(exc, DurableObjectInternalError)
     why = exc.reason if isinstance(exc, DurableObjectInternalError) else str(exc)

@@ -288,8 +288,10 @@ def classify_migration(m: Migration) -> list[Statement]:
             if not piece.has_statement:
                 continue
             text = piece.text
-            lead = len(text) - len(text.lstrip())
-            body = text.strip()
+            # the statement starts at its first word: a comment before it (`-- dosqlite:ignore
+            # DO024 ...`) is neither its text nor its line
+            lead = _LEADING_COMMENTS.match(text).end()  # type: ignore[union-attr]
+            body = text[lead:].strip()
             kind, names = _statement_kind(body)
             st = Statement(
                 tag=m.tag,
@@ -1259,7 +1261,15 @@ class _Check:
             if not self.passes_empty_from(version.image):
                 return out  # not data-dependent: the upgrade checks report it
             out.failure_keys.append(
-                _add_failure(findings, self.bundle, k, exc, state.image, head_defaults)
+                _add_failure(
+                    findings,
+                    self.bundle,
+                    k,
+                    exc,
+                    state.image,
+                    head_defaults,
+                    user_rows=k in self.user_images,
+                )
             )
             # check the rows again without NULLs (and without the user's rows)
             state = self.seeded_copy(version.image, tag, nulls=False)
@@ -1966,10 +1976,11 @@ def _add_failure(
     seeded: bytes,
     head_defaults: dict[tuple[str, str], str],
     rows_note: str | None = None,
+    user_rows: bool = False,
 ) -> FailureKey:
     """Report the data-dependent failure ``exc`` of the upgrade from version ``k`` (``seeded``:
     the seeded image it started from); ``rows_note`` says where rows came from when they were
-    not seeded at ``k`` alone."""
+    not seeded at ``k`` alone; ``user_rows``: the DO held the rows of the user's ``seed``."""
     cause = str(exc.cause) if exc.cause is not None else exc.message
     if isinstance(exc.cause, DurableObjectInternalError):
         cause = exc.cause.reason  # its message holds a random reference
@@ -1991,11 +2002,28 @@ def _add_failure(
         )
         if rows_note is not None:
             sections.append(("Rows", rows_note))
+        if user_rows:
+            sections.append(
+                (
+                    "Rows",
+                    "The DO held the rows your `seed` setting gives this version (generated "
+                    "rows filled the tables it leaves empty).",
+                )
+            )
         m = _NOT_NULL.search(cause)
         if m:
             data, hint = _not_null_advice(exc, m.group(1), m.group(2), seeded, k, head_defaults)
             sections.append(("Data", data))
-        if "Cannot add a" not in cause:
+        elif "constraint failed" in cause:
+            hint = (
+                "Rows that existing DOs already hold break the constraint when this statement "
+                "writes them (a new CHECK, UNIQUE or FOREIGN KEY applied to old rows, e.g. when "
+                "a table recreation copies them into the new table). Make the old rows valid "
+                "first, in the same migration before this statement (an UPDATE to valid "
+                "values, or a DELETE of rows that cannot be kept), or change the constraint so "
+                "they pass."
+            )
+        if "Cannot add a" not in cause and not user_rows:
             # every such failure depends on the generated rows: a lookup into a table the
             # seeder could not fill reads NULL, an id column without a foreign key points
             # nowhere: say so
