@@ -1210,3 +1210,63 @@ def test_a_recorded_migration_renamed_with_the_same_sql_is_called_renamed(
     )
     assert "Removed after" not in result.stdout.str()
     assert "Restore the recorded" not in result.stdout.str()
+
+
+RECREATION = [
+    (
+        "0000_init",
+        f"CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);{BP}\n"
+        "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `author_id` integer NOT NULL "
+        "REFERENCES `users`(`id`) ON DELETE cascade);",
+    ),
+    (
+        "0001_name_not_null",
+        f"PRAGMA foreign_keys=OFF;{BP}\n"
+        "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `name` text DEFAULT '' NOT NULL);"
+        f"{BP}\nINSERT INTO `__new_users`(`id`, `name`) SELECT `id`, coalesce(`name`, '') "
+        f"FROM `users`;{BP}\nDROP TABLE `users`;{BP}\n"
+        f"ALTER TABLE `__new_users` RENAME TO `users`;{BP}\nPRAGMA foreign_keys=ON;",
+    ),
+]
+START_TEST = """
+import pytest
+
+
+def test_posts_after_the_recreation(do_at, dosqlite_start, dosqlite_bundle):
+    do = do_at("0000_init")
+    do.sql.exec("INSERT INTO users (id, name) VALUES (1, 'ada')")
+    do.sql.exec("INSERT INTO posts (id, author_id) VALUES (1, 1)")
+    run = dosqlite_start(do)
+    assert run.applied == ["0001_name_not_null"]
+    count = do.sql.exec("SELECT count(*) AS n FROM posts").one()["n"]
+    print("POSTS", count)
+    assert do.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+    with pytest.raises(TypeError, match="bundle is a Bundle"):
+        dosqlite_start(do, "drizzle")
+"""
+
+
+@pytest.mark.parametrize(("start", "posts"), [(None, 0), ("drizzle-fk-off", 1)])
+def test_dosqlite_start_migrates_as_the_configured_start(
+    pytester: pytest.Pytester, start: str | None, posts: int
+) -> None:
+    make_project(pytester.path, RECREATION)
+    if start is not None:
+        pytester.makeini(f"[pytest]\ndosqlite_start = {start}\n")
+    pytester.makepyfile(test_data=START_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "test_data.py")
+    result.assert_outcomes(passed=1)
+    assert f"POSTS {posts}" in result.stdout.str()
+
+
+@pytest.mark.workerd
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
+def test_dosqlite_start_runs_inside_workerd(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path, RECREATION)
+    pytester.makeini("[pytest]\ndosqlite_start = drizzle-fk-off\n")
+    pytester.makepyfile(test_data=START_TEST)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-s", "--dosqlite-backend=workerd", "test_data.py"
+    )
+    result.assert_outcomes(passed=1)
+    assert "POSTS 1" in result.stdout.str()

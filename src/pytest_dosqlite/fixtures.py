@@ -29,6 +29,7 @@ __all__ = [
     "dosqlite_backend",
     "dosqlite_bundle",
     "dosqlite_images",
+    "dosqlite_start",
     "migrated_do",
 ]
 
@@ -185,8 +186,9 @@ def do_at(
 ) -> Iterator[Callable[[str], DurableObjectStorage]]:
     """Factory: ``do_at("0002_add_posts")`` is a fresh DO migrated through that tag.
 
-    Insert data at an old version, then ``pytest_dosqlite.migrate(do, dosqlite_bundle)`` and
-    assert on the result: the data-migration test pattern.
+    Insert data at an old version, then ``dosqlite_start(do)`` (or
+    ``pytest_dosqlite.migrate(do, dosqlite_bundle)``) and assert on the result: the
+    data-migration test pattern.
     """
     made: list[Any] = []
     runtime = _workerd(request.config)
@@ -221,3 +223,45 @@ def do_at(
     yield factory
     for do in made:
         do.close()
+
+
+@pytest.fixture
+def dosqlite_start(request: pytest.FixtureRequest, dosqlite_bundle: Bundle) -> Callable[..., Any]:
+    """``dosqlite_start(do, bundle=dosqlite_bundle)``: the start-up your DO's constructor runs,
+    as ``--dosqlite-start`` (ini ``dosqlite_start``) describes it, returning the migration run.
+
+    ``drizzle`` (the default) is ``blockConcurrencyWhile(() => migrate(db, migrations))``;
+    ``drizzle-fk-off`` turns foreign keys off before ``migrate()`` and on after it (so a table
+    recreation keeps its children's rows); ``module:function`` is your own. Data-migration
+    tests that call it migrate the way the built-in checks and your deployed DOs do;
+    ``pytest_dosqlite.migrate()`` is always plain drizzle. On the workerd backend the built-in
+    starts run inside workerd (a Python function cannot).
+    """
+    from .plugin import _session
+
+    ds = _session(request.config)
+    spec: str | None
+    if ds is not None:
+        spec = ds.settings.fleet.get("fleet_start")
+    else:
+        spec = str(request.config.getini("dosqlite_start") or "") or None
+    runtime = _workerd(request.config)
+
+    def start(do: DOHandle, bundle: Bundle | None = None) -> Any:
+        from .bundle import Bundle as BundleType
+
+        chosen = dosqlite_bundle if bundle is None else bundle
+        if not isinstance(chosen, BundleType):
+            raise TypeError(
+                "dosqlite_start(do, bundle): bundle is a Bundle (dosqlite_bundle, or "
+                f"pytest_dosqlite.load_bundle(path)), not {type(chosen).__name__}"
+            )
+        if getattr(do, "is_remote", False):
+            if runtime is None:  # pragma: no cover - a remote DO comes from the runtime
+                raise TypeError("dosqlite_start: this DO belongs to no workerd runtime")
+            return runtime.migrate(do, chosen, start=spec)
+        from .fleet import resolve_start
+
+        return resolve_start(spec)(do, chosen)
+
+    return start

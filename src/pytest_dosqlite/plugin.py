@@ -20,6 +20,7 @@ from .fixtures import (
     dosqlite_backend,
     dosqlite_bundle,
     dosqlite_images,
+    dosqlite_start,
     migrated_do,
 )
 from .options import add_options
@@ -33,6 +34,7 @@ __all__ = [
     "dosqlite_backend",
     "dosqlite_bundle",
     "dosqlite_images",
+    "dosqlite_start",
     "migrated_do",
 ]
 
