@@ -697,6 +697,31 @@ EXTRAS: dict[str, Extra] = {
         wild="No corpus bundle has it.",
         related=("DO030",),
     ),
+    "DO032": Extra(
+        example=(
+            NOTES,
+            "ALTER TABLE `notes` ADD `created_at` integer DEFAULT (unixepoch()) NOT NULL;",
+        ),
+        why=(
+            "SQLite fills the new column of every existing row with the DEFAULT, and it only "
+            "does that for a constant: for an expression it checks that the table is empty "
+            "and otherwise stops with `Cannot add a column with non-constant default`. "
+            "drizzle-kit writes such an ADD for `integer().default(sql`(unixepoch())`)` or "
+            "`text().default(sql`CURRENT_TIMESTAMP`)` added to an existing table. A fresh DO "
+            "and every test on empty tables pass; each deployed DO with rows fails to start. "
+            "The rule agrees with SQLite on every default form in `tests/test_lint.py` "
+            "(literals, signed numbers, parentheses, CAST, functions, CURRENT_*)."
+        ),
+        wild="No corpus bundle has it.",
+        fix=(
+            "```sql\nALTER TABLE `notes` ADD `created_at` integer DEFAULT 0 NOT NULL;\n"
+            "--> statement-breakpoint\nUPDATE `notes` SET `created_at` = unixepoch();\n```\n\n"
+            "New rows then get 0 unless the Worker sets the value; to keep the expression "
+            "default for new rows, recreate the table (drizzle-kit's `__new_notes` with the "
+            "default, INSERT ... SELECT, DROP, RENAME)."
+        ),
+        related=("DO022",),
+    ),
 }
 
 

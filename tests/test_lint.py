@@ -583,6 +583,19 @@ FIRES: list[tuple[str, list[str | tuple[str, bool]], str, int, int, str]] = [
         "`ON CONFLICT ROLLBACK`",
     ),
     (
+        "add-expression-default",
+        [
+            "CREATE TABLE a (x);",
+            "ALTER TABLE a ADD `b` integer DEFAULT (unixepoch()) NOT NULL;"
+            + BP
+            + "ALTER TABLE a ADD `c` text DEFAULT CURRENT_TIMESTAMP;",
+        ],
+        "DO032",
+        1,
+        1,
+        "DEFAULT (unixepoch()), which is not a constant",
+    ),
+    (
         "raise-rollback",
         [
             "CREATE TABLE a (x);",
@@ -813,6 +826,30 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
             + "SELECT 'x RETURNING y';",
         ],
         "DO030",
+    ),
+    (
+        "add-constant-default",
+        [
+            "CREATE TABLE a (x);",
+            "ALTER TABLE a ADD b integer DEFAULT (1) NOT NULL;"
+            + BP
+            + "ALTER TABLE a ADD c text DEFAULT 'x';"
+            + BP
+            + "ALTER TABLE a ADD d integer DEFAULT -1;"
+            + BP
+            + "ALTER TABLE a ADD e integer DEFAULT (-2);"
+            + BP
+            + "ALTER TABLE a ADD f integer DEFAULT NULL;"
+            + BP
+            + "ALTER TABLE a ADD g integer DEFAULT false;"
+            + BP
+            + "ALTER TABLE a ADD h integer;"
+            + BP
+            + "CREATE TABLE n (x);"
+            + BP
+            + "ALTER TABLE n ADD y integer DEFAULT (unixepoch());",  # a new, empty table
+        ],
+        "DO032",
     ),
     (
         "rollback-elsewhere",
@@ -1228,3 +1265,43 @@ def test_a_do_that_turns_foreign_keys_off_is_not_told_to_do_so(tmp_path: Path) -
                 extra={"fleet_start": "drizzle-fk-off"},
             )
         )
+
+
+@pytest.mark.parametrize(
+    "default",
+    [
+        "(unixepoch())",
+        "CURRENT_TIMESTAMP",
+        "current_date",
+        "(json_array())",
+        "(1 + 1)",
+        "(abs(-1))",
+        "(lower('A'))",
+        "'x'",
+        "-1",
+        "+2.5",
+        "(1)",
+        "('x')",
+        "(-1)",
+        "NULL",
+        "(NULL)",
+        "TRUE",
+        "x'00'",
+        "(CAST(1 AS text))",
+    ],
+)
+def test_do032_agrees_with_sqlite(tmp_path: Path, default: str) -> None:
+    from pytest_dosqlite import DurableObjectStorage, SqlError
+
+    do = DurableObjectStorage()
+    do.sql.exec("CREATE TABLE a (x); INSERT INTO a VALUES (1)")
+    try:
+        do.sql.exec(f"ALTER TABLE a ADD b DEFAULT {default}")
+        sqlite_refuses = False
+    except SqlError as exc:
+        assert "non-constant default" in str(exc)
+        sqlite_refuses = True
+    found = of(
+        lint(tmp_path, "CREATE TABLE a (x);", f"ALTER TABLE a ADD b DEFAULT {default};"), "DO032"
+    )
+    assert bool(found) is sqlite_refuses

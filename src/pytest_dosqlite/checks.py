@@ -228,6 +228,19 @@ def _fix_hint(exc: MigrationError) -> str:
             "does for SQLite with a `__new_` table. Check that the bundle was generated with "
             "`dialect: 'sqlite'`."
         )
+    if "Cannot add a column with non-constant default" in cause:
+        return (
+            "SQLite adds a column whose DEFAULT is an expression (`(unixepoch())`, "
+            "`CURRENT_TIMESTAMP`) only to an empty table. Add it with a constant default (a "
+            "number, a string) or none, then fill it with an UPDATE in the same migration "
+            "(`UPDATE t SET c = unixepoch();`), or recreate the table (lint rule DO032)."
+        )
+    if "Cannot add a NOT NULL column with default value NULL" in cause:
+        return (
+            "Give the column a DEFAULT (`.notNull().default(...)` in the drizzle schema), or add "
+            "it nullable, backfill it with UPDATE, and make it NOT NULL in a later migration "
+            "(lint rule DO022)."
+        )
     dependent = _DEPENDENT.search(cause)
     if dependent is not None:
         kind, name = dependent.group(1), dependent.group(2)

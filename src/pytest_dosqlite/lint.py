@@ -360,6 +360,19 @@ _RULE_LIST: tuple[Rule, ...] = (
         "in triggers. drizzle's transactionSync still rolls back the whole migration when a "
         "statement fails.",
     ),
+    Rule(
+        "DO032",
+        "add-column-non-constant-default",
+        "error",
+        "ALTER TABLE ... ADD a column whose DEFAULT is an expression (`(unixepoch())`, "
+        "`CURRENT_TIMESTAMP`, `(json_array())`, even `(1 + 1)`) to an existing table: SQLite "
+        "accepts it on an empty table only, so it passes on a fresh DO and fails with `Cannot add "
+        "a column with non-constant default` on every DO whose table has rows.",
+        "Add the column with a constant default (a number, a string, NULL) or none, then set "
+        "the value with an UPDATE in the same migration (`UPDATE t SET c = unixepoch()`); the "
+        "expression default can stay in the drizzle schema for new rows only through a table "
+        "recreation. Or let drizzle-kit recreate the table.",
+    ),
 )
 
 #: rule id -> rule, in id order (docs are generated from this)
@@ -660,6 +673,53 @@ def _column_def_flags(toks: list[Token], body: int) -> tuple[bool, bool, bool]:
         elif u in ("GENERATED", "AS"):
             generated = True
     return not_null, default, generated
+
+
+_LITERAL_KINDS = frozenset(["num", "str", "blob"])
+_LITERAL_WORDS = frozenset(["NULL", "TRUE", "FALSE"])
+
+
+def _expression_default(toks: list[Token], body: int, source: str) -> str | None:
+    """The DEFAULT of a column definition at ``body`` when SQLite cannot add it to a table that
+    has rows: anything but a literal (a number, maybe signed; a string; a blob; NULL, TRUE,
+    FALSE), bare or in parentheses. None when it is a literal or there is none."""
+    depth = 0
+    for i in range(body, len(toks)):
+        t = toks[i]
+        if t.text == "(":
+            depth += 1
+        elif t.text == ")":
+            depth -= 1
+        if depth or t.up != "DEFAULT" or i + 1 >= len(toks):
+            continue
+        j = i + 1
+        if toks[j].text == "(":
+            level, k = 0, j
+            while k < len(toks):
+                if toks[k].text == "(":
+                    level += 1
+                elif toks[k].text == ")":
+                    level -= 1
+                    if level == 0:
+                        break
+                k += 1
+            inner = [x for x in toks[j + 1 : k] if x.text not in ("(", ")")]
+            text = source[toks[j].start : toks[min(k, len(toks) - 1)].end]
+        else:
+            inner = [toks[j]]
+            if toks[j].text in ("+", "-") and j + 1 < len(toks):
+                inner.append(toks[j + 1])
+            text = source[inner[0].start : inner[-1].end]
+        if inner and inner[0].up == "CAST":  # CAST(literal AS type) is folded too
+            ups = [x.up for x in inner]
+            inner = inner[1 : ups.index("AS")] if "AS" in ups else inner
+        if inner and inner[0].text in ("+", "-"):
+            inner = inner[1:]
+        literal = len(inner) == 1 and (
+            inner[0].kind in _LITERAL_KINDS or inner[0].up in _LITERAL_WORDS
+        )
+        return None if literal else text
+    return None
 
 
 @dataclass
@@ -1488,6 +1548,14 @@ class _Linter:
             )
         elif h.kind == "alter_add":
             not_null, default, generated = _column_def_flags(u.toks, h.body)
+            expression = _expression_default(u.toks, h.body, u.exec_text)
+            if existed and expression is not None:
+                add(
+                    "DO032",
+                    f"`{h.name}`.`{h.column}` is added with DEFAULT {expression}, which is not a "
+                    "constant: fails with `Cannot add a column with non-constant default` on "
+                    f"every DO whose `{h.name}` has rows (a fresh DO passes)",
+                )
             if existed and not_null and not default and not generated:
                 add(
                     "DO022",
