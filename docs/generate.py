@@ -722,6 +722,35 @@ EXTRAS: dict[str, Extra] = {
         ),
         related=("DO022",),
     ),
+    "DO033": Extra(
+        example=(
+            NOTES
+            + BP
+            + "CREATE TABLE `audit` (`note_id` integer, `at` integer);"
+            + BP
+            + "CREATE TRIGGER `notes_audit` AFTER UPDATE ON `notes` BEGIN\n"
+            "  INSERT INTO `audit` VALUES (NEW.`id`, unixepoch());\nEND;",
+            "CREATE TABLE `__new_notes` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
+            "\t`title` text NOT NULL,\n\t`body` text,\n\t`url` text NOT NULL DEFAULT ''\n);\n"
+            + BP
+            + 'INSERT INTO `__new_notes`("id", "title", "body", "url") SELECT "id", "title", '
+            '"body", coalesce("url", \'\') FROM `notes`;'
+            + BP
+            + "DROP TABLE `notes`;"
+            + BP
+            + "ALTER TABLE `__new_notes` RENAME TO `notes`;",
+        ),
+        why=(
+            "SQLite drops a table's triggers with the table. drizzle-kit's recreation creates "
+            "the new table, its indexes and foreign keys from the schema it knows, and a "
+            "trigger is not part of a drizzle schema: it lives in a `--custom` migration. The "
+            "migration succeeds, the rows are kept, and from then on nothing writes the audit "
+            "rows. No check on the tables' rows or schema fails, except a reviewed schema "
+            "snapshot, where the trigger is simply missing."
+        ),
+        wild="No corpus bundle has it.",
+        related=("DO024",),
+    ),
 }
 
 

@@ -596,6 +596,22 @@ FIRES: list[tuple[str, list[str | tuple[str, bool]], str, int, int, str]] = [
         "DEFAULT (unixepoch()), which is not a constant",
     ),
     (
+        "recreate-drops-trigger",
+        [
+            USERS
+            + BP
+            + "CREATE TABLE `log` (`msg` text);"
+            + BP
+            + "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
+            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            RECREATE_USERS,
+        ],
+        "DO033",
+        1,
+        9,
+        "drops its trigger `users_log`",
+    ),
+    (
         "raise-rollback",
         [
             "CREATE TABLE a (x);",
@@ -850,6 +866,22 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
             + "ALTER TABLE n ADD y integer DEFAULT (unixepoch());",  # a new, empty table
         ],
         "DO032",
+    ),
+    (
+        "recreate-keeps-trigger",
+        [
+            USERS
+            + BP
+            + "CREATE TABLE `log` (`msg` text);"
+            + BP
+            + "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
+            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            RECREATE_USERS + BP + "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
+            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            # a plain DROP TABLE takes its trigger on purpose
+            "DROP TABLE `users`;",
+        ],
+        "DO033",
     ),
     (
         "rollback-elsewhere",

@@ -373,6 +373,18 @@ _RULE_LIST: tuple[Rule, ...] = (
         "expression default can stay in the drizzle schema for new rows only through a table "
         "recreation. Or let drizzle-kit recreate the table.",
     ),
+    Rule(
+        "DO033",
+        "recreate-drops-trigger",
+        "error",
+        "A table recreation (`__new_X`, INSERT ... SELECT, DROP TABLE X, RENAME) drops the "
+        "table's triggers with it, and does not create them again: drizzle-kit knows nothing "
+        "of triggers written by hand in a `--custom` migration. After the migration the "
+        "trigger is gone on every DO and silently stops firing; no error, no test on the "
+        "schema's tables notices.",
+        "Create the trigger again at the end of the migration (after the RENAME), with the "
+        "CREATE TRIGGER statement of the migration that created it.",
+    ),
 )
 
 #: rule id -> rule, in id order (docs are generated from this)
@@ -1042,6 +1054,15 @@ class _Replay:
             self._tables = {str(r[0]).lower(): str(r[0]) for r in rows}
         return self._tables
 
+    def triggers(self, table: str) -> list[str]:
+        """Names of the triggers on ``table``."""
+        rows = self._rows(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+            "COLLATE NOCASE ORDER BY name",
+            table,
+        )
+        return [str(r[0]) for r in rows]
+
     def index_names(self) -> set[str]:
         rows = self._rows("SELECT name FROM sqlite_master WHERE type = 'index'")
         return {str(r[0]).lower() for r in rows}
@@ -1180,6 +1201,8 @@ class _Linter:
         self.bundle = bundle
         self.schema = _Replay()
         self.findings: list[Finding] = []
+        #: the migration being linted: lower-case trigger name -> index of its last CREATE
+        self._created_triggers: dict[str, int] = {}
 
     def close(self) -> None:
         self.schema.close()
@@ -1279,6 +1302,7 @@ class _Linter:
         renamed_to: dict[str, int] = {}
         dropped_at: dict[str, list[int]] = {}
         unique_targets: set[str] = set()
+        self._created_triggers = {}
         for i, u in enumerate(units):
             h = u.head
             if h.kind == "alter_rename" and h.target:
@@ -1287,6 +1311,8 @@ class _Linter:
                 dropped_at.setdefault(h.name.lower(), []).append(i)
             elif h.kind == "create_index" and h.unique and h.table:
                 unique_targets.add(h.table.lower())
+            elif h.kind == "create_trigger" and h.name:
+                self._created_triggers[h.name.lower()] = i
         unique_start = {
             t: self.schema.unique_sets(start_tables[t]) for t in unique_targets if t in start_tables
         }
@@ -1593,6 +1619,13 @@ class _Linter:
             raws.append(_Raw(rule, message, i))
 
         key = name.lower()
+        for trigger in self.schema.triggers(name):
+            if self._created_triggers.get(trigger.lower(), -1) <= i:
+                add(
+                    "DO033",
+                    f"the recreation of `{name}` drops its trigger `{trigger}` with the table "
+                    "and does not create it again: it stops firing on every DO",
+                )
         refs = [f for f in self.schema.fks() if f.parent.lower() == key and f.child.lower() != key]
         if not refs:
             return
