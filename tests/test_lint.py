@@ -1337,3 +1337,31 @@ def test_do032_agrees_with_sqlite(tmp_path: Path, default: str) -> None:
         lint(tmp_path, "CREATE TABLE a (x);", f"ALTER TABLE a ADD b DEFAULT {default};"), "DO032"
     )
     assert bool(found) is sqlite_refuses
+
+
+def test_recreation_names_the_cascade_through_grandchildren(tmp_path: Path) -> None:
+    # reactions -> messages -> users, all cascade, plus reactions -> users with no action:
+    # the drop deletes messages and reactions; the NO ACTION key raises nothing
+    schema = (
+        USERS
+        + BP
+        + "CREATE TABLE `messages` (`id` integer PRIMARY KEY, `user_id` integer NOT NULL "
+        "REFERENCES `users`(`id`) ON DELETE cascade);"
+        + BP
+        + "CREATE TABLE `reactions` (`id` integer PRIMARY KEY, `message_id` integer NOT NULL "
+        "REFERENCES `messages`(`id`) ON DELETE cascade, `user_id` integer NOT NULL "
+        "REFERENCES `users`(`id`));"
+        + BP
+        + "CREATE TABLE `audit` (`msg_id` integer REFERENCES `messages`(`id`) ON DELETE set null);"
+    )
+    found = of(lint(tmp_path, schema, RECREATE_USERS), "DO024")
+    assert len(found) == 1
+    text = found[0].message
+    assert "`messages.user_id ON DELETE cascade` deletes every row of `messages`" in text
+    assert (
+        "`reactions.message_id ON DELETE cascade` deletes every row of `reactions` that "
+        "references a deleted row of `messages` (through the cascade from `users`)"
+    ) in text
+    assert "`audit.msg_id ON DELETE set null` sets msg_id to NULL" in text
+    assert "`reactions.user_id ON DELETE no action` raises no error" in text
+    assert "FOREIGN KEY constraint failed" not in text

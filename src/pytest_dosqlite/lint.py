@@ -23,7 +23,7 @@ import itertools
 import logging
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1629,9 +1629,7 @@ class _Linter:
         refs = [f for f in self.schema.fks() if f.parent.lower() == key and f.child.lower() != key]
         if not refs:
             return
-        parts: list[str] = []
-        for f in refs:
-            parts.append(_fk_effect(f, name))
+        parts = _drop_effects(self.schema.fks(), name)
         add(
             "DO024",
             f"table recreation drops `{name}` while other tables reference it; on a DO the "
@@ -1646,18 +1644,16 @@ class _Linter:
             raws.append(_Raw(rule, message, i))
 
         key = name.lower()
-        parts: list[str] = []
-        for f in self.schema.fks():
-            if f.parent.lower() != key or f.child.lower() == key:
-                continue
-            child_dropped_later = any(j > i for j in dropped_at.get(f.child.lower(), []))
-            if child_dropped_later and f.on_delete.upper() in (
-                "CASCADE",
-                "SET NULL",
-                "SET DEFAULT",
-            ):
-                continue
-            parts.append(_fk_effect(f, name))
+        # a child dropped later in the migration loses nothing of value to the cascade
+        skip = [
+            f
+            for f in self.schema.fks()
+            if f.parent.lower() == key
+            and f.child.lower() != key
+            and any(j > i for j in dropped_at.get(f.child.lower(), []))
+            and f.on_delete.upper() in ("CASCADE", "SET NULL", "SET DEFAULT")
+        ]
+        parts = _drop_effects(self.schema.fks(), name, skip)
         if parts:
             add(
                 "DO026",
@@ -1897,26 +1893,68 @@ def _is_keyword(word: str) -> bool:
     return word in keywords or word in ("TRUE", "FALSE")
 
 
-def _fk_effect(f: _FK, parent: str) -> str:
-    """What dropping ``parent`` does through foreign key ``f`` (with foreign keys ON)."""
+def _fk_effect(f: _FK, parent: str, dropped: str | None = None, spared: bool = False) -> str:
+    """What deleting the rows of ``parent`` does through foreign key ``f`` (foreign keys ON).
+
+    ``dropped``: the table whose DROP started it, when ``parent`` loses its rows through a
+    cascade from there; ``spared``: a NO ACTION child whose referencing rows that cascade
+    deletes too, so the statement ends without a violation."""
     action = f.on_delete.upper()
     cols = ", ".join(f.columns)
     ref = f"{f.child}.{cols}" if len(f.columns) == 1 else f"{f.child}({cols})"
     child = f"`{f.child}`"
-    if f.child.lower().startswith("__new_") and f.child[6:].lower() == parent.lower():
-        child += f" (the new copy of `{parent}`: a self-reference)"
+    root = dropped or parent
+    if f.child.lower().startswith("__new_") and f.child[6:].lower() == root.lower():
+        child += f" (the new copy of `{root}`: a self-reference)"
+    rows = f"a row of `{parent}`" if dropped is None else f"a deleted row of `{parent}`"
     if action == "CASCADE":
-        effect = f"deletes every row of {child} that references a row of `{parent}`"
+        effect = f"deletes every row of {child} that references {rows}"
     elif action == "SET NULL":
         effect = f"sets {cols} to NULL in every row of {child} that references `{parent}`"
     elif action == "SET DEFAULT":
         effect = f"resets {cols} to its default in every row of {child} that references `{parent}`"
+    elif spared:
+        effect = (
+            f"raises no error: the rows of {child} that reference {rows} are deleted by the "
+            "cascade too"
+        )
     else:
         effect = (
             f"fails with `FOREIGN KEY constraint failed` as soon as {child} has a row "
-            "referencing it, and the whole migrate() run rolls back"
+            f"referencing {'it' if dropped is None else rows}, and the whole migrate() run "
+            "rolls back"
         )
-    return f"`{ref} ON DELETE {action.lower()}` {effect}"
+    via = "" if dropped is None else f" (through the cascade from `{dropped}`)"
+    return f"`{ref} ON DELETE {action.lower()}` {effect}{via}"
+
+
+def _drop_effects(fks: Sequence[_FK], table: str, skip: Collection[_FK] = ()) -> list[str]:
+    """What deleting every row of ``table`` does through the foreign keys, transitively: the
+    children a cascade empties lose their own children's rows too (``skip``: foreign keys of
+    ``table`` itself to leave out)."""
+    deleted = {table.lower()}
+    queue = [table]
+    effects: list[tuple[_FK, str]] = []
+    while queue:
+        parent = queue.pop(0)
+        for f in fks:
+            if f.parent.lower() != parent.lower() or f.child.lower() == parent.lower():
+                continue
+            if f in skip:
+                continue
+            effects.append((f, parent))
+            if f.on_delete.upper() == "CASCADE" and f.child.lower() not in deleted:
+                deleted.add(f.child.lower())
+                queue.append(f.child)
+    return [
+        _fk_effect(
+            f,
+            parent,
+            None if parent.lower() == table.lower() else table,
+            spared=f.on_delete.upper() == "NO ACTION" and f.child.lower() in deleted,
+        )
+        for f, parent in effects
+    ]
 
 
 def _file_comments(m: Migration) -> list[tuple[int, str]]:
