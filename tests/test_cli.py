@@ -186,3 +186,66 @@ def test_report_shows_the_do_classes_as_pytest_does(
     assert main(["report", str(tmp_path / "app"), "-o", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert "`RoomDO`" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (
+            "pytest.ini",
+            "[pytest]\ndosqlite_checks_include = lint\ndosqlite_lint_severity =\n"
+            "    DO029=warning\n",
+        ),
+        (
+            "pyproject.toml",
+            '[tool.pytest.ini_options]\ndosqlite_checks_include = ["lint"]\n'
+            'dosqlite_lint_severity = ["DO029=warning"]\n',
+        ),
+        (
+            "setup.cfg",
+            "[tool:pytest]\ndosqlite_checks_include = lint\ndosqlite_lint_severity = "
+            "DO029=warning\n",
+        ),
+    ],
+)
+def test_check_reads_the_projects_pytest_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
+) -> None:
+    # pytest --dosqlite passed with these settings and the CLI failed: it read none of them
+    from test_plugin import COPIES_MISSING
+
+    make_project(tmp_path, COPIES_MISSING)
+    (tmp_path / name).write_text(text)
+    bundle = str(tmp_path / "drizzle")
+    assert main(["check", bundle]) == 0
+    out = capsys.readouterr().out
+    assert f"settings: {tmp_path / name}" in out
+    assert out.splitlines()[-1] == "1 passed, 0 failed"  # only lint, DO029 a warning
+    # the options win over the file; --no-ini ignores it
+    assert main(["check", bundle, "--lint-severity", "DO029=error"]) == 1
+    capsys.readouterr()
+    assert main(["check", bundle, "--no-ini", "--include", "lint"]) == 1
+    assert "settings:" not in capsys.readouterr().out
+
+
+def test_check_takes_the_start_and_a_broken_ini_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_plugin import RECREATION
+
+    make_project(tmp_path, RECREATION)
+    bundle = str(tmp_path / "drizzle")
+    # DO024 is off under the start that turns foreign keys off, as in pytest
+    assert main(["check", bundle, "--include", "lint"]) == 1
+    capsys.readouterr()
+    assert main(["check", bundle, "--include", "lint", "--start", "drizzle-fk-off"]) == 0
+    capsys.readouterr()
+    (tmp_path / "pytest.ini").write_text("[pytest]\ndosqlite_start = drizzle-fk-off\n")
+    assert main(["check", bundle, "--include", "lint"]) == 0
+    capsys.readouterr()
+    assert main(["check", bundle, "--start", "nope"]) == 2
+    assert "drizzle, drizzle-fk-off or module:function" in capsys.readouterr().err
+    (tmp_path / "pytest.ini").unlink()
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options\n")
+    assert main(["check", bundle]) == 2
+    assert f"{tmp_path / 'pyproject.toml'}: cannot read it" in capsys.readouterr().err

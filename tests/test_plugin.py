@@ -407,7 +407,21 @@ def test_ini_keys_and_provenance(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["dosqlite: checks: upgrade_from_empty, idempotent (from ini dosqlite_checks_include)"]
+        [
+            "dosqlite: checks: upgrade_from_empty, idempotent (from ini dosqlite_checks_include)",
+            "dosqlite: start: drizzle (migrate() in blockConcurrencyWhile; from default)",
+        ]
+    )
+    # the start the checks assume is in the header; names on the command line may be
+    # separated by spaces as in the ini
+    result = run(
+        pytester,
+        "--dosqlite-start=drizzle-fk-off",
+        "--dosqlite-checks-include=upgrade_from_empty idempotent",
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["dosqlite: start: drizzle-fk-off (foreign keys off around migrate(); from command line)"]
     )
 
 

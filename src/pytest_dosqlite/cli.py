@@ -98,11 +98,30 @@ def _check(
     exclude: list[str],
     severity: list[str] | None = None,
     baseline: list[str] | None = None,
+    *,
+    start: str | None = None,
+    seed: str | None = None,
+    budget_rows: int | None = None,
+    use_ini: bool = True,
 ) -> int:
+    """Run the checks on the bundle at ``path``, with the ``dosqlite_*`` settings of its
+    project's pytest configuration (as ``pytest --dosqlite`` would), the options winning."""
+    from pathlib import Path
+
     from .checks import CheckContext, Settings
+    from .discovery import project_of
     from .errors import CheckFailure, CheckSkipped, DosqliteError
+    from .inifile import IniSettings, find_ini
     from .registry import CHECK_NAMES, get_check
 
+    bundle = _load(path)
+    # read with the configs of its Worker project, as pytest --dosqlite does
+    known = project_of(bundle.root.resolve())
+    project, ref = known if known is not None else (None, None)
+    ini = find_ini(project.root if project is not None else bundle.root) if use_ini else None
+    ini = ini or IniSettings()
+    names = names or ini.names("dosqlite_checks_include") or None
+    exclude = exclude or ini.names("dosqlite_checks_exclude")
     unknown = [n for n in (names or []) + exclude if n not in CHECK_NAMES]
     if unknown:
         print(
@@ -110,21 +129,57 @@ def _check(
             file=sys.stderr,
         )
         return 2
-    severities = _severities(severity or [])
+    severities = _severities(ini.lines("dosqlite_lint_severity") + (severity or []))
     if severities is None:
         return 2
-    from .discovery import project_of
-
-    bundle = _load(path)
-    # read with the configs of its Worker project, as pytest --dosqlite does
-    known = project_of(bundle.root.resolve())
-    project, ref = known if known is not None else (None, None)
+    start = start or ini.text("dosqlite_start")
+    if start is not None and ":" not in start and start not in ("drizzle", "drizzle-fk-off"):
+        print(
+            f"--start must be drizzle, drizzle-fk-off or module:function, not {start!r}",
+            file=sys.stderr,
+        )
+        return 2
+    seed_path: Path | None = Path(seed) if seed else None
+    ini_seed = ini.text("dosqlite_seed")
+    if seed_path is None and ini_seed and ini.path is not None:
+        seed_path = ini.path.parent / ini_seed  # relative to the ini file, as in pytest
+    settings = Settings(
+        lint_severity=severities,
+        lint_baseline=tuple(baseline or ini.lines("dosqlite_lint_baseline")),
+        seed=seed_path,
+    )
+    extra: dict[str, object] = {}
+    try:
+        rows = budget_rows if budget_rows is not None else ini.text("dosqlite_budget_rows")
+        if rows is not None:
+            settings.budget_rows = int(rows)
+        concurrency = ini.text("dosqlite_concurrency")
+        if concurrency is not None:
+            settings.concurrency = int(concurrency)
+        for key, ini_key, kind in (
+            ("git_history_limit", "dosqlite_git_history_limit", int),
+            ("fleet_workers", "dosqlite_workers", int),
+            ("fleet_timeout", "dosqlite_timeout", float),
+        ):
+            raw = ini.text(ini_key)
+            if raw is not None:
+                extra[key] = kind(raw)
+    except ValueError as exc:
+        print(f"{ini.path or 'option'}: a number was expected: {exc}", file=sys.stderr)
+        return 2
+    history = (ini.text("dosqlite_git_history") or "true").lower()
+    settings.git_history = history not in ("false", "0", "no", "off")
+    if start is not None:
+        extra["fleet_start"] = start
     ctx = CheckContext(
         bundle=bundle,
-        settings=Settings(lint_severity=severities, lint_baseline=tuple(baseline or ())),
+        settings=settings,
         project=project,
         do_classes=tuple(ref.do_classes) if ref else (),
+        extra=extra,
     )
+    if ini.path is not None:
+        print(f"settings: {ini.path}")
     if project is not None:
         wranglers, drizzles = len(project.wrangler_configs), len(project.drizzle_configs)
         print(
@@ -219,8 +274,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_schema.add_argument("path", help="drizzle-kit out folder, or a project folder with one")
     p_check = sub.add_parser("check", help="run the built-in checks on a bundle")
     p_check.add_argument("path", help="drizzle-kit out folder, or a project folder with one")
-    p_check.add_argument("--include", default="", help="comma-separated checks to run")
-    p_check.add_argument("--exclude", default="", help="comma-separated checks to skip")
+    p_check.add_argument(
+        "--include", default="", help="checks to run, separated by commas (dosqlite_checks_include)"
+    )
+    p_check.add_argument(
+        "--exclude",
+        default="",
+        help="checks to skip, separated by commas (dosqlite_checks_exclude)",
+    )
     p_check.add_argument(
         "--lint-severity",
         action="append",
@@ -236,6 +297,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="TAG",
         help="lint only the migrations after TAG (the pytest ini's dosqlite_lint_baseline)",
     )
+    p_check.add_argument(
+        "--start",
+        metavar="NAME",
+        help="how the DO runs migrations: drizzle, drizzle-fk-off or module:function (the "
+        "pytest ini's dosqlite_start)",
+    )
+    p_check.add_argument(
+        "--seed", metavar="PATH", help="JSON seed rows for data_preserved (dosqlite_seed)"
+    )
+    p_check.add_argument(
+        "--budget-rows",
+        type=int,
+        metavar="N",
+        help="rows per table for startup_budget (dosqlite_budget_rows; default 100000)",
+    )
+    p_check.add_argument(
+        "--no-ini",
+        action="store_true",
+        help="ignore the dosqlite_* settings of the project's pytest configuration",
+    )
     p_report = sub.add_parser("report", help="write the Markdown report of bundles")
     p_report.add_argument(
         "path", nargs="+", help="drizzle-kit out folder(s), or project folders (all their bundles)"
@@ -250,15 +331,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schema":
             return _schema(args.path)
         if args.command == "check":
-            include = [n.strip() for n in args.include.split(",") if n.strip()] or None
-            exclude = [n.strip() for n in args.exclude.split(",") if n.strip()]
-            return _check(args.path, include, exclude, args.lint_severity, args.lint_baseline)
+            include = args.include.replace(",", " ").split() or None
+            exclude = args.exclude.replace(",", " ").split()
+            return _check(
+                args.path,
+                include,
+                exclude,
+                args.lint_severity,
+                args.lint_baseline,
+                start=args.start,
+                seed=args.seed,
+                budget_rows=args.budget_rows,
+                use_ini=not args.no_ini,
+            )
         if args.command == "report":
             return _report(args.path, args.output)
         from .workerd.install import ensure_installed
 
         inst = ensure_installed(progress=True)
-        print(f"workerd backend ready in {inst}")
+        how = f"installed in {inst.install_seconds:.0f} s" if inst.installed_now else "cached"
+        print(
+            f"workerd backend ready: {inst.workerd_version} ({how}) in {inst.directory}\n"
+            f"node: {inst.node}"
+        )
         return 0
     except DosqliteError as exc:
         print(f"error: {exc}", file=sys.stderr)

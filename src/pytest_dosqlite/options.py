@@ -204,10 +204,10 @@ class Resolved:
 def _names(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
-    items = value.split(",") if isinstance(value, str) else value
+    items = [value] if isinstance(value, str) else value
     out: list[str] = []
-    for item in items:
-        out.extend(p.strip() for p in str(item).split(",") if p.strip())
+    for item in items:  # commas or spaces: no check name has either
+        out.extend(p for p in str(item).replace(",", " ").split() if p)
     return out
 
 

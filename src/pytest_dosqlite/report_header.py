@@ -28,6 +28,12 @@ def header_lines(ds: DosqliteSession) -> list[str]:
     if idle:
         line += f"; {', '.join(idle)} only with --dosqlite-backend=workerd"
     lines.append(line)
+    start = s.fleet.get("fleet_start") or "drizzle"
+    meaning = {
+        "drizzle": "migrate() in blockConcurrencyWhile",
+        "drizzle-fk-off": "foreign keys off around migrate()",
+    }.get(start, "your function")
+    lines.append(f"dosqlite: start: {start} ({meaning}; from {s.sources.get('start', 'default')})")
     for f in ds.found:
         classes = f" for {', '.join(f.do_classes)}" if f.do_classes else ""
         lines.append(
