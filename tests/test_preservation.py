@@ -127,7 +127,10 @@ def test_self_referencing_rebuild_wipes_set_null_links() -> None:
     assert "foreign-key values are set to NULL by DROP TABLE `categories`" in text
     assert "0001_parent_not_self.sql:11 (migration 0001_parent_not_self, chunk 3)" in text
     assert "the self-references are wiped before the RENAME" in text
-    assert "as for problem 1" in text  # the fix is given once
+    # SET NULL keeps the rows: the fix sets each column back, it does not insert rows again
+    for column in ("categories.parent_id", "products.category_id"):
+        assert f"save the child's key and `{column}` in a scratch table" in text
+    assert "insert them back" not in text
 
 
 def test_rebuilding_a_child_table_keeps_the_data() -> None:

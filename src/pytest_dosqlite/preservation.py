@@ -1842,8 +1842,17 @@ _FK_OFF_FIX = (
     "    });\n"
     "and run the checks with `--dosqlite-start drizzle-fk-off` (ini `dosqlite_start`) so "
     "they migrate the same way. Or edit the "
-    "migration so no row references `{parent}` when it is dropped (copy the child rows to a "
-    "scratch table before the rebuild and restore them after the RENAME)."
+    "migration so no row references `{parent}` when it is dropped ({keep})."
+)
+#: how to keep what a cascade deletes, and what SET NULL / SET DEFAULT overwrites
+_KEEP_ROWS = (
+    "copy the child rows to a scratch table before the rebuild and insert them back after the "
+    "RENAME"
+)
+_KEEP_VALUES = (
+    "save the child's key and `{column}` in a scratch table before the rebuild and set "
+    "`{column}` back with an UPDATE ... FROM the scratch table after the RENAME: the rows "
+    "themselves are not deleted, so inserting them back would add nothing"
 )
 
 
@@ -1943,7 +1952,13 @@ def _add_loss(
             sections.append(("Why", _why(d)))
             if s.kind in ("recreate-drop", "drop-table"):
                 parent = s.table or "?"
-                sections.append(("How to fix", _FK_OFF_FIX.replace("{parent}", parent)))
+                keep = (
+                    _KEEP_ROWS
+                    if d.column is None
+                    else _KEEP_VALUES.replace("{column}", f"{d.table}.{d.column}")
+                )
+                fix = _FK_OFF_FIX.replace("{parent}", parent).replace("{keep}", keep)
+                sections.append(("How to fix", fix))
         if rows_note is not None:
             sections.append(("Rows", rows_note))
         elif not loss.culprits:
