@@ -622,3 +622,31 @@ def _introspected(image: bytes) -> Schema:
         return introspect(lambda sql: [tuple(r) for r in do.sql.exec(sql).raw()])
     finally:
         do.close()
+
+
+def test_report_lists_the_findings_the_lint_check_judged_by(pytester: pytest.Pytester) -> None:
+    # under the start that turns foreign keys off, lint passes without DO024: the report
+    # listed DO024 as an error next to "lint: passed"
+    from test_plugin import RECREATION, make_project
+
+    make_project(pytester.path, RECREATION)
+    pytester.makeini(
+        "[pytest]\ndosqlite_start = drizzle-fk-off\ndosqlite_lint_severity = DO001=off\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "--dosqlite",
+        "-p",
+        "no:cacheprovider",
+        "--dosqlite-checks-include=lint",
+        "--dosqlite-report=out.md",
+    )
+    result.assert_outcomes(passed=1)
+    md = (pytester.path / "out.md").read_text()
+    assert "### Lint findings: 0" in md
+    assert "DO024" not in md and "DO001" not in md
+    # the CLI report reads the same settings from the ini
+    from pytest_dosqlite.cli import main
+
+    out = pytester.path / "cli.md"
+    assert main(["report", str(pytester.path), "-o", str(out)]) == 0
+    assert "### Lint findings: 0" in out.read_text()

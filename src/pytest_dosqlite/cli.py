@@ -250,7 +250,23 @@ def _report(paths: list[str], out: str | None) -> int:
                 )
             )
     target = Path(out) if out else None
-    text = render_report(entries, base=target.parent if target else None)
+    # the lint findings as the project's settings judge them, as in pytest --dosqlite
+    from .inifile import find_ini
+    from .lint import parse_severities
+
+    ini = find_ini(Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent)
+    try:
+        severity = parse_severities(ini.lines("dosqlite_lint_severity"))
+    except ValueError as exc:
+        print(f"{ini.path}: dosqlite_lint_severity: {exc}", file=sys.stderr)
+        return 2
+    text = render_report(
+        entries,
+        base=target.parent if target else None,
+        lint_severity=severity,
+        lint_baseline=ini.lines("dosqlite_lint_baseline"),
+        start=ini.text("dosqlite_start"),
+    )
     if target is None:
         sys.stdout.write(text)
         return 0

@@ -761,9 +761,16 @@ def _check_order(results: Mapping[str, str]) -> list[str]:
     return known + sorted(n for n in results if n not in CHECK_NAMES)
 
 
-def _bundle_section(
-    e: _Entry, base: Path, images: ImageCache, lint_severity: Mapping[str, str] | None
-) -> list[str]:
+@dataclass(frozen=True)
+class _LintSettings:
+    """What the lint check of the session ran with."""
+
+    severity: Mapping[str, str]
+    baseline: Sequence[str] = ()
+    start: str | None = None
+
+
+def _bundle_section(e: _Entry, base: Path, images: ImageCache, lint: _LintSettings) -> list[str]:
     from .runtime import RUNTIME
     from .storage import sqlite_version
 
@@ -849,17 +856,23 @@ def _bundle_section(
         out.append("_No migrations._")
     out.append("")
 
-    out += _findings_section(b, base, lint_severity)
+    out += _findings_section(b, base, lint)
     return out
 
 
-def _findings_section(b: Bundle, base: Path, lint_severity: Mapping[str, str] | None) -> list[str]:
+def _findings_section(b: Bundle, base: Path, lint: _LintSettings) -> list[str]:
     from .errors import DosqliteError
-    from .lint import RULES, lint_bundle
+    from .lint import RULES, baseline_tags, check_severities, lint_bundle
 
     out: list[str] = []
     try:
-        findings = lint_bundle(b, severities=dict(lint_severity or {}))
+        # the findings the lint check judged the bundle by: same severities, same baseline
+        accepted, _ = baseline_tags(b, tuple(lint.baseline))
+        findings = lint_bundle(
+            b,
+            severities=check_severities(lint.severity, lint.start),
+            only_after=accepted or None,
+        )
     except (DosqliteError, ValueError) as exc:
         return ["### Lint findings", "", "Lint could not run: " + _text(str(exc)), ""]
     out += [f"### Lint findings: {len(findings)}", ""]
@@ -905,6 +918,8 @@ def render_report(
     images: ImageCache | None = None,
     lint_severity: Mapping[str, str] | None = None,
     load_errors: Sequence[tuple[Path, str]] = (),
+    lint_baseline: Sequence[str] = (),
+    start: str | None = None,
 ) -> str:
     """The Markdown report of ``bundles`` (:class:`~.bundle.Bundle` or the session's
     ``FoundBundle`` objects, whose DO classes and check results it then shows).
@@ -912,7 +927,9 @@ def render_report(
     ``results`` maps a bundle root to ``{check name: "passed" | "failed" | "skipped"}`` and
     overrides a FoundBundle's own. Links are relative to ``base`` (the folder the report is
     written to; default: the current directory). ``images`` is the cache of database images
-    (default: the process-wide one the checks use).
+    (default: the process-wide one the checks use). ``lint_severity``, ``lint_baseline`` and
+    ``start`` are the session's settings: the findings listed are the ones the lint check
+    judged by.
     """
     from .images import default_cache
     from .runtime import RUNTIME
@@ -951,8 +968,9 @@ def render_report(
             + _text(message.splitlines()[0] if message else ""),
             "",
         ]
+    lint = _LintSettings(dict(lint_severity or {}), tuple(lint_baseline), start)
     for e in entries:
-        out += _bundle_section(e, where, cache, lint_severity)
+        out += _bundle_section(e, where, cache, lint)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -978,6 +996,8 @@ def write_report(ds: DosqliteSession, path: Path) -> Path | None:
         images=ds.images,
         lint_severity=ds.settings.lint_severity,
         load_errors=[(e.path, e.message) for e in ds.errors],
+        lint_baseline=ds.settings.lint_baseline,
+        start=ds.settings.fleet.get("fleet_start"),
     )
     # said in the terminal summary, which pytest writes after this (here the progress line
     # of the tests is not ended yet)
