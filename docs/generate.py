@@ -751,6 +751,35 @@ EXTRAS: dict[str, Extra] = {
         wild="No corpus bundle has it.",
         related=("DO024",),
     ),
+    "DO034": Extra(
+        example=(
+            NOTES,
+            "-- make sure no note is untitled\nSELECT count(*) FROM `notes` WHERE `title` = '';"
+            + BP
+            + "CREATE TABLE `__new_notes` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
+            "\t`title` text NOT NULL,\n\t`body` text,\n\t`url` text NOT NULL DEFAULT ''\n);\n"
+            + BP
+            + 'INSERT INTO `__new_notes`("id", "title", "body", "url") SELECT "id", "title", '
+            '"body", coalesce("url", \'\') FROM `notes`;'
+            + BP
+            + "DROP TABLE `notes`;"
+            + BP
+            + "ALTER TABLE `__new_notes` RENAME TO `notes`;",
+        ),
+        why=(
+            "drizzle's migrator runs every statement with `run()`, which does not read the "
+            "cursor. A SELECT that returns a row is then still running, and SQLite refuses to "
+            "destroy a table or an index while any statement reads the database: the DROP "
+            "TABLE of the recreation fails with `database table is locked: SQLITE_LOCKED`, "
+            "and the start fails with `DrizzleError: Rollback` on every DO. `count(*)` always "
+            "returns a row, so the check above breaks even an empty DO. Recorded on workerd "
+            "1.20261117.1 (`lock/...` and `drizzle/a SELECT of a table, then a DROP ...` in "
+            "`tests/data/workerd/recorded.json`). A SELECT of no table (`SELECT 1;`) reads "
+            "nothing and is harmless."
+        ),
+        wild="No corpus bundle has it.",
+        related=("DO030",),
+    ),
 }
 
 

@@ -612,6 +612,18 @@ FIRES: list[tuple[str, list[str | tuple[str, bool]], str, int, int, str]] = [
         "drops its trigger `users_log`",
     ),
     (
+        "select-then-drop",
+        [
+            "CREATE TABLE a (x);" + BP + "CREATE TABLE b (y);",
+            "-- check\nSELECT count(*) FROM a;",
+            "DROP TABLE b;",
+        ],
+        "DO034",
+        1,
+        2,
+        "`database table is locked`",
+    ),
+    (
         "raise-rollback",
         [
             "CREATE TABLE a (x);",
@@ -882,6 +894,20 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
             "DROP TABLE `users`;",
         ],
         "DO033",
+    ),
+    (
+        "select-without-a-drop-after",
+        [
+            "CREATE TABLE a (x);" + BP + "CREATE TABLE b (y);" + BP + "DROP TABLE b;",
+            "SELECT count(*) FROM a;"
+            + BP
+            + "SELECT 1;"
+            + BP
+            + "INSERT INTO a SELECT x FROM a;"
+            + BP
+            + "CREATE TABLE c AS SELECT x FROM a;",
+        ],
+        "DO034",
     ),
     (
         "rollback-elsewhere",

@@ -679,3 +679,49 @@ def test_the_kv_api_statements_do_not_let_the_same_text_past_the_authorizer() ->
     ]:
         with pytest.raises(SqlError, match=r"_cf_KV\.value is prohibited|not authorized"):
             d.sql.exec(sql, *args)
+
+
+def test_a_read_left_running_locks_tables_against_drop_until_it_is_read() -> None:
+    # recorded on workerd: a SELECT whose rows nobody reads keeps running, and SQLite refuses
+    # DROP TABLE / DROP INDEX meanwhile (drizzle's run() never reads a migration's SELECT)
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a); INSERT INTO t VALUES (1), (2); CREATE TABLE u(b)")
+    d.sql.exec("CREATE INDEX ta ON t(a)")
+    running = d.sql.exec("SELECT a FROM t")
+    for sql in ("DROP TABLE u", "DROP INDEX ta"):
+        assert exec_err(d, sql) == "database table is locked: SQLITE_LOCKED"
+    d.sql.exec("CREATE TABLE w(c); ALTER TABLE u ADD x")  # other DDL is not refused
+    assert running.raw().to_array() == [[1], [2]]
+    d.sql.exec("DROP TABLE u")  # read to the end: it no longer runs
+    # a statement before the last of an exec can never be read: it runs on
+    d.sql.exec("SELECT a FROM t; SELECT 1")
+    assert exec_err(d, "DROP TABLE w") == "database table is locked: SQLITE_LOCKED"
+
+
+def test_reads_that_do_not_lock() -> None:
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a); CREATE TABLE u(b); CREATE TABLE v(c)")
+    d.sql.exec("SELECT a FROM t")  # no row: finished at once
+    d.sql.exec("SELECT 1")  # reads no table
+    d.sql.exec("DROP TABLE u")
+    d.sql.exec("INSERT INTO t VALUES (1)")
+    d.sql.exec("SELECT a FROM t").one()  # read
+    d.batch(["SELECT a FROM t"])  # batch results are read
+    d.sql.exec("DROP TABLE v")
+
+
+def test_statements_before_one_that_fails_to_prepare_do_not_run_on() -> None:
+    # recorded: workerd finalizes them, the RETURNING is not fatal and the row is kept
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a); CREATE TABLE u(b)")
+    for tail in ("SELECT * FROM nosuch", "/* only a comment */", "BEGIN"):
+
+        def body(tail: str = tail) -> None:
+            with pytest.raises(SqlError):
+                d.sql.exec(f"INSERT INTO t VALUES (1) RETURNING a; {tail}")
+
+        d.transaction_sync(body)  # the error was caught: the transaction ends normally
+    assert exec_ok(d, "SELECT count(*) FROM t") == [[3]]
+    with pytest.raises(SqlError):
+        d.sql.exec("SELECT 1 FROM t; SELECT * FROM nosuch")
+    d.sql.exec("DROP TABLE u")  # the SELECT before the failure does not run on

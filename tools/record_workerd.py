@@ -1363,6 +1363,86 @@ for _label, _sql in [
         [S(txn(st(_sql))), X("SELECT count(*) FROM x")],
         setup=["CREATE TABLE x(v UNIQUE ON CONFLICT ROLLBACK)", "INSERT INTO x VALUES (1)"],
     )
+for _label, _tail in [
+    ("a table that does not exist", "SELECT * FROM nosuch"),
+    ("only a comment", "/* t */"),
+    ("BEGIN", "BEGIN"),
+]:
+    case(
+        f"fatal/unread RETURNING before a statement that does not prepare: {_label}",
+        "3.7",
+        [S(st(f"INSERT INTO x VALUES (2) RETURNING v; {_tail}", mode="none")), COUNT],
+        setup=FATAL_SETUP,
+    )
+
+# a read statement whose rows nobody reads keeps running: SQLite refuses DROP TABLE and DROP
+# INDEX meanwhile (database table is locked); drizzle's run() never reads a migration's SELECT
+LOCK_SETUP = [
+    "CREATE TABLE a(x)",
+    "INSERT INTO a VALUES (1), (2)",
+    "CREATE TABLE b(y)",
+    "CREATE INDEX ax ON a(x)",
+]
+SCHEMA_Q = X("SELECT type, name FROM sqlite_master ORDER BY name")
+for _label, _steps in [
+    ("unread SELECT, then DROP TABLE", [st("SELECT x FROM a", mode="none"), st("DROP TABLE b")]),
+    ("unread SELECT, then DROP INDEX", [st("SELECT x FROM a", mode="none"), st("DROP INDEX ax")]),
+    ("read SELECT, then DROP TABLE", [st("SELECT x FROM a"), st("DROP TABLE b")]),
+    ("SELECT of no table, then DROP TABLE", [st("SELECT 1", mode="none"), st("DROP TABLE b")]),
+    (
+        "SELECT of no row, then DROP TABLE",
+        [st("SELECT x FROM a WHERE 0", mode="none"), st("DROP TABLE b")],
+    ),
+    (
+        "SELECT before the last of an exec, then DROP",
+        [st("SELECT x FROM a; SELECT 1"), st("DROP TABLE b")],
+    ),
+    (
+        "unread SELECT, then CREATE and ALTER",
+        [st("SELECT x FROM a", mode="none"), st("CREATE TABLE c(z)"), st("ALTER TABLE b ADD w")],
+    ),
+    (
+        "unread SELECT in transactionSync, then DROP",
+        [txn(st("SELECT x FROM a", mode="none"), st("DROP TABLE b"))],
+    ),
+]:
+    case(f"lock/{_label}", "3.7", [S(*_steps), SCHEMA_Q], setup=LOCK_SETUP)
+
+case("stmt/a no-break space after the last statement", "3.7", [X("SELECT 1; \u00a0")])
+case("stmt/`/*` ending the text", "3.7", [X("SELECT 1; /*"), X("/*"), X("SELECT 1; /**")])
+case("txn/BEGIN with a syntax error after it", "3.10", [X("BEGIN x y"), X("ROLLBACK ON")])
+case(
+    "reserved/RENAME to _cf_ of a missing table or a view",
+    "3.5",
+    [X("ALTER TABLE nosuch RENAME TO _cf_x"), X("ALTER TABLE v RENAME TO _cf_x")],
+    setup=["CREATE VIEW v AS SELECT 1"],
+)
+case(
+    "func/a function workerd lacks, in a DEFAULT",
+    "3.9",
+    [
+        X("CREATE TABLE t(a DEFAULT (uuid()))"),
+        X("ALTER TABLE s ADD COLUMN b DEFAULT (uuid())"),
+        X("CREATE TABLE u(a CHECK (uuid()))"),
+    ],
+    setup=["CREATE TABLE s(a)"],
+)
+case(
+    "pragma/data_version with comments or quotes",
+    "3.3",
+    [X("PRAGMA /* c */ data_version"), X('PRAGMA "data_version"'), X("PRAGMA data_version -- c")],
+)
+case(
+    "stmt/ANALYZE keeps sqlite_stat1 only",
+    "3.3",
+    [X("ANALYZE"), X("SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_stat%'")],
+    setup=["CREATE TABLE t(a)", "CREATE INDEX ta ON t(a)", "INSERT INTO t VALUES (1)"],
+)
+case(
+    "func/carray and dbstat do not exist",
+    "3.9",
+    [X("SELECT * FROM carray(1, 2)"), X("SELECT * FROM dbstat")],
+)
 for _kind in ("ROLLBACK", "ABORT", "FAIL", "IGNORE"):
     case(
         f"fatal/RAISE({_kind}) in a trigger",
@@ -2042,6 +2122,11 @@ case(
     [M("basic-step5"), M("raise-abort"), JOURNAL_Q],
 )
 case(
+    "drizzle/a SELECT of a table, then a DROP in the same run: locked, Rollback",
+    "drizzle 6",
+    [M("basic-step5"), M("select-then-drop"), JOURNAL_Q],
+)
+case(
     "drizzle/applied migration edited afterwards",
     "drizzle 6",
     [M("basic-step3"), M("edited-0002"), DUMP],
@@ -2214,6 +2299,10 @@ def build_bundles(shared_bundles: Path) -> dict[str, Json]:
     )
     bundles["begin-commit"] = extra("0005_txn", "BEGIN;\nUPDATE `users` SET `bio` = 'x';\nCOMMIT;")
     bundles["journal-mode"] = extra("0005_wal", "PRAGMA journal_mode=WAL;")
+    bundles["select-then-drop"] = extra(
+        "0005_check",
+        "SELECT count(*) FROM `users`;--> statement-breakpoint\nDROP INDEX `users_name_idx`;",
+    )
     bundles["returning-insert"] = extra(
         "0005_returning",
         "INSERT INTO `users`(`name`, `email`) VALUES ('seed', 's@x') RETURNING `id`;"

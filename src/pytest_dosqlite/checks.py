@@ -228,6 +228,13 @@ def _fix_hint(exc: MigrationError) -> str:
             "does for SQLite with a `__new_` table. Check that the bundle was generated with "
             "`dialect: 'sqlite'`."
         )
+    if "database table is locked" in cause:
+        return (
+            "A SELECT that reads a table ran earlier in the same start (this migration or an "
+            "earlier one of the run): drizzle never reads its rows, so it keeps running, and "
+            "SQLite refuses DROP TABLE and DROP INDEX meanwhile. Delete the SELECT from the "
+            "migration (lint rule DO034): a migration cannot use its result."
+        )
     if "Cannot add a column with non-constant default" in cause:
         return (
             "SQLite adds a column whose DEFAULT is an expression (`(unixepoch())`, "

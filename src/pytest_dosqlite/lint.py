@@ -385,6 +385,20 @@ _RULE_LIST: tuple[Rule, ...] = (
         "Create the trigger again at the end of the migration (after the RENAME), with the "
         "CREATE TRIGGER statement of the migration that created it.",
     ),
+    Rule(
+        "DO034",
+        "select-in-migration",
+        "error",
+        "A SELECT that reads a table, in a migration: drizzle's migrator runs it without "
+        "reading its rows, and a statement whose rows are not read keeps running. SQLite "
+        "refuses DROP TABLE and DROP INDEX while it runs (`database table is locked`), so "
+        "the first DROP after it in the same start (a drizzle-kit table recreation drops a "
+        "table) fails and migrate() rolls back with DrizzleError: Rollback, on every DO "
+        "whose table has a row.",
+        "Delete the SELECT: a migration cannot use its result. To check data before a "
+        "change, write the check into the statement that needs it (a WHERE, a CHECK), or run "
+        "it from the Worker.",
+    ),
 )
 
 #: rule id -> rule, in id order (docs are generated from this)
@@ -480,6 +494,29 @@ def _skip_words(toks: list[Token], i: int, *words: str) -> int:
         else:
             return i
     return j
+
+
+def _last_drops(bundle: Bundle) -> tuple[int, int, int] | None:
+    """Where the bundle's last DROP TABLE / DROP INDEX is: (migration index, chunk, file
+    offset of the statement's first character within the migration's text)."""
+    for mi in range(len(bundle.migrations) - 1, -1, -1):
+        m = bundle.migrations[mi]
+        if "drop" not in m.sql.lower():
+            continue
+        offset = len(m.sql)
+        chunks = m.chunks
+        found: tuple[int, int, int] | None = None
+        for ci in range(len(chunks) - 1, -1, -1):
+            offset -= len(chunks[ci])
+            for piece in split(chunks[ci]):
+                t = tokens(piece.text)
+                if len(t) > 1 and t[0].up == "DROP" and t[1].up in ("TABLE", "INDEX"):
+                    where = (mi, ci, offset + piece.start + t[0].start)
+                    found = where if found is None or where > found else found
+            if found is not None:
+                return found
+            offset -= len(BREAKPOINT)
+    return None
 
 
 #: the first word of a statement that can carry RETURNING
@@ -1203,6 +1240,11 @@ class _Linter:
         self.findings: list[Finding] = []
         #: the migration being linted: lower-case trigger name -> index of its last CREATE
         self._created_triggers: dict[str, int] = {}
+        #: (migration index, chunk, offset) of the last DROP TABLE / DROP INDEX of the bundle
+        self._drops_after: tuple[int, int, int] | None = None
+        self._index: dict[str, int] = {m.tag: i for i, m in enumerate(bundle.migrations)}
+        #: the tag of the migration being linted
+        self._tag = ""
 
     def close(self) -> None:
         self.schema.close()
@@ -1282,6 +1324,7 @@ class _Linter:
 
     # ---------------------------------------------------------------------- the lint pass
     def run(self, skip: set[str]) -> list[Finding]:
+        self._drops_after = _last_drops(self.bundle)
         for m in self.bundle.migrations:
             if getattr(m, "error", None) and not m.sql:
                 continue
@@ -1295,6 +1338,7 @@ class _Linter:
         return self.findings
 
     def _lint(self, m: Migration) -> None:
+        self._tag = m.tag
         lines = _MigrationText(m.sql)
         units, raws = self._units(m, lines)
         start_tables = dict(self.schema.tables())
@@ -1408,6 +1452,7 @@ class _Linter:
                 )
         self._reserved(u, i, raws)
         self._unfinishable(u, i, raws)
+        self._running_select(u, i, raws)
         if h.kind == "create_table":
             cols = _column_count(u.toks, h.body)
             limit = rt.RUNTIME.limit_map["COLUMN"]
@@ -1443,6 +1488,28 @@ class _Linter:
             alt = _ALTERNATIVE.get(fname)
             hint = f"; use {alt}" if alt else ""
             add("DO004", f"`{fname}()` fails on a DO: `{refusal}`{hint}")
+
+    def _running_select(self, u: _Unit, i: int, raws: list[_Raw]) -> None:
+        """DO034: a SELECT of a table, with a DROP TABLE / DROP INDEX after it in the bundle."""
+        toks = u.toks
+        if not toks or toks[0].up not in ("SELECT", "WITH") or self._drops_after is None:
+            return
+        ups = {t.up for t in toks}
+        if "FROM" not in ups or ups & _DML_WORDS - {"WITH"}:
+            return
+        here = (self._index.get(self._tag, 0), u.chunk, u.start)
+        if here >= self._drops_after:
+            return
+        raws.append(
+            _Raw(
+                "DO034",
+                "drizzle never reads this SELECT's rows, so it keeps running: a DROP TABLE or "
+                "DROP INDEX after it in the same start (a later statement or migration, a "
+                "table recreation) fails with `database table is locked` on every DO where it "
+                "returns a row, and migrate() rolls back",
+                i,
+            )
+        )
 
     def _unfinishable(self, u: _Unit, i: int, raws: list[_Raw]) -> None:
         """DO030/DO031: statements after which workerd cannot end its transaction."""

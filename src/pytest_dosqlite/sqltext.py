@@ -43,7 +43,8 @@ _CLOSERS = {
     '"': re.compile(r'"(?:[^"]|"")*"'),
     "`": re.compile(r"`(?:[^`]|``)*`"),
 }
-_NON_BLANK = re.compile(r"[^\s;]")
+#: SQLite's blanks are ASCII only (a no-break space is a token it cannot read)
+_NON_BLANK = re.compile(r"[^ \t\n\f\r;]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,11 @@ def next_statement(sql: str, pos: int) -> tuple[int, bool]:
             continue
         if tok in ("'", '"', "`", "["):
             seen = True
+        if tok == "/*" and stop + 2 >= n:
+            # SQLite reads a `/*` that ends the text as the operator `/`, not a comment
+            seen = True
+            i = stop + 1
+            continue
         i = _skip_token(sql, stop, tok)
     return n, seen
 

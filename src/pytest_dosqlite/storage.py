@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -61,7 +60,18 @@ _PLAN_CACHE: dict[str, tuple[_Step, ...]] = {}
 _PLAN_CACHE_MAX = 4096
 
 
-_DATA_VERSION = re.compile(r"\s*PRAGMA\s+(?:main\s*\.\s*)?data_version\s*;?\s*$", re.I)
+def _is_data_version(text: str) -> bool:
+    """``PRAGMA [main.]data_version`` (comments and quotes anywhere), the plain query form."""
+    if "data_version" not in text.lower():
+        return False
+    t = [x for x in tokens(text) if x.text != ";"]
+    if len(t) > 2 and t[0].up == "PRAGMA" and t[2].text == ".":
+        if t[1].value.lower() != "main":
+            return False
+        t = [t[0], *t[3:]]
+    return len(t) == 2 and t[0].up == "PRAGMA" and t[1].value.lower() == "data_version"
+
+
 #: the flag pragmas whose setting lives in the connection, not in the database
 _CONNECTION_FLAGS = frozenset(
     [
@@ -74,6 +84,14 @@ _CONNECTION_FLAGS = frozenset(
         "reverse_unordered_selects",
     ]
 )
+
+
+def _drops(text: str) -> bool:
+    """DROP TABLE / DROP INDEX (on the statement's first words)."""
+    if "drop" not in text.lower():
+        return False
+    t = tokens(text)
+    return len(t) > 1 and t[0].up == "DROP" and t[1].up in ("TABLE", "INDEX")
 
 
 def _changes_connection(text: str) -> bool:
@@ -174,6 +192,8 @@ class _Step:
     data_version: bool
     #: ANALYZE, ``PRAGMA optimize`` or a pragma set (see ``_changes_connection``)
     changes_connection: bool
+    #: DROP TABLE or DROP INDEX, which SQLite refuses while a read statement runs
+    drops: bool
 
 
 def _plan(sql: str) -> tuple[_Step, ...]:
@@ -184,8 +204,9 @@ def _plan(sql: str) -> tuple[_Step, ...]:
             _Step(
                 p,
                 _renames_to_reserved(p.text),
-                bool(_DATA_VERSION.match(p.text)),
+                _is_data_version(p.text),
                 _changes_connection(p.text),
+                _drops(p.text),
             )
             for p in split(sql)
         )
@@ -249,16 +270,37 @@ def format_error(exc: apsw.Error) -> str:
     return text
 
 
-def _sql_error(exc: apsw.Error, note: tuple[str, str] | None = None) -> SqlError:
+def _in_default(text: str, function: str) -> bool:
+    """``function`` is called in a column's DEFAULT clause of ``text``."""
+    if "default" not in text.lower():
+        return False
+    t = tokens(text)
+    for i, tok in enumerate(t):
+        if tok.up != "DEFAULT":
+            continue
+        j = i + 1
+        while j < len(t) and t[j].text == "(":
+            j += 1
+        if j + 1 < len(t) and t[j].value.lower() == function and t[j + 1].text == "(":
+            return True
+    return False
+
+
+def _sql_error(exc: apsw.Error, note: tuple[str, str] | None = None, text: str = "") -> SqlError:
     msg = str(exc.args[0]) if exc.args else str(exc)
-    if note is not None and note[0] == "txn":
+    result = getattr(exc, "result", None)
+    if note is not None and note[0] == "txn" and result == apsw.SQLITE_AUTH:
+        # (a syntax error after the authorizer saw BEGIN is still SQLite's syntax error)
         return SqlError(rt.TXN_MESSAGE)
-    if note is not None and note[0] == "nosuch":
+    if note is not None and note[0] == "nosuch-table" and result == apsw.SQLITE_AUTH:
+        return SqlError(f"no such table: {note[1]}: SQLITE_ERROR", code="SQLITE_ERROR")
+    if note is not None and note[0] == "nosuch" and not _in_default(text, note[1]):
+        # workerd's SQLite lacks the function: it fails to resolve it before asking the
+        # authorizer, except in a DEFAULT, which is not resolved when the table is created
         prefix = "not authorized to use function: "
         if msg.startswith(prefix):
             exc.args = ("no such function: " + msg[len(prefix) :],)
             msg = exc.args[0]
-    result = getattr(exc, "result", None)
     ext = getattr(exc, "extendedresult", None)
     offset = getattr(exc, "error_offset", -1)
     code = apsw.mapping_result_codes.get(result) if result is not None else None
@@ -300,14 +342,17 @@ class Cursor:
         self._pos = 0
         self._rows_read = rows_read
         self._rows_written = rows_written
-        #: the DO whose transaction this cursor's unread RETURNING rows hold open (see
-        #: :meth:`DurableObjectStorage._check_finishable`), until they are read to the end
+        #: the DO whose statement this cursor keeps running until its rows are read to the end:
+        #: unread RETURNING rows hold the transaction open (see
+        #: :meth:`DurableObjectStorage._check_finishable`), unread rows of a read lock the
+        #: tables against DROP (see :meth:`DurableObjectStorage._locked_by_readers`)
         self._holds: DurableObjectStorage | None = None
 
     def _done(self) -> None:
         holder, self._holds = self._holds, None
         if holder is not None:
             holder._unread.pop(id(self), None)
+            holder._readers.pop(id(self), None)
 
     def _take(self) -> Row | None:
         if self._pos >= len(self._rows):
@@ -424,6 +469,18 @@ class DurableObjectStorage:
         self._doomed: tuple[str, str, tuple[int, int]] | None = None
         #: cursors of write statements whose RETURNING rows are not read yet: id -> the note
         self._unread: dict[int, tuple[str, str, tuple[int, int]]] = {}
+        #: read statements with rows not read yet (a cursor's id; a negative key for one before
+        #: the last of its ``exec``, which nothing can read): (SQL, bindings). In workerd the
+        #: statement stays running, and SQLite refuses to DROP a table or an index meanwhile
+        self._readers: dict[int, tuple[str, list[object] | None]] = {}
+        #: keys of the unreadable statements of the ``exec`` running now
+        self._exec_keys: list[int] = []
+        #: the statement running now got past its prepare (the tracer saw it)
+        self._traced = False
+        #: the statement being prepared renames a table to a reserved ``_cf_`` name
+        self._refuse_rename = False
+        #: the statement running now is an ANALYZE
+        self._analyzes = False
         #: the pool that lent this DO's connection (takes it back on close), if any, and
         #: what it needs to do so
         self._lender: Lender | None = None
@@ -495,6 +552,8 @@ class DurableObjectStorage:
         if op in (A.SQLITE_TRANSACTION, A.SQLITE_SAVEPOINT):
             self._auth_note = ("txn", "")
             return _DENY
+        if op == A.SQLITE_ALTER_TABLE and self._refuse_rename:
+            return _DENY
         if op in (A.SQLITE_ALTER_TABLE, A.SQLITE_DETACH):
             p1, p2, db = p2, db, p1
         if db is not None:
@@ -507,6 +566,10 @@ class DurableObjectStorage:
         allowed = rt.is_allowed_name
         if op == A.SQLITE_SELECT or op == A.SQLITE_ANALYZE or op == A.SQLITE_RECURSIVE:
             return _OK
+        if op == A.SQLITE_READ and p1 in _NOT_COMPILED_TABLES:
+            # table-valued functions of APSW's SQLite that workerd's build does not have
+            self._auth_note = ("nosuch-table", p1)
+            return _DENY
         if op in (
             A.SQLITE_CREATE_TABLE,
             A.SQLITE_DELETE,
@@ -546,6 +609,7 @@ class DurableObjectStorage:
     def _trace(self, cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
         if self._trusted:
             return True
+        self._traced = True
         try:
             self._last_desc = cursor.description
         except apsw.ExecutionCompleteError:  # pragma: no cover - defensive
@@ -635,6 +699,7 @@ class DurableObjectStorage:
             lender.forget(self)
         self._conn.close()
         self._sp_depth = 0
+        self._readers.clear()  # a new instance: its statements are gone
         self._open(image)
 
     @contextmanager
@@ -895,12 +960,14 @@ class DurableObjectStorage:
         steps = _plan(query)
         standalone = self._event_depth == 0
         self._event_depth += 1
+        self._exec_keys = []
         try:
             last = len(steps) - 1
             for i, step in enumerate(steps):
                 piece = step.piece
                 self.last_statement = (piece.start, piece.end)
                 if not piece.has_statement:
+                    self._forget_exec_statements()  # an error before it runs, as a prepare
                     raise SqlError(rt.NO_STATEMENT_MESSAGE)
                 if i < last:
                     self._run(step, None, intermediate=True)
@@ -908,7 +975,7 @@ class DurableObjectStorage:
                     cursor = self._run(step, values, intermediate=False)
                     if standalone:
                         # the caller reads it before its turn ends (a DO commits then)
-                        cursor._done()
+                        self._unread.pop(id(cursor), None)
                     return cursor
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
@@ -918,15 +985,19 @@ class DurableObjectStorage:
 
     def _run(self, step: _Step, values: list[object] | None, *, intermediate: bool) -> Cursor:
         __tracebackhide__ = True
-        if step.refused:
-            raise SqlError("not authorized: SQLITE_AUTH", code="SQLITE_AUTH")
+        # a RENAME TO a reserved name is refused by the authorizer, so SQLite's own checks
+        # (no such table, a view) come first, as in workerd
+        self._refuse_rename = step.refused
         if step.changes_connection:
             self.changed_connection = True
+            self._analyzes = step.piece.text.lstrip().upper().startswith("ANALYZE")
         text = step.piece.text
         cur = self._conn.cursor()
         self._auth_note = None
         self._last_desc = ()
         self._last_readonly = True
+        self._traced = False
+        shadows = self._locked_by_readers() if step.drops and self._readers else ()
         try:
             cur.execute(text, values if values else None)
             rows = [tuple(_to_js_value(v) for v in r) for r in cur]
@@ -935,7 +1006,11 @@ class DurableObjectStorage:
                 raise SqlError(rt.ONLY_LAST_PARAMS_MESSAGE) from None
             raise SqlError(rt.WRONG_BINDINGS_MESSAGE) from None
         except apsw.Error as exc:
-            error = _sql_error(exc, self._auth_note)
+            error = _sql_error(exc, self._auth_note, text)
+            if not self._traced:
+                # it failed to prepare: workerd finalizes the statements before it in the
+                # same exec, and nothing of them is left running
+                self._forget_exec_statements()
             if not self._last_readonly and self._conn.get_autocommit():
                 self._lost_transaction(text, f"{_ROLLED_BACK} ({error})")
             raise error from None
@@ -950,14 +1025,28 @@ class DurableObjectStorage:
                 "the SQL or a bound string holds a lone surrogate (a half of a UTF-16 pair), "
                 "which the emulator cannot pass to SQLite (workerd stores it as WTF-8)"
             ) from None
-        unread = False
+        finally:
+            for shadow in shadows:
+                shadow.close()
+        if step.changes_connection and self._analyzes:
+            # APSW's SQLite is built with STAT4, workerd's is not: only sqlite_stat1 is kept
+            self._internal(f"DROP TABLE IF EXISTS sqlite_stat4 /*{_NONCE}*/")
+        unread = reading = False
         if not self._last_readonly:
             if self._conn.get_autocommit():
                 self._lost_transaction(text, _ROLLED_BACK)
             elif rows:
                 unread = True
                 if intermediate:  # its rows can never be read
-                    self._unread[-1 - len(self._unread)] = (_UNREAD, text, self.last_statement)
+                    key = -1 - len(self._unread) - len(self._readers)
+                    self._unread[key] = (_UNREAD, text, self.last_statement)
+                    self._exec_keys.append(key)
+        elif rows:
+            reading = True
+            if intermediate:
+                key = -1 - len(self._unread) - len(self._readers)
+                self._readers[key] = (text, None)
+                self._exec_keys.append(key)
         if intermediate:
             return _EMPTY
         if rows and step.data_version:
@@ -972,7 +1061,40 @@ class DurableObjectStorage:
         if unread:
             cursor._holds = self
             self._unread[id(cursor)] = (_UNREAD, text, self.last_statement)
+        elif reading:
+            cursor._holds = self
+            self._readers[id(cursor)] = (text, values or None)
         return cursor
+
+    def _forget_exec_statements(self) -> None:
+        """The statements of this ``exec`` before a failed one are finalized: none runs on."""
+        for key in self._exec_keys:
+            self._unread.pop(key, None)
+            self._readers.pop(key, None)
+        self._exec_keys.clear()
+
+    def _locked_by_readers(self) -> list[apsw.Cursor]:
+        """Before a DROP: the read statements left running, running again on this connection
+        (each stepped to its first row), so SQLite itself refuses the DROP as in workerd
+        (``database table is locked``) where a running statement reads the database. The
+        caller closes them after the DROP."""
+        shadows: list[apsw.Cursor] = []
+        self._trusted = True
+        try:
+            for text, values in self._readers.values():
+                shadow = self._conn.cursor()
+                try:
+                    shadow.execute(text, values)
+                    if next(shadow, None) is None:
+                        shadow.close()
+                        continue
+                except apsw.Error:
+                    shadow.close()
+                    continue
+                shadows.append(shadow)
+        finally:
+            self._trusted = False
+        return shadows
 
     def _database_size(self) -> int:
         # a DO's database file always has its header page, even before the first write
@@ -983,6 +1105,8 @@ class DurableObjectStorage:
 
 
 _EMPTY = Cursor([], [], 0, 0)
+#: eponymous virtual tables of APSW's SQLite build that workerd's lacks
+_NOT_COMPILED_TABLES = frozenset(["carray", "dbstat"])
 _BASE32HEX = "0123456789abcdefghijklmnopqrstuv"
 _UNREAD = (
     "a write statement returned rows that were never read (INSERT, UPDATE or DELETE with "

@@ -126,10 +126,19 @@ def _encode(value: Any) -> Any:
     return value
 
 
+class _Thrown(SqlError):
+    """An exec step's error thrown on (``propagate``), with the JS error's name."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 def _error(exc: BaseException) -> Json:
     if isinstance(exc, _Fatal):
         return {"ok": False, "error": exc.message, "errorName": exc.name}
-    return {"ok": False, "error": str(exc), "errorName": "Error"}
+    name = exc.name if isinstance(exc, _Thrown) else "Error"
+    return {"ok": False, "error": str(exc), "errorName": name}
 
 
 @dataclass
@@ -301,7 +310,7 @@ class EmulatedHarness:
             result = self._exec(storage, step)
             log.append(result)
             if not result["ok"] and step.get("propagate"):
-                raise SqlError(result["error"])
+                raise _Thrown(result["error"], result.get("errorName") or "Error")
             return
         if op == "txn":
             inner: list[Json] = []
