@@ -66,11 +66,11 @@ class _Baseline:
     #: tables whose rows the session cannot record (a primary key that admits NULL, like
     #: drizzle's own ``__drizzle_migrations.id SERIAL``): a DO that wrote one is not recycled
     unrecordable: frozenset[str]
-    #: rowid tables recorded by another key (``text().primaryKey()``, composite keys) -> the
-    #: query listing their rowids and keys, and its result on the image: an undone delete, key
-    #: change or REPLACE puts a row back under a new rowid, so a DO whose listing differs after
-    #: the undo is not recycled
-    rekeyed: dict[str, tuple[str, int]]
+    #: rowid tables recorded by another key (``text().primaryKey()``, composite keys): undoing
+    #: a delete, a key change or a REPLACE of an existing key puts the row back under a new
+    #: rowid, so a DO that did one of those is not recycled (inserts and other updates undo
+    #: exactly)
+    rekeyed: frozenset[str]
     #: a table for the statement that resets ``changes()`` (None: the schema has no table)
     any_table: str | None
     #: tables a foreign key with an ON DELETE/UPDATE action points at (lower case): undoing a
@@ -97,7 +97,9 @@ class _Line:
         self.watch: frozenset[str] = frozenset()
         self.unrecorded = False
         self.watch_changes: Collection[str] = ()
-        self.touched: set[str] = set()
+        #: rows written to rekeyed tables this loan: table -> [inserts, deletes] (the update
+        #: hook's count; a REPLACE's own delete is not reported, its insert is)
+        self.keyed: dict[str, list[int]] = {}
 
     def open_session(self) -> apsw.Session:
         if self.session is None or self.loans >= SESSION_LOANS:
@@ -118,7 +120,11 @@ class _Line:
         if table in self.watch:
             self.unrecorded = True
         elif table in self.watch_changes:
-            self.touched.add(table)
+            counts = self.keyed.setdefault(table, [0, 0])
+            if op == apsw.SQLITE_INSERT:
+                counts[0] += 1
+            elif op == apsw.SQLITE_DELETE:
+                counts[1] += 1
 
     def total_changes(self, *args: Any) -> int:
         return int(self.conn.total_changes()) - self.offset
@@ -167,8 +173,8 @@ class ConnectionPool:
         line.unrecorded = False
         base = self._baselines[key]
         line.watch = base.unrecordable
-        line.watch_changes = base.rekeyed.keys()
-        line.touched = set()
+        line.watch_changes = base.rekeyed
+        line.keyed = {}
         if line.watch or base.rekeyed:
             line.conn.set_update_hook(line.on_row)
         # kept on the DO itself: a DO dropped without close() takes its connection with it
@@ -239,11 +245,7 @@ class ConnectionPool:
                 if kind == "table" and not str(name).startswith("sqlite_")
             }
             unrecordable = frozenset(n for n, how in recording.items() if how == "none")
-            rekeyed = {}
-            for name, how in recording.items():
-                if how == "by-key":
-                    q = _rowid_listing(name)
-                    rekeyed[name] = (q, hash(tuple(_run(conn, q).fetchall())))
+            rekeyed = frozenset(n for n, how in recording.items() if how == "by-key")
             sequence = None
             if "sqlite_sequence" in tables:
                 sequence = _run(conn, "SELECT name, seq FROM sqlite_sequence").fetchall()
@@ -284,6 +286,8 @@ class ConnectionPool:
             changes = line.session.changeset()
             if len(changes) > UNDO_LIMIT:
                 return False
+            if line.keyed and not _undo_keeps_rowids(line.keyed, changes):
+                return False
             # pages never go back to the free list without VACUUM: a grown file cannot be
             # restored, so do not pay for the undo
             if _ints(conn, _PAGES)[0] > base.state[1]:
@@ -299,10 +303,6 @@ class ConnectionPool:
                 if now != base.sequence:
                     _run(conn, "DELETE FROM sqlite_sequence")
                     _run_many(conn, "INSERT INTO sqlite_sequence VALUES (?, ?)", base.sequence)
-        for table in line.touched:
-            query, listing = base.rekeyed[table]
-            if hash(tuple(_run(conn, query).fetchall())) != listing:
-                return False
         if _ints(conn, _STATE) != base.state:
             return False
         # a failed multi-row INSERT changes no row but keeps its last_insert_rowid()
@@ -349,9 +349,22 @@ def _ints(conn: apsw.Connection, sql: str) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 
-def _rowid_listing(table: str) -> str:
-    """Every row's rowid and content, in rowid order (what decides a scan's order)."""
-    return f'SELECT rowid, * FROM "{table.replace(chr(34), chr(34) * 2)}" ORDER BY rowid'
+def _undo_keeps_rowids(keyed: dict[str, list[int]], changes: bytes) -> bool:
+    """Whether undoing ``changes`` gives every row of the rekeyed tables its rowid back.
+
+    The session records such rows by key: a delete (a key change is recorded as one, with an
+    insert) is undone by an insert under a new rowid, and so is a REPLACE of an existing key,
+    which the hook reports as an insert that the changeset does not hold."""
+    if any(deletes for _, deletes in keyed.values()):
+        return False
+    inserts = dict.fromkeys(keyed, 0)
+    for change in apsw.Changeset.iter(changes):
+        if change.name in inserts:
+            if change.op == "DELETE":
+                return False
+            if change.op == "INSERT":
+                inserts[change.name] += 1
+    return all(inserts[t] == counts[0] for t, counts in keyed.items())
 
 
 def _recording(conn: apsw.Connection, table: str, without_rowid: bool, sql: object) -> str:
