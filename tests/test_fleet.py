@@ -935,3 +935,28 @@ def test_an_internal_error_crosses_the_process_boundary_with_its_reason() -> Non
         "rolled-back",
         str(cause),
     )
+
+
+def start_with_foreign_keys_off(do: Any, bundle: Any) -> Any:
+    """A user's own start that turns foreign keys off around migrate()."""
+    from pytest_dosqlite import migrate
+
+    do.sql.exec("PRAGMA foreign_keys=OFF")
+    run = migrate(do, bundle)
+    do.sql.exec("PRAGMA foreign_keys=ON")
+    return run
+
+
+def start_that_fails(do: Any, bundle: Any) -> Any:
+    raise RuntimeError("no")
+
+
+def test_a_start_of_ones_own_is_probed_for_foreign_keys_off() -> None:
+    from pytest_dosqlite.fleet import start_turns_foreign_keys_off
+
+    here = __name__
+    assert start_turns_foreign_keys_off(f"{here}:start_with_foreign_keys_off") is True
+    assert start_turns_foreign_keys_off("pytest_dosqlite.fleet:drizzle_start") is False
+    assert start_turns_foreign_keys_off(f"{here}:start_that_fails") is False
+    assert start_turns_foreign_keys_off("drizzle-fk-off") is True
+    assert start_turns_foreign_keys_off(None) is False

@@ -601,3 +601,33 @@ def test_a_comment_before_the_statement_is_not_part_of_it() -> None:
     assert "deleted by DROP TABLE `users`" in text
     assert "line 2 (migration 0001_drop" in text
     assert "dosqlite:ignore" not in text
+
+
+def test_a_start_of_ones_own_that_turns_foreign_keys_off_is_honoured() -> None:
+    from pytest_dosqlite.lint import lint_check
+
+    bundle = inline_bundle(
+        (
+            "0000_init",
+            [
+                "CREATE TABLE `users` (`id` integer PRIMARY KEY, `name` text);",
+                "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `author_id` integer NOT NULL "
+                "REFERENCES `users`(`id`) ON DELETE cascade);",
+            ],
+        ),
+        (
+            "0001_recreate",
+            [
+                "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `name` text NOT NULL "
+                "DEFAULT '');",
+                "INSERT INTO `__new_users` SELECT `id`, coalesce(`name`, '') FROM `users`;",
+                "DROP TABLE `users`;",
+                "ALTER TABLE `__new_users` RENAME TO `users`;",
+            ],
+        ),
+    )
+    assert "rows of `posts` are deleted" in failure(ctx_for(bundle))
+    own = ctx_for(bundle, fleet_start="test_fleet:start_with_foreign_keys_off")
+    assert own.foreign_keys_off
+    data_preserved(own)
+    lint_check(own)  # DO024 is off, as under drizzle-fk-off

@@ -88,11 +88,13 @@ class CheckContext:
     @property
     def foreign_keys_off(self) -> bool:
         """The DO turns foreign keys off before ``migrate()`` (``--dosqlite-start
-        drizzle-fk-off``, or the ``foreign_keys_off`` setting): the checks that time or replay
-        migrations on data run them that way too."""
-        return bool(self.setting("foreign_keys_off", False)) or (
-            self.extra.get("fleet_start") == "drizzle-fk-off"
-        )
+        drizzle-fk-off``, a ``module:function`` start that does, or the ``foreign_keys_off``
+        setting): the checks that time or replay migrations on data run them that way too."""
+        if self.setting("foreign_keys_off", False):
+            return True
+        from .fleet import start_turns_foreign_keys_off
+
+        return start_turns_foreign_keys_off(self.extra.get("fleet_start"))
 
 
 def migration_failure(

@@ -385,6 +385,51 @@ def _start_spec(ctx: CheckContext) -> str | None:
     return f"{module}:{qualname}"
 
 
+def start_turns_foreign_keys_off(spec: str | None) -> bool:
+    """Whether the DO start named ``spec`` migrates with foreign keys off.
+
+    ``drizzle-fk-off`` does; ``drizzle`` (or None) does not; a ``module:function`` start is
+    run once on a probe DO whose only migration drops a parent table with a cascading child
+    row: the row survives only when foreign keys were off. A start that fails there counts as
+    not turning them off."""
+    if spec in (None, "drizzle"):
+        return False
+    if spec == "drizzle-fk-off":
+        return True
+    assert spec is not None
+    known = _FK_PROBES.get(spec)
+    if known is None:
+        known = _FK_PROBES[spec] = _probe_foreign_keys(spec)
+    return known
+
+
+_FK_PROBES: dict[str, bool] = {}
+
+
+def _probe_foreign_keys(spec: str) -> bool:
+    from pathlib import Path
+
+    from .bundle import Bundle, Migration
+
+    probe = Bundle(
+        root=Path("dosqlite-probe"),
+        format="journal",
+        migrations=(Migration(0, "0000_probe", 1, "m0000", "DROP TABLE `p`;"),),
+    )
+    do = DurableObjectStorage()
+    try:
+        do.sql.exec(
+            "CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (pid INTEGER REFERENCES "
+            "p(id) ON DELETE CASCADE); INSERT INTO p VALUES (1); INSERT INTO c VALUES (1)"
+        )
+        resolve_start(spec)(do, probe)
+        return bool(do.sql.exec("SELECT count(*) AS n FROM c").one()["n"] == 1)
+    except Exception:  # the user's start: whatever it raises, it does not qualify
+        return False
+    finally:
+        do.close()
+
+
 def resolve_start(spec: str | None) -> StartFn:
     """The start function named by ``"module:function"`` (None: :func:`drizzle_start`)."""
     if spec is None:

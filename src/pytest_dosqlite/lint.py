@@ -2158,14 +2158,14 @@ def baseline_tags(bundle: Bundle, baseline: Sequence[str]) -> tuple[set[str], st
     return {m.tag for m in bundle.migrations[: last + 1]}, bundle.migrations[last].tag
 
 
-def check_severities(severities: Mapping[str, str], start: str | None) -> dict[str, str]:
+def check_severities(severities: Mapping[str, str], foreign_keys_off: bool) -> dict[str, str]:
     """The severities the ``lint`` check runs with (and the report shows): the settings',
     with DO024 off when the DO turns foreign keys off around ``migrate()`` (DO024's own fix:
     the DROP of a recreated parent no longer cascades; data_preserved runs the same way),
     unless the settings name it."""
     out = dict(severities)
     rule = RULES["DO024"]
-    if start == "drizzle-fk-off" and not {rule.id, rule.name} & set(out):
+    if foreign_keys_off and not {rule.id, rule.name} & set(out):
         out[rule.id] = "off"
     return out
 
@@ -2174,8 +2174,7 @@ def lint_check(ctx: CheckContext) -> None:
     """The ``lint`` check: errors fail it, warnings become :class:`DosqliteLintWarning`."""
     baseline = tuple(ctx.settings.lint_baseline)
     accepted, through = baseline_tags(ctx.bundle, baseline)
-    start = ctx.extra.get("fleet_start")
-    severities = check_severities(ctx.settings.lint_severity, start)
+    severities = check_severities(ctx.settings.lint_severity, ctx.foreign_keys_off)
     try:
         findings = lint_bundle(
             ctx.bundle,

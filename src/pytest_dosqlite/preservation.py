@@ -1840,8 +1840,9 @@ _FK_OFF_FIX = (
     "      await new Promise((r) => setTimeout(r, 0)); // let the implicit transaction commit\n"
     "      ctx.storage.sql.exec('PRAGMA foreign_keys=ON'); // a no-op without the await\n"
     "    });\n"
-    "and run the checks with `--dosqlite-start drizzle-fk-off` (ini `dosqlite_start`) so "
-    "they migrate the same way. Or edit the "
+    "and run the checks with `--dosqlite-start drizzle-fk-off` (ini `dosqlite_start`; a "
+    "`module:function` start of your own that does this counts too) so they migrate the "
+    "same way. Or edit the "
     "migration so no row references `{parent}` when it is dropped ({keep})."
 )
 #: how to keep what a cascade deletes, and what SET NULL / SET DEFAULT overwrites

@@ -868,9 +868,11 @@ def _findings_section(b: Bundle, base: Path, lint: _LintSettings) -> list[str]:
     try:
         # the findings the lint check judged the bundle by: same severities, same baseline
         accepted, _ = baseline_tags(b, tuple(lint.baseline))
+        from .fleet import start_turns_foreign_keys_off
+
         findings = lint_bundle(
             b,
-            severities=check_severities(lint.severity, lint.start),
+            severities=check_severities(lint.severity, start_turns_foreign_keys_off(lint.start)),
             only_after=accepted or None,
         )
     except (DosqliteError, ValueError) as exc:
