@@ -202,6 +202,16 @@ def test_report_shows_the_do_classes_as_pytest_does(
             'dosqlite_lint_severity = ["DO029=warning"]\n',
         ),
         (
+            "pytest.toml",
+            '[pytest]\ndosqlite_checks_include = ["lint"]\n'
+            'dosqlite_lint_severity = ["DO029=warning"]\n',
+        ),
+        (
+            "pyproject.toml",
+            '[tool.pytest]\ndosqlite_checks_include = ["lint"]\n'
+            'dosqlite_lint_severity = ["DO029=warning"]\n',
+        ),
+        (
             "setup.cfg",
             "[tool:pytest]\ndosqlite_checks_include = lint\ndosqlite_lint_severity = "
             "DO029=warning\n",

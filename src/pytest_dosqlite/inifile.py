@@ -1,10 +1,11 @@
 """The ``dosqlite_*`` settings of a project's pytest configuration, for the CLI.
 
 Why: ``python -m pytest_dosqlite check`` and ``pytest --dosqlite`` must judge a bundle the same
-way. The CLI does not run pytest, so it finds the configuration file as pytest does (the first
-directory, from the project upwards, holding ``pytest.ini``, ``.pytest.ini``, a
-``pyproject.toml`` with ``[tool.pytest.ini_options]``, a ``tox.ini`` with ``[pytest]`` or a
-``setup.cfg`` with ``[tool:pytest]``) and reads the same keys.
+way. The CLI does not run pytest, so it finds the configuration file as pytest does, with
+pytest's own loaders where it has them (the first directory, from the project upwards, holding
+``pytest.toml``, ``pytest.ini``, a ``pyproject.toml`` with ``[tool.pytest]`` or
+``[tool.pytest.ini_options]``, a ``tox.ini`` with ``[pytest]`` or a ``setup.cfg`` with
+``[tool:pytest]``) and reads the same keys.
 """
 
 from __future__ import annotations
@@ -67,9 +68,43 @@ def _read(candidate: Path) -> dict[str, Any] | None:
     return {} if name in ("pytest.ini", ".pytest.ini") else None
 
 
+def _pytest_loaders() -> dict[str, Any] | None:
+    """pytest's own loaders of its configuration files by name, in its order of precedence
+    (pytest 9: ``pytest.toml``, ``.pytest.toml``, ``pytest.ini``, ``.pytest.ini``,
+    ``pyproject.toml`` with ``[tool.pytest]`` or ``[tool.pytest.ini_options]``, ``tox.ini``,
+    ``setup.cfg``); None on a pytest without that table (then :func:`_read` is used)."""
+    try:
+        from _pytest.config.findpaths import CONFIG_LOADERS_BY_NAME
+    except ImportError:  # pragma: no cover - older pytest
+        return None
+    return dict(CONFIG_LOADERS_BY_NAME)
+
+
 def find_ini(start: Path) -> IniSettings:
     """The configuration pytest would read for a run started at ``start`` (a folder)."""
     folder = start.resolve()
+    loaders = _pytest_loaders()
+    if loaders is not None:
+        for directory in (folder, *folder.parents):
+            for name, loader in loaders.items():
+                candidate = directory / name
+                if not candidate.is_file():
+                    continue
+                try:
+                    config = loader(candidate)
+                except Exception as exc:  # pytest's UsageError: it stops there too
+                    from .errors import DosqliteError
+
+                    raise DosqliteError(f"{candidate}: cannot read it: {exc}") from None
+                if config is None:
+                    continue
+                values = {
+                    k: getattr(v, "value", v)
+                    for k, v in config.items()
+                    if k.startswith("dosqlite_")
+                }
+                return IniSettings(candidate, values)
+        return IniSettings()
     for directory in (folder, *folder.parents):
         for name in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"):
             candidate = directory / name
