@@ -875,7 +875,9 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
             + BP
             + "CREATE TABLE n (x);"
             + BP
-            + "ALTER TABLE n ADD y integer DEFAULT (unixepoch());",  # a new, empty table
+            + "ALTER TABLE n ADD y integer DEFAULT (unixepoch());"  # a new, empty table
+            + BP
+            + "ALTER TABLE a ADD p integer REFERENCES n(x) ON DELETE SET DEFAULT;",
         ],
         "DO032",
     ),
@@ -1346,6 +1348,15 @@ def test_a_do_that_turns_foreign_keys_off_is_not_told_to_do_so(tmp_path: Path) -
         "TRUE",
         "x'00'",
         "(CAST(1 AS text))",
+        '"abc"',
+        "abc",
+        "(-(-5))",
+        "(- -5)",
+        "(+-5)",
+        "(CAST(CAST(1 AS int) AS text))",
+        "(CAST(abs(1) AS text))",
+        "(- abs(1))",
+        "current_time",
     ],
 )
 def test_do032_agrees_with_sqlite(tmp_path: Path, default: str) -> None:

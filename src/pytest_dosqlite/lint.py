@@ -730,8 +730,9 @@ _LITERAL_WORDS = frozenset(["NULL", "TRUE", "FALSE"])
 
 def _expression_default(toks: list[Token], body: int, source: str) -> str | None:
     """The DEFAULT of a column definition at ``body`` when SQLite cannot add it to a table that
-    has rows: anything but a literal (a number, maybe signed; a string; a blob; NULL, TRUE,
-    FALSE), bare or in parentheses. None when it is a literal or there is none."""
+    has rows: anything but a literal (a number, maybe signed; a string, also double-quoted or
+    a bare name, which SQLite reads as one; a blob; NULL, TRUE, FALSE), bare, in parentheses or
+    in CASTs. None when it is a literal or there is none (``ON DELETE SET DEFAULT`` is none)."""
     depth = 0
     for i in range(body, len(toks)):
         t = toks[i]
@@ -740,6 +741,8 @@ def _expression_default(toks: list[Token], body: int, source: str) -> str | None
         elif t.text == ")":
             depth -= 1
         if depth or t.up != "DEFAULT" or i + 1 >= len(toks):
+            continue
+        if i > body and toks[i - 1].up == "SET":  # ON DELETE / ON UPDATE SET DEFAULT
             continue
         j = i + 1
         if toks[j].text == "(":
@@ -752,23 +755,43 @@ def _expression_default(toks: list[Token], body: int, source: str) -> str | None
                     if level == 0:
                         break
                 k += 1
-            inner = [x for x in toks[j + 1 : k] if x.text not in ("(", ")")]
+            inner = toks[j + 1 : k]
             text = source[toks[j].start : toks[min(k, len(toks) - 1)].end]
         else:
             inner = [toks[j]]
             if toks[j].text in ("+", "-") and j + 1 < len(toks):
                 inner.append(toks[j + 1])
             text = source[inner[0].start : inner[-1].end]
-        if inner and inner[0].up == "CAST":  # CAST(literal AS type) is folded too
-            ups = [x.up for x in inner]
-            inner = inner[1 : ups.index("AS")] if "AS" in ups else inner
-        if inner and inner[0].text in ("+", "-"):
-            inner = inner[1:]
-        literal = len(inner) == 1 and (
-            inner[0].kind in _LITERAL_KINDS or inner[0].up in _LITERAL_WORDS
-        )
-        return None if literal else text
+        return None if _is_literal(inner) else text
     return None
+
+
+def _is_literal(expr: list[Token]) -> bool:
+    """Whether SQLite folds ``expr`` to a value when it adds a column: a literal under any
+    number of signs, parentheses and ``CAST(... AS type)``."""
+    for t, nxt in zip(expr, expr[1:], strict=False):
+        if t.kind == "word" and t.up != "CAST" and nxt.text == "(":
+            return False  # a function call
+    while True:
+        before = len(expr)
+        expr = [t for t in expr if t.text not in ("(", ")")]
+        while expr and expr[0].text in ("+", "-"):
+            expr = expr[1:]
+        if expr and expr[0].up == "CAST":
+            ups = [t.up for t in expr]
+            if "AS" in ups:
+                expr = expr[1 : len(ups) - 1 - ups[::-1].index("AS")]
+        if len(expr) == before:
+            break
+    if len(expr) != 1:
+        return False
+    t = expr[0]
+    if t.kind in _LITERAL_KINDS or t.kind == "qid" or t.up in _LITERAL_WORDS:
+        return True
+    return t.kind == "word" and t.up not in _CURRENT_TIME
+
+
+_CURRENT_TIME = frozenset(["CURRENT_TIME", "CURRENT_DATE", "CURRENT_TIMESTAMP"])
 
 
 @dataclass
