@@ -898,6 +898,26 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
         "DO033",
     ),
     (
+        "trigger-recreated-later-or-renamed",
+        [
+            USERS
+            + BP
+            + "CREATE TABLE `log` (`msg` text);"
+            + BP
+            + "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
+            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            # recreated by a later migration of the bundle: the same start runs both
+            RECREATE_USERS,
+            "CREATE TRIGGER IF NOT EXISTS `users_log` AFTER INSERT ON `users` BEGIN\n"
+            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            # recreated under another name in the same migration
+            RECREATE_USERS
+            + BP
+            + "CREATE TRIGGER `users_log3` AFTER INSERT ON `users` BEGIN SELECT 1; END;",
+        ],
+        "DO033",
+    ),
+    (
         "select-without-a-drop-after",
         [
             "CREATE TABLE a (x);" + BP + "CREATE TABLE b (y);" + BP + "DROP TABLE b;",
@@ -1374,6 +1394,13 @@ def test_do032_agrees_with_sqlite(tmp_path: Path, default: str) -> None:
         lint(tmp_path, "CREATE TABLE a (x);", f"ALTER TABLE a ADD b DEFAULT {default};"), "DO032"
     )
     assert bool(found) is sqlite_refuses
+
+
+def test_a_recreation_that_drops_two_triggers_and_creates_one(tmp_path: Path) -> None:
+    trig = "CREATE TRIGGER `{}` AFTER INSERT ON `users` BEGIN SELECT 1; END;"
+    schema = USERS + BP + trig.format("t_a") + BP + trig.format("t_b")
+    found = of(lint(tmp_path, schema, RECREATE_USERS + BP + trig.format("t_new")), "DO033")
+    assert len(found) == 1 and "`t_b`" in found[0].message
 
 
 def test_recreation_names_the_cascade_through_grandchildren(tmp_path: Path) -> None:

@@ -496,6 +496,31 @@ def _skip_words(toks: list[Token], i: int, *words: str) -> int:
     return j
 
 
+def _trigger_table(toks: list[Token], body: int) -> str | None:
+    """The table of ``CREATE TRIGGER name [BEFORE|AFTER|INSTEAD OF] event [OF cols] ON t``."""
+    for j in range(body, len(toks) - 1):
+        if toks[j].up == "BEGIN":
+            return None
+        if toks[j].up == "ON":
+            _, table, _ = _name_at(toks, j + 1)
+            return table or None
+    return None
+
+
+def _trigger_creations(bundle: Bundle) -> dict[str, int]:
+    """Lower-case trigger name -> index of the last migration that creates it."""
+    out: dict[str, int] = {}
+    for mi, m in enumerate(bundle.migrations):
+        if "trigger" not in m.sql.lower():
+            continue
+        for chunk in m.chunks:
+            for piece in split(chunk):
+                head = _classify(tokens(piece.text))
+                if head.kind == "create_trigger" and head.name:
+                    out[head.name.lower()] = mi
+    return out
+
+
 def _last_drops(bundle: Bundle) -> tuple[int, int, int] | None:
     """Where the bundle's last DROP TABLE / DROP INDEX is: (migration index, chunk, file
     offset of the statement's first character within the migration's text)."""
@@ -1261,8 +1286,12 @@ class _Linter:
         self.bundle = bundle
         self.schema = _Replay()
         self.findings: list[Finding] = []
-        #: the migration being linted: lower-case trigger name -> index of its last CREATE
+        #: the migration being linted: lower-case trigger name -> index of its last CREATE,
+        #: and lower-case table -> index of the last CREATE TRIGGER on it
         self._created_triggers: dict[str, int] = {}
+        self._trigger_tables: dict[str, list[tuple[int, str]]] = {}
+        #: lower-case trigger name -> index of the last migration of the bundle creating it
+        self._later_triggers: dict[str, int] = {}
         #: (migration index, chunk, offset) of the last DROP TABLE / DROP INDEX of the bundle
         self._drops_after: tuple[int, int, int] | None = None
         self._index: dict[str, int] = {m.tag: i for i, m in enumerate(bundle.migrations)}
@@ -1348,6 +1377,7 @@ class _Linter:
     # ---------------------------------------------------------------------- the lint pass
     def run(self, skip: set[str]) -> list[Finding]:
         self._drops_after = _last_drops(self.bundle)
+        self._later_triggers = _trigger_creations(self.bundle)
         for m in self.bundle.migrations:
             if getattr(m, "error", None) and not m.sql:
                 continue
@@ -1370,6 +1400,7 @@ class _Linter:
         dropped_at: dict[str, list[int]] = {}
         unique_targets: set[str] = set()
         self._created_triggers = {}
+        self._trigger_tables = {}
         for i, u in enumerate(units):
             h = u.head
             if h.kind == "alter_rename" and h.target:
@@ -1380,6 +1411,9 @@ class _Linter:
                 unique_targets.add(h.table.lower())
             elif h.kind == "create_trigger" and h.name:
                 self._created_triggers[h.name.lower()] = i
+                table = _trigger_table(u.toks, h.body)
+                if table:
+                    self._trigger_tables.setdefault(table.lower(), []).append((i, h.name.lower()))
         unique_start = {
             t: self.schema.unique_sets(start_tables[t]) for t in unique_targets if t in start_tables
         }
@@ -1709,13 +1743,24 @@ class _Linter:
             raws.append(_Raw(rule, message, i))
 
         key = name.lower()
-        for trigger in self.schema.triggers(name):
-            if self._created_triggers.get(trigger.lower(), -1) <= i:
-                add(
-                    "DO033",
-                    f"the recreation of `{name}` drops its trigger `{trigger}` with the table "
-                    "and does not create it again: it stops firing on every DO",
-                )
+        here = self._index.get(self._tag, 0)
+        dropped = self.schema.triggers(name)
+        lost = [
+            t
+            for t in dropped
+            if self._created_triggers.get(t.lower(), -1) <= i
+            and self._later_triggers.get(t.lower(), -1) <= here
+        ]
+        # triggers on the table created after the drop under new names stand for as many lost
+        # ones (a trigger renamed with the recreation)
+        names = {t.lower() for t in dropped}
+        renamed = [n for j, n in self._trigger_tables.get(key, []) if j > i and n not in names]
+        for trigger in lost[len(renamed) :]:
+            add(
+                "DO033",
+                f"the recreation of `{name}` drops its trigger `{trigger}` with the table "
+                "and does not create it again: it stops firing on every DO",
+            )
         refs = [f for f in self.schema.fks() if f.parent.lower() == key and f.child.lower() != key]
         if not refs:
             return
