@@ -1429,3 +1429,58 @@ def test_recreation_names_the_cascade_through_grandchildren(tmp_path: Path) -> N
     assert "`audit.msg_id ON DELETE set null` sets msg_id to NULL" in text
     assert "`reactions.user_id ON DELETE no action` raises no error" in text
     assert "FOREIGN KEY constraint failed" not in text
+
+
+def test_no_action_rows_spared_only_when_the_cascade_takes_them_all(tmp_path: Path) -> None:
+    # r.p_id is nullable: a row of r with p_id NULL survives the cascade and still references a
+    # deleted q, so the DROP fails (checked on SQLite)
+    schema = (
+        "CREATE TABLE `p` (`id` integer PRIMARY KEY);"
+        + BP
+        + "CREATE TABLE `q` (`id` integer PRIMARY KEY, `p_id` integer NOT NULL REFERENCES "
+        "`p`(`id`) ON DELETE cascade);"
+        + BP
+        + "CREATE TABLE `r` (`id` integer PRIMARY KEY, `q_id` integer REFERENCES `q`(`id`), "
+        "`p_id` integer REFERENCES `p`(`id`) ON DELETE cascade);"
+    )
+    recreate = (
+        "CREATE TABLE `__new_p` (`id` integer PRIMARY KEY, `x` integer);"
+        + BP
+        + "INSERT INTO `__new_p`(`id`) SELECT `id` FROM `p`;"
+        + BP
+        + "DROP TABLE `p`;"
+        + BP
+        + "ALTER TABLE `__new_p` RENAME TO `p`;"
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    text = of(lint(tmp_path / "a", schema, recreate), "DO024")[0].message
+    assert "`r.q_id ON DELETE no action` fails with `FOREIGN KEY constraint failed`" in text
+    # with r.p_id NOT NULL every row of r goes with the cascade: nothing fails
+    strict = schema.replace(
+        "`p_id` integer REFERENCES `p`", "`p_id` integer NOT NULL REFERENCES `p`"
+    )
+    text = of(lint(tmp_path / "b", strict, recreate), "DO024")[0].message
+    assert "`r.q_id ON DELETE no action` raises no error" in text
+
+
+def test_the_new_copys_other_keys_are_not_called_self_references(tmp_path: Path) -> None:
+    schema = (
+        "CREATE TABLE `users` (`id` integer PRIMARY KEY, `last_post_id` integer);"
+        + BP
+        + "CREATE TABLE `posts` (`id` integer PRIMARY KEY, `author_id` integer NOT NULL "
+        "REFERENCES `users`(`id`) ON DELETE cascade);"
+    )
+    recreate = (
+        "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `last_post_id` integer "
+        "REFERENCES `posts`(`id`) ON DELETE set null);"
+        + BP
+        + "INSERT INTO `__new_users` SELECT `id`, `last_post_id` FROM `users`;"
+        + BP
+        + "DROP TABLE `users`;"
+        + BP
+        + "ALTER TABLE `__new_users` RENAME TO `users`;"
+    )
+    text = of(lint(tmp_path, schema, recreate), "DO024")[0].message
+    assert "self-reference" not in text
+    assert "`__new_users` (the new copy of `users`) that references `posts`" in text

@@ -23,7 +23,7 @@ import itertools
 import logging
 import re
 import warnings
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1738,6 +1738,13 @@ class _Linter:
             self._copy_missing_columns(u, i, raws, start_tables)
             self._recreation_copy(u, i, raws, start_tables, backfilled)
 
+    def _not_null(self, table: str, columns: Sequence[str]) -> bool:
+        """Every one of ``columns`` of ``table`` is NOT NULL (or part of the primary key)."""
+        cols = {c.name.lower(): c for c in self.schema.columns(table)}
+        return all(
+            (c := cols.get(name.lower())) is not None and (c.notnull or c.pk) for name in columns
+        )
+
     def _recreation_drop(self, name: str, i: int, raws: list[_Raw]) -> None:
         def add(rule: str, message: str) -> None:
             raws.append(_Raw(rule, message, i))
@@ -1764,7 +1771,7 @@ class _Linter:
         refs = [f for f in self.schema.fks() if f.parent.lower() == key and f.child.lower() != key]
         if not refs:
             return
-        parts = _drop_effects(self.schema.fks(), name)
+        parts = _drop_effects(self.schema.fks(), name, not_null=self._not_null)
         add(
             "DO024",
             f"table recreation drops `{name}` while other tables reference it; on a DO the "
@@ -1788,7 +1795,7 @@ class _Linter:
             and any(j > i for j in dropped_at.get(f.child.lower(), []))
             and f.on_delete.upper() in ("CASCADE", "SET NULL", "SET DEFAULT")
         ]
-        parts = _drop_effects(self.schema.fks(), name, skip)
+        parts = _drop_effects(self.schema.fks(), name, skip, not_null=self._not_null)
         if parts:
             add(
                 "DO026",
@@ -2038,9 +2045,10 @@ def _fk_effect(f: _FK, parent: str, dropped: str | None = None, spared: bool = F
     cols = ", ".join(f.columns)
     ref = f"{f.child}.{cols}" if len(f.columns) == 1 else f"{f.child}({cols})"
     child = f"`{f.child}`"
-    root = dropped or parent
-    if f.child.lower().startswith("__new_") and f.child[6:].lower() == root.lower():
-        child += f" (the new copy of `{root}`: a self-reference)"
+    if f.child.lower().startswith("__new_") and f.child[6:].lower() == parent.lower():
+        child += f" (the new copy of `{parent}`: a self-reference)"
+    elif f.child.lower().startswith("__new_") and dropped is not None:
+        child += f" (the new copy of `{f.child[6:]}`)"
     rows = f"a row of `{parent}`" if dropped is None else f"a deleted row of `{parent}`"
     if action == "CASCADE":
         effect = f"deletes every row of {child} that references {rows}"
@@ -2063,30 +2071,47 @@ def _fk_effect(f: _FK, parent: str, dropped: str | None = None, spared: bool = F
     return f"`{ref} ON DELETE {action.lower()}` {effect}{via}"
 
 
-def _drop_effects(fks: Sequence[_FK], table: str, skip: Collection[_FK] = ()) -> list[str]:
+def _drop_effects(
+    fks: Sequence[_FK],
+    table: str,
+    skip: Collection[_FK] = (),
+    not_null: Callable[[str, Sequence[str]], bool] | None = None,
+) -> list[str]:
     """What deleting every row of ``table`` does through the foreign keys, transitively: the
     children a cascade empties lose their own children's rows too (``skip``: foreign keys of
-    ``table`` itself to leave out)."""
+    ``table`` itself to leave out). A NO ACTION child raises nothing only when every one of its
+    rows goes with the cascade: it cascades (through NOT NULL keys, per ``not_null``) from a
+    table that loses all its rows."""
     deleted = {table.lower()}
+    emptied = {table.lower()}  # every row goes
     queue = [table]
     effects: list[tuple[_FK, str]] = []
     while queue:
         parent = queue.pop(0)
         for f in fks:
-            if f.parent.lower() != parent.lower() or f.child.lower() == parent.lower():
+            child = f.child.lower()
+            if f.parent.lower() != parent.lower() or child == parent.lower():
                 continue
-            if f in skip:
+            if f in skip or child == table.lower():  # the dropped table's own rows go anyway
                 continue
             effects.append((f, parent))
-            if f.on_delete.upper() == "CASCADE" and f.child.lower() not in deleted:
-                deleted.add(f.child.lower())
+            if f.on_delete.upper() != "CASCADE":
+                continue
+            if (
+                parent.lower() in emptied
+                and not_null is not None
+                and not_null(f.child, f.columns)
+            ):
+                emptied.add(child)
+            if child not in deleted:
+                deleted.add(child)
                 queue.append(f.child)
     return [
         _fk_effect(
             f,
             parent,
             None if parent.lower() == table.lower() else table,
-            spared=f.on_delete.upper() == "NO ACTION" and f.child.lower() in deleted,
+            spared=f.on_delete.upper() == "NO ACTION" and f.child.lower() in emptied,
         )
         for f, parent in effects
     ]
