@@ -121,9 +121,15 @@ def test_a_bundle_without_migrations(tmp_path: Path) -> None:
             "CREATE TABLE `__new_users` (`id` integer PRIMARY KEY, `name` text);"
             "--> statement-breakpoint\nDROP TABLE `users`;--> statement-breakpoint\n"
             "ALTER TABLE `__new_users` RENAME TO `users`;",
-            "`DROP VIEW names;`",
+            '`DROP VIEW "names";`',
         ),
-        ("ALTER TABLE `users` DROP COLUMN `name`;", "`DROP INDEX users_name;` before"),
+        ("ALTER TABLE `users` DROP COLUMN `name`;", '`DROP INDEX "users_name";` before'),
+        (
+            "ALTER TABLE `users` ADD `bio` text;--> statement-breakpoint\n"
+            "CREATE INDEX `by name` ON `users` (`bio`);--> statement-breakpoint\n"
+            "ALTER TABLE `users` DROP COLUMN `bio`;",
+            '`DROP INDEX "by name";` before',
+        ),
     ],
 )
 def test_every_fresh_do_failure_has_a_fix(tmp_path: Path, sql: str, fix: str) -> None:

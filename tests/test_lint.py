@@ -1484,3 +1484,12 @@ def test_the_new_copys_other_keys_are_not_called_self_references(tmp_path: Path)
     text = of(lint(tmp_path, schema, recreate), "DO024")[0].message
     assert "self-reference" not in text
     assert "`__new_users` (the new copy of `users`) that references `posts`" in text
+
+
+def test_a_byte_order_mark_hides_nothing(tmp_path: Path) -> None:
+    # SQLite skips the mark; the lint read it as the statement's first word
+    found = of(
+        lint(tmp_path, "CREATE TABLE a (x);", "\ufeff-- c\nUPDATE a SET x = 1 RETURNING x;"),
+        "DO030",
+    )
+    assert [f.line for f in found] == [2]

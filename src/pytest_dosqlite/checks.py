@@ -160,7 +160,7 @@ def migration_failure(
 
 
 #: SQLite's message when ALTER TABLE breaks a view, trigger or index that depends on the table
-_DEPENDENT = re.compile(r"error in (view|trigger|index) ([^\s:]+)")
+_DEPENDENT = re.compile(r"error in (view|trigger|index) (.+?)(?: after [a-z ]+)?: ")
 
 
 def _fix_hint(exc: MigrationError) -> str:
@@ -253,16 +253,17 @@ def _fix_hint(exc: MigrationError) -> str:
     dependent = _DEPENDENT.search(cause)
     if dependent is not None:
         kind, name = dependent.group(1), dependent.group(2)
+        quoted = '"' + name.replace('"', '""') + '"'
         if kind == "index":
             return (
                 f"Index {name} uses a column this statement drops or renames away. Drop the "
-                f"index first (`DROP INDEX {name};` before the statement) and create it again "
+                f"index first (`DROP INDEX {quoted};` before the statement) and create it again "
                 "afterwards without that column, if it is still needed."
             )
         return (
             f"The {kind} {name} uses a table or column this statement renames, drops or "
             "recreates: SQLite checks every view and trigger again after ALTER TABLE. Drop it "
-            f"before the statement (`DROP {kind.upper()} {name};`, before drizzle-kit's "
+            f"before the statement (`DROP {kind.upper()} {quoted};`, before drizzle-kit's "
             "`__new_` table for a recreation) and create it again after it (after the RENAME), "
             "in the same migration."
         )

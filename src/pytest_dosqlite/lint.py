@@ -2097,11 +2097,7 @@ def _drop_effects(
             effects.append((f, parent))
             if f.on_delete.upper() != "CASCADE":
                 continue
-            if (
-                parent.lower() in emptied
-                and not_null is not None
-                and not_null(f.child, f.columns)
-            ):
+            if parent.lower() in emptied and not_null is not None and not_null(f.child, f.columns):
                 emptied.add(child)
             if child not in deleted:
                 deleted.add(child)

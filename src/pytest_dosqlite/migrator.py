@@ -178,7 +178,7 @@ def _run_chunks(do: DurableObjectStorage, m: Migration, state: dict[str, object]
     state.pop("chunk", None)
 
 
-_LEADING_COMMENTS = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+_LEADING_COMMENTS = re.compile(r"\ufeff?(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 
 
 def _failure(

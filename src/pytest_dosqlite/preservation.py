@@ -54,7 +54,7 @@ __all__ = [
 
 _IDENT = r'(?:"(?:[^"]|"")+"|`(?:[^`]|``)+`|\[[^\]]+\]|[^\s(),;."`\[]+)'
 _QNAME = rf"(?:{_IDENT}\s*\.\s*)?({_IDENT})"
-_LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+_LEADING_COMMENTS = re.compile(r"^\ufeff?(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("drop-table", re.compile(rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_QNAME}", re.I)),
     ("delete", re.compile(rf"DELETE\s+FROM\s+{_QNAME}", re.I)),

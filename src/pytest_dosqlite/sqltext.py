@@ -260,7 +260,9 @@ def tokens(text: str) -> list[Token]:
     out: list[Token] = []
     kinds = _KINDS
     append = out.append
-    for m in _TOKEN_RE.finditer(text):
+    # SQLite skips a byte order mark that starts the text (an editor's "UTF-8 with BOM")
+    start = 1 if text.startswith("\ufeff") else 0
+    for m in _TOKEN_RE.finditer(text, start):
         kind = kinds[m.lastgroup]
         if kind is not None and kind != "comment":
             append(Token(kind, m.group(), m.start(), m.end()))
