@@ -794,7 +794,7 @@ def _expression_default(toks: list[Token], body: int, source: str) -> str | None
 def _is_literal(expr: list[Token]) -> bool:
     """Whether SQLite folds ``expr`` to a value when it adds a column: a literal under any
     number of signs, parentheses and ``CAST(... AS type)``."""
-    for t, nxt in zip(expr, expr[1:], strict=False):
+    for t, nxt in itertools.pairwise(expr):
         if t.kind == "word" and t.up != "CAST" and nxt.text == "(":
             return False  # a function call
     while True:
