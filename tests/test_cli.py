@@ -259,3 +259,18 @@ def test_check_takes_the_start_and_a_broken_ini_is_named(
     (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options\n")
     assert main(["check", bundle]) == 2
     assert f"{tmp_path / 'pyproject.toml'}: cannot read it" in capsys.readouterr().err
+
+
+def test_check_validates_settings_as_pytest_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_project(tmp_path)
+    bundle = str(tmp_path / "drizzle")
+    assert main(["check", bundle, "--include", "startup_budget", "--budget-rows", "0"]) == 2
+    assert "--budget-rows must be at least 1, not 0" in capsys.readouterr().err
+    (tmp_path / "pytest.ini").write_text("[pytest]\ndosqlite_start = drizzle-fk-off  # x\n")
+    assert main(["check", bundle]) == 2
+    assert f"{tmp_path / 'pytest.ini'}: dosqlite_start must be" in capsys.readouterr().err
+    (tmp_path / "pytest.ini").write_text("[pytest]\ndosqlite_start = drizzle-fk-off\n")
+    assert main(["check", bundle, "--include", "idempotent"]) == 0
+    assert "start: drizzle-fk-off" in capsys.readouterr().out

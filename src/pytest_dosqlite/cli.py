@@ -132,10 +132,11 @@ def _check(
     severities = _severities(ini.lines("dosqlite_lint_severity") + (severity or []))
     if severities is None:
         return 2
+    start_from = "--start" if start else f"{ini.path}: dosqlite_start"
     start = start or ini.text("dosqlite_start")
     if start is not None and ":" not in start and start not in ("drizzle", "drizzle-fk-off"):
         print(
-            f"--start must be drizzle, drizzle-fk-off or module:function, not {start!r}",
+            f"{start_from} must be drizzle, drizzle-fk-off or module:function, not {start!r}",
             file=sys.stderr,
         )
         return 2
@@ -153,6 +154,15 @@ def _check(
         rows = budget_rows if budget_rows is not None else ini.text("dosqlite_budget_rows")
         if rows is not None:
             settings.budget_rows = int(rows)
+            if settings.budget_rows < 1:
+                where = "--budget-rows" if budget_rows is not None else f"{ini.path}: "
+                print(
+                    f"{where}dosqlite_budget_rows must be at least 1, not {rows}"
+                    if budget_rows is None
+                    else f"--budget-rows must be at least 1, not {rows}",
+                    file=sys.stderr,
+                )
+                return 2
         concurrency = ini.text("dosqlite_concurrency")
         if concurrency is not None:
             settings.concurrency = int(concurrency)
@@ -178,8 +188,6 @@ def _check(
         do_classes=tuple(ref.do_classes) if ref else (),
         extra=extra,
     )
-    if ini.path is not None:
-        print(f"settings: {ini.path}")
     if project is not None:
         wranglers, drizzles = len(project.wrangler_configs), len(project.drizzle_configs)
         print(
@@ -187,6 +195,9 @@ def _check(
             f"{'' if wranglers == 1 else 's'}, {drizzles} drizzle config"
             f"{'' if drizzles == 1 else 's'})"
         )
+    if ini.path is not None:
+        print(f"settings: {ini.path}")
+    print(f"start: {start or 'drizzle'}")
     failed = passed = skipped = 0
     config_errors = list(getattr(project, "errors", ()))
     for issue in config_errors:
