@@ -412,11 +412,11 @@ def test_report_is_wellformed_markdown_with_working_links(tmp_path: Path) -> Non
     ]  # fmt: skip
     assert header[1][2] == "3" and header[1][4] == "workerd 1.20261117.1"
     # checks in registry order, with outcomes
-    checks = next(t for t in tables if t[0] == ["Check", "Result"])
+    checks = next(t for t in tables if t[0] == ["Check", "Result", "Why"])
     assert checks[1:] == [
-        ["`bundle_integrity`", "⏭️ skipped"],
-        ["`idempotent`", "✅ passed"],
-        ["`lint`", "❌ failed"],
+        ["`bundle_integrity`", "⏭️ skipped", ""],
+        ["`idempotent`", "✅ passed", ""],
+        ["`lint`", "❌ failed", ""],
     ]
     assert "### Checks: 1 passed, 1 failed, 1 skipped" in md
     # timeline rows link to the files
@@ -496,11 +496,11 @@ def test_pytest_dosqlite_report_writes_the_file(pytester: pytest.Pytester) -> No
     tables = check_markdown(md)
     assert tables[0][1][0] == "[drizzle](../drizzle) (durable-sqlite)"
     assert tables[0][1][1] == "`RoomDO`"
-    results = next(t for t in tables if t[0] == ["Check", "Result"])
+    results = next(t for t in tables if t[0] == ["Check", "Result", "Why"])
     assert results[1:] == [
-        ["`bundle_integrity`", "✅ passed"],
-        ["`upgrade_from_empty`", "✅ passed"],
-        ["`idempotent`", "✅ passed"],
+        ["`bundle_integrity`", "✅ passed", ""],
+        ["`upgrade_from_empty`", "✅ passed", ""],
+        ["`idempotent`", "✅ passed", ""],
     ]
     assert 'posts }o--|| users : "author_id: ON DELETE CASCADE"' in md
     assert "](../drizzle/0001_more.sql)" in md
@@ -650,3 +650,30 @@ def test_report_lists_the_findings_the_lint_check_judged_by(pytester: pytest.Pyt
     out = pytester.path / "cli.md"
     assert main(["report", str(pytester.path), "-o", str(out)]) == 0
     assert "### Lint findings: 0" in out.read_text()
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_the_report_says_why_a_check_failed_or_was_skipped(
+    pytester: pytest.Pytester, workers: str
+) -> None:
+    from test_plugin import GOOD, make_project
+
+    make_project(
+        pytester.path,
+        [*GOOD, ("0002_custom", "-- Custom SQL migration file, put your code below! --")],
+    )
+    result = pytester.runpytest_subprocess(
+        "--dosqlite",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        workers,
+        "--dosqlite-checks-include=upgrade_from_empty,idempotent",
+        "--dosqlite-report=out.md",
+    )
+    result.assert_outcomes(failed=1, skipped=1)
+    tables = check_markdown((pytester.path / "out.md").read_text())
+    checks = next(t for t in tables if t[0] == ["Check", "Result", "Why"])
+    why = {row[0]: row[2] for row in checks[1:]}
+    assert why["`upgrade_from_empty`"].startswith("migration 0002\\_custom fails on a fresh")
+    assert "upgrade\\_from\\_empty reports the failure" in why["`idempotent`"]

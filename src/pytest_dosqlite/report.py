@@ -725,6 +725,8 @@ class _Entry:
     label: str
     do_classes: tuple[str, ...]
     results: Mapping[str, str]
+    #: check name -> the first line of why it failed or was skipped
+    reasons: Mapping[str, str] = field(default_factory=dict)
 
 
 def _entries(
@@ -733,6 +735,7 @@ def _entries(
     out: list[_Entry] = []
     by_root = {Path(p).resolve(): r for p, r in (results or {}).items()}
     for item in bundles:
+        reasons: Mapping[str, str] = {}
         if isinstance(item, Bundle):
             bundle, classes, found_results, label = item, (), None, None
         else:  # a session.FoundBundle
@@ -740,6 +743,7 @@ def _entries(
             classes = tuple(item.do_classes)
             found_results = item.results
             label = item.label
+            reasons = dict(getattr(item, "reasons", None) or {})
         if label is None or Path(label).is_absolute():
             label = os.path.relpath(bundle.root.resolve(), base.resolve())
         given = by_root.get(bundle.root.resolve())
@@ -749,6 +753,7 @@ def _entries(
                 label=label,
                 do_classes=classes,
                 results=dict(given if given is not None else found_results or {}),
+                reasons=reasons,
             )
         )
     return out
@@ -796,9 +801,17 @@ def _bundle_section(e: _Entry, base: Path, images: ImageCache, lint: _LintSettin
         counts = {o: sum(1 for n in names if e.results[n] == o) for o in _OUTCOME}
         summary = ", ".join(f"{counts[o]} {o}" for o in _OUTCOME if counts[o])
         out += [f"### Checks: {summary}", ""]
+        reasons = e.reasons
         out += _table(
-            ["Check", "Result"],
-            [[_code(n), _OUTCOME.get(e.results[n], _text(e.results[n]))] for n in names],
+            ["Check", "Result", "Why"],
+            [
+                [
+                    _code(n),
+                    _OUTCOME.get(e.results[n], _text(e.results[n])),
+                    _prose(reasons.get(n, "")) if e.results[n] != "passed" else "",
+                ]
+                for n in names
+            ],
         )
         out.append("")
 

@@ -11,6 +11,7 @@ cover a crash).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +33,22 @@ if TYPE_CHECKING:
 __all__ = ["DosqliteSession", "FoundBundle"]
 
 
+def _first_line(report: pytest.TestReport) -> str:
+    """The first line of why a check item failed or was skipped (for the report)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        text = str(longrepr[2]).removeprefix("Skipped: ")
+    else:
+        text = report.longreprtext
+    lines = (line.strip() for line in text.splitlines())
+    # xdist puts "[gw0] linux -- Python 3.x ..." before a worker's failure
+    first = next((line for line in lines if line and not _XDIST_LINE.match(line)), "")
+    return first if len(first) <= 300 else first[:299] + "…"
+
+
+_XDIST_LINE = re.compile(r"\[gw\d+\] \S+ -- Python ")
+
+
 @dataclass
 class FoundBundle:
     """A bundle to check, with where it was found."""
@@ -44,6 +61,8 @@ class FoundBundle:
     project: Any = None
     #: results of the checks that ran: name -> "passed" | "failed" | "skipped"
     results: dict[str, str] = field(default_factory=dict)
+    #: why a check failed or was skipped: name -> the first line of its message
+    reasons: dict[str, str] = field(default_factory=dict)
     slowest: tuple[str, float] | None = None
     seconds: float = 0.0
     #: what a fresh DO reaches ("N tables" at head, or where it stops; from upgrade_from_empty),
@@ -189,6 +208,8 @@ class DosqliteSession:
         if report.when == "call" or report.outcome != "passed":
             found.results[name] = report.outcome
             found.seconds += report.duration
+            if report.outcome != "passed":
+                found.reasons[name] = _first_line(report)
 
     # ------------------------------------------------------------------ discovery
     @property
