@@ -28,6 +28,10 @@ _EXPORTS: dict[str, str] = {
     "DurableObjectInternalError": "errors",
     "DurableObjectResetError": "errors",
     "DosqliteError": "errors",
+    "DosqliteWarning": "errors",
+    "IntegrityWarning": "errors",
+    "DosqliteLintWarning": "lint",
+    "DosqliteBudgetWarning": "budget",
     "RUNTIME": "runtime",
 }
 
@@ -36,10 +40,14 @@ __all__ = [
     "Bundle",
     "BundleError",
     "Cursor",
+    "DosqliteBudgetWarning",
     "DosqliteError",
+    "DosqliteLintWarning",
+    "DosqliteWarning",
     "DurableObjectInternalError",
     "DurableObjectResetError",
     "DurableObjectStorage",
+    "IntegrityWarning",
     "Migration",
     "MigrationError",
     "MigrationRun",
@@ -53,15 +61,19 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .budget import DosqliteBudgetWarning
     from .bundle import Bundle, Migration, Problem, load_bundle
     from .errors import (
         BundleError,
         DosqliteError,
+        DosqliteWarning,
         DurableObjectInternalError,
         DurableObjectResetError,
+        IntegrityWarning,
         MigrationError,
         SqlError,
     )
+    from .lint import DosqliteLintWarning
     from .migrator import MigrationRun, migrate
     from .runtime import RUNTIME
     from .storage import Cursor, DurableObjectStorage, SqlStorage, sqlite_version

@@ -308,9 +308,9 @@ def bundle_integrity(ctx: CheckContext) -> None:
     errors = [p for p in problems if getattr(p, "severity", "error") == "error"]
     for p in problems:
         if p not in errors:
-            where = f"{p.path}{':' + str(p.line) if p.line else ''}: " if p.path else ""
+            # the location is the warning's own (pytest prints it first): not twice
             warnings.warn_explicit(
-                IntegrityWarning(f"{where}[{p.code}] {p.message}"),
+                IntegrityWarning(f"[{p.code}] {p.message}"),
                 IntegrityWarning,
                 str(p.path) if p.path is not None else str(ctx.bundle.root),
                 p.line or 1,

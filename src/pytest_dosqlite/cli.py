@@ -227,7 +227,11 @@ def _check(
         for w in caught:  # Python's own warnings go back to its filters
             if not issubclass(w.category, UserWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        mine = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        mine = [
+            f"{w.filename}:{w.lineno}: {w.message}"
+            for w in caught
+            if issubclass(w.category, UserWarning)
+        ]
         for text in dict.fromkeys(mine):
             print(f"    warning: {text}")
     n = len(config_errors)

@@ -327,7 +327,8 @@ def head_summary(cache: ImageCache, bundle: Bundle) -> str:
     if (bundle.drizzle_error or bundle.missing) and head.error is not None:
         # drizzle throws before any SQL runs (`Missing migration: …`): the versions before the
         # entry build, but a fresh DO of this bundle applies none of them
-        first = str(head.error).splitlines()[0][:100]
+        first = str(head.error).splitlines()[0]
+        first = first if len(first) <= 100 else first[:99] + "…"
         if getattr(head.error, "build_failure", False):
             return f"the Worker does not build: {first}"
         return f"a fresh DO applies nothing: {first}"

@@ -2279,7 +2279,8 @@ def lint_check(ctx: CheckContext) -> None:
         if f.severity == "warning":
             # attribute the warning to the .sql file and line, not to our code
             warnings.warn_explicit(
-                DosqliteLintWarning(str(f)),
+                # the location is the warning's own (pytest prints it first): not twice
+                DosqliteLintWarning(f"{f.rule} {f.name} ({f.severity}): {f.message}"),
                 DosqliteLintWarning,
                 str(f.path) if f.path is not None else "<bundle>",
                 f.line or 1,
