@@ -1284,3 +1284,15 @@ def test_dosqlite_start_runs_inside_workerd(pytester: pytest.Pytester) -> None:
     )
     result.assert_outcomes(passed=1)
     assert "POSTS 1" in result.stdout.str()
+
+
+def test_concurrent_starts_leaves_a_fresh_do_failure_to_upgrade_from_empty(
+    pytester: pytest.Pytester,
+) -> None:
+    # it failed with the same statement and error as upgrade_from_empty: one cause, twice
+    make_project(pytester.path, [*GOOD, ("0002_bad", "SELECT * FROM nosuch;")])
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty,concurrent_starts", "-rs")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*every one of * concurrent starts*(upgrade_from_empty reports the failure)*"]
+    )

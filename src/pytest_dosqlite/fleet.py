@@ -1356,7 +1356,17 @@ def concurrent_starts(ctx: CheckContext) -> None:
                             "migration and fails again, until a fixed bundle is deployed.",
                         ),
                     )
-                    raise CheckFailure(failure.summary, failure.sections)
+                    fresh = head_result.error
+                    # the same failure as a single fresh DO's: upgrade_from_empty reports it
+                    same = fresh is not None and (fresh.tag, fresh.statement) == (
+                        exc.tag,
+                        exc.statement,
+                    )
+                    raise CheckFailure(
+                        failure.summary,
+                        failure.sections,
+                        reported_by="upgrade_from_empty" if same else None,
+                    )
                 sections += _judge_race(
                     "Simultaneous starts on a fresh DO", race, bundle, head, holder=None
                 )
