@@ -1296,3 +1296,18 @@ def test_concurrent_starts_leaves_a_fresh_do_failure_to_upgrade_from_empty(
     result.stdout.fnmatch_lines(
         ["*every one of * concurrent starts*(upgrade_from_empty reports the failure)*"]
     )
+
+
+def test_a_bundle_that_does_not_load_has_a_stable_id_and_a_summary_line(
+    pytester: pytest.Pytester,
+) -> None:
+    make_project(pytester.path)
+    (pytester.path / "drizzle" / "meta" / "_journal.json").write_text("{bad")
+    result = run(pytester, "--junitxml=j.xml")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["drizzle: could not be loaded: *"])
+    junit = (pytester.path / "j.xml").read_text()
+    assert 'name="dosqlite-load"' in junit
+    # relative to the rootdir, as check items are: the same on every machine and checkout
+    listed = run(pytester, "--co", "-q")
+    listed.stdout.fnmatch_lines(["drizzle/meta/_journal.json::dosqlite-load"])

@@ -99,9 +99,12 @@ def inject_bundles(
             or any(where == p or where.is_relative_to(p) for p in paths)
             or (config and any(r.is_relative_to(where.parent) for r in roots))
         ):
-            item = LoadErrorItem.from_parent(
-                session, name=f"dosqlite-load[{error.path}]", error=error
-            )
+            # hung from the bundle's journal (or the file or folder at fault), relative to the
+            # rootdir: a node id that is the same on every machine and checkout
+            anchor = where / "meta" / "_journal.json"
+            at = LoadErrorFile.from_parent(session, path=anchor if anchor.is_file() else where)
+            at.error = error
+            item = LoadErrorItem.from_parent(at, name="dosqlite-load", error=error)
             session.ihook.pytest_collectreport(
                 report=pytest.CollectReport(item.nodeid, "passed", None, [item])
             )
@@ -300,7 +303,7 @@ class LoadErrorFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         yield LoadErrorItem.from_parent(
-            self, name=f"dosqlite-load[{self.error.path}]", error=self.error
+            self, name="dosqlite-load", error=self.error
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from .session import DosqliteSession
@@ -14,10 +16,17 @@ def write_summary(tr: Any, ds: DosqliteSession) -> None:
     from .selection import explicit_paths, ignored, selected
     from .storage import sqlite_version
 
-    if not ds.found:
+    if not ds.found and not ds.errors:
         return
     tr.write_sep("-", "dosqlite")
     paths = explicit_paths(tr.config)
+    root = Path(str(tr.config.rootpath))
+    for e in ds.errors:
+        # a bundle that could not be loaded is a bundle of the project too: say so here
+        where = Path(e.path)
+        label = os.path.relpath(where, root) if where.is_absolute() else str(where)
+        first = e.message.splitlines()[0] if e.message else ""
+        tr.write_line(f"{label}: could not be loaded: {first}")
     for f in ds.found:
         passed = sum(1 for v in f.results.values() if v == "passed")
         failed = sum(1 for v in f.results.values() if v == "failed")
