@@ -1311,3 +1311,30 @@ def test_a_bundle_that_does_not_load_has_a_stable_id_and_a_summary_line(
     # relative to the rootdir, as check items are: the same on every machine and checkout
     listed = run(pytester, "--co", "-q")
     listed.stdout.fnmatch_lines(["drizzle/meta/_journal.json::dosqlite-load"])
+
+
+def test_warnings_as_errors_fail_the_check_with_every_finding(pytester: pytest.Pytester) -> None:
+    # -W error turned the first lint warning into a traceback out of the check
+    make_project(pytester.path, RECREATION)
+    result = run(
+        pytester,
+        "--dosqlite-checks-include=lint",
+        "-W",
+        "error",
+        "-o",
+        "dosqlite_start=drizzle-fk-off",
+    )
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "lint: 2 errors in bundle" in out and out.count("DO001 pragma-foreign-keys:") == 2
+    assert "Traceback" not in out and "_pytest" not in out
+
+
+def test_tb_line_gives_one_line_per_failed_check(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path, [*GOOD, ("0002_bad", "SELECT * FROM nosuch;")])
+    result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty", "--tb=line")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["drizzle/meta/_journal.json: upgrade_from_empty: migration 0002_bad fails on a fresh*"]
+    )
+    assert "How to fix" not in result.stdout.str()

@@ -306,8 +306,9 @@ def bundle_integrity(ctx: CheckContext) -> None:
 
     problems = ctx.bundle.problems
     errors = [p for p in problems if getattr(p, "severity", "error") == "error"]
-    for p in problems:
-        if p not in errors:
+    warned = [p for p in problems if p not in errors]
+    for p in warned:
+        try:
             # the location is the warning's own (pytest prints it first): not twice
             warnings.warn_explicit(
                 IntegrityWarning(f"[{p.code}] {p.message}"),
@@ -315,6 +316,9 @@ def bundle_integrity(ctx: CheckContext) -> None:
                 str(p.path) if p.path is not None else str(ctx.bundle.root),
                 p.line or 1,
             )
+        except IntegrityWarning:  # -W error: all of them fail the check, listed
+            errors += warned
+            break
     if not errors:
         return
     sections: list[tuple[str, str]] = []

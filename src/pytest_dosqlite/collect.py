@@ -258,6 +258,10 @@ class CheckItem(pytest.Item):
 
         exc = excinfo.value
         if isinstance(exc, CheckFailure):
+            if self.config.getoption("tbstyle", "auto") == "line":
+                # one line per failure, as --tb=line promises: where, and the summary
+                where = os.path.relpath(self.path, self.config.rootpath)
+                return f"{where}: {self.check_name}: {exc.summary}"
             return exc.render()
         if isinstance(exc, BundleError | DosqliteError):
             return f"{type(exc).__name__}: {exc}"

@@ -2275,8 +2275,9 @@ def lint_check(ctx: CheckContext) -> None:
             "lint: invalid dosqlite_lint_severity setting", [("Error", str(exc))]
         ) from None
     errors = [f for f in findings if f.severity == "error"]
-    for f in findings:
-        if f.severity == "warning":
+    warned = [f for f in findings if f.severity == "warning"]
+    for f in warned:
+        try:
             # attribute the warning to the .sql file and line, not to our code
             warnings.warn_explicit(
                 # the location is the warning's own (pytest prints it first): not twice
@@ -2285,6 +2286,11 @@ def lint_check(ctx: CheckContext) -> None:
                 str(f.path) if f.path is not None else "<bundle>",
                 f.line or 1,
             )
+        except DosqliteLintWarning:
+            # a filter turns warnings into errors (-W error): they fail the check as errors,
+            # all of them listed, not the first one as a traceback
+            errors += warned
+            break
     if not errors:
         return
     sections: list[tuple[str, str]] = []
