@@ -526,6 +526,12 @@ def test_pytest_dosqlite_report_writes_the_file(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(
         ["drizzle: 2 migrations*", "dosqlite: could not write the report to *afile*out.md*"]
     )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # CI must not publish nothing silently
+    result = pytester.runpytest_subprocess(
+        "--dosqlite", "-p", "no:cacheprovider", "--dosqlite-report=adir/"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dosqlite_report needs a file name, not a folder: adir/*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 

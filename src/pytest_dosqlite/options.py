@@ -7,6 +7,7 @@ command line wins over the ini file, and the report header says where each setti
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,6 +345,11 @@ def resolve(config: pytest.Config) -> Resolved:
     if start is not None:
         fleet["fleet_start"] = str(start)
     report_raw = pick("report", opt.dosqlite_report, "dosqlite_report")
+    if report_raw and str(report_raw).endswith(("/", os.sep)):
+        raise pytest.UsageError(
+            f"dosqlite_report needs a file name, not a folder: {report_raw} "
+            f"(for example {str(report_raw).rstrip('/' + os.sep)}/dosqlite-report.md)"
+        )
     report = Path(report_raw) if report_raw else None
     return Resolved(
         enabled=bool(opt.dosqlite),

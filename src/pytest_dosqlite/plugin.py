@@ -202,7 +202,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if ds is not None and ds.settings.enabled and ds.settings.report:
         from .report import write_report
 
-        write_report(ds, ds.settings.report)
+        written = write_report(ds, ds.settings.report)
+        # a report asked for and not written fails the run: CI would publish nothing
+        worker = hasattr(session.config, "workerinput")
+        if written is None and not worker and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
