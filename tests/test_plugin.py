@@ -1338,3 +1338,18 @@ def test_tb_line_gives_one_line_per_failed_check(pytester: pytest.Pytester) -> N
         ["drizzle/meta/_journal.json: upgrade_from_empty: migration 0002_bad fails on a fresh*"]
     )
     assert "How to fix" not in result.stdout.str()
+
+
+def test_no_snapshot_yet_shows_the_start_of_a_large_schema(pytester: pytest.Pytester) -> None:
+    tables = "".join(
+        f"CREATE TABLE `t{i}` (`id` integer PRIMARY KEY, `a` text, `b` integer);{BP}\n"
+        for i in range(30)
+    )
+    make_project(pytester.path, [("0000_init", tables.rstrip().removesuffix(BP))])
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no schema snapshot yet*", "*... (* more lines in the file)*"])
+    assert "CREATE TABLE t29" not in result.stdout.str()
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    snap = next(pytester.path.rglob("__snapshots__/dosqlite/*.sql")).read_text()
+    assert "CREATE TABLE t29" in snap  # the file holds it all

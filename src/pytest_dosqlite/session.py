@@ -46,6 +46,8 @@ def _first_line(report: pytest.TestReport) -> str:
     return first if len(first) <= 300 else first[:299] + "…"
 
 
+#: lines of the head schema a "no schema snapshot yet" failure shows
+_SCHEMA_LINES = 40
 _XDIST_LINE = re.compile(r"\[gw\d+\] \S+ -- Python ")
 
 
@@ -504,11 +506,17 @@ class DosqliteSession:
             if assertion == text:
                 return
             if stored is None:
+                # the whole schema is what --snapshot-update writes; the failure shows its
+                # start (a first run on a large project printed thousands of lines)
+                lines = text.splitlines()
+                shown = "\n".join(lines[:_SCHEMA_LINES])
+                if len(lines) > _SCHEMA_LINES:
+                    shown += f"\n... ({len(lines) - _SCHEMA_LINES} more lines in the file)"
                 raise CheckFailure(
                     f"no schema snapshot yet for {item.dosqlite_bundle.root}",
                     [
                         ("Snapshot file (to create)", str(path)),
-                        ("Schema at head", text),
+                        ("Schema at head", shown),
                         (
                             "Create it",
                             "run `pytest --dosqlite --snapshot-update`, review the file and "
