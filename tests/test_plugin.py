@@ -1353,3 +1353,13 @@ def test_no_snapshot_yet_shows_the_start_of_a_large_schema(pytester: pytest.Pyte
     run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
     snap = next(pytester.path.rglob("__snapshots__/dosqlite/*.sql")).read_text()
     assert "CREATE TABLE t29" in snap  # the file holds it all
+
+
+def test_a_baseline_tag_of_no_migration_is_noted_in_the_header(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    pytester.makeini("[pytest]\ndosqlite_lint_baseline = 0000_intt\n")
+    result = run(pytester, "--dosqlite-checks-include=lint")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["dosqlite: note: dosqlite_lint_baseline 0000_intt names no migration of the bundles*"]
+    )

@@ -319,6 +319,14 @@ class DosqliteSession:
             # does not exist, ...): shown in the header, or nobody would ever see it
             self.config_notes.extend(str(w) for w in project.warnings)
         self._disambiguate(found)
+        tags = {m.tag for f in found for m in f.bundle.migrations}
+        for tag in self.settings.lint_baseline:
+            if found and tag not in tags:
+                # a typo in the baseline would go unnoticed while lint passes
+                self.config_notes.append(
+                    f"dosqlite_lint_baseline {tag} names no migration of the bundles found: "
+                    "lint checks every migration"
+                )
         return found
 
     def _disambiguate(self, found: list[FoundBundle]) -> None:
