@@ -114,6 +114,18 @@ NOTES = (
     "CREATE TABLE `notes` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
     "\t`title` text NOT NULL,\n\t`body` text,\n\t`url` text\n);\n"
 )
+#: drizzle-kit's recreation of NOTES making `url` NOT NULL (copied with coalesce)
+RECREATE_NOTES_URL = (
+    "CREATE TABLE `__new_notes` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
+    "\t`title` text NOT NULL,\n\t`body` text,\n\t`url` text NOT NULL DEFAULT ''\n);\n"
+    + BP
+    + 'INSERT INTO `__new_notes`("id", "title", "body", "url") SELECT "id", "title", '
+    '"body", coalesce("url", \'\') FROM `notes`;'
+    + BP
+    + "DROP TABLE `notes`;"
+    + BP
+    + "ALTER TABLE `__new_notes` RENAME TO `notes`;"
+)
 USERS_POSTS = (
     "CREATE TABLE `users` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
     "\t`name` text NOT NULL,\n\t`bio` text\n);\n"
@@ -730,15 +742,7 @@ EXTRAS: dict[str, Extra] = {
             + BP
             + "CREATE TRIGGER `notes_audit` AFTER UPDATE ON `notes` BEGIN\n"
             "  INSERT INTO `audit` VALUES (NEW.`id`, unixepoch());\nEND;",
-            "CREATE TABLE `__new_notes` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
-            "\t`title` text NOT NULL,\n\t`body` text,\n\t`url` text NOT NULL DEFAULT ''\n);\n"
-            + BP
-            + 'INSERT INTO `__new_notes`("id", "title", "body", "url") SELECT "id", "title", '
-            '"body", coalesce("url", \'\') FROM `notes`;'
-            + BP
-            + "DROP TABLE `notes`;"
-            + BP
-            + "ALTER TABLE `__new_notes` RENAME TO `notes`;",
+            RECREATE_NOTES_URL,
         ),
         why=(
             "SQLite drops a table's triggers with the table. drizzle-kit's recreation creates "
@@ -756,15 +760,7 @@ EXTRAS: dict[str, Extra] = {
             NOTES,
             "-- make sure no note is untitled\nSELECT count(*) FROM `notes` WHERE `title` = '';"
             + BP
-            + "CREATE TABLE `__new_notes` (\n\t`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
-            "\t`title` text NOT NULL,\n\t`body` text,\n\t`url` text NOT NULL DEFAULT ''\n);\n"
-            + BP
-            + 'INSERT INTO `__new_notes`("id", "title", "body", "url") SELECT "id", "title", '
-            '"body", coalesce("url", \'\') FROM `notes`;'
-            + BP
-            + "DROP TABLE `notes`;"
-            + BP
-            + "ALTER TABLE `__new_notes` RENAME TO `notes`;",
+            + RECREATE_NOTES_URL,
         ),
         why=(
             "drizzle's migrator runs every statement with `run()`, which does not read the "

@@ -726,19 +726,24 @@ def _long_patterns(toks: list[Token], limit: int) -> list[tuple[str, int]]:
     return out
 
 
+def _top_level(toks: list[Token], body: int) -> Iterator[int]:
+    """The indexes from ``body`` on of the tokens outside parentheses (a closing one too)."""
+    depth = 0
+    for i in range(body, len(toks)):
+        text = toks[i].text
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        if not depth:
+            yield i
+
+
 def _column_def_flags(toks: list[Token], body: int) -> tuple[bool, bool, bool]:
     """(NOT NULL, has a non-NULL DEFAULT, generated) of a column definition at ``body``."""
     not_null = default = generated = False
-    depth = 0
-    for i in range(body, len(toks)):
-        t = toks[i]
-        if t.text == "(":
-            depth += 1
-        elif t.text == ")":
-            depth -= 1
-        if depth:
-            continue
-        u = t.up
+    for i in _top_level(toks, body):
+        u = toks[i].up
         if u == "NOT" and i + 1 < len(toks) and toks[i + 1].up == "NULL":
             not_null = True
         elif u == "DEFAULT":
@@ -758,14 +763,8 @@ def _expression_default(toks: list[Token], body: int, source: str) -> str | None
     has rows: anything but a literal (a number, maybe signed; a string, also double-quoted or
     a bare name, which SQLite reads as one; a blob; NULL, TRUE, FALSE), bare, in parentheses or
     in CASTs. None when it is a literal or there is none (``ON DELETE SET DEFAULT`` is none)."""
-    depth = 0
-    for i in range(body, len(toks)):
-        t = toks[i]
-        if t.text == "(":
-            depth += 1
-        elif t.text == ")":
-            depth -= 1
-        if depth or t.up != "DEFAULT" or i + 1 >= len(toks):
+    for i in _top_level(toks, body):
+        if toks[i].up != "DEFAULT" or i + 1 >= len(toks):
             continue
         if i > body and toks[i - 1].up == "SET":  # ON DELETE / ON UPDATE SET DEFAULT
             continue

@@ -473,8 +473,9 @@ class DurableObjectStorage:
         #: the last of its ``exec``, which nothing can read): (SQL, bindings). In workerd the
         #: statement stays running, and SQLite refuses to DROP a table or an index meanwhile
         self._readers: dict[int, tuple[str, list[object] | None]] = {}
-        #: keys of the unreadable statements of the ``exec`` running now
+        #: keys of the unreadable statements of the ``exec`` running now, and the last given
         self._exec_keys: list[int] = []
+        self._last_key = 0
         #: the statement running now got past its prepare (the tracer saw it)
         self._traced = False
         #: the statement being prepared renames a table to a reserved ``_cf_`` name
@@ -1038,13 +1039,13 @@ class DurableObjectStorage:
             elif rows:
                 unread = True
                 if intermediate:  # its rows can never be read
-                    key = -1 - len(self._unread) - len(self._readers)
+                    key = self._unreadable_key()
                     self._unread[key] = (_UNREAD, text, self.last_statement)
                     self._exec_keys.append(key)
         elif rows:
             reading = True
             if intermediate:
-                key = -1 - len(self._unread) - len(self._readers)
+                key = self._unreadable_key()
                 self._readers[key] = (text, None)
                 self._exec_keys.append(key)
         if intermediate:
@@ -1065,6 +1066,11 @@ class DurableObjectStorage:
             cursor._holds = self
             self._readers[id(cursor)] = (text, values or None)
         return cursor
+
+    def _unreadable_key(self) -> int:
+        """A new key (negative: no cursor's id) for a statement nothing can read."""
+        self._last_key -= 1
+        return self._last_key
 
     def _forget_exec_statements(self) -> None:
         """The statements of this ``exec`` before a failed one are finalized: none runs on."""
