@@ -22,3 +22,10 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_dir() -> Path:
     return shared_path()
+
+
+@pytest.fixture(autouse=True)
+def _not_on_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report links files to the repository on GitHub Actions (see report._github_blob):
+    the tests expect the links of a local run, wherever CI runs them."""
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)

@@ -683,3 +683,21 @@ def test_the_report_says_why_a_check_failed_or_was_skipped(
     why = {row[0]: row[2] for row in checks[1:]}
     assert why["`upgrade_from_empty`"].startswith("migration 0002\\_custom fails on a fresh")
     assert "upgrade\\_from\\_empty reports the failure" in why["`idempotent`"]
+
+
+def test_on_github_actions_links_point_into_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the workflow pastes the report into the job summary, where relative links lead nowhere
+    write_bundle(tmp_path / "repo" / "drizzle", TRICKY[:2])
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/app")
+    monkeypatch.setenv("GITHUB_SHA", "0123abc")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path / "repo"))
+    bundle = load_bundle(tmp_path / "repo" / "drizzle")
+    md = render_report([bundle], base=tmp_path / "repo" / "out", images=ImageCache())
+    check_markdown(md)
+    assert "(https://github.com/acme/app/blob/0123abc/drizzle/0001_more.sql)" in md
+    assert "(https://github.com/acme/app/tree/0123abc/drizzle)" in md
+    assert "](../" not in md

@@ -306,9 +306,7 @@ class LoadErrorFile(pytest.File):
     error: Any
 
     def collect(self) -> Iterator[pytest.Item]:
-        yield LoadErrorItem.from_parent(
-            self, name="dosqlite-load", error=self.error
-        )
+        yield LoadErrorItem.from_parent(self, name="dosqlite-load", error=self.error)
 
 
 class _CheckRef:

@@ -95,8 +95,33 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return out
 
 
+def _github_blob(path: Path) -> str | None:
+    """Under GitHub Actions, the URL of ``path`` at the commit being checked: the report goes
+    into the job summary, where links relative to the report's file lead nowhere. None
+    elsewhere, or for a file outside the checkout."""
+    env = os.environ
+    server, repo, sha = (
+        env.get("GITHUB_SERVER_URL"),
+        env.get("GITHUB_REPOSITORY"),
+        env.get("GITHUB_SHA"),
+    )
+    workspace = env.get("GITHUB_WORKSPACE")
+    if not (env.get("GITHUB_ACTIONS") == "true" and server and repo and sha and workspace):
+        return None
+    where = path.resolve()
+    top = Path(workspace).resolve()
+    if not where.is_relative_to(top):
+        return None
+    kind = "tree" if where.is_dir() else "blob"
+    return f"{server}/{repo}/{kind}/{sha}/{quote(where.relative_to(top).as_posix())}"
+
+
 def _rel(path: Path, base: Path) -> str:
-    """``path`` relative to ``base`` as a URL path (absolute when on another drive)."""
+    """``path`` relative to ``base`` as a URL path (absolute when on another drive); on
+    GitHub Actions, the file's URL in the repository (see :func:`_github_blob`)."""
+    blob = _github_blob(path)
+    if blob is not None:
+        return blob
     try:
         rel = os.path.relpath(path.resolve(), base.resolve())
     except ValueError:
