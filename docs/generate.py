@@ -755,6 +755,22 @@ EXTRAS: dict[str, Extra] = {
         wild="No corpus bundle has it.",
         related=("DO024",),
     ),
+    "DO035": Extra(
+        example=(
+            USERS_POSTS,
+            "ALTER TABLE `posts` ADD `editor_id` integer DEFAULT 0 REFERENCES `users`(`id`);",
+        ),
+        why=(
+            "SQLite cannot check a foreign key for the default it would give every existing "
+            "row, so with foreign keys on it refuses a REFERENCES column with a non-NULL "
+            "default on a table that has rows, and accepts it on an empty one. drizzle's "
+            "migrator runs with foreign keys on (a DO's default; PRAGMA foreign_keys=OFF is a "
+            "no-op inside its transaction), so a fresh DO passes and every DO with rows fails "
+            "to start."
+        ),
+        wild="No corpus bundle has it.",
+        related=("DO032", "DO022"),
+    ),
     "DO034": Extra(
         example=(
             NOTES,

@@ -624,6 +624,17 @@ FIRES: list[tuple[str, list[str | tuple[str, bool]], str, int, int, str]] = [
         "`database table is locked`",
     ),
     (
+        "add-references-with-default",
+        [
+            "CREATE TABLE a (x integer PRIMARY KEY);" + BP + "CREATE TABLE t (v);",
+            "ALTER TABLE t ADD p integer DEFAULT 0 REFERENCES a(x);",
+        ],
+        "DO035",
+        1,
+        1,
+        "non-NULL DEFAULT",
+    ),
+    (
         "raise-rollback",
         [
             "CREATE TABLE a (x);",
@@ -930,6 +941,22 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
             + "CREATE TABLE c AS SELECT x FROM a;",
         ],
         "DO034",
+    ),
+    (
+        "add-references-without-default",
+        [
+            "CREATE TABLE a (x integer PRIMARY KEY);" + BP + "CREATE TABLE t (v);",
+            "ALTER TABLE t ADD p integer REFERENCES a(x);"
+            + BP
+            + "ALTER TABLE t ADD q integer DEFAULT NULL REFERENCES a(x);"
+            + BP
+            + "ALTER TABLE t ADD r integer DEFAULT 0;"
+            + BP
+            + "CREATE TABLE n (v);"
+            + BP
+            + "ALTER TABLE n ADD p integer DEFAULT 0 REFERENCES a(x);",  # a new, empty table
+        ],
+        "DO035",
     ),
     (
         "rollback-elsewhere",

@@ -931,7 +931,7 @@ def test_example_ci_workflow_runs_the_plugin() -> None:
         / "workflows"
         / "migrations.yml"
     ).read_text()
-    assert "pip install \"pytest-dosqlite==" in workflow
+    assert 'pip install "pytest-dosqlite==' in workflow
     assert "pytest --dosqlite" in workflow and "--junitxml=" in workflow
     assert "permissions: {}" in workflow and "timeout-minutes:" in workflow
 

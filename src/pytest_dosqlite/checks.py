@@ -244,6 +244,11 @@ def _fix_hint(exc: MigrationError) -> str:
             "number, a string) or none, then fill it with an UPDATE in the same migration "
             "(`UPDATE t SET c = unixepoch();`), or recreate the table (lint rule DO032)."
         )
+    if "Cannot add a REFERENCES column with non-NULL default value" in cause:
+        return (
+            "Add the column without a default (or DEFAULT NULL) and set its value with an "
+            "UPDATE in the same migration, or recreate the table (lint rule DO035)."
+        )
     if "Cannot add a NOT NULL column with default value NULL" in cause:
         return (
             "Give the column a DEFAULT (`.notNull().default(...)` in the drizzle schema), or add "

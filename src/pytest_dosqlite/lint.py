@@ -399,6 +399,17 @@ _RULE_LIST: tuple[Rule, ...] = (
         "change, write the check into the statement that needs it (a WHERE, a CHECK), or run "
         "it from the Worker.",
     ),
+    Rule(
+        "DO035",
+        "add-references-column-with-default",
+        "error",
+        "ALTER TABLE ... ADD a column with REFERENCES and a DEFAULT other than NULL, to an "
+        "existing table: with foreign keys on (always, inside drizzle's migrator) SQLite adds "
+        "it to an empty table only, so it passes on a fresh DO and fails with `Cannot add a "
+        "REFERENCES column with non-NULL default value` on every DO whose table has rows.",
+        "Add the column without the default (or with DEFAULT NULL), then set its value with an "
+        "UPDATE in the same migration; or let drizzle-kit recreate the table.",
+    ),
 )
 
 #: rule id -> rule, in id order (docs are generated from this)
@@ -737,6 +748,11 @@ def _top_level(toks: list[Token], body: int) -> Iterator[int]:
             depth -= 1
         if not depth:
             yield i
+
+
+def _references(toks: list[Token], body: int) -> bool:
+    """The column definition at ``body`` has a REFERENCES clause."""
+    return any(toks[i].up == "REFERENCES" for i in _top_level(toks, body))
 
 
 def _column_def_flags(toks: list[Token], body: int) -> tuple[bool, bool, bool]:
@@ -1697,6 +1713,13 @@ class _Linter:
             )
         elif h.kind == "alter_add":
             not_null, default, generated = _column_def_flags(u.toks, h.body)
+            if existed and default and _references(u.toks, h.body):
+                add(
+                    "DO035",
+                    f"`{h.name}`.`{h.column}` is added with REFERENCES and a non-NULL DEFAULT: "
+                    "fails with `Cannot add a REFERENCES column with non-NULL default value` on "
+                    f"every DO whose `{h.name}` has rows (a fresh DO passes)",
+                )
             expression = _expression_default(u.toks, h.body, u.exec_text)
             if existed and expression is not None:
                 add(
