@@ -1363,3 +1363,13 @@ def test_a_baseline_tag_of_no_migration_is_noted_in_the_header(pytester: pytest.
     result.stdout.fnmatch_lines(
         ["dosqlite: note: dosqlite_lint_baseline 0000_intt names no migration of the bundles*"]
     )
+
+
+def test_junit_properties_are_plain_values(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    run(pytester, "--dosqlite-checks-include=upgrade_from_empty", "--junitxml=j.xml")
+    import re
+
+    junit = (pytester.path / "j.xml").read_text()
+    value = re.search(r'name="dosqlite_slowest" value="([^"]*)"', junit)
+    assert value is not None and re.fullmatch(r"\S+ \d+\.\d{6}", value.group(1)), junit

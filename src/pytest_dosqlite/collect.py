@@ -227,7 +227,9 @@ class CheckItem(pytest.Item):
             if head is not None:
                 self.user_properties.append(("dosqlite_head", head))
             if found.slowest is not None:
-                self.user_properties.append(("dosqlite_slowest", found.slowest))
+                # "<tag> <seconds>": a plain value in the JUnit XML, not a Python tuple's repr
+                tag, seconds = found.slowest
+                self.user_properties.append(("dosqlite_slowest", f"{tag} {seconds:.6f}"))
             if found.images_seconds is not None:
                 # what starting on this bundle costs a worker (the xdist scheduler weighs it)
                 seconds = round(found.images_seconds, 6)

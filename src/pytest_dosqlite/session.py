@@ -203,8 +203,9 @@ class DosqliteSession:
         for key, value in report.user_properties:
             if key == "dosqlite_head" and isinstance(value, str):
                 found.head = value
-            elif key == "dosqlite_slowest" and isinstance(value, list | tuple) and len(value) == 2:
-                found.slowest = (str(value[0]), float(value[1]))
+            elif key == "dosqlite_slowest" and isinstance(value, str) and " " in value:
+                tag, seconds = value.rsplit(" ", 1)
+                found.slowest = (tag, float(seconds))
             elif key == "dosqlite_images_seconds" and isinstance(value, int | float):
                 found.images_seconds = float(value)
         if report.when == "call" or report.outcome != "passed":
