@@ -701,3 +701,27 @@ def test_on_github_actions_links_point_into_the_repository(
     assert "(https://github.com/acme/app/blob/0123abc/drizzle/0001_more.sql)" in md
     assert "(https://github.com/acme/app/tree/0123abc/drizzle)" in md
     assert "](../" not in md
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_the_report_lists_a_checks_own_warnings(pytester: pytest.Pytester, workers: str) -> None:
+    # a wrangler config without a Text rule for .sql files: wrangler_contract warns, and the
+    # warning was only in the terminal
+    from test_plugin import WRANGLER_TOML, make_project
+
+    no_rule = WRANGLER_TOML.split("[[rules]]")[0]
+    make_project(pytester.path, wrangler=no_rule)
+    result = pytester.runpytest_subprocess(
+        "--dosqlite",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        workers,
+        "--dosqlite-checks-include=wrangler_contract",
+        "--dosqlite-report=out.md",
+    )
+    md = (pytester.path / "out.md").read_text()
+    check_markdown(md)
+    assert "### Warnings" in md and "Text" in md.split("### Warnings")[1].split("###")[0], (
+        result.stdout.str()
+    )

@@ -241,3 +241,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     ds = _DSESSIONS[-1] if _DSESSIONS else None
     if ds is not None:
         ds.log_report(report)
+
+
+def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+    """A check's own warnings (a wrangler rule that misses the .sql files, a start-up budget
+    near its limit) also go into the report; lint and integrity findings have their tables."""
+    if not nodeid:
+        return
+    ds = _DSESSIONS[-1] if _DSESSIONS else None
+    if ds is not None:
+        ds.log_warning(nodeid, warning_message)

@@ -752,6 +752,8 @@ class _Entry:
     results: Mapping[str, str]
     #: check name -> the first line of why it failed or was skipped
     reasons: Mapping[str, str] = field(default_factory=dict)
+    #: the checks' own warnings
+    warnings: Sequence[str] = ()
 
 
 def _entries(
@@ -761,6 +763,7 @@ def _entries(
     by_root = {Path(p).resolve(): r for p, r in (results or {}).items()}
     for item in bundles:
         reasons: Mapping[str, str] = {}
+        notes: list[str] = []
         if isinstance(item, Bundle):
             bundle, classes, found_results, label = item, (), None, None
         else:  # a session.FoundBundle
@@ -769,6 +772,7 @@ def _entries(
             found_results = item.results
             label = item.label
             reasons = dict(getattr(item, "reasons", None) or {})
+            notes = list(getattr(item, "warnings", None) or [])
         if label is None or Path(label).is_absolute():
             label = os.path.relpath(bundle.root.resolve(), base.resolve())
         given = by_root.get(bundle.root.resolve())
@@ -779,6 +783,7 @@ def _entries(
                 do_classes=classes,
                 results=dict(given if given is not None else found_results or {}),
                 reasons=reasons,
+                warnings=tuple(notes),
             )
         )
     return out
@@ -838,6 +843,10 @@ def _bundle_section(e: _Entry, base: Path, images: ImageCache, lint: _LintSettin
                 for n in names
             ],
         )
+        out.append("")
+    if e.warnings:
+        out += ["### Warnings", ""]
+        out += [f"* {_prose(w)}" for w in e.warnings]
         out.append("")
 
     changes = migration_changes(b, images)

@@ -65,6 +65,8 @@ class FoundBundle:
     results: dict[str, str] = field(default_factory=dict)
     #: why a check failed or was skipped: name -> the first line of its message
     reasons: dict[str, str] = field(default_factory=dict)
+    #: the checks' own warnings (not lint's or the bundle's, which the report lists anyway)
+    warnings: list[str] = field(default_factory=list)
     slowest: tuple[str, float] | None = None
     seconds: float = 0.0
     #: what a fresh DO reaches ("N tables" at head, or where it stops; from upgrade_from_empty),
@@ -213,6 +215,24 @@ class DosqliteSession:
             found.seconds += report.duration
             if report.outcome != "passed":
                 found.reasons[name] = _first_line(report)
+
+    def log_warning(self, nodeid: str, message: Any) -> None:
+        """A warning a check item raised: kept with its bundle for the report."""
+        from .errors import DosqliteWarning, IntegrityWarning
+        from .lint import DosqliteLintWarning
+
+        category = getattr(message, "category", None)
+        if not isinstance(category, type) or not issubclass(category, DosqliteWarning):
+            return
+        if issubclass(category, DosqliteLintWarning | IntegrityWarning):
+            return
+        entry = self.items.get(nodeid) or self._entry_from_nodeid(nodeid)
+        if entry is None:
+            return
+        text = str(getattr(message, "message", message))
+        first = text.splitlines()[0] if text else ""
+        if first and first not in entry[0].warnings:
+            entry[0].warnings.append(first)
 
     # ------------------------------------------------------------------ discovery
     @property
