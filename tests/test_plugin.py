@@ -1373,3 +1373,24 @@ def test_junit_properties_are_plain_values(pytester: pytest.Pytester) -> None:
     junit = (pytester.path / "j.xml").read_text()
     value = re.search(r'name="dosqlite_slowest" value="([^"]*)"', junit)
     assert value is not None and re.fullmatch(r"\S+ \d+\.\d{6}", value.group(1)), junit
+
+
+def test_a_worker_that_imports_migrations_js_by_name_is_checked_with_it(
+    pytester: pytest.Pytester,
+) -> None:
+    # a stale hand-written migrations.ts next to drizzle-kit's migrations.js: the Worker names
+    # migrations.js, so the .ts is never built; it was read instead ("Missing migration")
+    make_project(pytester.path, [*GOOD, ("0002_tags", "CREATE TABLE `tags` (`id` integer);")])
+    stale = (
+        "import journal from './meta/_journal.json';\nimport m0000 from './0000_init.sql';\n"
+        "import m0001 from './0001_posts.sql';\n"
+        "export default { journal, migrations: { m0000, m0001 } };\n"
+    )
+    (pytester.path / "drizzle" / "migrations.ts").write_text(stale)
+    index = pytester.path / "src" / "index.ts"
+    checks = "--dosqlite-checks-include=upgrade_from_empty"
+    run(pytester, checks).assert_outcomes(failed=1)  # extensionless: esbuild takes the .ts
+    index.write_text(
+        "import migrations from '../drizzle/migrations.js';\nexport class RoomDO {}\n"
+    )
+    run(pytester, checks).assert_outcomes(passed=1)

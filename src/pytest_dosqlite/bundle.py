@@ -1275,27 +1275,37 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def load_bundle(
-    path: str | Path, *, full_snapshots: bool = False, check_snapshots: bool = True
+    path: str | Path,
+    *,
+    full_snapshots: bool = False,
+    check_snapshots: bool = True,
+    module: Path | None = None,
 ) -> Bundle:
     """Load a drizzle-kit ``out`` folder (or a file inside it). See the module docstring.
 
     ``check_snapshots=False`` skips the snapshot checks (``Migration.snapshot`` is still set):
     about half the time of a large bundle, for callers that only need the migrations.
     ``full_snapshots=True`` parses every snapshot completely (slower; finds JSON damage anywhere
-    in them); by default only their ``id``/``prevId`` are read.
+    in them); by default only their ``id``/``prevId`` are read. ``module``: the migrations
+    module the Worker imports, when its import names the file (discovery knows); by default the
+    one an import without an extension takes (a ``migrations.ts`` before ``migrations.js``).
 
     Raises :class:`BundleError` (file, line, what is wrong) when the folder cannot be loaded,
     raised from here: in a pytest report it points at the caller, not into this parser.
     """
     __tracebackhide__ = True
     try:
-        return _load_bundle(path, full_snapshots=full_snapshots, check_snapshots=check_snapshots)
+        return _load_bundle(
+            path, full_snapshots=full_snapshots, check_snapshots=check_snapshots, module=module
+        )
     except BundleError as exc:
         error = exc
     raise error.with_traceback(None) from None
 
 
-def _load_bundle(path: str | Path, *, full_snapshots: bool, check_snapshots: bool) -> Bundle:
+def _load_bundle(
+    path: str | Path, *, full_snapshots: bool, check_snapshots: bool, module: Path | None = None
+) -> Bundle:
     root = Path(os.path.abspath(_locate(Path(path))))
     journal_path = root / "meta" / "_journal.json"
     js_path = root / "migrations.js"
@@ -1304,8 +1314,8 @@ def _load_bundle(path: str | Path, *, full_snapshots: bool, check_snapshots: boo
         if not _is_file(journal_path):
             raise BundleError("meta/_journal.json is not a file", journal_path)
         mode = "full" if full_snapshots else "quick" if check_snapshots else "skip"
-        module, parsed, skipped = _worker_module(root)
-        return _JournalLoader(root, journal_path, module, mode, parsed, skipped).run()
+        chosen, parsed, skipped = _worker_module(root, module)
+        return _JournalLoader(root, journal_path, chosen, mode, parsed, skipped).run()
     folders = _v1_folders(root)
     if folders or has_js:
         mjs = None
@@ -1357,7 +1367,7 @@ def _parse_js(js_path: Path, problems: list[Problem]) -> MigrationsJs:
 
 
 def _worker_module(
-    root: Path,
+    root: Path, imported: Path | None = None
 ) -> tuple[Path | None, MigrationsJs | None, dict[str, str | JsSyntaxError]]:
     """The migrations module a Worker's ``import migrations from './migrations'`` runs, as far
     as this loader can read it: its path, its parse when it is a hand-written module (None for
@@ -1374,6 +1384,10 @@ def _worker_module(
     from .jsmodule import dialect_for, parse_migrations_js
 
     skipped: dict[str, str | JsSyntaxError] = {}
+    js = root / "migrations.js"
+    if imported is not None and imported.name == "migrations.js" and _is_file(js):
+        # the Worker names migrations.js itself: a migrations.ts next to it is not built
+        return js, None, skipped
     for name in _SHADOWING_MODULES:
         path = root / name
         if not _is_file(path):
@@ -1389,7 +1403,6 @@ def _worker_module(
             return path, mjs, skipped
         # a syntax error is kept as such: the build fails on it (see _check_module_siblings)
         skipped[name] = mjs.errors[0] if mjs.errors else why
-    js = root / "migrations.js"
     return (js if _is_file(js) else None), None, skipped
 
 

@@ -42,7 +42,10 @@ def _bundles_at(path: str) -> list[Bundle]:
             raise exc from None
         if not project.bundles:
             raise
-        return [load_bundle(ref.path) for ref in sorted(project.bundles, key=lambda r: r.path)]
+        return [
+            load_bundle(ref.path, module=ref.worker_module)
+            for ref in sorted(project.bundles, key=lambda r: r.path)
+        ]
 
 
 def _load(path: str) -> Bundle:

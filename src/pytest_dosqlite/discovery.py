@@ -637,6 +637,10 @@ class BundleRef:
     #: ``(file, line, specifier)`` of the Worker's imports into this folder that no file
     #: answers (a deleted or git-ignored ``migrations.js``): the Worker does not build
     missing_imports: tuple[tuple[Path, int, str], ...] = ()
+    #: the ``migrations`` module of this folder the Worker imports, when its imports name one
+    #: file (``../drizzle/migrations.js`` with a ``.js``: not the ``migrations.ts`` next to it,
+    #: which an import without an extension would take); None: as an extensionless import
+    worker_module: Path | None = None
 
     def _rel(self, path: Path) -> str:
         try:
@@ -925,6 +929,15 @@ def discover(root: Path | str, *, follow_imports: bool = True) -> Project:
             for line, spec, target in wanted
             if _inside(target, k)
         )
+        modules = {
+            graph.files.get(target) or Path(target)
+            for graph in graphs.values()
+            for imported in graph.imports.values()
+            for target in imported
+            if _inside(target, k)
+            and Path(target).parent == Path(k)
+            and Path(target).stem == "migrations"
+        }
         refs.append(
             BundleRef(
                 path=path,
@@ -938,6 +951,7 @@ def discover(root: Path | str, *, follow_imports: bool = True) -> Project:
                 drizzle_configs=tuple(c.path for c in configs),
                 layout=layout,
                 missing_imports=missing,
+                worker_module=next(iter(modules)) if len(modules) == 1 else None,
             )
         )
     return Project(

@@ -249,10 +249,16 @@ class DosqliteSession:
         seen: set[Path] = set()
 
         def add(
-            path: Path, source: str, root: Path, classes: tuple[str, ...], project: Any
+            path: Path,
+            source: str,
+            root: Path,
+            classes: tuple[str, ...],
+            project: Any,
+            module: Path | None = None,
         ) -> None:
             try:
-                bundle = load_bundle(path)
+                # the migrations module the Worker's own import names, when discovery knows it
+                bundle = load_bundle(path, module=module)
             except BundleError as exc:
                 self.errors.append(BundleLoadError(path, str(exc)))
                 return
@@ -333,7 +339,14 @@ class DosqliteSession:
                 continue
             for ref in project.bundles:
                 if only is None or ref.path.resolve().is_relative_to(only):
-                    add(ref.path, ref.source, root, tuple(ref.do_classes), project)
+                    add(
+                        ref.path,
+                        ref.source,
+                        root,
+                        tuple(ref.do_classes),
+                        project,
+                        ref.worker_module,
+                    )
             for err in project.errors:
                 self.errors.append(BundleLoadError(Path(err.path), str(err)))
             # what discovery noticed but could work around (a drizzle config whose out folder
