@@ -1,6 +1,6 @@
 """The emulator replays every recording of the real runtime and gets the same answers.
 
-``tests/data/workerd/recorded.json`` holds 736 cases recorded on workerd 1.20261117.1 (every
+``tests/data/workerd/recorded.json`` holds 744 cases recorded on workerd 1.20261117.1 (every
 statement, PRAGMA, limit, reserved-name, binding, transaction, constructor and drizzle scenario
 of the research notes). Each case runs on a fresh emulated DO through the same harness protocol,
 and every outcome must equal the recorded one: rows, column names, error messages byte for byte,

@@ -1408,6 +1408,60 @@ for _label, _steps in [
 ]:
     case(f"lock/{_label}", "3.7", [S(*_steps), SCHEMA_Q], setup=LOCK_SETUP)
 
+for _label, _steps in [
+    (
+        "unread SELECT, rows deleted, then DROP",
+        [st("SELECT x FROM a", mode="none"), st("DELETE FROM a"), st("DROP TABLE b")],
+    ),
+    (
+        "unread SELECT of a column renamed, then DROP",
+        [
+            st("SELECT y FROM b", mode="none"),
+            st("ALTER TABLE b RENAME COLUMN y TO z"),
+            st("DROP INDEX ax"),
+        ],
+    ),
+    (
+        "a runtime error before the last statement ends the reads before it",
+        [st("SELECT x FROM a; SELECT abs(-9223372036854775808); SELECT 1"), st("DROP TABLE b")],
+    ),
+    (
+        "an empty statement before the DROP",
+        [st("SELECT x FROM a", mode="none"), st("; DROP TABLE b")],
+    ),
+]:
+    case(f"lock/{_label}", "3.7", [S(*_steps), SCHEMA_Q], setup=LOCK_SETUP)
+case(
+    "fatal/unread RETURNING, then a runtime error before the last statement",
+    "3.7",
+    [
+        S(st("INSERT INTO x VALUES (9) RETURNING v; SELECT abs(-9223372036854775808); SELECT 1")),
+        COUNT,
+    ],
+    setup=FATAL_SETUP,
+)
+case(
+    "fatal/OR ROLLBACK in transactionSync, then a write in the same request",
+    "3.10",
+    [S(txn(st("INSERT OR ROLLBACK INTO x VALUES (1)")), st("INSERT INTO x VALUES (4)")), COUNT],
+    setup=FATAL_SETUP,
+)
+case(
+    "reserved/RENAME to _cf_ after an empty statement",
+    "3.5",
+    [X(";ALTER TABLE t RENAME TO _cf_x")],
+    setup=["CREATE TABLE t(a)"],
+)
+case(
+    "stmt/ANALYZE after a comment, PRAGMA optimize: sqlite_stat1 only",
+    "3.3",
+    [
+        X("/* c */ ANALYZE"),
+        X("PRAGMA optimize=0x10002"),
+        X("SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_stat%'"),
+    ],
+    setup=["CREATE TABLE t(a)", "CREATE INDEX ta ON t(a)", "INSERT INTO t VALUES (1), (2)"],
+)
 case("stmt/a no-break space after the last statement", "3.7", [X("SELECT 1; \u00a0")])
 case("stmt/`/*` ending the text", "3.7", [X("SELECT 1; /*"), X("/*"), X("SELECT 1; /**")])
 case("txn/BEGIN with a syntax error after it", "3.10", [X("BEGIN x y"), X("ROLLBACK ON")])

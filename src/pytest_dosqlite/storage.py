@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from .errors import (
     EmulatorLimitation,
     SqlError,
 )
-from .sqltext import Piece, split, tokens
+from .sqltext import Piece, Token, split, tokens
 
 __all__ = ["Cursor", "DurableObjectStorage", "RawCursor", "SqlStorage", "sqlite_version"]
 
@@ -86,11 +87,44 @@ _CONNECTION_FLAGS = frozenset(
 )
 
 
+def _statistics(text: str) -> bool:
+    """ANALYZE or PRAGMA optimize (also under EXPLAIN, after empty statements or comments)."""
+    low = text.lower()
+    if "analyze" not in low and "optimize" not in low:
+        return False
+    t = _statement_tokens(text)
+    if t and t[0].up == "EXPLAIN":
+        return False  # EXPLAIN runs no ANALYZE (and a flag pragma is seen by its own check)
+    if t and t[0].up == "ANALYZE":
+        return True
+    return len(t) > 1 and t[0].up == "PRAGMA" and "optimize" in {x.value.lower() for x in t[1:4]}
+
+
+_READS: dict[str, bool] = {}
+
+
+def _reads_database(do: DurableObjectStorage, text: str, values: list[object] | None) -> bool:
+    """Whether the statement ``text`` reads the database (its program opens a transaction on
+    it): SQLite counts only those against a DROP. Asked of SQLite with EXPLAIN, once per
+    text; a statement that no longer prepares read a table that has changed since."""
+    known = _READS.get(text)
+    if known is None:
+        try:
+            ops = do._internal(f"EXPLAIN {text}", tuple(values or ()))
+            known = any(row[1] == "Transaction" for row in ops)
+        except apsw.Error:
+            known = True
+        if len(_READS) >= _PLAN_CACHE_MAX:
+            _READS.clear()
+        _READS[text] = known
+    return known
+
+
 def _drops(text: str) -> bool:
     """DROP TABLE / DROP INDEX (on the statement's first words)."""
     if "drop" not in text.lower():
         return False
-    t = tokens(text)
+    t = _statement_tokens(text)
     return len(t) > 1 and t[0].up == "DROP" and t[1].up in ("TABLE", "INDEX")
 
 
@@ -103,7 +137,7 @@ def _changes_connection(text: str) -> bool:
     low = text.lower()
     if "pragma" not in low and "analyze" not in low:
         return False
-    t = tokens(text)
+    t = _statement_tokens(text)
     i = 0
     if t and t[0].up == "EXPLAIN":
         i = 3 if len(t) > 2 and t[1].up == "QUERY" and t[2].up == "PLAN" else 1
@@ -122,6 +156,15 @@ def _changes_connection(text: str) -> bool:
     return name in _CONNECTION_FLAGS and j + 1 < len(t) and t[j + 1].text in ("=", "(")
 
 
+def _statement_tokens(text: str) -> list[Token]:
+    """The tokens of a statement piece, without the empty statements (``;``) before it."""
+    t = tokens(text)
+    i = 0
+    while i < len(t) and t[i].text == ";":
+        i += 1
+    return t[i:]
+
+
 def _renames_to_reserved(text: str) -> bool:
     """workerd (B/C) also checks the RENAME TO destination against the _cf_ prefix.
 
@@ -129,7 +172,7 @@ def _renames_to_reserved(text: str) -> bool:
     words in a string or a comment and missed ``RENAME TO /* c */ _cf_x``."""
     if "rename" not in text.lower():
         return False
-    t = tokens(text)
+    t = _statement_tokens(text)
     if len(t) < 6 or t[0].up != "ALTER" or t[1].up != "TABLE":
         return False
     for i in range(3, len(t) - 2):
@@ -194,6 +237,8 @@ class _Step:
     changes_connection: bool
     #: DROP TABLE or DROP INDEX, which SQLite refuses while a read statement runs
     drops: bool
+    #: ANALYZE or PRAGMA optimize, which write the statistics tables
+    statistics: bool
 
 
 def _plan(sql: str) -> tuple[_Step, ...]:
@@ -207,6 +252,7 @@ def _plan(sql: str) -> tuple[_Step, ...]:
                 _is_data_version(p.text),
                 _changes_connection(p.text),
                 _drops(p.text),
+                _statistics(p.text),
             )
             for p in split(sql)
         )
@@ -480,8 +526,6 @@ class DurableObjectStorage:
         self._traced = False
         #: the statement being prepared renames a table to a reserved ``_cf_`` name
         self._refuse_rename = False
-        #: the statement running now is an ANALYZE
-        self._analyzes = False
         #: the pool that lent this DO's connection (takes it back on close), if any, and
         #: what it needs to do so
         self._lender: Lender | None = None
@@ -671,9 +715,10 @@ class DurableObjectStorage:
         statement, its span in the ``exec`` text). None while it can."""
         return self._doomed or next(iter(self._unread.values()), None)
 
-    def _end_event(self) -> None:
-        """The event loop turn ends: commit the implicit transaction, as workerd does."""
-        self._check_finishable()
+    def _end_event(self, cause: BaseException | None = None) -> None:
+        """The event loop turn ends: commit the implicit transaction, as workerd does
+        (``cause``: the error the event ends with, if any)."""
+        self._check_finishable(cause)
         if self._conn.get_autocommit():
             return
         try:
@@ -733,19 +778,25 @@ class DurableObjectStorage:
                 result = fn()
             except BaseException as exc:
                 self._sp_depth = max(self._sp_depth - 1, 0)
-                self._check_finishable(cause=exc)
-                if not self._conn.get_autocommit():
+                if self._unread:  # SQLite cannot roll back to the savepoint meanwhile
+                    self._check_finishable(cause=exc)
+                if self._doomed is None and not self._conn.get_autocommit():
                     self._internal(f"ROLLBACK TO {name} /*{_NONCE}*/")
                     self._internal(f"RELEASE {name} /*{_NONCE}*/")
                 raise
             self._sp_depth -= 1
-            self._check_finishable()
-            self._internal(f"RELEASE {name} /*{_NONCE}*/")
+            if self._unread:  # nor release it
+                self._check_finishable()
+            if self._doomed is None:
+                # (once a statement rolled the transaction back, the savepoint is gone too:
+                # workerd goes on, the event's later writes commit one by one, and the request
+                # fails when the event ends)
+                self._internal(f"RELEASE {name} /*{_NONCE}*/")
             return result
         finally:
             self._event_depth -= 1
             if standalone:
-                self._end_event()
+                self._end_event(sys.exc_info()[1])
 
     def batch(self, statements: Sequence[Any]) -> list[Cursor | SqlError]:
         """Several ``sql.exec`` calls in one event; each cursor or error, in order.
@@ -991,7 +1042,6 @@ class DurableObjectStorage:
         self._refuse_rename = step.refused
         if step.changes_connection:
             self.changed_connection = True
-            self._analyzes = step.piece.text.lstrip().upper().startswith("ANALYZE")
         text = step.piece.text
         cur = self._conn.cursor()
         self._auth_note = None
@@ -1008,9 +1058,9 @@ class DurableObjectStorage:
             raise SqlError(rt.WRONG_BINDINGS_MESSAGE) from None
         except apsw.Error as exc:
             error = _sql_error(exc, self._auth_note, text)
-            if not self._traced:
-                # it failed to prepare: workerd finalizes the statements before it in the
-                # same exec, and nothing of them is left running
+            if not self._traced or intermediate:
+                # it failed to prepare, or it is not the exec's last statement: workerd
+                # finalizes the statements before it, and nothing of them is left running
                 self._forget_exec_statements()
             if not self._last_readonly and self._conn.get_autocommit():
                 self._lost_transaction(text, f"{_ROLLED_BACK} ({error})")
@@ -1029,9 +1079,10 @@ class DurableObjectStorage:
         finally:
             for shadow in shadows:
                 shadow.close()
-        if step.changes_connection and self._analyzes:
-            # APSW's SQLite is built with STAT4, workerd's is not: only sqlite_stat1 is kept
-            self._internal(f"DROP TABLE IF EXISTS sqlite_stat4 /*{_NONCE}*/")
+        if step.statistics and self._internal(_HAS_STAT4):
+            # APSW's SQLite is built with STAT4, workerd's is not: ANALYZE and PRAGMA optimize
+            # keep sqlite_stat1 only there
+            self._internal(f"DROP TABLE sqlite_stat4 /*{_NONCE}*/")
         unread = reading = False
         if not self._last_readonly:
             if self._conn.get_autocommit():
@@ -1080,27 +1131,22 @@ class DurableObjectStorage:
         self._exec_keys.clear()
 
     def _locked_by_readers(self) -> list[apsw.Cursor]:
-        """Before a DROP: the read statements left running, running again on this connection
-        (each stepped to its first row), so SQLite itself refuses the DROP as in workerd
-        (``database table is locked``) where a running statement reads the database. The
-        caller closes them after the DROP."""
-        shadows: list[apsw.Cursor] = []
+        """Before a DROP: when a read statement left running reads the database (not
+        ``SELECT 1``), a statement that reads the schema, stepped to its first row, stands for
+        it, so SQLite itself refuses the DROP as in workerd (``database table is locked``),
+        whatever happened to the data since. The caller closes it after the DROP."""
+        if not any(_reads_database(self, text, values) for text, values in self._readers.values()):
+            return []
         self._trusted = True
         try:
-            for text, values in self._readers.values():
-                shadow = self._conn.cursor()
-                try:
-                    shadow.execute(text, values)
-                    if next(shadow, None) is None:
-                        shadow.close()
-                        continue
-                except apsw.Error:
-                    shadow.close()
-                    continue
-                shadows.append(shadow)
+            shadow = self._conn.cursor()
+            shadow.execute(f"SELECT rowid FROM sqlite_master /*{_NONCE}*/")
+            if next(shadow, None) is None:  # pragma: no cover - a DROP has something to drop
+                shadow.close()
+                return []
         finally:
             self._trusted = False
-        return shadows
+        return [shadow]
 
     def _database_size(self) -> int:
         # a DO's database file always has its header page, even before the first write
@@ -1111,6 +1157,7 @@ class DurableObjectStorage:
 
 
 _EMPTY = Cursor([], [], 0, 0)
+_HAS_STAT4 = f"SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat4' /*{_NONCE}*/"
 #: eponymous virtual tables of APSW's SQLite build that workerd's lacks
 _NOT_COMPILED_TABLES = frozenset(["carray", "dbstat"])
 _BASE32HEX = "0123456789abcdefghijklmnopqrstuv"
