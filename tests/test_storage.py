@@ -725,3 +725,17 @@ def test_statements_before_one_that_fails_to_prepare_do_not_run_on() -> None:
     with pytest.raises(SqlError):
         d.sql.exec("SELECT 1 FROM t; SELECT * FROM nosuch")
     d.sql.exec("DROP TABLE u")  # the SELECT before the failure does not run on
+
+
+def test_column_names_follow_a_schema_change_between_two_runs_of_one_text() -> None:
+    # the data-migration pattern reads `SELECT *` before and after migrate(): the second read
+    # named the old columns (APSW's cached statement), and to_array() dropped the new one
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE d(x, y); INSERT INTO d VALUES (1, 2)")
+    assert d.sql.exec("SELECT * FROM d").to_array() == [{"x": 1, "y": 2}]
+    d.sql.exec("ALTER TABLE d ADD COLUMN z DEFAULT 9")
+    assert d.sql.exec("SELECT * FROM d").to_array() == [{"x": 1, "y": 2, "z": 9}]
+    d.sql.exec("ALTER TABLE d RENAME COLUMN y TO w")
+    assert d.sql.exec("SELECT * FROM d").column_names == ["x", "w", "z"]
+    d.sql.exec("ALTER TABLE d DROP COLUMN w")
+    assert d.sql.exec("SELECT * FROM d").to_array() == [{"x": 1, "z": 9}]

@@ -100,6 +100,12 @@ def _statistics(text: str) -> bool:
     return len(t) > 1 and t[0].up == "PRAGMA" and "optimize" in {x.value.lower() for x in t[1:4]}
 
 
+def _is_ddl(text: str) -> bool:
+    """CREATE, DROP or ALTER (the statement changes the schema)."""
+    t = _statement_tokens(text)
+    return bool(t) and t[0].up in ("CREATE", "DROP", "ALTER")
+
+
 _READS: dict[str, bool] = {}
 
 
@@ -239,6 +245,8 @@ class _Step:
     drops: bool
     #: ANALYZE or PRAGMA optimize, which write the statistics tables
     statistics: bool
+    #: CREATE, DROP or ALTER: the schema changes
+    ddl: bool
 
 
 def _plan(sql: str) -> tuple[_Step, ...]:
@@ -253,6 +261,7 @@ def _plan(sql: str) -> tuple[_Step, ...]:
                 _changes_connection(p.text),
                 _drops(p.text),
                 _statistics(p.text),
+                _is_ddl(p.text),
             )
             for p in split(sql)
         )
@@ -526,6 +535,9 @@ class DurableObjectStorage:
         self._traced = False
         #: the statement being prepared renames a table to a reserved ``_cf_`` name
         self._refuse_rename = False
+        #: schema changes run on this DO, and the count when each SQL text last ran
+        self._epoch = 0
+        self._ran_at: dict[str, int] = {}
         #: the pool that lent this DO's connection (takes it back on close), if any, and
         #: what it needs to do so
         self._lender: Lender | None = None
@@ -656,7 +668,10 @@ class DurableObjectStorage:
             return True
         self._traced = True
         try:
-            self._last_desc = cursor.description
+            # get_description, not description: APSW keeps the latter for the whole execution,
+            # and a cached statement that SQLite prepares again (the schema changed) would keep
+            # its old columns (see _run)
+            self._last_desc = cursor.get_description()
         except apsw.ExecutionCompleteError:  # pragma: no cover - defensive
             self._last_desc = ()
         self._last_readonly = cursor.is_readonly
@@ -1052,6 +1067,15 @@ class DurableObjectStorage:
         try:
             cur.execute(text, values if values else None)
             rows = [tuple(_to_js_value(v) for v in r) for r in cur]
+            # the first run of a cached statement since the schema changed: SQLite prepares
+            # it again, but APSW still names the old columns (an ADD or RENAME COLUMN is
+            # missing from the rows' names); workerd prepares every exec anew
+            stale = self._epoch and self._ran_at.get(text, -1) < self._epoch
+            if stale and not intermediate and self._last_readonly:
+                self._last_desc = self._fresh_description(text, values)
+            self._ran_at[text] = self._epoch
+            if step.ddl:
+                self._epoch += 1
         except apsw.BindingsError:
             if intermediate:
                 raise SqlError(rt.ONLY_LAST_PARAMS_MESSAGE) from None
@@ -1117,6 +1141,21 @@ class DurableObjectStorage:
             cursor._holds = self
             self._readers[id(cursor)] = (text, values or None)
         return cursor
+
+    def _fresh_description(self, text: str, values: list[object] | None) -> Sequence[Any]:
+        """The columns of the read-only statement ``text``, from a prepare of its own."""
+        self._trusted = True
+        try:
+            fresh = self._conn.cursor()
+            fresh.execute(text, values if values else None, can_cache=False)
+            try:
+                return fresh.get_description()
+            except apsw.ExecutionCompleteError:  # no row: the names SQLite gave before
+                return self._last_desc
+            finally:
+                fresh.close()
+        finally:
+            self._trusted = False
 
     def _unreadable_key(self) -> int:
         """A new key (negative: no cursor's id) for a statement nothing can read."""
