@@ -1390,7 +1390,5 @@ def test_a_worker_that_imports_migrations_js_by_name_is_checked_with_it(
     index = pytester.path / "src" / "index.ts"
     checks = "--dosqlite-checks-include=upgrade_from_empty"
     run(pytester, checks).assert_outcomes(failed=1)  # extensionless: esbuild takes the .ts
-    index.write_text(
-        "import migrations from '../drizzle/migrations.js';\nexport class RoomDO {}\n"
-    )
+    index.write_text("import migrations from '../drizzle/migrations.js';\nexport class RoomDO {}\n")
     run(pytester, checks).assert_outcomes(passed=1)

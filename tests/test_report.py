@@ -658,6 +658,19 @@ def test_report_lists_the_findings_the_lint_check_judged_by(pytester: pytest.Pyt
     assert "### Lint findings: 0" in out.read_text()
 
 
+def _report_run(pytester: pytest.Pytester, workers: str, checks: str) -> pytest.RunResult:
+    """``pytest --dosqlite -n WORKERS`` with only ``checks``, writing ``out.md``."""
+    return pytester.runpytest_subprocess(
+        "--dosqlite",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        workers,
+        f"--dosqlite-checks-include={checks}",
+        "--dosqlite-report=out.md",
+    )
+
+
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_the_report_says_why_a_check_failed_or_was_skipped(
     pytester: pytest.Pytester, workers: str
@@ -668,15 +681,7 @@ def test_the_report_says_why_a_check_failed_or_was_skipped(
         pytester.path,
         [*GOOD, ("0002_custom", "-- Custom SQL migration file, put your code below! --")],
     )
-    result = pytester.runpytest_subprocess(
-        "--dosqlite",
-        "-p",
-        "no:cacheprovider",
-        "-n",
-        workers,
-        "--dosqlite-checks-include=upgrade_from_empty,idempotent",
-        "--dosqlite-report=out.md",
-    )
+    result = _report_run(pytester, workers, "upgrade_from_empty,idempotent")
     result.assert_outcomes(failed=1, skipped=1)
     tables = check_markdown((pytester.path / "out.md").read_text())
     checks = next(t for t in tables if t[0] == ["Check", "Result", "Why"])
@@ -711,15 +716,7 @@ def test_the_report_lists_a_checks_own_warnings(pytester: pytest.Pytester, worke
 
     no_rule = WRANGLER_TOML.split("[[rules]]")[0]
     make_project(pytester.path, wrangler=no_rule)
-    result = pytester.runpytest_subprocess(
-        "--dosqlite",
-        "-p",
-        "no:cacheprovider",
-        "-n",
-        workers,
-        "--dosqlite-checks-include=wrangler_contract",
-        "--dosqlite-report=out.md",
-    )
+    result = _report_run(pytester, workers, "wrangler_contract")
     md = (pytester.path / "out.md").read_text()
     check_markdown(md)
     assert "### Warnings" in md and "Text" in md.split("### Warnings")[1].split("###")[0], (

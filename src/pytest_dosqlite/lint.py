@@ -1586,19 +1586,11 @@ class _Linter:
     def _unfinishable(self, u: _Unit, i: int, raws: list[_Raw]) -> None:
         """DO030/DO031: statements after which workerd cannot end its transaction."""
         toks = u.toks
-        if not toks or toks[0].up not in _DML_WORDS:
-            returning = False
-        else:
-            depth = 0
-            returning = False
-            for t in toks:
-                if t.text == "(":
-                    depth += 1
-                elif t.text == ")":
-                    depth -= 1
-                elif depth == 0 and t.up == "RETURNING":
-                    returning = True
-                    break
+        returning = (
+            bool(toks)
+            and toks[0].up in _DML_WORDS
+            and any(toks[j].up == "RETURNING" for j in _top_level(toks, 0))
+        )
         if returning and u.head.kind != "create_trigger":
             raws.append(
                 _Raw(

@@ -707,7 +707,7 @@ class DurableObjectStorage:
         RETURNING rows unread, or the transaction already rolled back), the request fails
         with an internal error and the DO is reset to its last commit."""
         rolled_back = self._doomed is not None
-        note = self._doomed or next(iter(self._unread.values()), None)
+        note = self.unfinishable
         if note is None:
             return
         reason, statement, _span = note
