@@ -1440,6 +1440,63 @@ case(
     ],
     setup=FATAL_SETUP,
 )
+# the same SQL text run again after a schema change: workerd prepares it afresh (the emulator's
+# SQLite statement cache prepared it again inside its first step: no error offset, old names)
+RERUN_SETUP = ["CREATE TABLE r(x, y, z UNIQUE)", "INSERT INTO r VALUES (1, 2, 3)"]
+for _label, _requests in [
+    (
+        "a SELECT of a dropped column",
+        [
+            X("SELECT y FROM r"),
+            X("ALTER TABLE r DROP COLUMN y"),
+            X("SELECT y FROM r"),
+            X("SELECT y FROM r"),
+        ],
+    ),
+    (
+        "a SELECT with a binding of a dropped column",
+        [
+            X("SELECT y FROM r WHERE x = ?", 1),
+            X("ALTER TABLE r DROP COLUMN y"),
+            X("SELECT y FROM r WHERE x = ?", 1),
+        ],
+    ),
+    (
+        "SELECT * after ADD COLUMN and RENAME COLUMN",
+        [
+            X("SELECT * FROM r"),
+            X("ALTER TABLE r ADD COLUMN w DEFAULT 9"),
+            X("SELECT * FROM r"),
+            X("ALTER TABLE r RENAME COLUMN x TO v"),
+            X("SELECT * FROM r"),
+        ],
+    ),
+    (
+        "a table dropped and created again with other columns",
+        [
+            X("SELECT x FROM r"),
+            X("DROP TABLE r"),
+            X("SELECT x FROM r"),
+            X("CREATE TABLE r(q)"),
+            X("SELECT x FROM r"),
+            X("SELECT * FROM r"),
+        ],
+    ),
+    (
+        "a constraint failure after a schema change",
+        [
+            X("INSERT INTO r(z) VALUES (5)"),
+            X("CREATE TABLE s(k)"),
+            X("INSERT INTO r(z) VALUES (5)"),
+            X("SELECT count(*) FROM r"),
+        ],
+    ),
+    (
+        "in one exec",
+        [X("SELECT y FROM r; ALTER TABLE r DROP COLUMN y; SELECT y FROM r"), X("SELECT * FROM r")],
+    ),
+]:
+    case(f"rerun/{_label}", "3.3", _requests, setup=RERUN_SETUP)
 case(
     "fatal/OR ROLLBACK in transactionSync, then a write in the same request",
     "3.10",

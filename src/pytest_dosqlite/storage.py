@@ -1064,6 +1064,7 @@ class DurableObjectStorage:
         self._last_readonly = True
         self._traced = False
         shadows = self._locked_by_readers() if step.drops and self._readers else ()
+        ran_at = self._ran_at.get(text)
         try:
             cur.execute(text, values if values else None)
             rows = [tuple(_to_js_value(v) for v in r) for r in cur]
@@ -1081,6 +1082,8 @@ class DurableObjectStorage:
                 raise SqlError(rt.ONLY_LAST_PARAMS_MESSAGE) from None
             raise SqlError(rt.WRONG_BINDINGS_MESSAGE) from None
         except apsw.Error as exc:
+            if ran_at is not None and ran_at < self._epoch:
+                exc = self._prepare_error(exc, text, values)
             error = _sql_error(exc, self._auth_note, text)
             if not self._traced or intermediate:
                 # it failed to prepare, or it is not the exec's last statement: workerd
@@ -1156,6 +1159,25 @@ class DurableObjectStorage:
                 fresh.close()
         finally:
             self._trusted = False
+
+    def _prepare_error(self, exc: apsw.Error, text: str, values: list[object] | None) -> apsw.Error:
+        """The error of a text that ran before the schema changed: APSW's cached statement,
+        prepared again by SQLite inside its first step, fails without the error's offset, which
+        workerd (a fresh prepare) gives. A fresh prepare of ``text``, switched to EXPLAIN so
+        that nothing of it runs, gives the error as workerd words it; ``exc`` when it prepares
+        (the error was not the prepare's)."""
+        if getattr(exc, "error_offset", -1) != -1:
+            return exc
+        trace, self._conn.exec_trace = self._conn.exec_trace, None
+        probe = self._conn.cursor()
+        try:
+            probe.execute(text, values if values else None, can_cache=False, explain=1)
+        except apsw.Error as fresh:
+            return fresh if type(fresh) is type(exc) else exc
+        finally:
+            probe.close()
+            self._conn.exec_trace = trace
+        return exc
 
     def _unreadable_key(self) -> int:
         """A new key (negative: no cursor's id) for a statement nothing can read."""
