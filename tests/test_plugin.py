@@ -1335,9 +1335,21 @@ def test_tb_line_gives_one_line_per_failed_check(pytester: pytest.Pytester) -> N
     result = run(pytester, "--dosqlite-checks-include=upgrade_from_empty", "--tb=line")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["drizzle/meta/_journal.json: upgrade_from_empty: migration 0002_bad fails on a fresh*"]
+        ["drizzle/meta/_journal.json:1: upgrade_from_empty: migration 0002_bad fails on a fresh*"]
     )
-    assert "How to fix" not in result.stdout.str()
+    out = result.stdout.str()
+    assert "How to fix" not in out
+    # pytest printed the first 50 characters of a plain text again after it
+    assert [line.startswith("drizzle/meta/_journal.json:") for line in out.splitlines()] == [
+        line.startswith("drizzle/meta/_journal.json:1: upgrade") for line in out.splitlines()
+    ]
+
+
+def test_tb_line_names_the_check_once(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path, [*GOOD, ("0002_bad", "PRAGMA journal_mode=WAL;")])
+    result = run(pytester, "--dosqlite-checks-include=lint", "--tb=line")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["drizzle/meta/_journal.json:1: lint: 1 error in bundle *"])
 
 
 def test_no_snapshot_yet_shows_the_start_of_a_large_schema(pytester: pytest.Pytester) -> None:

@@ -261,13 +261,22 @@ class CheckItem(pytest.Item):
         exc = excinfo.value
         if isinstance(exc, CheckFailure):
             if self.config.getoption("tbstyle", "auto") == "line":
-                # one line per failure, as --tb=line promises: where, and the summary
-                where = os.path.relpath(self.path, self.config.rootpath)
-                return f"{where}: {self.check_name}: {exc.summary}"
+                return self._one_line(exc.summary)
             return exc.render()
         if isinstance(exc, BundleError | DosqliteError):
             return f"{type(exc).__name__}: {exc}"
         return super().repr_failure(excinfo)
+
+    def _one_line(self, summary: str) -> TerminalRepr:
+        """--tb=line: one ``file:line: message`` line per failure. pytest prints a failure's
+        crash location as that line (and a plain text's first 50 characters after the text
+        itself); an empty traceback with a crash location also crosses xdist intact."""
+        from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTraceback
+
+        where = os.path.relpath(self.path, self.config.rootpath)
+        name = f"{self.check_name}: "
+        crash = ReprFileLocation(where, 1, summary if summary.startswith(name) else name + summary)
+        return ReprExceptionInfo(reprtraceback=ReprTraceback([], None, "line"), reprcrash=crash)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"dosqlite {self.check_name}: {self.parent.found.label}"
