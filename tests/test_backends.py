@@ -7,9 +7,12 @@ skip only when ``node`` is not on PATH.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ from pytest_dosqlite.checks import CheckContext, Settings, idempotent, upgrade_f
 from pytest_dosqlite.errors import CheckFailure, DurableObjectResetError, SqlError
 from pytest_dosqlite.registry import CHECK_NAMES, get_check, runs_on
 from pytest_dosqlite.storage import DurableObjectStorage
-from pytest_dosqlite.workerd import cache_root
+from pytest_dosqlite.workerd import cache_root, codec
 from test_plugin import GOOD, make_project, write_bundle
 from test_workerd_backend import _wait_gone
 
@@ -256,6 +259,41 @@ def test_remote_exec_has_the_emulator_surface(runtime: WorkerdRuntime) -> None:
     assert remote.sql.database_size == local.sql.database_size
 
 
+#: Python values with no JS counterpart or JS stand-ins: each backend must bind the same value
+BINDINGS: list[Any] = [
+    datetime.datetime(2024, 1, 2, 3, 4, 5),
+    uuid.UUID(int=7),
+    decimal.Decimal("1.25"),
+    [1, [2, 3], None, True, 1.5, 2.0],
+    {"$blob": "00"},
+    {"$ref": "x"},
+    {"a": datetime.date(2024, 1, 1)},
+    2**70,
+    codec.Undefined(),
+    codec.Date(0),
+    codec.ArrayBuffer(b"\x01"),
+    codec.ZeroBlob(2),
+    codec.JsObject({"a": 1}),
+]
+
+
+@pytest.mark.workerd
+@needs_node
+def test_both_backends_bind_a_python_value_alike(runtime: WorkerdRuntime) -> None:
+    remote, local = runtime.empty("bindings"), DurableObjectStorage()
+    for value in BINDINGS:
+        got = [
+            do.sql.exec("SELECT typeof(?1) AS t, ?1 AS v", value).one() for do in (remote, local)
+        ]
+        assert got[0] == got[1], value
+    for do in (remote, local):
+        for value in (10**400, codec.BigInt(5)):
+            with pytest.raises(SqlError, match="Cannot convert a BigInt value to a number"):
+                do.sql.exec("SELECT ?", value)
+        with pytest.raises(SqlError, match="expects a string, got int"):
+            do.sql.exec(5)  # type: ignore[arg-type]
+
+
 @pytest.mark.workerd
 @needs_node
 def test_batch_is_one_event_and_transaction_rolls_back(runtime: WorkerdRuntime) -> None:
@@ -333,7 +371,7 @@ def test_failed_real_migrate_is_explained_by_the_emulator(
     broken = _bundle(tmp_path / "b", [*GOOD, ("0002_dup", GOOD[1][1])])
     with pytest.raises(dosqlite.MigrationError) as fresh_info:
         runtime.fresh(broken)
-    assert str(fresh_info.value.cause) == "table `posts` already exists: SQLITE_ERROR"
+    assert str(fresh_info.value.cause) == "table `posts` already exists at offset 13: SQLITE_ERROR"
     assert fresh_info.value.statement is not None
     assert fresh_info.value.statement.startswith("CREATE TABLE `posts`")
 

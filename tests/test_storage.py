@@ -6,7 +6,11 @@ the full replay against recordings of the real runtime is in test_emulator_recor
 
 from __future__ import annotations
 
+import json
+import random
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -18,6 +22,7 @@ from pytest_dosqlite import (
     sqlite_version,
 )
 from pytest_dosqlite.runtime import TXN_MESSAGE
+from pytest_dosqlite.storage import js_number_string
 
 
 def exec_ok(do: DurableObjectStorage, sql: str, *b: object) -> list[list[object]]:
@@ -739,3 +744,101 @@ def test_column_names_follow_a_schema_change_between_two_runs_of_one_text() -> N
     assert d.sql.exec("SELECT * FROM d").column_names == ["x", "w", "z"]
     d.sql.exec("ALTER TABLE d DROP COLUMN w")
     assert d.sql.exec("SELECT * FROM d").to_array() == [{"x": 1, "z": 9}]
+
+
+def test_rows_written_counts_the_statement_itself() -> None:
+    # changes() kept the last INSERT's count through DDL: CREATE TABLE after a 5-row INSERT
+    # said 5 rows written
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a)")
+    assert d.sql.exec("INSERT INTO t VALUES (1), (2), (3), (4), (5)").rows_written == 5
+    for ddl in ("CREATE TABLE u(b)", "CREATE INDEX ti ON t(a)", "DROP INDEX ti"):
+        cursor = d.sql.exec(ddl)
+        cursor.to_array()
+        assert cursor.rows_written == 0, ddl
+    d.sql.exec("CREATE TRIGGER tr AFTER INSERT ON u BEGIN INSERT INTO t VALUES (0); END")
+    cursor = d.sql.exec("INSERT INTO u VALUES (1)")
+    assert cursor.rows_written == 2  # the trigger's row too
+
+
+def test_one_with_several_rows_consumes_the_cursor() -> None:
+    # recorded in workerd: toArray() after the failed one() is empty
+    d = DurableObjectStorage()
+    d.sql.exec("CREATE TABLE t(a); INSERT INTO t VALUES (1), (2), (3)")
+    cursor = d.sql.exec("SELECT a FROM t")
+    with pytest.raises(SqlError, match="got multiple results"):
+        cursor.one()
+    assert cursor.to_array() == []
+
+
+def test_set_alarm_stores_nanoseconds_and_refuses_what_workerd_refuses() -> None:
+    # workerd 1.20261117.1: _cf_METADATA row 1 holds 4102444800000000000 after
+    # setAlarm(4102444800000); setAlarm(0) throws and writes nothing
+    d = DurableObjectStorage()
+    for bad, message in (
+        (0, "alarm time <= 0"),
+        (-5, "alarm time <= 0"),
+        (float("nan"), "alarm time <= 0"),
+        ("x", "parameter 1 is not of type 'date'"),
+    ):
+        with pytest.raises(TypeError, match=re.escape(message)):
+            d.set_alarm(bad)  # type: ignore[arg-type]
+    assert d.sql.exec("SELECT count(*) AS n FROM sqlite_master").one() == {"n": 0}
+    d.set_alarm(4102444800000.7)
+    assert d._internal("SELECT key, value FROM _cf_METADATA") == [(1, 4102444800000000000)]
+
+
+def test_kv_keys_are_javascripts_string_of_the_key() -> None:
+    # workerd stores put(null, v) under "null" and put(true, v) under "true"
+    d = DurableObjectStorage()
+    for key, text in ((None, "null"), (True, "true"), (5, "5"), (1.5, "1.5"), (2.0, "2")):
+        d.put(key, text)  # type: ignore[arg-type]
+        assert d.get(text) == text
+    with pytest.raises(TypeError, match="not emulated"):
+        d.put({"a": 1}, 1)  # type: ignore[arg-type]
+
+
+def test_arrays_bind_as_javascripts_string_of_the_array() -> None:
+    d = DurableObjectStorage()
+    row = d.sql.exec("SELECT ? AS v", [1, [2, 3], None, True, 1.5, 2.0, 2**60]).one()
+    assert row == {"v": "1,2,3,,true,1.5,2,1152921504606847000"}
+
+
+def test_js_number_string_is_javascripts() -> None:
+    cases = {
+        1.5: "1.5",
+        2.0: "2",
+        1e21: "1e+21",
+        1e20: "100000000000000000000",
+        1e-7: "1e-7",
+        1.5e-6: "0.0000015",
+        -2.5e25: "-2.5e+25",
+        -0.0: "0",
+        0.1 + 0.2: "0.30000000000000004",
+        5e-324: "5e-324",
+        float(2**60): "1152921504606847000",
+        float("nan"): "NaN",
+        float("-inf"): "-Infinity",
+    }
+    for value, text in cases.items():
+        assert js_number_string(value) == text, value
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")
+def test_js_number_string_agrees_with_node() -> None:
+    rng = random.Random(5)
+    values = [
+        rng.choice([1, -1]) * rng.random() * 10 ** rng.randint(-30, 30) for _ in range(2000)
+    ] + [float(rng.randint(-(2**62), 2**62)) for _ in range(200)]
+    out = subprocess.run(
+        [
+            "node",
+            "-e",
+            "for (const x of JSON.parse(require('fs').readFileSync(0))) console.log(String(x))",
+        ],
+        input=json.dumps(values),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert [js_number_string(v) for v in values] == out

@@ -2,7 +2,9 @@
 
 node's ``v8.serialize`` is V8's ValueSerializer, the one workerd stores ``ctx.storage.put``
 values with; each value reaches it through ``JSON.parse``, as a Worker's data usually does.
-Skipped where node is absent; the round trips run everywhere.
+Skipped where node is absent; the round trips run everywhere. Where workerd's V8 differs from
+node's (31-bit small integers; a ``Uint8Array``, which node writes as a host object), the bytes
+were read from the ``_cf_KV`` table of a DO in workerd 1.20261117.1.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ VALUES: list[Any] = [
     -1,
     -5.0,
     [3.0, 4],
-    2**31 - 1,
-    -(2**31),
+    2**30 - 1,
+    -(2**30),
     2**31,
     1.5,
     -0.0,
@@ -64,6 +66,29 @@ def _v8_hex(values: list[Any]) -> list[str]:
     )
     hexes: list[str] = json.loads(out.stdout)
     return hexes
+
+
+#: ``ctx.storage.put(key, value)`` in workerd 1.20261117.1, read back from its ``_cf_KV`` table
+WORKERD_BYTES: list[tuple[Any, str]] = [
+    (2**30, "ff0f4e000000000000d041"),  # past the 31-bit Smis: a double (node: an integer)
+    (2**30 - 1, "ff0f49feffffff07"),
+    (-(2**30), "ff0f49ffffffff07"),
+    (-(2**30) - 1, "ff0f4e000040000000d0c1"),
+    (-(2**31), "ff0f4e000000000000e0c1"),
+    ([1, 2**30], "ff0f41024e000000000000f03f4e000000000000d041240002"),
+    (b"\x01\x02\x03", "ff0f42030102035642000300"),  # a Uint8Array: the buffer, then the view
+]
+
+
+@pytest.mark.parametrize(("value", "recorded"), WORKERD_BYTES)
+def test_serialize_writes_workerds_bytes(value: Any, recorded: str) -> None:
+    assert serialize(value).hex() == recorded
+    assert deserialize(bytes.fromhex(recorded)) == value
+
+
+def test_a_typed_array_reads_back_as_its_bytes() -> None:
+    assert deserialize(bytes.fromhex("ff0f420201ff5662000200")) == b"\x01\xff"  # Int8Array
+    assert deserialize(bytes.fromhex("ff0f42020102")) == b"\x01\x02"  # a bare ArrayBuffer
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH")

@@ -1495,6 +1495,10 @@ for _label, _requests in [
         "in one exec",
         [X("SELECT y FROM r; ALTER TABLE r DROP COLUMN y; SELECT y FROM r"), X("SELECT * FROM r")],
     ),
+    (
+        "a CREATE TABLE run again",
+        [X("CREATE TABLE q(a)"), X("CREATE TABLE q(a)"), X("CREATE TABLE r(a)")],
+    ),
 ]:
     case(f"rerun/{_label}", "3.3", _requests, setup=RERUN_SETUP)
 case(

@@ -201,15 +201,26 @@ def _raise_fatal(answer: Mapping[str, Any]) -> None:
 
 
 def _encode(value: Any) -> Any:
-    """A Python binding as the JS value the emulator would bind for it."""
-    from .workerd.codec import JsObject
+    """A Python binding as the JS value the emulator binds for it (``to_js_binding``): the
+    same rule on both backends, so that a test binds the same value on either."""
+    from .storage import js_string
+    from .workerd.codec import BigInt, JsObject
 
-    if isinstance(value, dict) and not (len(value) == 1 and str(next(iter(value))).startswith("$")):
-        return JsObject(value)
+    if value is None or isinstance(value, str | bool | float | bytes | bytearray | memoryview):
+        return value
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:  # no JS number holds it: workerd refuses the BigInt, as the
+            return BigInt(value)  # emulator does
+        return value
+    if isinstance(value, dict):
+        return JsObject({})  # binds as '[object Object]' whatever it holds
     if isinstance(value, list | tuple):
-        # JS arrays bind as their String(): the elements joined by commas (as the emulator does)
-        return ",".join("" if v is None else str(v) for v in value)
-    return value
+        return js_string(value)  # JS arrays bind as their String()
+    if type(value).__module__ == "pytest_dosqlite.workerd.codec":
+        return value
+    return str(value)
 
 
 class RemoteSqlStorage:
@@ -225,6 +236,8 @@ class RemoteSqlStorage:
         ``column_names``; raises :class:`SqlError` with workerd's message verbatim.
         """
         do = self._do
+        if not isinstance(query, str):
+            raise SqlError(f"sql.exec() expects a string, got {type(query).__name__}")
         values = [_encode(b) for b in bindings]
         do._history.append(("exec", query, tuple(bindings)))
         result = do.runtime.server.exec(do.name, query, *values)

@@ -271,8 +271,83 @@ def _plan(sql: str) -> tuple[_Step, ...]:
     return steps
 
 
+#: workerd's error for a BigInt binding (a Python int no double holds stands for one)
+_BIGINT_MESSAGE = "Cannot convert a BigInt value to a number"
+
+
+def js_number_string(value: float) -> str:
+    """JS ``String(number)``: the shortest digits that read back, in JS's notation
+    (``1e+21``, ``1.5e-7``, ``1152921504606847000``, ``-0`` as ``0``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "0"
+    from decimal import Decimal
+
+    sign = "-" if value < 0 else ""
+    # repr() gives the shortest digits that read back, as JS does: value = 0.<digits> x 10**n
+    _, ds, exp = Decimal(repr(abs(value))).as_tuple()
+    n = len(ds) + int(exp)
+    digits = "".join(map(str, ds)).rstrip("0")
+    k = len(digits)
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * -n + digits
+    e = n - 1
+    head = digits[0] + ("." + digits[1:] if k > 1 else "")
+    return f"{sign}{head}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def js_string(value: object, *, in_array: bool = False) -> str:
+    """JS ``String(value)`` of the JS value a Python value stands for (an array joins its
+    elements with commas, null and undefined as empty); other Python objects: ``str()``."""
+    if value is None:
+        return "" if in_array else "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        try:
+            return js_number_string(float(value))
+        except OverflowError:
+            return str(value)  # a BigInt
+    if isinstance(value, float):
+        return js_number_string(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, list | tuple):
+        return ",".join(js_string(v, in_array=True) for v in value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return ",".join(str(b) for b in bytes(value))  # a Uint8Array
+    return str(value)
+
+
+def _kv_key(key: object) -> str:
+    """A KV key as workerd takes it: ``String(key)``; an object is the ``put(entries)`` form."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, dict | list | tuple):
+        raise TypeError(
+            "put(entries)/get(keys) with an object or a list of keys is not emulated; pass one "
+            "string key"
+        )
+    return js_string(key)
+
+
 def to_js_binding(value: object) -> object:
-    """Bind a Python value the way workerd binds the JS value it stands for."""
+    """Bind a Python value the way workerd binds the JS value it stands for.
+
+    None, bools, numbers, strings and bytes are JS's own; a dict is an object and a list an
+    array (bound as their ``String()``); the workerd codec's stand-ins (``Undefined``, ``Date``,
+    ``BigInt``...) as the JS values; any other object as its ``str()`` (the workerd backend
+    sends the same text).
+    """
     __tracebackhide__ = True  # pytest: an error of the DO's API shows at the user's line
     if value is None:
         return None
@@ -284,17 +359,21 @@ def to_js_binding(value: object) -> object:
         try:
             return float(value)
         except OverflowError:
-            raise SqlError("Cannot convert a BigInt value to a number") from None
+            raise SqlError(_BIGINT_MESSAGE) from None
     if isinstance(value, float):
         return None if math.isnan(value) else value
     if isinstance(value, str):
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
-    if isinstance(value, dict):
-        return "[object Object]"
-    if isinstance(value, list | tuple):
-        return ",".join("" if v is None else str(v) for v in value)
+    if isinstance(value, dict | list | tuple):
+        return js_string(value)
+    if type(value).__module__ == "pytest_dosqlite.workerd.codec":
+        from .workerd.codec import BigInt, js_binding
+
+        if isinstance(value, BigInt):
+            raise SqlError(_BIGINT_MESSAGE)
+        return to_js_binding(js_binding(value))
     return str(value)
 
 
@@ -448,6 +527,7 @@ class Cursor:
         if remaining == 0:
             raise SqlError(rt.ONE_NO_RESULTS_MESSAGE)
         if remaining > 1:
+            self._pos = len(self._rows)  # workerd stepped past the second row: nothing is left
             raise SqlError(rt.ONE_MANY_RESULTS_MESSAGE)
         row = self._take()
         assert row is not None
@@ -884,9 +964,11 @@ class DurableObjectStorage:
 
     # ------------------------------------------------------------------ KV and alarm API
     def put(self, key: str, value: object) -> None:
-        """``ctx.storage.put(key, value)``: the KV API lives in the hidden ``_cf_KV`` table."""
+        """``ctx.storage.put(key, value)``: the KV API lives in the hidden ``_cf_KV`` table.
+        A key that is not a string is JS's ``String(key)`` (``None`` is ``"null"``)."""
         from .v8 import serialize
 
+        key = _kv_key(key)
         data = serialize(value)
         standalone = self._event_depth == 0
         self._event_depth += 1
@@ -910,6 +992,7 @@ class DurableObjectStorage:
         """``ctx.storage.get(key)`` (None when absent, JS ``undefined``)."""
         from .v8 import deserialize
 
+        key = _kv_key(key)
         self._trusted = True
         try:
             exists = self._conn.execute(
@@ -927,7 +1010,16 @@ class DurableObjectStorage:
         return deserialize(rows[0][0])
 
     def set_alarm(self, scheduled_ms: float) -> None:
-        """``ctx.storage.setAlarm(time)``: stored in the hidden ``_cf_METADATA`` table."""
+        """``ctx.storage.setAlarm(time)``: stored in the hidden ``_cf_METADATA`` table, in
+        nanoseconds as workerd stores it; a time <= 0, or not a number, is refused as there."""
+        __tracebackhide__ = True
+        if isinstance(scheduled_ms, bool) or not isinstance(scheduled_ms, int | float):
+            raise TypeError(
+                "Failed to execute 'setAlarm' on 'DurableObjectStorage': parameter 1 is not of "
+                "type 'date'."
+            )
+        if not scheduled_ms > 0:  # NaN too
+            raise TypeError("setAlarm() cannot be called with an alarm time <= 0")
         standalone = self._event_depth == 0
         self._event_depth += 1
         try:
@@ -937,7 +1029,7 @@ class DurableObjectStorage:
             try:
                 self._conn.execute(
                     f"INSERT OR REPLACE INTO _cf_METADATA (key, value) VALUES (1, ?) /*{_NONCE}*/",
-                    (int(scheduled_ms),),
+                    (int(scheduled_ms) * 1_000_000,),
                 )
             finally:
                 self._trusted = False
@@ -1065,6 +1157,7 @@ class DurableObjectStorage:
         self._traced = False
         shadows = self._locked_by_readers() if step.drops and self._readers else ()
         ran_at = self._ran_at.get(text)
+        changes = self._conn.total_changes()
         try:
             cur.execute(text, values if values else None)
             rows = [tuple(_to_js_value(v) for v in r) for r in cur]
@@ -1135,7 +1228,9 @@ class DurableObjectStorage:
             rows = [(version + 1 if isinstance(version, int) else version,)]
         desc: Sequence[Sequence[Any]] = self._last_desc
         names: list[str] = [str(col[0]) for col in desc]
-        written = 0 if self._last_readonly else self._conn.changes()
+        # this statement's changes (changes() keeps the last INSERT/UPDATE/DELETE's count
+        # through DDL), trigger and foreign-key actions included, as workerd counts them
+        written = 0 if self._last_readonly else self._conn.total_changes() - changes
         cursor = Cursor(names, rows, len(rows), written)
         if unread:
             cursor._holds = self

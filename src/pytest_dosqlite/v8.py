@@ -8,9 +8,10 @@ arrays, a list of numbers that are not all small integers stored as doubles, an 
 twice stored once and referenced. ``tests/test_v8.py`` compares the bytes with V8's own (node's
 ``v8.serialize``). Anything else raises ``TypeError``.
 
-Small integers are written as node's V8 writes a Smi (32 bits). A V8 built with pointer
-compression has 31-bit Smis, so there an integer from 2**30 to 2**31 - 1 is stored as a double
-instead; ``get()`` reads back the same number either way.
+workerd's V8 is built with pointer compression: its small integers (Smis) have 31 bits, so an
+integer from 2**30 to 2**31 - 1 (or from -2**31 to -2**30 - 1) is stored as a double, where node's
+V8 (32-bit Smis) writes an integer. Python ``bytes`` stand for a ``Uint8Array``: its buffer, then
+the view. Both were recorded from workerd's ``_cf_KV`` (``tests/test_v8.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from collections.abc import Mapping
 __all__ = ["deserialize", "serialize"]
 
 _VERSION = b"\xff\x0f"
-#: a small integer is a Smi, written as a zigzag varint ("I"); any other number is a double
-_SMI_MIN, _SMI_MAX = -(2**31), 2**31 - 1
+#: a small integer is a Smi (31 bits in workerd), written as a zigzag varint ("I"); any other
+#: number is a double
+_SMI_MIN, _SMI_MAX = -(2**30), 2**30 - 1
 #: the largest array index: a key at most this is an element, ordered before string keys
 _MAX_INDEX = 2**32 - 2
 
@@ -98,9 +100,12 @@ class _Writer:
             self.number(value)  # type: ignore[arg-type]
         elif isinstance(value, str):
             self.string(value)
-        elif isinstance(value, bytes | bytearray):
+        elif isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value)
-            self.buf += b"B" + _varint(len(raw)) + raw
+            # a Uint8Array: its ArrayBuffer, then the view ("V", "B" = Uint8Array, offset,
+            # length, flags)
+            self.buf += b"B" + _varint(len(raw)) + raw + b"VB" + _varint(0) + _varint(len(raw))
+            self.buf += _varint(0)
         elif isinstance(value, Mapping | list | tuple):
             seen = self.ids.get(id(value))
             if seen is not None:
@@ -209,7 +214,14 @@ class _Reader:
         if t == b"S":
             return self.take(self.varint()).decode("utf-8")
         if t == b"B":
-            return self.take(self.varint())
+            data = self.take(self.varint())
+            if self.pos < len(self.data) and self.data[self.pos : self.pos + 1] == b"V":
+                # a typed array's view of the buffer: its bytes (any element type)
+                self.pos += 2
+                offset, length = self.varint(), self.varint()
+                self.varint()  # flags
+                return data[offset : offset + length]
+            return data
         if t == b"^":
             return self.objects[self.varint()]
         if t == b"o":

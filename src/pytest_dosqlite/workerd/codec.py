@@ -46,6 +46,7 @@ __all__ = [
     "decode_text",
     "encode_binding",
     "encode_text",
+    "js_binding",
 ]
 
 
@@ -61,11 +62,41 @@ class BigInt:
     value: int
 
 
+_DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAY_MS = 86_400_000
+
+
 @dataclass(frozen=True)
 class Date:
     """``new Date(ms)`` (binds as its ``String()`` text)."""
 
     ms: float
+
+    def js_string(self) -> str:
+        """``String(new Date(ms))`` in workerd (UTC), for any year JS allows."""
+        ms = self.ms
+        if math.isnan(ms) or abs(ms) > 8.64e15:
+            return "Invalid Date"
+        ms = math.floor(ms)
+        days, in_day = divmod(int(ms), _DAY_MS)
+        # the civil date of a day count (proleptic Gregorian, any year; H. Hinnant's method)
+        z = days + 719_468
+        era = z // 146_097
+        doe = z - era * 146_097
+        yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+        doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+        mp = (5 * doy + 2) // 153
+        day = doy - (153 * mp + 2) // 5 + 1
+        month = mp + 3 if mp < 10 else mp - 9
+        year = yoe + era * 400 + (month <= 2)
+        seconds = in_day // 1000
+        year_text = f"{year:04d}" if year >= 0 else f"{year:05d}"
+        clock = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        return (
+            f"{_DAYS[(days + 4) % 7]} {_MONTHS[month - 1]} {day:02d} {year_text} {clock} "
+            "GMT+0000 (Coordinated Universal Time)"
+        )
 
 
 @dataclass(frozen=True)
@@ -98,6 +129,24 @@ class ZeroBlob:
     """``new Uint8Array(size)``: ``size`` zero bytes sent compactly."""
 
     size: int
+
+
+def js_binding(value: Any) -> Any:
+    """A stand-in as the Python value the emulator binds the same way (not a :class:`BigInt`:
+    no Python value binds as one; ``sql.exec`` refuses it)."""
+    if isinstance(value, Undefined):
+        return None
+    if isinstance(value, ArrayBuffer):
+        return bytes(value.data)
+    if isinstance(value, ZeroBlob):
+        return bytes(value.size)
+    if isinstance(value, JsObject):
+        return dict(value.value) if isinstance(value.value, Mapping) else {"value": value.value}
+    if isinstance(value, Date):
+        return value.js_string()
+    if isinstance(value, Repeat):
+        return str(value)
+    return value
 
 
 def encode_text(text: str | Repeat | Sequence[str | Repeat]) -> Any:

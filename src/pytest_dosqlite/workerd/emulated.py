@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..migrator import migrate
 from ..storage import DurableObjectStorage
-from .codec import ArrayBuffer, BigInt, Date, JsObject, Undefined, decode_binding, decode_text
+from .codec import BigInt, decode_binding, decode_text, js_binding
 
 __all__ = ["EmulatedHarness", "bundle_from_js"]
 
@@ -82,30 +82,6 @@ def bundle_from_js(journal: Mapping[str, Any], migrations: Mapping[str, Any]) ->
         missing=tuple(missing),
         drizzle_error=f"Missing migration: {missing[0]}" if missing else None,
     )
-
-
-_DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _python_value(value: Any) -> Any:
-    """A JS value stand-in from the codec as the Python value the emulator binds the same way."""
-    import datetime as _dt
-
-    if isinstance(value, Undefined):
-        return None
-    if isinstance(value, ArrayBuffer):
-        return bytes(value.data)
-    if isinstance(value, JsObject):
-        return dict(value.value) if isinstance(value.value, dict) else {"value": value.value}
-    if isinstance(value, Date):
-        # String(new Date(ms)) in workerd (UTC)
-        t = _dt.datetime.fromtimestamp(value.ms / 1000, _dt.UTC)
-        return (
-            f"{_DAYS[(t.weekday() + 1) % 7]} {_MONTHS[t.month - 1]} {t.day:02d} {t.year:04d} "
-            f"{t:%H:%M:%S} GMT+0000 (Coordinated Universal Time)"
-        )
-    return value
 
 
 def _encode(value: Any) -> Any:
@@ -280,7 +256,7 @@ class EmulatedHarness:
                 "error": "Cannot convert a BigInt value to a number",
                 "errorName": "TypeError",
             }
-        bindings = [_python_value(b) for b in raw]
+        bindings = [js_binding(b) for b in raw]
         try:
             cursor = storage.sql.exec(sql, *bindings)
             mode = step.get("mode") or "raw"
