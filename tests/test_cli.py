@@ -268,6 +268,10 @@ def test_check_validates_settings_as_pytest_does(
     bundle = str(tmp_path / "drizzle")
     assert main(["check", bundle, "--include", "startup_budget", "--budget-rows", "0"]) == 2
     assert "--budget-rows must be at least 1, not 0" in capsys.readouterr().err
+    for bad in ("0", "100000000"):
+        (tmp_path / "pytest.ini").write_text(f"[pytest]\ndosqlite_concurrency = {bad}\n")
+        assert main(["check", bundle, "--include", "concurrent_starts"]) == 2
+        assert "dosqlite_concurrency must be between 1 and 64" in capsys.readouterr().err
     (tmp_path / "pytest.ini").write_text("[pytest]\ndosqlite_start = drizzle-fk-off  # x\n")
     assert main(["check", bundle]) == 2
     assert f"{tmp_path / 'pytest.ini'}: dosqlite_start must be" in capsys.readouterr().err

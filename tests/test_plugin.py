@@ -998,6 +998,10 @@ def test_zero_on_the_command_line_is_checked_and_names_are_counted_once(
     result = run(pytester, "--dosqlite-concurrency", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*dosqlite_concurrency must be at least 1, not 0*"])
+    # a value meant as a row count forked processes until the machine had none left
+    result = run(pytester, "--dosqlite-concurrency", "100000000")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dosqlite_concurrency must be at most 64, not 100000000*"])
     pytester.makeini("[pytest]\ndosqlite_git_history_limit = 0\n")
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -168,7 +168,16 @@ def _check(
                 return 2
         concurrency = ini.text("dosqlite_concurrency")
         if concurrency is not None:
+            from .options import MAX_CONCURRENCY
+
             settings.concurrency = int(concurrency)
+            if not 1 <= settings.concurrency <= MAX_CONCURRENCY:
+                print(
+                    f"{ini.path}: dosqlite_concurrency must be between 1 and {MAX_CONCURRENCY}, "
+                    f"not {concurrency}",
+                    file=sys.stderr,
+                )
+                return 2
         for key, ini_key, kind in (
             ("git_history_limit", "dosqlite_git_history_limit", int),
             ("fleet_workers", "dosqlite_workers", int),

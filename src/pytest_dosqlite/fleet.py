@@ -1316,7 +1316,9 @@ def concurrent_starts(ctx: CheckContext) -> None:
             head_result.error, "cannot race starts: the Worker does not build", fresh_do=True
         )
     head = database_state(head_result.image, data=False) if head_result.image else None
-    concurrency = max(2, int(ctx.settings.concurrency))
+    from .options import MAX_CONCURRENCY
+
+    concurrency = min(MAX_CONCURRENCY, max(2, int(ctx.settings.concurrency)))
     deadline = time.monotonic() + _timeout(ctx)
     start = _start_spec(ctx)
     sections: list[tuple[str, str]] = []

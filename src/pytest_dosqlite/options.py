@@ -14,6 +14,10 @@ from typing import Any
 
 import pytest
 
+#: concurrent_starts runs this many starts at most (each is an OS process, twice: a value
+#: meant as a row count forked processes until the machine ran out of them)
+MAX_CONCURRENCY = 64
+
 __all__ = ["Resolved", "add_options", "resolve"]
 
 GROUP = "dosqlite"
@@ -104,7 +108,7 @@ def add_options(parser: pytest.Parser) -> None:
         parser,
         "--dosqlite-concurrency",
         "dosqlite_concurrency",
-        "Concurrent starts raced by concurrent_starts (default 8).",
+        "Concurrent starts raced by concurrent_starts (default 8, at most 64).",
         type=int,
         metavar="N",
     )
@@ -290,7 +294,7 @@ def resolve(config: pytest.Config) -> Resolved:
     if backend not in ("emulator", "workerd"):
         raise pytest.UsageError(f"dosqlite_backend must be emulator or workerd, not {backend!r}")
 
-    def as_int(name: str, cli: Any, ini_key: str, default: int) -> int:
+    def as_int(name: str, cli: Any, ini_key: str, default: int, most: int | None = None) -> int:
         raw = pick(name, cli, ini_key)
         if raw is None:
             return default
@@ -300,9 +304,13 @@ def resolve(config: pytest.Config) -> Resolved:
             raise pytest.UsageError(f"{ini_key} must be an integer, not {raw!r}") from None
         if value < 1:
             raise pytest.UsageError(f"{ini_key} must be at least 1, not {value}")
+        if most is not None and value > most:
+            raise pytest.UsageError(f"{ini_key} must be at most {most}, not {value}")
         return value
 
-    concurrency = as_int("concurrency", opt.dosqlite_concurrency, "dosqlite_concurrency", 8)
+    concurrency = as_int(
+        "concurrency", opt.dosqlite_concurrency, "dosqlite_concurrency", 8, MAX_CONCURRENCY
+    )
     budget_rows = as_int("budget_rows", opt.dosqlite_budget_rows, "dosqlite_budget_rows", 100_000)
     seed_raw = pick("seed", opt.dosqlite_seed, "dosqlite_seed")
     seed: Path | None = None
