@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_dosqlite import DurableObjectStorage, migrate
 from pytest_dosqlite import bundle as bundle_mod
 from pytest_dosqlite.bundle import (
     BREAKPOINT,
@@ -789,6 +790,21 @@ def test_mixed_layout(tmp_path: Path) -> None:
     b = load_bundle(out)
     assert b.format == "durable-sqlite"
     assert codes(b) == ["mixed-layout"]
+
+
+def test_a_journal_left_over_by_drizzle_kit_up_is_not_read(tmp_path: Path) -> None:
+    # `drizzle-kit up` writes v1 folders and a migrations.js that does not import the journal:
+    # drizzle 1.x migrates from that module alone (recorded in workerd, drizzle-orm rc.5); it
+    # was read as a journal bundle whose migrate() failed
+    out = tmp_path / "drizzle"
+    shutil.copytree(EXAMPLES / "bundle-v1-kit-up", out)
+    shutil.copytree(EXAMPLES.parent.parent / "example_project" / "drizzle" / "meta", out / "meta")
+    b = load_bundle(out)
+    assert b.format == "v1"
+    assert codes(b) == ["leftover-journal"]
+    assert next(p for p in b.problems if p.code == "leftover-journal").severity == "warning"
+    do = DurableObjectStorage()
+    assert len(migrate(do, b).applied) == 6
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import EXAMPLES
 from pytest_dosqlite.checks import CheckContext
-from pytest_dosqlite.contract import wrangler_contract, wrangler_version
+from pytest_dosqlite.contract import (
+    _migrator_of,
+    drizzle_orm_migrator,
+    wrangler_contract,
+    wrangler_version,
+)
 from pytest_dosqlite.discovery import discover
 from pytest_dosqlite.errors import CheckFailure
 from test_plugin import DRIZZLE_CONFIG, GOOD, WRANGLER_TOML, make_project
@@ -77,3 +84,60 @@ def test_missing_text_rule_with_unknown_wrangler_version_warns(tmp_path: Path) -
     make_project(tmp_path, wrangler=WRANGLER_TOML.split("[[rules]]")[0])
     with pytest.warns(DosqliteWarning, match="4.57.0 and later do by default"):
         wrangler_contract(context(tmp_path))
+
+
+def _drizzle_orm(root: Path, version: str) -> None:
+    pkg = root / "node_modules" / "drizzle-orm"
+    pkg.mkdir(parents=True)
+    (pkg / "package.json").write_text(f'{{"name": "drizzle-orm", "version": "{version}"}}')
+
+
+def test_drizzle_orm_1_with_a_journal_bundle_fails(tmp_path: Path) -> None:
+    # recorded in workerd (drizzle-orm 1.0.0-rc.5): it ignores the journal, names the ledger
+    # rows m0000..., and every DO migrated by 0.x fails to start; the emulator, reading the
+    # journal, passed every check
+    make_project(tmp_path)
+    _drizzle_orm(tmp_path, "1.0.0-rc.5")
+    with pytest.raises(CheckFailure) as info:
+        wrangler_contract(context(tmp_path))
+    assert "drizzle-orm 1.x runs a drizzle 0.x bundle" in str(info.value)
+    assert "installed drizzle-orm 1.0.0-rc.5" in str(info.value)
+    assert "npx drizzle-kit up" in str(info.value)
+
+
+def test_drizzle_orm_0_with_a_v1_bundle_fails(tmp_path: Path) -> None:
+    make_project(tmp_path)
+    shutil.rmtree(tmp_path / "drizzle")
+    shutil.copytree(EXAMPLES / "bundle-v1-drizzle-kit", tmp_path / "drizzle")
+    (tmp_path / "package.json").write_text('{"dependencies": {"drizzle-orm": "^0.45.4"}}')
+    with pytest.raises(CheckFailure) as info:
+        wrangler_contract(context(tmp_path))
+    assert "drizzle-orm 0.x runs a drizzle-kit 1.x bundle" in str(info.value)
+    assert "(reading 'entries')" in str(info.value)
+    (tmp_path / "package.json").write_text('{"dependencies": {"drizzle-orm": "1.0.0-rc.5"}}')
+    wrangler_contract(context(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("version", "migrator"),
+    [
+        ("0.45.4", "v0"),
+        ("^0.36.0", "v0"),
+        ("1.0.0-beta.1", "v0"),  # still the journal migrator
+        ("1.0.0-beta.21", "v1"),
+        ("1.0.0-rc.5", "v1"),
+        ("1.0.0-rc.5-ab785fc", "v1"),
+        ("^1.2.0", "v1"),
+        ("latest", None),
+    ],
+)
+def test_which_migrator_a_drizzle_orm_version_has(version: str, migrator: str | None) -> None:
+    assert _migrator_of(version) == migrator
+
+
+def test_a_hoisted_drizzle_orm_is_found(tmp_path: Path) -> None:
+    worker = tmp_path / "apps" / "api"
+    worker.mkdir(parents=True)
+    _drizzle_orm(tmp_path, "0.45.4")
+    assert drizzle_orm_migrator(worker, tmp_path) == ("v0", "installed drizzle-orm 0.45.4")
+    assert drizzle_orm_migrator(worker, worker) == (None, "drizzle-orm not found")

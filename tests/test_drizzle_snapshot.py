@@ -17,9 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import shared_path
-from pytest_dosqlite.drizzle_snapshot import compare, load_snapshot, parse_snapshot
-from pytest_dosqlite.errors import BundleError
+from conftest import EXAMPLES, shared_path
+from pytest_dosqlite.bundle import load_bundle
+from pytest_dosqlite.checks import CheckContext
+from pytest_dosqlite.drizzle_snapshot import (
+    compare,
+    load_snapshot,
+    matches_drizzle_snapshot,
+    parse_snapshot,
+)
+from pytest_dosqlite.errors import BundleError, CheckFailure
+from pytest_dosqlite.images import ImageCache
 from pytest_dosqlite.schema import (
     Check,
     ForeignKey,
@@ -463,7 +471,8 @@ def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message", "line_of"),
     [
-        (lambda s: s.update(version="7"), "unsupported drizzle snapshot version '7'", '"version"'),
+        (lambda s: s.update(version="8"), "unsupported drizzle snapshot version '8'", '"version"'),
+        (lambda s: s.update(version="7", ddl={}), "ddl must be a JSON list", '"ddl"'),
         (lambda s: s.update(dialect="mysql"), "not a SQLite drizzle snapshot", '"dialect"'),
         (lambda s: s.update(tables=[]), "tables must be a JSON object", '"tables"'),
         (
@@ -733,3 +742,54 @@ def test_a_byte_order_mark_is_read_past() -> None:
     with pytest.raises(BundleError) as exc:
         parse_snapshot("\ufeff{\n  oops\n}", path="meta/0001_snapshot.json")
     assert exc.value.line == 2
+
+
+# --------------------------------------------------------------------------------------------
+# drizzle-kit v1 (snapshot version "7"): bundles written by drizzle-kit 1.0.0-rc.5 `generate`
+# (bundle-v1-drizzle-kit, bundle-v1-kit-features) and `up` of example_project (bundle-v1-kit-up)
+
+V1_KIT = ("bundle-v1-drizzle-kit", "bundle-v1-kit-up", "bundle-v1-kit-features")
+
+
+@pytest.mark.parametrize("name", V1_KIT)
+def test_drizzle_kit_v1_snapshots_match_what_their_sql_builds(name: str) -> None:
+    # version "7" was refused: no drizzle-kit v1 project could pass this check
+    bundle = load_bundle(EXAMPLES / name)
+    assert bundle.format == "v1"
+    matches_drizzle_snapshot(CheckContext(bundle=bundle, images=ImageCache()))
+
+
+def test_parse_v7_snapshot_into_the_schema_model() -> None:
+    bundle = load_bundle(EXAMPLES / "bundle-v1-kit-features")
+    snapshot = bundle.migrations[-1].snapshot
+    assert snapshot is not None
+    s = load_snapshot(snapshot)
+    orgs, members = s.table("orgs"), s.table("members")
+    assert orgs is not None and members is not None
+    assert orgs.primary_key == ("id",) and members.primary_key == ("org_id", "user_id")
+    assert [u.columns for u in orgs.unique_constraints] == [("slug",)]
+    assert [u.columns for u in members.unique_constraints] == [("email", "role")]
+    assert [c.expr for c in orgs.checks] == ["seats > 0"]
+    slug_lower = orgs.column("slug_lower")
+    assert slug_lower is not None and slug_lower.hidden == 2 and slug_lower.generated
+    plan = orgs.column("plan")
+    assert plan is not None and plan.default == "'free'" and plan.notnull
+    assert members.foreign_keys == (
+        ForeignKey(("org_id",), "orgs", ("id",), "NO ACTION", "CASCADE"),
+    )
+    by_name = {i.name: i for i in s.indexes}
+    assert by_name["members_lower_email"].columns[0].expression
+    assert by_name["orgs_active_idx"].where is not None
+    assert [v.name for v in s.views] == ["active_orgs"]
+
+
+def test_v7_snapshot_finds_a_hand_edit(tmp_path: Path) -> None:
+    out = tmp_path / "drizzle"
+    shutil.copytree(EXAMPLES / "bundle-v1-kit-features", out)
+    sql = next(out.glob("*/migration.sql"))
+    sql.write_text(
+        sql.read_text() + "\n--> statement-breakpoint\nALTER TABLE `orgs` ADD `extra` text;"
+    )
+    with pytest.raises(CheckFailure) as info:
+        matches_drizzle_snapshot(CheckContext(bundle=load_bundle(out), images=ImageCache()))
+    assert "column orgs.extra: only in the database" in str(info.value)

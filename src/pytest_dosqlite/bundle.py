@@ -441,10 +441,20 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "mixed-layout",
             "error",
             "both meta/_journal.json and drizzle-kit v1 migration folders",
-            "drizzle-orm 0.x reads only the journal (ignores the folders); drizzle-orm 1.x throws "
-            "`We detected that you have old drizzle-kit migration folders...`.",
+            "drizzle-orm 0.x reads only the journal (ignores the folders); drizzle-orm 1.x's "
+            "durable migrator reads only migrations.js, which here is the journal's (its "
+            "`m0000`... keys are not folder names: every existing DO fails to upgrade).",
             "Run `drizzle-kit up` once (converts the journal to folders) and commit the result, or "
             "delete the v1 folders if you are staying on drizzle 0.x.",
+        ),
+        _code(
+            "leftover-journal",
+            "warning",
+            "meta/_journal.json left over next to drizzle-kit v1 folders",
+            "`drizzle-kit up` converted the journal to v1 folders and a v1 migrations.js, which "
+            "does not import meta/_journal.json: drizzle 1.x migrates from migrations.js alone, "
+            "and the journal only misleads readers (and drizzle 0.x, if the upgrade is undone).",
+            "Delete the meta/ folder once the v1 layout is committed.",
         ),
         _code(
             "v1-bad-name",
@@ -1315,6 +1325,23 @@ def _load_bundle(
             raise BundleError("meta/_journal.json is not a file", journal_path)
         mode = "full" if full_snapshots else "quick" if check_snapshots else "skip"
         chosen, parsed, skipped = _worker_module(root, module)
+        folders = _v1_folders(root)
+        if folders and chosen == js_path and parsed is None:
+            # drizzle-kit v1 folders and a migrations.js that does not import the journal:
+            # drizzle 1.x's durable migrator reads only that module, the journal is left over
+            found: list[Problem] = []
+            module_js = _parse_js(js_path, found)
+            if module_js.journal_import is None and (module_js.entries or module_js.errors):
+                found.append(
+                    _problem(
+                        "leftover-journal",
+                        "meta/_journal.json is left over next to drizzle-kit v1 migration "
+                        "folders; migrations.js does not import it, so the Worker (drizzle "
+                        "1.x) never reads it: read as a v1 bundle",
+                        journal_path,
+                    )
+                )
+                return _load_v1(root, folders, js_path, module_js, found, mode)
         return _JournalLoader(root, journal_path, chosen, mode, parsed, skipped).run()
     folders = _v1_folders(root)
     if folders or has_js:

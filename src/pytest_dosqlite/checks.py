@@ -144,7 +144,7 @@ def migration_failure(
         )
     else:
         real = (
-            f"migrate() rejects with `{exc.drizzle_message}`; the constructor's "
+            f"migrate() throws `{exc.drizzle_message}`; the constructor's "
             "blockConcurrencyWhile throws it to every waiting request, and the DO is reset and "
             "re-constructed on the next request, failing again until the bundle is fixed."
         )

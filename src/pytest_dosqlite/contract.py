@@ -49,6 +49,44 @@ def wrangler_version(project_root: Path) -> tuple[tuple[int, int, int] | None, s
     return None, "wrangler not in package.json"
 
 
+def drizzle_orm_migrator(start: Path, stop: Path) -> tuple[str | None, str]:
+    """Which drizzle-orm migrator the Worker in ``start`` bundles: ``"v1"`` (1.0.0-beta.19 and
+    later: ``<timestamp>_<name>`` folders, no journal), ``"v0"`` (0.x and 1.0.0-beta.1: the
+    journal) or None when unknown; and where that was read. Node's resolution: the nearest
+    ``node_modules/drizzle-orm`` from ``start`` up to ``stop`` (a monorepo hoists it), else the
+    nearest ``package.json`` that declares it."""
+    folders = [start, *start.parents]
+    folders = folders[: folders.index(stop) + 1] if stop in folders else folders[:1]
+    for folder in folders:
+        installed = folder / "node_modules" / "drizzle-orm" / "package.json"
+        try:
+            version = str(json.loads(installed.read_text(encoding="utf-8")).get("version", ""))
+        except (OSError, ValueError, AttributeError):
+            continue
+        return _migrator_of(version), f"installed drizzle-orm {version}"
+    for folder in folders:
+        try:
+            data = json.loads((folder / "package.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for section in ("dependencies", "devDependencies"):
+            spec = (data.get(section) or {}).get("drizzle-orm") if isinstance(data, dict) else None
+            if isinstance(spec, str):
+                return _migrator_of(spec), f"package.json {section} drizzle-orm {spec!r}"
+    return None, "drizzle-orm not found"
+
+
+def _migrator_of(version: str) -> str | None:
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)(?:-(beta|rc)\.(\d+))?", version)
+    if not m:
+        return None
+    if int(m.group(1)) == 0:
+        return "v0"
+    if m.group(4) == "beta" and int(m.group(5)) < 19:
+        return "v0"  # 1.0.0-beta.1 still shipped the journal migrator (npm has no beta.2-18)
+    return "v1"
+
+
 def _parse(spec: str) -> tuple[int, int, int] | None:
     m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", spec)
     if not m:
@@ -183,9 +221,41 @@ def wrangler_contract(ctx: CheckContext) -> None:
                 f"cannot be deployed. {fix}",
             )
         )
+    if ref is not None and ref.wrangler is not None and ctx.bundle.migrations_js_path is not None:
+        sections += _migrator_mismatch(ctx.bundle, ref.wrangler.parent, project.root)
     if ref is not None and not classes and project.sqlite_classes and ctx.bundle.migrations_js_path:
         ctx.extra.setdefault("notes", []).append(
             f"no DO class was linked to {ctx.bundle.root} ({ref.do_link})"
         )
     if sections:
         raise CheckFailure(f"the wrangler config cannot run bundle {ctx.bundle.root}", sections)
+
+
+def _migrator_mismatch(bundle: Any, worker: Path, root: Path) -> list[tuple[str, str]]:
+    """The bundle's layout against the migrator of the drizzle-orm the Worker bundles."""
+    migrator, source = drizzle_orm_migrator(worker, root)
+    if migrator == "v1" and bundle.format != "v1":
+        return [
+            (
+                "drizzle-orm 1.x runs a drizzle 0.x bundle",
+                f"the Worker bundles {source}, whose durable-sqlite migrate() reads only the "
+                "keys of migrations.js (`m0000`...) and ignores meta/_journal.json: a fresh DO "
+                "records them with no timestamp, and every DO that drizzle 0.x migrated fails "
+                "to start (its ledger upgrade matches no row to a `m0000` name, so the first "
+                "migration runs again). Run `npx drizzle-kit up` with the drizzle-kit 1.x that "
+                "matches, and commit the `<timestamp>_<name>` folders and migrations.js it "
+                "writes.",
+            )
+        ]
+    if migrator == "v0" and bundle.format == "v1":
+        return [
+            (
+                "drizzle-orm 0.x runs a drizzle-kit 1.x bundle",
+                f"the Worker bundles {source}, whose durable-sqlite migrate() reads "
+                "`migrations.journal.entries`; this migrations.js has no journal, so every DO "
+                "fails to start with `TypeError: Cannot read properties of undefined (reading "
+                "'entries')`. Upgrade drizzle-orm to the 1.x of the drizzle-kit that wrote the "
+                "bundle.",
+            )
+        ]
+    return []

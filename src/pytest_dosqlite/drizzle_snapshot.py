@@ -7,9 +7,10 @@ into the same model as :func:`~.schema.introspect` lets :func:`compare` list the
 harmless spelling differences (type case, identifier quoting, ``false`` vs ``0``, redundant
 parentheses in ``(unixepoch())``, ``no action`` casing) normalized away.
 
-Snapshot versions "5" and "6" are read (they share the table layout; "6" adds ``views``).
-A file that is not valid JSON, or not a SQLite snapshot of those versions, raises
-:class:`~.errors.BundleError` naming the file and line.
+Snapshot versions "5" and "6" are read (they share the table layout; "6" adds ``views``), and
+drizzle-kit v1's "7" (``<folder>/snapshot.json``: a flat ``ddl`` list of tables, columns, pks,
+fks, uniques, checks, indexes and views). A file that is not valid JSON, or not a SQLite
+snapshot of those versions, raises :class:`~.errors.BundleError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ __all__ = [
     "parse_snapshot",
 ]
 
-SUPPORTED_VERSIONS = ("5", "6")
+SUPPORTED_VERSIONS = ("5", "6", "7")
 
 
 def load_snapshot(path: str | Path) -> Schema:
@@ -118,6 +119,8 @@ class _Reader:
                 f"(supported: {', '.join(SUPPORTED_VERSIONS)})",
                 "version",
             )
+        if version == "7":
+            return self.ddl(root.get("ddl"))
         tables = self.obj(root.get("tables", {}), "tables", "tables")
         internal = root.get("internal")
         expr_cols: Mapping[str, object] = {}
@@ -142,14 +145,129 @@ class _Reader:
             text = self.string(definition, "view definition", "views", key, "definition")
             views.append(View(name=name, definition=display(tokenize(text))))
 
-        def by_name(n: str) -> tuple[str, str]:
-            return (n.lower(), n)
+        return _sorted_schema(out_tables, out_indexes, views)
 
-        return Schema(
-            tables=tuple(sorted(out_tables, key=lambda t: by_name(t.name))),
-            indexes=tuple(sorted(out_indexes, key=lambda i: by_name(i.name))),
-            views=tuple(sorted(views, key=lambda v: by_name(v.name))),
-        )
+    def ddl(self, data: object) -> Schema:
+        """drizzle-kit v1 (version "7"): one list of entities, each naming its table."""
+        if not isinstance(data, list):
+            raise self.fail("ddl must be a JSON list", "ddl")
+        by_kind: dict[str, list[Mapping[str, object]]] = {}
+        for entity in data:
+            e = self.obj(entity, "a ddl entity", "ddl")
+            kind = self.string(e.get("entityType"), "entityType", "entityType")
+            by_kind.setdefault(kind, []).append(e)
+
+        def of(kind: str, table: str) -> list[Mapping[str, object]]:
+            return [e for e in by_kind.get(kind, []) if e.get("table") == table]
+
+        out_tables: list[Table] = []
+        out_indexes: list[Index] = []
+        for t in by_kind.get("tables", []):
+            name = self.string(t.get("name"), "table name", "name")
+            primary_key: tuple[str, ...] = ()
+            for pk in of("pks", name):
+                primary_key = self.strings(pk.get("columns"), "primary key columns", "columns")
+            pk_pos = {n.lower(): i + 1 for i, n in enumerate(primary_key)}
+            columns: list[Column] = []
+            for c in of("columns", name):
+                where = ("columns", "name")
+                cname = self.string(c.get("name"), "column name", *where)
+                generated = c.get("generated")
+                gen_expr: str | None = None
+                hidden = 0
+                if generated is not None:
+                    g = self.obj(generated, "generated", "generated")
+                    gtext = self.string(g.get("as"), "generated.as", "generated")
+                    gen_expr = display(strip_outer_parens(tokenize(gtext)))
+                    hidden = 3 if g.get("type") == "stored" else 2
+                default = c.get("default")
+                columns.append(
+                    Column(
+                        name=cname,
+                        type=self.string(c.get("type", ""), "column type", "type"),
+                        notnull=self.boolean(c.get("notNull"), "notNull", "notNull"),
+                        default=None if default is None else _default_sql(default),
+                        pk=pk_pos.get(cname.lower(), 0),
+                        hidden=hidden,
+                        generated=gen_expr,
+                        autoincrement=self.boolean(
+                            c.get("autoincrement"), "autoincrement", "autoincrement"
+                        ),
+                    )
+                )
+            fks = [
+                ForeignKey(
+                    columns=self.strings(f.get("columns"), "foreign key columns", "columns"),
+                    ref_table=self.string(f.get("tableTo"), "tableTo", "tableTo"),
+                    ref_columns=self.strings(f.get("columnsTo"), "columnsTo", "columnsTo"),
+                    on_update=self.action(f.get("onUpdate"), "onUpdate"),
+                    on_delete=self.action(f.get("onDelete"), "onDelete"),
+                )
+                for f in of("fks", name)
+            ]
+            uniques = [
+                UniqueConstraint(
+                    columns=self.strings(u.get("columns"), "unique columns", "columns"),
+                    name=str(u.get("name", "")),
+                )
+                for u in of("uniques", name)
+            ]
+            checks = [
+                Check(
+                    expr=display(tokenize(self.string(ch.get("value"), "check value", "value"))),
+                    name=str(ch.get("name", "")),
+                )
+                for ch in of("checks", name)
+            ]
+            for ix in of("indexes", name):
+                if ix.get("origin") == "auto":
+                    continue  # SQLite's own index of a UNIQUE or PRIMARY KEY constraint
+                terms: list[IndexColumn] = []
+                raw_terms = ix.get("columns")
+                if not isinstance(raw_terms, list):
+                    raise self.fail("index columns must be a list", "columns")
+                for term in raw_terms:
+                    tv = self.obj(term, "index column", "columns")
+                    value = self.string(tv.get("value"), "index column value", "value")
+                    if self.boolean(tv.get("isExpression"), "isExpression", "isExpression"):
+                        terms.append(IndexColumn(display(tokenize(value)), expression=True))
+                    else:
+                        terms.append(IndexColumn(value))
+                where_sql = ix.get("where")
+                out_indexes.append(
+                    Index(
+                        name=self.string(ix.get("name"), "index name", "name"),
+                        table=name,
+                        columns=tuple(terms),
+                        unique=self.boolean(ix.get("isUnique"), "isUnique", "isUnique"),
+                        where=display(tokenize(where_sql)) if isinstance(where_sql, str) else None,
+                    )
+                )
+            out_tables.append(
+                Table(
+                    name=name,
+                    columns=tuple(columns),
+                    primary_key=primary_key,
+                    foreign_keys=tuple(sorted(fks, key=lambda f: (f.columns, f.ref_table))),
+                    unique_constraints=tuple(sorted(uniques, key=lambda u: u.columns)),
+                    checks=tuple(checks),
+                )
+            )
+        views: list[View] = []
+        for v in by_kind.get("views", []):
+            if self.boolean(v.get("isExisting"), "isExisting", "isExisting"):
+                continue
+            definition = v.get("definition")
+            if definition is None:
+                continue
+            text = self.string(definition, "view definition", "definition")
+            views.append(
+                View(
+                    name=self.string(v.get("name"), "view name", "name"),
+                    definition=display(tokenize(text)),
+                )
+            )
+        return _sorted_schema(out_tables, out_indexes, views)
 
     def table(
         self, key: str, t: Mapping[str, object], expr_cols: Mapping[str, object]
@@ -272,6 +390,17 @@ class _Reader:
         return table, indexes
 
 
+def _sorted_schema(tables: list[Table], indexes: list[Index], views: list[View]) -> Schema:
+    def by_name(n: str) -> tuple[str, str]:
+        return (n.lower(), n)
+
+    return Schema(
+        tables=tuple(sorted(tables, key=lambda t: by_name(t.name))),
+        indexes=tuple(sorted(indexes, key=lambda i: by_name(i.name))),
+        views=tuple(sorted(views, key=lambda v: by_name(v.name))),
+    )
+
+
 def _expression_columns(entry: object) -> set[str]:
     """Index terms drizzle-kit marks ``isExpression`` in ``internal.indexes``."""
     if not isinstance(entry, Mapping):
@@ -312,14 +441,20 @@ def _line_of(text: str, keys: tuple[str, ...]) -> int | None:
     return text.count("\n", 0, pos) + 1 if found else None
 
 
-def compare(applied: Schema, snapshot: Schema) -> list[str]:
+def compare(applied: Schema, snapshot: Schema, *, pk_nullability: bool = True) -> list[str]:
     """What differs between the migrated database and drizzle-kit's snapshot, in the terms a
     snapshot can express; empty when they agree. Triggers, column order, collations,
     STRICT/WITHOUT ROWID and deferrable foreign keys are not part of a drizzle snapshot and are
-    not compared."""
+    not compared. ``pk_nullability=False``: the NOT NULL of a primary-key column is not
+    compared (drizzle-kit v1 records every primary-key column as ``notNull: false`` and treats
+    the key as implying it, whether the SQL says NOT NULL, as 0.x generated it, or not)."""
+    keys: set[str] = set()
+    if not pk_nullability:
+        keys = {f"column {t.name}.{c}".lower() for t in snapshot.tables for c in t.primary_key}
     return [
         d.describe("the database", "the snapshot")
         for d in differences(applied, snapshot, mode="drizzle")
+        if not (d.aspect == "nullability" and d.subject.lower() in keys)
     ]
 
 
@@ -356,7 +491,7 @@ def matches_drizzle_snapshot(ctx: Any) -> None:
     finally:
         do.close()
     expected = load_snapshot(last)
-    mismatches = compare(applied, expected)
+    mismatches = compare(applied, expected, pk_nullability=bundle.format != "v1")
     if mismatches:
         raise CheckFailure(
             f"the migrated schema differs from drizzle-kit's snapshot {Path(last).name}",

@@ -13,7 +13,7 @@ import bisect
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .bundle import Bundle, Migration
@@ -36,6 +36,8 @@ LAST_APPLIED_SQL = (
 )
 INSERT_SQL = 'INSERT INTO "__drizzle_migrations" ("hash", "created_at") VALUES(?, ?)'
 ROLLBACK_MESSAGE = "DrizzleError: Rollback"
+#: drizzle-orm 1.0's (``TransactionRollbackError`` names itself; recorded in workerd, rc.5)
+ROLLBACK_MESSAGE_V1 = "TransactionRollbackError: Rollback"
 
 
 @dataclass
@@ -182,7 +184,11 @@ _LEADING_COMMENTS = re.compile(r"\ufeff?(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re
 
 
 def _failure(
-    do: DurableObjectStorage, exc: SqlError, state: dict[str, object], run: MigrationRun
+    do: DurableObjectStorage,
+    exc: SqlError,
+    state: dict[str, object],
+    run: MigrationRun,
+    rollback: str = ROLLBACK_MESSAGE,
 ) -> MigrationError:
     migration = state.get("migration")
     chunk = state.get("chunk")
@@ -192,7 +198,11 @@ def _failure(
         migration, chunk, span = culprit
     if not isinstance(migration, Migration):
         return MigrationError(
-            f"drizzle's bookkeeping failed: {exc}", cause=exc, statement=None, tag=None
+            f"drizzle's bookkeeping failed: {exc}",
+            cause=exc,
+            statement=None,
+            tag=None,
+            drizzle_message=rollback,
         )
     if not isinstance(chunk, int):
         return MigrationError(
@@ -202,6 +212,7 @@ def _failure(
             statement=INSERT_SQL,
             path=migration.path,
             applied_before=list(run.applied),
+            drizzle_message=rollback,
         )
     text = migration.chunks[chunk]
     start, end = span
@@ -221,7 +232,7 @@ def _failure(
         path=migration.path,
         line=line,
         # workerd fails the whole request: drizzle never gets to report its Rollback
-        drizzle_message=str(exc) if internal else ROLLBACK_MESSAGE,
+        drizzle_message=str(exc) if internal else rollback,
         applied_before=[t for t in run.applied if t != migration.tag],
     )
 
@@ -301,15 +312,47 @@ def _migrate_v1(do: DurableObjectStorage, bundle: Bundle) -> MigrationRun:
     try:
         do.transaction_sync(body)
     except SqlError as exc:
-        raise _failure(do, exc, state, run) from None
+        raise _failure(do, exc, state, run, ROLLBACK_MESSAGE_V1) from None
     except MigrationError:
         raise
     return run
 
 
+def _v8_sort(items: list[Migration], compare: Callable[[Migration, Migration], int]) -> None:
+    """``Array.prototype.sort`` as V8's TimSort does it for fewer than 64 items: the first run
+    (a strictly descending one reversed), then binary insertion of the rest. Exact for any
+    comparator, also one that answers "equal" for NaN keys where JS's ``a - b`` is NaN; for
+    longer arrays V8 merges runs instead, which gives the same order unless the comparator is
+    inconsistent (it is then approximate)."""
+    n = len(items)
+    if n < 2:
+        return
+    run = 2
+    descending = compare(items[1], items[0]) < 0
+    while run < n:
+        order = compare(items[run], items[run - 1])
+        if (order >= 0) if descending else (order < 0):
+            break
+        run += 1
+    if descending:
+        items[:run] = items[:run][::-1]
+    for start in range(run, n):
+        pivot = items[start]
+        left, right = 0, start
+        while left < right:
+            mid = left + ((right - left) >> 1)
+            if compare(pivot, items[mid]) < 0:
+                right = mid
+            else:
+                left = mid + 1
+        items[left + 1 : start + 1] = items[left:start]
+        items[left] = pivot
+
+
 def _upgrade_v0_ledger(do: DurableObjectStorage, migrations: list[Migration]) -> None:
     """drizzle 1.0's ``upToV1Sync``: name the rows of a 0.x ledger after local migrations."""
-    import functools
+    from .bundle import js_locale_compare_key
+    from .storage import js_string
 
     rows = (
         do.sql.exec('SELECT id, hash, created_at FROM "__drizzle_migrations" ORDER BY id ASC')
@@ -317,30 +360,41 @@ def _upgrade_v0_ledger(do: DurableObjectStorage, migrations: list[Migration]) ->
         .to_array()
     )
 
-    def order(a: Migration, b: Migration) -> int:
-        if a.when != b.when:
-            return -1 if a.when < b.when else 1
-        na, nb = (a.name or a.tag).lower(), (b.name or b.tag).lower()
-        return (na > nb) - (na < nb)
+    def millis_of(m: Migration) -> float:
+        return float(m.when) if m.when_valid else math.nan
 
-    migrations.sort(key=functools.cmp_to_key(order))
+    def order(a: Migration, b: Migration) -> int:
+        # a.folderMillis !== b.folderMillis ? a.folderMillis - b.folderMillis
+        #   : a.name.localeCompare(b.name); V8 takes a NaN answer as "equal"
+        fa, fb = millis_of(a), millis_of(b)
+        if fa != fb or math.isnan(fa):
+            diff = fa - fb
+            return 0 if math.isnan(diff) else (-1 if diff < 0 else 1)
+        ka, kb = js_locale_compare_key(a.name or a.tag), js_locale_compare_key(b.name or b.tag)
+        return (ka > kb) - (ka < kb)
+
+    _v8_sort(migrations, order)
     by_hash: dict[str, Migration] = {}
     for m in migrations:
         by_hash[""] = m  # DO ledgers store hash "": the map keeps the last local migration
     updates: list[tuple[str, object, str]] = []
     unmatched: list[list[object]] = []
     for row in rows:
-        text = str(row[2]) if row[2] is not None else ""
-        millis = js_number(text[:-3] + "000") if len(text) >= 3 else js_number(text)
-        candidates = [m for m in migrations if m.when_valid and float(m.when) == millis]
+        text = js_string(row[2])
+        millis = js_number(text[:-3] + "000")
+        # a Map's get() finds NaN too: a row's NaN millis matches the folders without a time
+        candidates = [
+            m
+            for m in migrations
+            if (not m.when_valid if math.isnan(millis) else m.when_valid and m.when == millis)
+        ]
         match: Migration | None = None
         how = "millis"
         if len(candidates) == 1:
             match = candidates[0]
         elif len(candidates) > 1:
-            match = None
-            if row[1]:
-                match = next((m for m in candidates if m.sha256 == row[1]), None)
+            # drizzle compares the local migration's hash, which durable-sqlite leaves "":
+            # rows in one second never match
             how = "hash"
         else:
             match = by_hash.get(str(row[1]))
@@ -351,12 +405,14 @@ def _upgrade_v0_ledger(do: DurableObjectStorage, migrations: list[Migration]) ->
         updates.append(
             (
                 match.name or match.tag,
-                row[0] if row[0] is not None else (row[2] if how == "millis" else row[1]),
-                "id" if row[0] is not None else ("created_at" if how == "millis" else "hash"),
+                row[0] if row[0] else (text if how == "millis" else row[1]),
+                "id" if row[0] else ("created_at" if how == "millis" else "hash"),
             )
         )
     if unmatched:
-        listed = ", ".join(f"[id: {r[0]}, created_at: {r[2]}]" for r in unmatched)
+        listed = ", ".join(
+            f"[id: {js_string(r[0])}, created_at: {js_string(r[2])}]" for r in unmatched
+        )
         raise SqlError(
             f"While upgrading your database migrations table we found {len(unmatched)} "
             f"({listed}) migrations in the database that do not match any local migration. "
@@ -367,8 +423,7 @@ def _upgrade_v0_ledger(do: DurableObjectStorage, migrations: list[Migration]) ->
     def apply() -> None:
         do.sql.exec('ALTER TABLE "__drizzle_migrations" ADD COLUMN "name" text')
         do.sql.exec('ALTER TABLE "__drizzle_migrations" ADD COLUMN "applied_at" TEXT')
-        for name, key, column in updates:
-            value = str(key) if column == "created_at" else key
+        for name, value, column in updates:
             do.sql.exec(
                 f'UPDATE "__drizzle_migrations" SET "name" = ?, "applied_at" = NULL '
                 f'WHERE "{column}" = ?',
