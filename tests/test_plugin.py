@@ -1408,3 +1408,45 @@ def test_a_worker_that_imports_migrations_js_by_name_is_checked_with_it(
     run(pytester, checks).assert_outcomes(failed=1)  # extensionless: esbuild takes the .ts
     index.write_text("import migrations from '../drizzle/migrations.js';\nexport class RoomDO {}\n")
     run(pytester, checks).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("name", ["wrangler.toml", "drizzle.config.ts"])
+def test_a_config_that_is_a_symlink_loop_is_a_load_error(
+    pytester: pytest.Pytester, name: str
+) -> None:
+    # the loader reported it, then collection resolved the path again: INTERNALERROR
+    make_project(pytester.path)
+    config = pytester.path / name
+    config.unlink(missing_ok=True)
+    config.symlink_to(name)
+    result = run(pytester)
+    out = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"*{name}::dosqlite-load*"])
+
+
+def test_snapshot_update_keeps_what_is_not_a_stale_snapshot(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --snapshot-update -k "not drizzle2" deleted drizzle2's recorded snapshot (and its pins)
+    # and any other file of __snapshots__/dosqlite
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # syrupy: the controller's job
+    make_project(pytester.path)
+    write_bundle(pytester.path / "drizzle2", GOOD)
+    result = run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    result.assert_outcomes(passed=2)
+    snaps = pytester.path / "__snapshots__" / "dosqlite"
+    assert sorted(p.name for p in snaps.iterdir()) == ["drizzle.sql", "drizzle2.sql"]
+    (snaps / "README.txt").write_text("reviewed schema snapshots\n")
+    for selection in (["-k", "not drizzle2"], ["--deselect", "drizzle2/meta/_journal.json"]):
+        result = run(
+            pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update", *selection
+        )
+        result.assert_outcomes(passed=1)
+        names = sorted(p.name for p in snaps.iterdir())
+        assert names == ["README.txt", "drizzle.sql", "drizzle2.sql"], selection
+    # a bundle folder that is gone: its snapshot is stale, and is removed
+    (pytester.path / "drizzle2").rename(pytester.path / "drizzle3")
+    run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
+    assert sorted(p.name for p in snaps.iterdir()) == ["README.txt", "drizzle.sql", "drizzle3.sql"]

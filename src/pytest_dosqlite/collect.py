@@ -89,7 +89,7 @@ def inject_bundles(
     roots = [f.bundle.root.resolve() for f in ds.found if selected(f, paths)]
     added: list[pytest.Item] = []
     for error in ds.errors:
-        where = Path(error.path).resolve()
+        where = _resolved(Path(error.path))
         if id(error) in reported:
             continue
         # a broken wrangler or drizzle config above a bundle checked: its checks read it
@@ -122,6 +122,15 @@ def inject_bundles(
             )
             added.extend(i for i in new if isinstance(i, pytest.Item))
     return added
+
+
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, or its absolute path when it cannot be resolved: the file a load
+    error names may be a symlink loop (``resolve()`` raises), which the error is about."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def through_symlink(path: Path, root: Path) -> bool:

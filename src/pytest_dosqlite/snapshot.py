@@ -117,6 +117,24 @@ def snapshot_extension() -> type[Any]:
         def serialize(self, data: Any, **kwargs: Any) -> Any:
             return str(data)
 
+        def discover_snapshots(self, *, test_location: PyTestLocation, **kwargs: Any) -> Any:
+            # what syrupy may report unused and delete on --snapshot-update: only the snapshot
+            # of a bundle folder that is gone (renamed or deleted). A bundle that exists but
+            # was deselected (-k, --deselect), or whose check failed before comparing, keeps
+            # its snapshot and the pins that guard its recorded migrations; a file that is no
+            # schema snapshot (a README) is the user's.
+            from syrupy.data import SnapshotCollections
+
+            found = super().discover_snapshots(test_location=test_location, **kwargs)
+            if getattr(test_location.item, "dosqlite_bundle", None) is None:
+                return found
+            stale = SnapshotCollections()
+            for collection in found:
+                path = Path(collection.location)
+                if path.suffix == ".sql" and not (path.parent.parent.parent / path.stem).is_dir():
+                    stale.add(collection)
+            return stale
+
     _EXTENSION = DosqliteSchemaExtension
     return _EXTENSION
 
