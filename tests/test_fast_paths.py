@@ -124,3 +124,72 @@ def test_crash_points_of_a_clean_bundle_restart_once_per_migration() -> None:
     results = fleet.run_crash_points(ctx)
     assert len(results) == len(fleet.crash_points(ctx.bundle)) > len(ctx.bundle.migrations)
     assert {r.status for r in results} == {"ok"}
+
+
+def _count_migrates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from pytest_dosqlite import images
+
+    calls: list[int] = []
+    real = images.migrate
+
+    def counting(do: Any, bundle: Any) -> Any:
+        calls.append(len(bundle.migrations))
+        return real(do, bundle)
+
+    monkeypatch.setattr(images, "migrate", counting)
+    return calls
+
+
+def test_versions_after_an_unreadable_one_are_not_built_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a journal of thousands of entries whose .sql files are missing: every version was built
+    # from scratch (and its prefix computed entry by entry), minutes for 20,000 entries
+    out = tmp_path / "drizzle"
+    write_bundle(out, ["CREATE TABLE `a` (`x` integer);", "CREATE TABLE `b` (`x` integer);"])
+    journal = json.loads((out / "meta" / "_journal.json").read_text())
+    last = journal["entries"][-1]
+    for i in range(2, 3000):
+        journal["entries"].append(dict(last, idx=i, tag=f"{i:04d}_gone", when=last["when"] + i))
+    (out / "meta" / "_journal.json").write_text(json.dumps(journal))
+    bundle = load_bundle(out)
+    cache = ImageCache()
+    calls = _count_migrates(monkeypatch)
+    head = cache.head(bundle)
+    assert head.image is None and head.error is not None
+    assert "0002_gone.sql" in str(head.error)
+    assert len(calls) <= 4  # the versions that read fine, and the first that does not
+    assert bundle.read_error(2) is None
+    for count in (3, 1500, 3000):
+        assert bundle.read_error(count) == bundle.read_error(3) != None  # noqa: E711
+        assert str(cache.version(bundle, count).error) == str(head.error)
+        assert bundle.prefix(count).missing == tuple(
+            t for t in bundle.missing if t in {m.tag for m in bundle.migrations[:count]}
+        )
+
+
+def test_versions_after_a_missing_key_are_not_built_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # migrations.js without the keys of most journal entries: Missing migration, every version
+    out = tmp_path / "drizzle"
+    sqls = ["CREATE TABLE `a` (`x` integer);", "CREATE TABLE `b` (`x` integer);"]
+    write_bundle(out, sqls + ["SELECT 1;"] * 2998)
+    (out / "migrations.js").write_text(
+        "import journal from './meta/_journal.json';\n"
+        "import m0000 from './0000_m0.sql';\nimport m0001 from './0001_m1.sql';\n"
+        "export default { journal, migrations: { m0000, m0001 } };\n"
+    )
+    bundle = load_bundle(out)
+    assert len(bundle.missing) == 2998
+    cache = ImageCache()
+    calls = _count_migrates(monkeypatch)
+    head = cache.head(bundle)
+    assert str(head.error).startswith("Missing migration: 0002_m2\n")
+    assert len(calls) <= 4
+    assert bundle.read_error(2) is None
+    for count in (3, 1234, 3000):
+        assert bundle.read_error(count) == bundle.read_error(3) != None  # noqa: E711
+        kept = {m.tag for m in bundle.migrations[:count]}
+        assert bundle.prefix(count).missing == tuple(t for t in bundle.missing if t in kept)
+        assert str(cache.version(bundle, count).error) == str(head.error)

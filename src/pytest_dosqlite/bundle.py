@@ -33,7 +33,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -554,13 +554,35 @@ class EntryIndex:
         self.tags = [m.tag for m in migrations]
         #: ``when`` never decreases along the journal (drizzle-kit's own order)
         self.ascending = all(a <= b for a, b in zip(self.whens, self.whens[1:], strict=False))
-        #: (position, error) of the entries drizzle cannot read
+        #: (position, error) of the entries drizzle cannot read, in order
         self.errors = [(i, m.error) for i, m in enumerate(migrations) if m.error]
+        #: each error text's first position, and each tag's
+        self.error_at: dict[str, int] = {}
+        for i, e in reversed(self.errors):
+            self.error_at[str(e)] = i
+        self.tag_at: dict[str, int] = {}
+        for i, t in enumerate(self.tags):
+            self.tag_at.setdefault(t, i)
+        self._missing: tuple[tuple[str, ...], list[int], bool] | None = None
         self.snapshots = [m.snapshot for m in migrations if m.snapshot is not None]
         #: snapshots among the first k entries, for every k
         self.snapshots_upto = [0]
         for m in migrations:
             self.snapshots_upto.append(self.snapshots_upto[-1] + (m.snapshot is not None))
+
+    def missing_upto(self, missing: tuple[str, ...], count: int) -> tuple[str, ...]:
+        """The tags of ``missing`` (journal order) among the first ``count`` entries: a
+        bisection, so that the prefixes of a bundle whose every ``.sql`` is missing do not
+        cost the square of its length."""
+        cached = self._missing
+        if cached is None or cached[0] is not missing:
+            positions = [self.tag_at.get(t, len(self.tags)) for t in missing]
+            ordered = all(a <= b for a, b in pairwise(positions))
+            cached = self._missing = (missing, positions, ordered)
+        _, positions, ordered = cached
+        if not ordered:
+            return tuple(t for t, at in zip(missing, positions, strict=True) if at < count)
+        return missing[: bisect.bisect_left(positions, count)]
 
     def covers(self, migrations: tuple[Migration, ...]) -> bool:
         """Whether ``migrations`` are this index's first entries (the very same objects)."""
@@ -650,10 +672,9 @@ class Bundle:
         index = self.entry_index()
         mine = len(self.migrations)
         bundle_error = self.drizzle_error
-        if bundle_error and bundle_error in {e for i, e in index.errors if i < mine}:
-            bundle_error = None
-        first = next((e for i, e in index.errors if i < len(kept)), None)
-        kept_tags = set(index.tags[: len(kept)]) if self.missing else set()
+        if bundle_error and index.error_at.get(bundle_error, mine) < mine:
+            bundle_error = None  # an entry's own error, not the bundle's
+        first = index.errors[0][1] if index.errors and index.errors[0][0] < len(kept) else None
         return Bundle(
             root=self.root,
             format=self.format,
@@ -663,12 +684,30 @@ class Bundle:
             migrations_js_path=self.migrations_js_path,
             snapshot_paths=tuple(index.snapshots[: index.snapshots_upto[len(kept)]]),
             js_keys=self.js_keys,
-            missing=tuple(t for t in self.missing if t in kept_tags),
+            missing=index.missing_upto(self.missing, len(kept)) if self.missing else (),
             drizzle_error=bundle_error or first,
             journal_version=self.journal_version,
             journal_dialect=self.journal_dialect,
             _index=index,
         )
+
+    def read_error(self, count: int) -> tuple[str, str] | None:
+        """What ``migrate(do, self.prefix(count))`` throws while reading the bundle, before
+        any SQL, as ``(kind, text)``: the bundle's error first, then the first missing
+        migration; None when that prefix reads fine. Without building the prefix: a version
+        after one that cannot be read fails the same way (the images skip building it)."""
+        index = self.entry_index()
+        mine = len(self.migrations)
+        bundle_error = self.drizzle_error
+        if bundle_error and index.error_at.get(bundle_error, mine) >= mine:
+            return ("drizzle", bundle_error)
+        if index.errors and index.errors[0][0] < count:
+            return ("drizzle", str(index.errors[0][1]))
+        if self.missing:
+            kept = index.missing_upto(self.missing, count)
+            if kept:
+                return ("missing", kept[0])
+        return None
 
     @property
     def fingerprint(self) -> str:

@@ -311,7 +311,7 @@ def bundle_integrity(ctx: CheckContext) -> None:
 
     problems = ctx.bundle.problems
     errors = [p for p in problems if getattr(p, "severity", "error") == "error"]
-    warned = [p for p in problems if p not in errors]
+    warned = [p for p in problems if getattr(p, "severity", "error") != "error"]
     for p in warned:
         try:
             # the location is the warning's own (pytest prints it first): not twice

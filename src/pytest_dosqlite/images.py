@@ -211,6 +211,12 @@ class ImageCache:
     def _build(
         self, bundle: Bundle, previous: _Stored, count: int, live: DurableObjectStorage | None
     ) -> tuple[_Stored, DurableObjectStorage | None]:
+        if previous.error is not None and live is None:
+            unreadable = bundle.read_error(count)
+            if unreadable is not None and unreadable == bundle.read_error(count - 1):
+                # the same error before any SQL: a journal of thousands of entries without
+                # their files built every version anew (quadratic)
+                return _Stored(None, previous.error), None
         prefix = bundle.prefix(count)
         last = prefix.migrations[-1]
         if previous.pages is not None and previous.error is None:
