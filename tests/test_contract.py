@@ -141,3 +141,33 @@ def test_a_hoisted_drizzle_orm_is_found(tmp_path: Path) -> None:
     _drizzle_orm(tmp_path, "0.45.4")
     assert drizzle_orm_migrator(worker, tmp_path) == ("v0", "installed drizzle-orm 0.45.4")
     assert drizzle_orm_migrator(worker, worker) == (None, "drizzle-orm not found")
+
+
+def test_a_bound_class_the_code_declares_is_checked_not_another_sqlite_class(
+    tmp_path: Path,
+) -> None:
+    # new_sqlite_classes names a class the code does not declare: the worker's only SQLite
+    # class was linked instead of the bound RoomDO, and the contract passed
+    make_project(tmp_path, wrangler=WRANGLER_TOML.replace('["RoomDO"]', '["Rooms"]'))
+    with pytest.raises(CheckFailure) as info:
+        wrangler_contract(context(tmp_path))
+    assert "RoomDO is not declared" in str(info.value)
+
+
+def test_a_class_list_written_as_a_string_is_a_config_error(tmp_path: Path) -> None:
+    make_project(tmp_path, wrangler=WRANGLER_TOML.replace('["RoomDO"]', '"RoomDO"'))
+    with pytest.raises(CheckFailure) as info:
+        wrangler_contract(context(tmp_path))
+    assert "`new_sqlite_classes` is a string, not an array" in str(info.value)
+
+
+def test_an_environment_that_declares_the_class_kv_backed_fails(tmp_path: Path) -> None:
+    staging = (
+        '\n[env.staging]\n[[env.staging.durable_objects.bindings]]\nname = "ROOMS"\n'
+        'class_name = "RoomDO"\n[[env.staging.migrations]]\ntag = "v1"\n'
+        'new_classes = ["RoomDO"]\n'
+    )
+    make_project(tmp_path, wrangler=WRANGLER_TOML + staging)
+    with pytest.raises(CheckFailure) as info:
+        wrangler_contract(context(tmp_path))
+    assert "RoomDO is KV-backed in env.staging" in str(info.value)

@@ -158,6 +158,17 @@ def wrangler_contract(ctx: CheckContext) -> None:
                 )
             elif cls.deleted:
                 sections.append((f"{name} is deleted", f"{w.path}: a migration deletes {name}."))
+            if cls.storage == "sqlite" and cls.kv_envs:
+                where = ", ".join(f"env.{e}" for e in cls.kv_envs)
+                sections.append(
+                    (
+                        f"{name} is KV-backed in {where}",
+                        f"{w.path}: the migrations of {where} declare {name} in `new_classes`. "
+                        "Each environment deploys its own copy of the class, there without "
+                        "the SQL API: `ctx.storage.sql` throws and migrate() never runs. Use "
+                        "`new_sqlite_classes` there too.",
+                    )
+                )
         # each environment deploys its own copy of the classes: tags repeat across envs
         tags = [(m.env or "", m.tag) for m in w.migrations if m.tag]
         dupes = sorted({t for (env, t), n in Counter(tags).items() if n > 1})

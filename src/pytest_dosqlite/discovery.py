@@ -143,6 +143,9 @@ class DurableObjectClass:
     #: environments that mention it (``""`` = top level)
     envs: tuple[str, ...] = ()
     deleted: bool = False
+    #: environments whose own migrations declare it in ``new_classes`` although another
+    #: declares it SQLite-backed (each environment deploys its own copy of the class)
+    kv_envs: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -331,6 +334,16 @@ def parse_wrangler_config(path: Path | str) -> WranglerConfig:
         for m in raw_migrations or []:
             if not isinstance(m, dict):
                 continue
+            for key in ("new_sqlite_classes", "new_classes", "deleted_classes"):
+                if isinstance(m.get(key), str):
+                    issues.append(
+                        ConfigIssue(
+                            path,
+                            f"`{key}` is a string, not an array of class names (wrangler "
+                            f'refuses it): write `{key} = ["{m[key]}"]`',
+                            _section_line(text, key),
+                        )
+                    )
             renamed = tuple(
                 (r["from"], r["to"])
                 for r in m.get("renamed_classes", []) or []
@@ -451,6 +464,7 @@ def _classes(
                 "tag": None,
                 "envs": [],
                 "deleted": False,
+                "kv_envs": [],
             },
         )
         key = env or ""
@@ -475,6 +489,8 @@ def _classes(
             e = touch(cls, m.env)
             if e["storage"] != "sqlite":
                 e.update(storage="kv", declared="new_classes", tag=m.tag, deleted=False)
+            elif m.env is not None and m.env not in e["kv_envs"]:
+                e["kv_envs"].append(m.env)
         for old, new in m.renamed_classes:
             before = state.get(old, {})
             e = touch(new, m.env)
@@ -508,6 +524,7 @@ def _classes(
             bindings=tuple(names.get(cls, ())),
             envs=tuple(e["envs"]),
             deleted=e["deleted"],
+            kv_envs=tuple(e["kv_envs"]),
         )
         for cls, e in state.items()
     )
@@ -1093,9 +1110,14 @@ def _link(
         sqlite = set(w.sqlite_classes)
         first = graph.files[importers[0]]
         rel = _short_rel(first, root)
+        # the DO classes the importing code declares: SQLite ones first; else the ones the
+        # config knows otherwise (bound but never created, KV-backed), which the contract
+        # then explains, rather than some other SQLite class of the worker
+        bound = {c.name for c in w.classes if not c.deleted}
         for depth, level in enumerate((importers, _parents(graph, importers))):
-            declaring = [f for f in level if any(c in sqlite for c in graph.classes.get(f, []))]
-            found = sorted({c for f in declaring for c in graph.classes[f] if c in sqlite})
+            declared = {c for f in level for c in graph.classes.get(f, [])}
+            found = sorted(declared & sqlite) or sorted(declared & bound)
+            declaring = [f for f in level if set(graph.classes.get(f, [])) & set(found)]
             if not found:
                 continue
             if depth == 0:
