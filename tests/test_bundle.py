@@ -1129,3 +1129,12 @@ def test_a_key_left_behind_by_a_deleted_migration_breaks_the_build(tmp_path: Pat
     assert "'./0002_last.sql', which does not exist" in problem.message
     assert b.drizzle_error == 'Could not resolve "./0002_last.sql"'
     assert "orphan-key" in codes(b)
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_lines_count_every_line_ending_editors_count(end: str) -> None:
+    # a file with classic-Mac CR line endings reported every statement on line 1
+    sql = end.join(["-- a", "CREATE TABLE `a` (`x` integer);", "", "SELEC 3;"])
+    m = Migration(0, "0000_a", 1, "m0000", sql)
+    assert m.line_of(0, sql.index("SELEC")) == 4
+    assert m.line_of(0, sql.index("CREATE")) == 2

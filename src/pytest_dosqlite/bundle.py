@@ -136,8 +136,16 @@ class Migration:
 
     @cached_property
     def _newlines(self) -> tuple[int, ...]:
-        """File offsets of the line feeds."""
-        return tuple(m.start() for m in re.finditer("\n", self.sql))
+        return tuple(line_ends(self.sql))
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def line_ends(text: str) -> list[int]:
+    """Offsets of the line ends of a file: LF, CRLF (one), and CR alone, as editors count
+    them (a file with classic-Mac line ends was all on line 1)."""
+    return [m.start() for m in _LINE_END.finditer(text)]
 
 
 @dataclass(frozen=True)

@@ -334,14 +334,14 @@ def parse_wrangler_config(path: Path | str) -> WranglerConfig:
         for m in raw_migrations or []:
             if not isinstance(m, dict):
                 continue
-            for key in ("new_sqlite_classes", "new_classes", "deleted_classes"):
-                if isinstance(m.get(key), str):
+            for listed in ("new_sqlite_classes", "new_classes", "deleted_classes"):
+                if isinstance(m.get(listed), str):
                     issues.append(
                         ConfigIssue(
                             path,
-                            f"`{key}` is a string, not an array of class names (wrangler "
-                            f'refuses it): write `{key} = ["{m[key]}"]`',
-                            _section_line(text, key),
+                            f"`{listed}` is a string, not an array of class names (wrangler "
+                            f'refuses it): write `{listed} = ["{m[listed]}"]`',
+                            _section_line(text, listed),
                         )
                     )
             renamed = tuple(

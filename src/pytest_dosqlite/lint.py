@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import runtime as rt
-from .bundle import BREAKPOINT, Bundle, Migration
+from .bundle import BREAKPOINT, Bundle, Migration, line_ends
 from .errors import CheckFailure
 from .sqltext import Piece, Token, comments, scan, tokens
 from .sqltext import split as _split_exact
@@ -1290,7 +1290,7 @@ class _MigrationText:
     """Line numbers of a migration file."""
 
     def __init__(self, text: str) -> None:
-        self.newlines = [m.start() for m in re.finditer("\n", text)]
+        self.newlines = line_ends(text)
 
     def line(self, offset: int) -> int:
         return bisect.bisect_left(self.newlines, offset) + 1

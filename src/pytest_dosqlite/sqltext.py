@@ -27,7 +27,6 @@ __all__ = [
     "TokenKind",
     "comments",
     "has_statement",
-    "line_at",
     "next_statement",
     "scan",
     "split",
@@ -140,11 +139,6 @@ def split(sql: str) -> list[Piece]:
 def has_statement(sql: str) -> bool:
     """True when the text holds at least one statement (not only comments and ``;``)."""
     return next_statement(sql, 0)[1]
-
-
-def line_at(text: str, offset: int) -> int:
-    """1-based line number of a character offset."""
-    return text.count("\n", 0, offset) + 1
 
 
 # --------------------------------------------------------------------------------- tokens
