@@ -845,7 +845,9 @@ def test_bundle_errors(tmp_path: Path) -> None:
         ('{"entries": [\n  {"tag": "0000_x", "when": 1}\n]}', 2, "integer `idx`"),
         ('{"entries": [\n  {"idx": 0, "tag": "0000_x",\n "when": "soon"}\n]}', 3, "integer `when`"),
         ('{"entries": [\n 5\n]}', 2, "not an object"),
-        ('{"entries": [{"idx": 0, "tag": "a", "when": NaN}]}', None, "not valid JSON"),
+        ('{"entries": [\n {"idx": 0, "tag": "a", "when": NaN}]}', 2, "NaN is not valid JSON"),
+        ('{"entries": [\n {"idx": 0, "tag": "NaN", "when": -Infinity}]}', 2, "-Infinity is not"),
+        ('{"entries": [\n\n {"idx": ' + "9" * 5000 + "}]}", 3, "a number of 5000 digits"),
     ],
 )
 def test_bad_journal(tmp_path: Path, text: str, line: int | None, match: str) -> None:

@@ -954,6 +954,25 @@ def _json_error_line(text: str, exc: json.JSONDecodeError) -> tuple[int, str]:
     return exc.lineno, f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
 
 
+_JSON_STRING_OR_ODD = re.compile(r'"(?:\\.|[^"\\])*"|(-?Infinity|NaN|\d{4301,})')
+
+
+def _json_value_error(text: str, exc: ValueError | RecursionError) -> tuple[int | None, str]:
+    """The line and words of an error ``json.loads`` gives without a position: a NaN or
+    Infinity (JavaScript's, not JSON), or a number too long for Python to read."""
+    for m in _JSON_STRING_OR_ODD.finditer(text):
+        odd = m.group(1)
+        if odd is None:
+            continue  # inside a string
+        line = text.count("\n", 0, m.start()) + 1
+        if odd[-1].isdigit():
+            return line, f"a number of {len(odd)} digits (line {line})"
+        return line, f"{odd} is not valid JSON (line {line})"
+    if isinstance(exc, RecursionError):
+        return None, "nested too deeply"
+    return None, str(exc)
+
+
 _WS = re.compile(r"[ \t\n\r]*")
 
 
@@ -1034,7 +1053,8 @@ def _read_journal(path: Path, problems: list[Problem]) -> tuple[list[_Entry], di
         err_line, msg = _json_error_line(text, exc)
         raise BundleError(f"meta/_journal.json is not valid JSON: {msg}", path, err_line) from exc
     except (ValueError, RecursionError) as exc:
-        raise BundleError(f"meta/_journal.json is not valid JSON: {exc}", path) from exc
+        odd_line, msg = _json_value_error(text, exc)
+        raise BundleError(f"meta/_journal.json is not valid JSON: {msg}", path, odd_line) from exc
     if not isinstance(raw, dict):
         raise BundleError("meta/_journal.json is not a JSON object", path, 1)
     entries = raw.get("entries")
@@ -1220,8 +1240,15 @@ def _snapshot_identity(
         )
         return None
     except (ValueError, RecursionError) as exc:
+        odd_line, msg = _json_value_error(text, exc)
         problems.append(
-            _problem("invalid-json", f"{path.name} is not valid JSON: {exc}", path, 1, migration)
+            _problem(
+                "invalid-json",
+                f"{path.name} is not valid JSON: {msg}",
+                path,
+                odd_line or 1,
+                migration,
+            )
         )
         return None
     if not isinstance(raw, dict):
