@@ -1140,3 +1140,14 @@ def test_lines_count_every_line_ending_editors_count(end: str) -> None:
     m = Migration(0, "0000_a", 1, "m0000", sql)
     assert m.line_of(0, sql.index("SELEC")) == 4
     assert m.line_of(0, sql.index("CREATE")) == 2
+
+
+def test_an_empty_journal_with_migrations_in_migrations_js_is_an_error(tmp_path: Path) -> None:
+    # every check passed: a fresh DO "migrated to head" with no table, as every DO would
+    out = write_bundle(tmp_path, BASIC)
+    journal = json.loads((out / "meta" / "_journal.json").read_text())
+    journal["entries"] = []
+    (out / "meta" / "_journal.json").write_text(json.dumps(journal))
+    b = load_bundle(out)
+    empty = only(b, "empty-journal")
+    assert empty[0].severity == "error" and "drizzle applies none of them" in empty[0].message

@@ -262,6 +262,15 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
             "Re-run `drizzle-kit generate` so migrations.js matches meta/_journal.json.",
         ),
         _code(
+            "empty-journal",
+            "error",
+            "the journal lists no migration, but migrations.js has some",
+            "drizzle runs what the journal lists: every DO, fresh or not, stays without the "
+            "schema (a merge that kept the empty side of meta/_journal.json, say), and the "
+            "Worker's first query fails at run time.",
+            "Restore meta/_journal.json from version control, or re-run `drizzle-kit generate`.",
+        ),
+        _code(
             "duplicate-key",
             "warning",
             "the same key twice in the migrations object",
@@ -2071,6 +2080,18 @@ class _JournalLoader:
         assert js is not None
         unresolved: str | None = None
         journal_keys = {js_pad_key(e.idx) for e in entries}
+        if not entries and mjs.keys:
+            self.problems.append(
+                _problem(
+                    "empty-journal",
+                    f"meta/_journal.json lists no migration, and migrations.js has "
+                    f"{len(mjs.keys)} ({', '.join(mjs.keys[:3])}"
+                    f"{', ...' if len(mjs.keys) > 3 else ''}): drizzle applies none of them, "
+                    "on any DO",
+                    self.journal_path,
+                    1,
+                )
+            )
         counts: dict[str, int] = {}
         for entry in mjs.entries:
             counts[entry.key] = counts.get(entry.key, 0) + 1
