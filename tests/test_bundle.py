@@ -179,6 +179,28 @@ def test_formatter_rewritten_migrations_js(tmp_path: Path) -> None:
     assert [m.sql for m in b.migrations] == [e[2] for e in BASIC]
 
 
+@pytest.mark.parametrize(
+    "members",
+    [
+        "m0000,\n    \\u006d0001,\n    ['m0002']: m0002,",
+        'm0000,\n    m0001: \\u{6d}0001,\n    ["m0002"]: m0002,',
+    ],
+)
+def test_escaped_and_bracketed_keys(tmp_path: Path, members: str) -> None:
+    # node: Object.keys({ \u006d0001, ['m0002']: m0002 }) is ['m0001', 'm0002']; both were
+    # read as missing keys, and every DO "failed" with Missing migration
+    js = (
+        'import m0000 from "./0000_init.sql"\n'
+        'import \\u006d0001 from "./0001_more.sql"\n'
+        'import m0002 from "./0002_last.sql"\n'
+        'import journal from "./meta/_journal.json"\n\n'
+        f"export default {{\n  journal,\n  migrations: {{\n    {members}\n  }},\n}}\n"
+    )
+    b = load_bundle(write_bundle(tmp_path, BASIC, js=js))
+    assert b.problems == (), [str(p) for p in b.problems]
+    assert [m.sql for m in b.migrations] == [e[2] for e in BASIC]
+
+
 def test_committed_examples_load_clean() -> None:
     for name in ("bundle-durable-basic", "bundle-durable-formatted", "bundle-journal"):
         b = load_bundle(EXAMPLES / name)

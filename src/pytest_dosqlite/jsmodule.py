@@ -178,6 +178,17 @@ def _text(node: Node) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
+_IDENT_ESCAPE = re.compile(r"\\u(?:\{([0-9a-fA-F]+)\}|([0-9a-fA-F]{4}))")
+
+
+def _name(node: Node) -> str:
+    """An identifier's name: ``\\u006d0003`` is ``m0003`` (JS decodes escapes in names)."""
+    text = _text(node)
+    if "\\" not in text:
+        return text
+    return _IDENT_ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), text)
+
+
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 
 
@@ -268,7 +279,7 @@ def _value(node: Node, depth: int = 0) -> JsValue:
     if kind in ("true", "false"):
         return JsValue("boolean", text, line)
     if kind == "identifier":
-        return JsValue("identifier", text, line, name=text)
+        return JsValue("identifier", text, line, name=_name(node))
     if kind == "object":
         return JsValue("object", text, line, properties=_properties(node, depth + 1))
     if kind == "array":
@@ -289,7 +300,7 @@ def _value(node: Node, depth: int = 0) -> JsValue:
 def _key_name(node: Node) -> str | None:
     kind = node.type
     if kind in ("property_identifier", "identifier", "private_property_identifier"):
-        return _text(node)
+        return _name(node)
     if kind == "string":
         return _string_value(node)
     if kind == "number":
@@ -299,7 +310,12 @@ def _key_name(node: Node) -> str | None:
         except ValueError:
             return text
         return str(int(number)) if number.is_integer() else text
-    return None  # computed_property_name and anything exotic
+    if kind == "computed_property_name":
+        # ['m0003']: a literal in brackets names the key as written without them
+        inner = [c for c in node.named_children if c.type != "comment"]
+        if len(inner) == 1 and inner[0].type in ("string", "number"):
+            return _key_name(inner[0])
+    return None  # a computed key of an expression, and anything exotic
 
 
 def _properties(node: Node, depth: int) -> tuple[JsProperty, ...]:
@@ -315,7 +331,7 @@ def _properties(node: Node, depth: int) -> tuple[JsProperty, ...]:
                 continue
             props.append(JsProperty(key, _value(value_node, depth), line))
         elif kind == "shorthand_property_identifier":
-            name = _text(child)
+            name = _name(child)
             props.append(
                 JsProperty(name, JsValue("identifier", name, line, name=name), line, shorthand=True)
             )
@@ -395,11 +411,11 @@ def _import_bindings(stmt: Node) -> Iterator[JsImport]:
         return
     for part in clause.named_children:
         if part.type == "identifier":
-            yield JsImport(_text(part), source, line, "default")
+            yield JsImport(_name(part), source, line, "default")
         elif part.type == "namespace_import":
             names = [c for c in part.named_children if c.type == "identifier"]
             if names:
-                yield JsImport(_text(names[-1]), source, line, "namespace")
+                yield JsImport(_name(names[-1]), source, line, "namespace")
         elif part.type == "named_imports":
             for spec in part.named_children:
                 if spec.type != "import_specifier":
@@ -411,7 +427,7 @@ def _import_bindings(stmt: Node) -> Iterator[JsImport]:
                     continue
                 imported = _text(name) if name is not None else ""
                 kind: Literal["default", "named"] = "default" if imported == "default" else "named"
-                yield JsImport(_text(target), source, line, kind)
+                yield JsImport(_name(target), source, line, kind)
 
 
 def _require_source(value: Node) -> str | None:
@@ -454,9 +470,9 @@ def _module_from_root(root: Node) -> JsModule:
                 continue
             required = _require_source(value)
             if required is not None:
-                imports.append(JsImport(_text(name), required, _line(declarator), "require"))
+                imports.append(JsImport(_name(name), required, _line(declarator), "require"))
                 continue
-            bindings[_text(name)] = _value(value)
+            bindings[_name(name)] = _value(value)
 
     for stmt in root.named_children:
         kind = stmt.type
