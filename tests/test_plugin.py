@@ -998,6 +998,11 @@ def test_zero_on_the_command_line_is_checked_and_names_are_counted_once(
     result = run(pytester, "--dosqlite-concurrency", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*dosqlite_concurrency must be at least 1, not 0*"])
+    pytester.makeini("[pytest]\ndosqlite_checks_include = , ,\n")
+    result = run(pytester)  # it named no check, and ran them all
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dosqlite_checks_include names no check*"])
+    pytester.makeini("[pytest]\n")
     # a value meant as a row count forked processes until the machine had none left
     result = run(pytester, "--dosqlite-concurrency", "100000000")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

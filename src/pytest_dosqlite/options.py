@@ -274,7 +274,15 @@ def resolve(config: pytest.Config) -> Resolved:
                 f"{option} / dosqlite_{name}: no such folder: {', '.join(missing)}"
             )
 
-    include = _names(pick("checks_include", opt.dosqlite_checks_include, "dosqlite_checks_include"))
+    include_raw = pick("checks_include", opt.dosqlite_checks_include, "dosqlite_checks_include")
+    include = _names(include_raw)
+    if include_raw and not include and "".join(map(str, include_raw)).strip():
+        # `, ,` named no check: it ran them all, which is what an empty list would mean
+        shown = include_raw if isinstance(include_raw, str) else " ".join(map(str, include_raw))
+        raise pytest.UsageError(
+            f"dosqlite_checks_include names no check: {shown!r}. "
+            f"Known checks: {', '.join(CHECK_NAMES)}"
+        )
     exclude = _names(pick("checks_exclude", opt.dosqlite_checks_exclude, "dosqlite_checks_exclude"))
     unknown = [n for n in include + exclude if n not in CHECK_NAMES]
     if unknown:
