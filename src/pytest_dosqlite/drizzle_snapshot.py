@@ -100,6 +100,14 @@ class _Reader:
             raise self.fail(f"{what} must be true or false", *keys)
         return value
 
+    def generated(self, value: object, *keys: str) -> tuple[str | None, int]:
+        """A column's ``generated`` ({as, type}): its expression and SQLite's ``hidden``."""
+        if value is None:
+            return None, 0
+        g = self.obj(value, "generated", *keys)
+        text = self.string(g.get("as"), "generated.as", *keys)
+        return display(strip_outer_parens(tokenize(text))), 3 if g.get("type") == "stored" else 2
+
     def action(self, value: object, *keys: str) -> str:
         """``onDelete``/``onUpdate``: ``"set null"`` → ``SET NULL``; absent → NO ACTION."""
         if value is None:
@@ -172,14 +180,7 @@ class _Reader:
             for c in of("columns", name):
                 where = ("columns", "name")
                 cname = self.string(c.get("name"), "column name", *where)
-                generated = c.get("generated")
-                gen_expr: str | None = None
-                hidden = 0
-                if generated is not None:
-                    g = self.obj(generated, "generated", "generated")
-                    gtext = self.string(g.get("as"), "generated.as", "generated")
-                    gen_expr = display(strip_outer_parens(tokenize(gtext)))
-                    hidden = 3 if g.get("type") == "stored" else 2
+                gen_expr, hidden = self.generated(c.get("generated"), "generated")
                 default = c.get("default")
                 columns.append(
                     Column(
@@ -222,37 +223,27 @@ class _Reader:
             for ix in of("indexes", name):
                 if ix.get("origin") == "auto":
                     continue  # SQLite's own index of a UNIQUE or PRIMARY KEY constraint
-                terms: list[IndexColumn] = []
                 raw_terms = ix.get("columns")
                 if not isinstance(raw_terms, list):
                     raise self.fail("index columns must be a list", "columns")
+                terms: list[tuple[str, bool]] = []
                 for term in raw_terms:
                     tv = self.obj(term, "index column", "columns")
                     value = self.string(tv.get("value"), "index column value", "value")
-                    if self.boolean(tv.get("isExpression"), "isExpression", "isExpression"):
-                        terms.append(IndexColumn(display(tokenize(value)), expression=True))
-                    else:
-                        terms.append(IndexColumn(value))
-                where_sql = ix.get("where")
+                    expression = self.boolean(
+                        tv.get("isExpression"), "isExpression", "isExpression"
+                    )
+                    terms.append((value, expression))
                 out_indexes.append(
-                    Index(
-                        name=self.string(ix.get("name"), "index name", "name"),
-                        table=name,
-                        columns=tuple(terms),
-                        unique=self.boolean(ix.get("isUnique"), "isUnique", "isUnique"),
-                        where=display(tokenize(where_sql)) if isinstance(where_sql, str) else None,
+                    _index(
+                        self.string(ix.get("name"), "index name", "name"),
+                        name,
+                        terms,
+                        self.boolean(ix.get("isUnique"), "isUnique", "isUnique"),
+                        ix.get("where"),
                     )
                 )
-            out_tables.append(
-                Table(
-                    name=name,
-                    columns=tuple(columns),
-                    primary_key=primary_key,
-                    foreign_keys=tuple(sorted(fks, key=lambda f: (f.columns, f.ref_table))),
-                    unique_constraints=tuple(sorted(uniques, key=lambda u: u.columns)),
-                    checks=tuple(checks),
-                )
-            )
+            out_tables.append(_table(name, columns, primary_key, fks, uniques, checks))
         views: list[View] = []
         for v in by_kind.get("views", []):
             if self.boolean(v.get("isExisting"), "isExisting", "isExisting"):
@@ -290,14 +281,7 @@ class _Reader:
             primary = self.boolean(c.get("primaryKey"), "primaryKey", *where, "primaryKey")
             if primary:
                 single_pk.append(cname)
-            generated = c.get("generated")
-            gen_expr: str | None = None
-            hidden = 0
-            if generated is not None:
-                g = self.obj(generated, "generated", *where, "generated")
-                gtext = self.string(g.get("as"), "generated.as", *where, "generated")
-                gen_expr = display(strip_outer_parens(tokenize(gtext)))
-                hidden = 3 if g.get("type") == "stored" else 2
+            gen_expr, hidden = self.generated(c.get("generated"), *where, "generated")
             columns.append(
                 Column(
                     name=cname,
@@ -363,31 +347,54 @@ class _Reader:
             where = ("tables", key, "indexes", ikey)
             iname = self.string(ix.get("name", ikey), "index name", *where)
             is_expr = _expression_columns(expr_cols.get(iname))
-            terms: list[IndexColumn] = []
-            for col in self.strings(ix.get("columns"), "index columns", *where, "columns"):
-                if col in is_expr:
-                    terms.append(IndexColumn(display(tokenize(col)), expression=True))
-                else:
-                    terms.append(IndexColumn(col))
-            where_sql = ix.get("where")
+            index_cols = self.strings(ix.get("columns"), "index columns", *where, "columns")
             indexes.append(
-                Index(
-                    name=iname,
-                    table=name,
-                    columns=tuple(terms),
-                    unique=self.boolean(ix.get("isUnique"), "isUnique", *where, "isUnique"),
-                    where=display(tokenize(where_sql)) if isinstance(where_sql, str) else None,
+                _index(
+                    iname,
+                    name,
+                    [(col, col in is_expr) for col in index_cols],
+                    self.boolean(ix.get("isUnique"), "isUnique", *where, "isUnique"),
+                    ix.get("where"),
                 )
             )
-        table = Table(
-            name=name,
-            columns=tuple(columns),
-            primary_key=primary_key,
-            foreign_keys=tuple(sorted(fks, key=lambda f: (f.columns, f.ref_table))),
-            unique_constraints=tuple(sorted(uniques, key=lambda u: u.columns)),
-            checks=tuple(checks),
-        )
-        return table, indexes
+        return _table(name, columns, primary_key, fks, uniques, checks), indexes
+
+
+def _table(
+    name: str,
+    columns: list[Column],
+    primary_key: tuple[str, ...],
+    fks: list[ForeignKey],
+    uniques: list[UniqueConstraint],
+    checks: list[Check],
+) -> Table:
+    """A table of a snapshot, its keys in a stable order (drizzle's order is a map's)."""
+    return Table(
+        name=name,
+        columns=tuple(columns),
+        primary_key=primary_key,
+        foreign_keys=tuple(sorted(fks, key=lambda f: (f.columns, f.ref_table))),
+        unique_constraints=tuple(sorted(uniques, key=lambda u: u.columns)),
+        checks=tuple(checks),
+    )
+
+
+def _index(
+    name: str, table: str, terms: list[tuple[str, bool]], unique: bool, where: object
+) -> Index:
+    """An index of a snapshot; ``terms``: (text, is an expression)."""
+    return Index(
+        name=name,
+        table=table,
+        columns=tuple(
+            IndexColumn(display(tokenize(text)), expression=True)
+            if expression
+            else IndexColumn(text)
+            for text, expression in terms
+        ),
+        unique=unique,
+        where=display(tokenize(where)) if isinstance(where, str) else None,
+    )
 
 
 def _sorted_schema(tables: list[Table], indexes: list[Index], views: list[View]) -> Schema:
