@@ -1455,3 +1455,16 @@ def test_snapshot_update_keeps_what_is_not_a_stale_snapshot(
     (pytester.path / "drizzle2").rename(pytester.path / "drizzle3")
     run(pytester, "--dosqlite-checks-include=schema_snapshot", "--snapshot-update")
     assert sorted(p.name for p in snaps.iterdir()) == ["README.txt", "drizzle.sql", "drizzle3.sql"]
+
+
+def test_a_configured_bundle_that_cannot_load_fails_whatever_the_paths_select(
+    pytester: pytest.Pytester,
+) -> None:
+    # `pytest --dosqlite .` passed with a dosqlite_bundles folder outside `.` that does not load
+    make_project(pytester.path)
+    outside = pytester.path.parent / f"{pytester.path.name}-notabundle"
+    outside.mkdir()
+    pytester.makeini(f"[pytest]\ndosqlite_bundles = ../{outside.name}\n")
+    result = run(pytester, ".")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*dosqlite-load*"])

@@ -87,6 +87,10 @@ def inject_bundles(
     have = {id(i.parent.found) for i in items if isinstance(i, CheckItem)}
     reported = {id(i.error) for i in items if isinstance(i, LoadErrorItem)}
     roots = [f.bundle.root.resolve() for f in ds.found if selected(f, paths)]
+    # a bundle named in dosqlite_bundles that cannot be loaded fails the run, whatever the
+    # paths select: the configuration says it is one of the project's (`pytest --dosqlite .`
+    # passed with it broken outside `.`)
+    configured = {_resolved(b) for b in ds.settings.bundles}
     added: list[pytest.Item] = []
     for error in ds.errors:
         where = _resolved(Path(error.path))
@@ -96,6 +100,7 @@ def inject_bundles(
         config = is_config_name(where.name)
         if (
             paths is None
+            or where in configured
             or any(where == p or where.is_relative_to(p) for p in paths)
             or (config and any(r.is_relative_to(where.parent) for r in roots))
         ):
