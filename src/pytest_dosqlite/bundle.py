@@ -143,9 +143,10 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def line_ends(text: str) -> list[int]:
-    """Offsets of the line ends of a file: LF, CRLF (one), and CR alone, as editors count
-    them (a file with classic-Mac line ends was all on line 1)."""
-    return [m.start() for m in _LINE_END.finditer(text)]
+    """Offsets of the last character of each line end of a file: LF, CRLF (one), and CR
+    alone, as editors count them (a file with classic-Mac line ends was all on line 1). A
+    bisection of an offset among them is its line, the CR of a CRLF included."""
+    return [m.end() - 1 for m in _LINE_END.finditer(text)]
 
 
 @dataclass(frozen=True)
