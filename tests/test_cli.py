@@ -182,7 +182,7 @@ def test_report_shows_the_do_classes_as_pytest_does(
     # the CLI's report had "–" where pytest --dosqlite --dosqlite-report shows the classes
     (tmp_path / "app").mkdir()
     make_project(tmp_path / "app")
-    out = tmp_path / "r.md"
+    out = tmp_path / "reports" / "r.md"  # a folder to make, as --dosqlite-report makes it
     assert main(["report", str(tmp_path / "app"), "-o", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert "`RoomDO`" in text

@@ -20,6 +20,7 @@ from pytest_dosqlite.discovery import (
 )
 from pytest_dosqlite.errors import BundleError
 from pytest_dosqlite.jsmodule import parse_drizzle_config, parse_migrations_js
+from test_plugin import make_project
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
@@ -523,3 +524,14 @@ def test_wrangler_config_shapes_wrangler_refuses_are_errors(
     )
     project = discover(tmp_path)
     assert any(message in str(e) and e.severity == "error" for e in project.errors), project.errors
+
+
+def test_a_config_name_that_is_a_folder_is_a_config_error(tmp_path: Path) -> None:
+    # a folder named wrangler.jsonc declared nothing: the contract was skipped, exit 0
+    make_project(tmp_path)
+    (tmp_path / "wrangler.toml").unlink()
+    (tmp_path / "wrangler.jsonc").mkdir()
+    project = discover(tmp_path)
+    assert [str(e) for e in project.errors] == [
+        f"{tmp_path / 'wrangler.jsonc'}: is a folder, not a config file"
+    ]

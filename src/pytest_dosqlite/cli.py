@@ -298,6 +298,8 @@ def _report(paths: list[str], out: str | None) -> int:
         sys.stdout.write(text)
         return 0
     try:
+        # as --dosqlite-report (and pytest's --junitxml) do: the folder is made when missing
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
         print(f"error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)

@@ -821,8 +821,13 @@ def _walk(root: Path, issues: list[ConfigIssue]) -> tuple[list[Path], list[Path]
                 )
             )
             break
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         here = Path(dirpath)
+        for d in dirnames:
+            if is_config_name(d):
+                # wrangler and drizzle-kit read a file of that name: a folder there declares
+                # nothing, and every check passed as if the project had no such config
+                issues.append(ConfigIssue(here / d, "is a folder, not a config file"))
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         names = set(filenames)
         for n in WRANGLER_NAMES:
             if n in names:
