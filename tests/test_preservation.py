@@ -203,9 +203,10 @@ def test_malformed_seed_file(tmp_path: Path) -> None:
     bad.write_text("{nope")
     assert "cannot read the seed file" in failure(ctx_for(root, seed=bad))
     bad.write_text('{"0000_users": {"no_such_table": [{"a": 1}]}}')
-    assert "the user seed rows for 0000_users cannot be inserted" in failure(
-        ctx_for(root, seed=bad)
-    )
+    text = failure(ctx_for(root, seed=bad))
+    assert "the user seed rows for 0000_users cannot be inserted" in text
+    # which file, and which row (the message named neither)
+    assert str(bad) in text and 'row of no_such_table: {"a": 1}' in text
 
 
 def test_user_seed_callable_gets_every_version() -> None:

@@ -640,6 +640,8 @@ class _UserSeed:
     apply: Callable[[str, DurableObjectStorage], None]
     #: the tags that have rows (a JSON file); None when any tag may (a callable)
     tags: frozenset[str] | None
+    #: where the rows come from, for messages: the file, or the function
+    source: str = ""
 
 
 def _load_user_seed(ctx: CheckContext) -> _UserSeed | None:
@@ -648,7 +650,8 @@ def _load_user_seed(ctx: CheckContext) -> _UserSeed | None:
         return None
     if callable(spec):
         fn: Callable[[str, DurableObjectStorage], None] = spec
-        return _UserSeed(fn, None)
+        name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+        return _UserSeed(fn, None, f"the function {name}")
     path = Path(spec)
     if not path.is_absolute() and ctx.project is not None:
         root = getattr(ctx.project, "root", None)
@@ -693,19 +696,23 @@ def _load_user_seed(ctx: CheckContext) -> _UserSeed | None:
                     if row
                     else f"INSERT INTO {quote_ident(table)} DEFAULT VALUES"
                 )
-                do.sql.exec(sql)
+                try:
+                    do.sql.exec(sql)
+                except SqlError as exc:
+                    exc.add_note(f"row of {table}: {json.dumps(row, default=str)}")
+                    raise
 
-    return _UserSeed(apply, frozenset(by_tag))
+    return _UserSeed(apply, frozenset(by_tag), str(path))
 
 
 def _run_user_seed(user: _UserSeed, tag: str, do: DurableObjectStorage) -> None:
     try:
         do.transaction_sync(lambda: user.apply(tag, do))
     except SqlError as exc:
-        raise CheckFailure(
-            f"the user seed rows for {tag} cannot be inserted",
-            [("SQLite error", str(exc)), ("Version", f"the DO after migration {tag}")],
-        ) from None
+        sections = [("SQLite error", str(exc))]
+        sections += [("Row", note) for note in getattr(exc, "__notes__", ())]
+        sections += [("Seed", user.source), ("Version", f"the DO after migration {tag}")]
+        raise CheckFailure(f"the user seed rows for {tag} cannot be inserted", sections) from None
 
 
 # ----------------------------------------------------------------------------- the check
