@@ -92,6 +92,11 @@ POSTS_CASCADE = (
     "\tFOREIGN KEY (`author_id`) REFERENCES `users`(`id`) "
     "ON UPDATE no action ON DELETE cascade\n);\n"
 )
+USERS_LOG_TRIGGER = (
+    "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
+    "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;"
+)
+USERS_WITH_LOG_TRIGGER = USERS + BP + "CREATE TABLE `log` (`msg` text);" + BP + USERS_LOG_TRIGGER
 RECREATE_USERS = (
     "PRAGMA foreign_keys=OFF;"
     + BP
@@ -598,12 +603,7 @@ FIRES: list[tuple[str, list[str | tuple[str, bool]], str, int, int, str]] = [
     (
         "recreate-drops-trigger",
         [
-            USERS
-            + BP
-            + "CREATE TABLE `log` (`msg` text);"
-            + BP
-            + "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
-            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            USERS_WITH_LOG_TRIGGER,
             RECREATE_USERS,
         ],
         "DO033",
@@ -895,14 +895,8 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
     (
         "recreate-keeps-trigger",
         [
-            USERS
-            + BP
-            + "CREATE TABLE `log` (`msg` text);"
-            + BP
-            + "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
-            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
-            RECREATE_USERS + BP + "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
-            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            USERS_WITH_LOG_TRIGGER,
+            RECREATE_USERS + BP + USERS_LOG_TRIGGER,
             # a plain DROP TABLE takes its trigger on purpose
             "DROP TABLE `users`;",
         ],
@@ -911,16 +905,10 @@ QUIET: list[tuple[str, list[str | tuple[str, bool]], str]] = [
     (
         "trigger-recreated-later-or-renamed",
         [
-            USERS
-            + BP
-            + "CREATE TABLE `log` (`msg` text);"
-            + BP
-            + "CREATE TRIGGER `users_log` AFTER INSERT ON `users` BEGIN\n"
-            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            USERS_WITH_LOG_TRIGGER,
             # recreated by a later migration of the bundle: the same start runs both
             RECREATE_USERS,
-            "CREATE TRIGGER IF NOT EXISTS `users_log` AFTER INSERT ON `users` BEGIN\n"
-            "  INSERT INTO `log` VALUES (NEW.`name`);\nEND;",
+            USERS_LOG_TRIGGER.replace("TRIGGER", "TRIGGER IF NOT EXISTS", 1),
             # recreated under another name in the same migration
             RECREATE_USERS
             + BP
