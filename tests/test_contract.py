@@ -140,7 +140,7 @@ def test_a_hoisted_drizzle_orm_is_found(tmp_path: Path) -> None:
     worker.mkdir(parents=True)
     _drizzle_orm(tmp_path, "0.45.4")
     assert drizzle_orm_migrator(worker, tmp_path) == ("v0", "installed drizzle-orm 0.45.4")
-    assert drizzle_orm_migrator(worker, worker) == (None, "drizzle-orm not found")
+    assert drizzle_orm_migrator(worker, worker) == (None, "drizzle-orm is in no package.json")
 
 
 def test_a_bound_class_the_code_declares_is_checked_not_another_sqlite_class(

@@ -20,7 +20,13 @@ from .errors import CheckFailure
 if TYPE_CHECKING:
     from .checks import CheckContext
 
-__all__ = ["DEFAULT_SQL_RULE_SINCE", "wrangler_contract", "wrangler_version"]
+__all__ = [
+    "DEFAULT_SQL_RULE_SINCE",
+    "drizzle_orm_migrator",
+    "package_version",
+    "wrangler_contract",
+    "wrangler_version",
+]
 
 #: first wrangler release whose default module rules import ``**/*.sql`` as Text
 DEFAULT_SQL_RULE_SINCE = (4, 57, 0)
@@ -28,52 +34,44 @@ DEFAULT_SQL_RULE_SINCE = (4, 57, 0)
 
 def wrangler_version(project_root: Path) -> tuple[tuple[int, int, int] | None, str]:
     """The wrangler version a project uses (installed, else the minimum its spec allows)."""
-    installed = project_root / "node_modules" / "wrangler" / "package.json"
-    try:
-        data = json.loads(installed.read_text(encoding="utf-8"))
-        parsed = _parse(str(data.get("version", "")))
-        if parsed:
-            return parsed, f"installed {data.get('version')}"
-    except (OSError, ValueError):
-        pass
-    pkg = project_root / "package.json"
-    try:
-        data = json.loads(pkg.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None, "no package.json"
-    for section in ("devDependencies", "dependencies"):
-        spec = (data.get(section) or {}).get("wrangler")
-        if isinstance(spec, str):
-            parsed = _parse(spec)
-            return parsed, f"package.json {section} wrangler {spec!r}"
-    return None, "wrangler not in package.json"
+    spec, source = package_version("wrangler", [project_root])
+    return (_parse(spec) if spec is not None else None), source
 
 
 def drizzle_orm_migrator(start: Path, stop: Path) -> tuple[str | None, str]:
     """Which drizzle-orm migrator the Worker in ``start`` bundles: ``"v1"`` (1.0.0-beta.19 and
     later: ``<timestamp>_<name>`` folders, no journal), ``"v0"`` (0.x and 1.0.0-beta.1: the
-    journal) or None when unknown; and where that was read. Node's resolution: the nearest
-    ``node_modules/drizzle-orm`` from ``start`` up to ``stop`` (a monorepo hoists it), else the
-    nearest ``package.json`` that declares it."""
+    journal) or None when unknown; and where that was read, from ``start`` up to ``stop`` (a
+    monorepo hoists it)."""
     folders = [start, *start.parents]
     folders = folders[: folders.index(stop) + 1] if stop in folders else folders[:1]
+    spec, source = package_version("drizzle-orm", folders)
+    return (_migrator_of(spec) if spec is not None else None), source
+
+
+def package_version(name: str, folders: list[Path]) -> tuple[str | None, str]:
+    """The version of npm package ``name`` the project in ``folders[0]`` builds with, as Node
+    resolves it: the nearest ``node_modules/<name>`` of ``folders`` (nearest first), else the
+    spec of the nearest ``package.json`` that declares it; and where that was read."""
     for folder in folders:
-        installed = folder / "node_modules" / "drizzle-orm" / "package.json"
         try:
-            version = str(json.loads(installed.read_text(encoding="utf-8")).get("version", ""))
-        except (OSError, ValueError, AttributeError):
+            data = json.loads((folder / "node_modules" / name / "package.json").read_text("utf-8"))
+        except (OSError, ValueError):
             continue
-        return _migrator_of(version), f"installed drizzle-orm {version}"
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(version, str) and version:
+            return version, f"installed {name} {version}"
     for folder in folders:
         try:
             data = json.loads((folder / "package.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        for section in ("dependencies", "devDependencies"):
-            spec = (data.get(section) or {}).get("drizzle-orm") if isinstance(data, dict) else None
+        for section in ("devDependencies", "dependencies"):
+            deps = data.get(section) if isinstance(data, dict) else None
+            spec = deps.get(name) if isinstance(deps, dict) else None
             if isinstance(spec, str):
-                return _migrator_of(spec), f"package.json {section} drizzle-orm {spec!r}"
-    return None, "drizzle-orm not found"
+                return spec, f"package.json {section} {name} {spec!r}"
+    return None, f"{name} is in no package.json"
 
 
 def _migrator_of(version: str) -> str | None:
