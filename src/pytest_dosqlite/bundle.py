@@ -688,11 +688,7 @@ class Bundle:
         """The bundle as it was with only its first ``count`` migrations."""
         kept = self.migrations[:count]
         index = self.entry_index()
-        mine = len(self.migrations)
-        bundle_error = self.drizzle_error
-        if bundle_error and index.error_at.get(bundle_error, mine) < mine:
-            bundle_error = None  # an entry's own error, not the bundle's
-        first = index.errors[0][1] if index.errors and index.errors[0][0] < len(kept) else None
+        drizzle_error, missing = self._read_errors(len(kept))
         return Bundle(
             root=self.root,
             format=self.format,
@@ -702,30 +698,35 @@ class Bundle:
             migrations_js_path=self.migrations_js_path,
             snapshot_paths=tuple(index.snapshots[: index.snapshots_upto[len(kept)]]),
             js_keys=self.js_keys,
-            missing=index.missing_upto(self.missing, len(kept)) if self.missing else (),
-            drizzle_error=bundle_error or first,
+            missing=missing,
+            drizzle_error=drizzle_error,
             journal_version=self.journal_version,
             journal_dialect=self.journal_dialect,
             _index=index,
         )
+
+    def _read_errors(self, count: int) -> tuple[str | None, tuple[str, ...]]:
+        """``drizzle_error`` and ``missing`` of the first ``count`` migrations: the bundle's own
+        error (not one of an entry's), else the first entry's error among them; and the missing
+        migrations among them."""
+        index = self.entry_index()
+        mine = len(self.migrations)
+        error = self.drizzle_error
+        if error and index.error_at.get(error, mine) < mine:
+            error = None  # an entry's own error, not the bundle's
+        if not error and index.errors and index.errors[0][0] < count:
+            error = index.errors[0][1]
+        return error, (index.missing_upto(self.missing, count) if self.missing else ())
 
     def read_error(self, count: int) -> tuple[str, str] | None:
         """What ``migrate(do, self.prefix(count))`` throws while reading the bundle, before
         any SQL, as ``(kind, text)``: the bundle's error first, then the first missing
         migration; None when that prefix reads fine. Without building the prefix: a version
         after one that cannot be read fails the same way (the images skip building it)."""
-        index = self.entry_index()
-        mine = len(self.migrations)
-        bundle_error = self.drizzle_error
-        if bundle_error and index.error_at.get(bundle_error, mine) >= mine:
-            return ("drizzle", bundle_error)
-        if index.errors and index.errors[0][0] < count:
-            return ("drizzle", str(index.errors[0][1]))
-        if self.missing:
-            kept = index.missing_upto(self.missing, count)
-            if kept:
-                return ("missing", kept[0])
-        return None
+        error, missing = self._read_errors(count)
+        if error:
+            return ("drizzle", str(error))
+        return ("missing", missing[0]) if missing else None
 
     @property
     def fingerprint(self) -> str:
