@@ -1156,15 +1156,15 @@ class DurableObjectStorage:
         self._last_readonly = True
         self._traced = False
         shadows = self._locked_by_readers() if step.drops and self._readers else ()
-        ran_at = self._ran_at.get(text)
+        # the first run of a text since the schema changed: APSW's cached statement, which
+        # SQLite prepares again inside its first step, still names the old columns (an ADD
+        # or RENAME COLUMN is missing from the rows' names) and fails without the error's
+        # offset; workerd prepares every exec anew
+        stale = self._epoch > 0 and self._ran_at.get(text, -1) < self._epoch
         changes = self._conn.total_changes()
         try:
             cur.execute(text, values if values else None)
             rows = [tuple(_to_js_value(v) for v in r) for r in cur]
-            # the first run of a cached statement since the schema changed: SQLite prepares
-            # it again, but APSW still names the old columns (an ADD or RENAME COLUMN is
-            # missing from the rows' names); workerd prepares every exec anew
-            stale = self._epoch and self._ran_at.get(text, -1) < self._epoch
             if stale and not intermediate and self._last_readonly:
                 self._last_desc = self._fresh_description(text, values)
             self._ran_at[text] = self._epoch
@@ -1175,7 +1175,7 @@ class DurableObjectStorage:
                 raise SqlError(rt.ONLY_LAST_PARAMS_MESSAGE) from None
             raise SqlError(rt.WRONG_BINDINGS_MESSAGE) from None
         except apsw.Error as exc:
-            if ran_at is not None and ran_at < self._epoch:
+            if stale:
                 exc = self._prepare_error(exc, text, values)
             error = _sql_error(exc, self._auth_note, text)
             if not self._traced or intermediate:
